@@ -1,0 +1,141 @@
+/*
+ * lsim.h: the public contract of lsim, a serving engine for Alibaba's SIM
+ * (search-based interest model) over lifelong user behavior.
+ *
+ * This header is the whole public API. It compiles on its own (C11, no other
+ * project headers). Everything else in the source tree is private.
+ *
+ * Conventions, which hold for every function below unless it says otherwise:
+ *   - Functions return int: 0 on success, a negative LSIM_E_* code on failure.
+ *     lsim_strerror() names a code; handles also keep a detail message
+ *     (which file, which key, which field) readable until their next call.
+ *   - The library never prints and never calls exit().
+ *   - Handles are opaque. Every *_open / *_new has a paired *_close / *_free,
+ *     which accepts NULL.
+ *   - Raw ids (users, items, categories, behavior types) are byte strings as
+ *     they appear in the logs, passed with an explicit length; they may hold
+ *     any byte but NUL and are at most LSIM_MAX_ID_LEN bytes long.
+ *   - Timestamps are unix seconds, int64_t.
+ */
+#ifndef LSIM_H
+#define LSIM_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(LSIM_BUILDING) && defined(__GNUC__)
+#define LSIM_API __attribute__((visibility("default")))
+#else
+#define LSIM_API
+#endif
+
+#define LSIM_VERSION_MAJOR 0
+#define LSIM_VERSION_MINOR 1
+#define LSIM_VERSION_PATCH 0
+
+/* Longest raw id (user, item, category, type) in bytes. Longer ids are bad input. */
+#define LSIM_MAX_ID_LEN 255
+
+/* Error codes. 0 is success; every failure is one of these, negative. */
+enum lsim_error {
+    LSIM_OK = 0,
+    LSIM_E_INVAL = -1,      /* a bad argument: NULL where a pointer is needed, a bad size */
+    LSIM_E_NOMEM = -2,      /* an allocation failed */
+    LSIM_E_IO = -3,         /* reading or writing a file failed (errno in the detail) */
+    LSIM_E_STORAGE = -4,    /* LMDB failed (its message in the detail) */
+    LSIM_E_CORRUPT = -5,    /* stored data failed a checksum or a structural check */
+    LSIM_E_NOTFOUND = -6,   /* the thing asked for is not there */
+    LSIM_E_FORMAT = -7,     /* input (a log line, a file) is malformed */
+    LSIM_E_VERSION = -8,    /* stored data has a schema version this build cannot read */
+    LSIM_E_INCOMPLETE = -9, /* the index was never finished (a build was interrupted) */
+    LSIM_E_FULL = -10,      /* the disk or the LMDB map is full */
+    LSIM_E_LIMIT = -11,     /* a configured limit was exceeded (ids, types, sizes) */
+    LSIM_E_SEARCH = -12     /* the vector search library failed */
+};
+
+/* A static, never-NULL English name of an error code. Thread-safe. */
+LSIM_API const char *lsim_strerror(int code);
+
+/* The library's version string, "MAJOR.MINOR.PATCH". Thread-safe. */
+LSIM_API const char *lsim_version(void);
+
+/* ---------------------------------------------------------------------------
+ * The behavior index (User Behavior Tree), read side.
+ *
+ * An index is a directory holding one LMDB environment built by
+ * `lsim index build`. It maps user -> category -> that user's events in the
+ * category, time-ordered. Opening checks the schema version and that the
+ * build finished; an interrupted build is refused with LSIM_E_INCOMPLETE.
+ *
+ * Thread safety: an lsim_index may be shared by any number of threads once
+ * opened. Each lsim_index_reader belongs to one thread at a time; give each
+ * thread its own. Each search call reads one consistent snapshot (one LMDB
+ * read transaction): an append committed meanwhile is seen whole by a later
+ * call, or not at all.
+ * ------------------------------------------------------------------------- */
+
+typedef struct lsim_index lsim_index;
+typedef struct lsim_index_reader lsim_index_reader;
+
+/* One behavior, as returned by searches. The string pointers point into
+ * the index's vocabulary and stay valid until lsim_index_close. */
+typedef struct lsim_event {
+    const char *item;     /* raw item id, NUL-terminated */
+    const char *category; /* raw category id as the log gave it, NUL-terminated */
+    const char *type;     /* behavior type ("pv", "buy", ...), NUL-terminated */
+    int64_t ts;           /* unix seconds */
+} lsim_event;
+
+/* Counts over the whole index. */
+typedef struct lsim_index_stats {
+    uint64_t users, items, categories, types;
+    uint64_t events;  /* behaviors stored */
+    uint64_t blocks;  /* compressed event blocks */
+    uint64_t bytes;   /* size of the LMDB data file on disk */
+    uint64_t used_bytes; /* bytes of the pages in use (what mdb_copy -c would write) */
+    uint32_t schema_version;
+} lsim_index_stats;
+
+/* Opens the index in directory `dir` read-only. On failure *out is NULL and,
+ * if err is not NULL, err[0..errlen) receives a NUL-terminated detail. */
+LSIM_API int lsim_index_open(lsim_index **out, const char *dir, char *err, size_t errlen);
+LSIM_API void lsim_index_close(lsim_index *ix);
+
+/* Whole-index counts, as of the latest committed build or append. */
+LSIM_API int lsim_index_stats_get(lsim_index *ix, lsim_index_stats *out);
+
+/* A per-thread reader with its own scratch memory. */
+LSIM_API int lsim_index_reader_new(lsim_index *ix, lsim_index_reader **out);
+LSIM_API void lsim_index_reader_free(lsim_index_reader *rd);
+
+/* The detail message of the reader's last failure ("" if none). Valid until
+ * the reader's next call. */
+LSIM_API const char *lsim_index_reader_errmsg(const lsim_index_reader *rd);
+
+/*
+ * Hard search (SIM's GSU, hard mode): the user's `k` most recent events in
+ * category `category` with timestamp strictly less than `before`, most recent
+ * first. Events with equal timestamps keep log order: of two, the one on the
+ * later line (or in the later appended log) is the more recent. Duplicate
+ * lines are distinct events.
+ *
+ * category == NULL means every category: the user's k most recent events
+ * before `before`, whatever their category.
+ *
+ * Writes at most k events to out[0..k) and their count to *n. An unknown user
+ * or category is not an error: *n = 0. The out[] strings stay valid until
+ * lsim_index_close. Returns 0, or LSIM_E_CORRUPT / LSIM_E_STORAGE with a
+ * detail in lsim_index_reader_errmsg.
+ */
+LSIM_API int lsim_index_hard_search(lsim_index_reader *rd, const char *user, size_t user_len,
+                                    const char *category, size_t category_len, int64_t before,
+                                    size_t k, lsim_event *out, size_t *n);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* LSIM_H */

@@ -1,0 +1,132 @@
+/*
+ * test_util.c: see test_util.h.
+ */
+#include "tests/test_util.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+char *tu_tmpdir(const char *tag)
+{
+    const char *base = getenv("TMPDIR");
+    if (!base || !*base) base = "/tmp";
+    char *path = malloc(strlen(base) + strlen(tag) + 32);
+    if (!path) return NULL;
+    sprintf(path, "%s/lsim-%s-XXXXXX", base, tag);
+    if (!mkdtemp(path)) {
+        free(path);
+        return NULL;
+    }
+    return path;
+}
+
+static int rm_one(const char *p, const struct stat *sb, int flag, struct FTW *ftw)
+{
+    (void)sb;
+    (void)flag;
+    (void)ftw;
+    return remove(p);
+}
+
+void tu_rmrf(const char *path)
+{
+    if (path) nftw(path, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+char *tu_shared_data(const char *rel)
+{
+    const char *base = getenv("LSIM_SHARED_DATA");
+    if (!base) base = "../shared/data";
+    char *p = malloc(strlen(base) + strlen(rel) + 2);
+    if (!p) return NULL;
+    sprintf(p, "%s/%s", base, rel);
+    if (access(p, R_OK) != 0) {
+        fprintf(stderr, "note: shared data %s is absent; skipping the test that needs it\n", p);
+        free(p);
+        return NULL;
+    }
+    return p;
+}
+
+int tu_write_file(const char *path, const char *text, size_t len)
+{
+    FILE *f = fopen(path, "wb");
+    if (!f) return -1;
+    size_t w = fwrite(text, 1, len, f);
+    int rc = fclose(f);
+    return (w == len && rc == 0) ? 0 : -1;
+}
+
+const char *tu_lsim_bin(void)
+{
+    const char *b = getenv("LSIM_BIN");
+    return b ? b : "./lsim";
+}
+
+static char *slurp_fd(int fd)
+{
+    size_t cap = 4096, len = 0;
+    char *buf = malloc(cap);
+    if (!buf) return NULL;
+    for (;;) {
+        if (len + 1 >= cap) {
+            char *nb = realloc(buf, cap * 2);
+            if (!nb) break;
+            buf = nb;
+            cap *= 2;
+        }
+        ssize_t r = read(fd, buf + len, cap - len - 1);
+        if (r < 0 && errno == EINTR) continue;
+        if (r <= 0) break;
+        len += (size_t)r;
+    }
+    buf[len] = 0;
+    return buf;
+}
+
+int tu_run_lsim(const char *const *argv, char **out, char **err)
+{
+    char outp[] = "/tmp/lsim-out-XXXXXX", errp[] = "/tmp/lsim-err-XXXXXX";
+    int ofd = mkstemp(outp), efd = mkstemp(errp);
+    if (ofd < 0 || efd < 0) return -1;
+    unlink(outp);
+    unlink(errp);
+    size_t n = 0;
+    while (argv[n]) n++;
+    const char **full = calloc(n + 2, sizeof *full);
+    full[0] = tu_lsim_bin();
+    for (size_t i = 0; i < n; i++) full[i + 1] = argv[i];
+    pid_t pid = fork();
+    if (pid == 0) {
+        dup2(ofd, 1);
+        dup2(efd, 2);
+        execv(full[0], (char *const *)full);
+        _exit(127);
+    }
+    free(full);
+    int st = 0;
+    while (waitpid(pid, &st, 0) < 0 && errno == EINTR) {
+    }
+    lseek(ofd, 0, SEEK_SET);
+    lseek(efd, 0, SEEK_SET);
+    if (out) *out = slurp_fd(ofd);
+    if (err) *err = slurp_fd(efd);
+    close(ofd);
+    close(efd);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+uint64_t tu_rand(uint64_t *s)
+{
+    uint64_t z = (*s += 0x9e3779b97f4a7c15ULL);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    return z ^ (z >> 31);
+}

@@ -1,0 +1,35 @@
+/*
+ * test_util.h: helpers shared by the Criterion tests: scratch directories,
+ * the shared sample data, running the lsim binary.
+ */
+#ifndef LSIM_TEST_UTIL_H
+#define LSIM_TEST_UTIL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* A fresh empty directory under $TMPDIR (or /tmp); the returned string is
+ * static per call site-less pool (copy it if you keep several). Removed by
+ * tu_rmrf. */
+char *tu_tmpdir(const char *tag);
+void tu_rmrf(const char *path);
+
+/* Path of a file under ../shared/data, or NULL (and a message on stderr
+ * saying it is absent) when the folder is not there. Caller frees. */
+char *tu_shared_data(const char *rel);
+
+/* Writes `text` to path; returns 0 or -1. */
+int tu_write_file(const char *path, const char *text, size_t len);
+
+/* Runs the lsim binary with argv (NULL-terminated, without argv[0]),
+ * capturing stdout and stderr (caller frees, may pass NULL). Returns the
+ * exit status, or -1 if it did not exit normally. */
+int tu_run_lsim(const char *const *argv, char **out, char **err);
+
+/* Path of the lsim binary ($LSIM_BIN). */
+const char *tu_lsim_bin(void);
+
+/* A small deterministic PRNG (splitmix64) for random test cases. */
+uint64_t tu_rand(uint64_t *state);
+
+#endif
