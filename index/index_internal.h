@@ -1,0 +1,66 @@
+/*
+ * index_internal.h: the read-side handles behind lsim_index /
+ * lsim_index_reader, shared by index_read.c, index_verify.c and the tools
+ * (private).
+ *
+ * Concurrency: vocabularies are loaded at open and refreshed when a reader's
+ * snapshot shows that an append added entries; the rwlock guards them (readers
+ * hold it shared while they resolve ids to strings). Strings never move, so
+ * pointers handed out stay valid until close.
+ */
+#ifndef LSIM_INDEX_INTERNAL_H
+#define LSIM_INDEX_INTERNAL_H
+
+#include "index/ubt_layout.h"
+#include "index/vocab.h"
+#include "lsim.h"
+#include "storage/block_codec.h"
+#include "storage/error_detail.h"
+
+#include <lmdb.h>
+#include <pthread.h>
+
+enum { IX_USER, IX_ITEM, IX_CAT, IX_TYPE, IX_KINDS };
+
+struct lsim_index {
+    MDB_env *env;
+    MDB_dbi db_meta, db_ubt, db_users, db_vocab;
+    vocab *voc[IX_KINDS];
+    ubt_counts counts;   /* as of the last vocabulary load */
+    void *dict;
+    size_t dict_len;
+    char *dir;
+    pthread_rwlock_t lock;
+};
+
+struct lsim_index_reader {
+    lsim_index *ix;
+    MDB_txn *txn;        /* reset between calls, renewed at the next */
+    MDB_cursor *cur;
+    int active;
+    block_codec *codec;
+    ubt_event *blk;      /* one decoded block, BLOCK_MAX_EVENTS */
+    ubt_event *acc;      /* candidates of an all-category search */
+    size_t acc_cap;
+    ubt_event *res;      /* dense results of the last search */
+    uint32_t *res_cat;
+    size_t res_cap;
+    char errmsg[LSIM_ERRLEN];
+};
+
+/* Starts a snapshot (renews the read transaction; refreshes the vocabularies
+ * if an append added entries). Every search calls it; index_reader_end ends it. */
+int index_reader_begin(lsim_index_reader *rd);
+void index_reader_end(lsim_index_reader *rd);
+
+/* Hard search on dense ids within a begun snapshot. cat = UBT_MIXED means
+ * every category. Fills out[0..*n) newest first (events carry their
+ * category). */
+int index_hard_search_dense(lsim_index_reader *rd, uint32_t user, uint32_t cat, int64_t before,
+                            size_t k, ubt_event *out, size_t *n);
+
+/* The first key after every key that starts with prefix[0..len) (big-endian
+ * increment); returns 0 if there is none (prefix all 0xff). */
+int index_next_prefix(uint8_t *key, const uint8_t *prefix, size_t len);
+
+#endif

@@ -1,0 +1,390 @@
+/*
+ * index_read.c: opening an index and hard search (SIM's GSU in hard mode),
+ * exactly as DESIGN.md defines it: the user's K most recent events of a
+ * category strictly before `before`, most recent first, ties in log order.
+ *
+ * A (user, category) lives in one chain: its own, or the user's mixed chain
+ * (ubt_layout.h). The search seeks to the end of the chain and walks blocks
+ * backwards, skipping by header blocks that start at or after `before`, and
+ * stops as soon as K events are found: it reads one or two blocks in the
+ * common case, whatever the user's sequence length.
+ *
+ * Not here: writing (index_write.c), whole-index checks (index_verify.c).
+ */
+#include "index/index_internal.h"
+#include "storage/lmdb_env.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+static int rd_err(lsim_index_reader *rd, int code, const char *msg)
+{
+    return err_set(rd->errmsg, sizeof rd->errmsg, code, "%s", msg);
+}
+
+static int read_meta(lsim_index *ix, MDB_txn *txn, char *err, size_t errlen)
+{
+    MDB_val k = {6, "schema"}, d;
+    if (mdb_get(txn, ix->db_meta, &k, &d) || d.mv_size != 4)
+        return err_set(err, errlen, LSIM_E_INCOMPLETE, "%s: not an lsim index (no schema version)", ix->dir);
+    const uint8_t *v = d.mv_data;
+    if (v[0] != UBT_SCHEMA_VERSION || v[1] || v[2] || v[3])
+        return err_set(err, errlen, LSIM_E_VERSION, "%s: index schema %u, this lsim reads schema %u",
+                       ix->dir, v[0], UBT_SCHEMA_VERSION);
+    k = (MDB_val){8, "complete"};
+    if (mdb_get(txn, ix->db_meta, &k, &d))
+        return err_set(err, errlen, LSIM_E_INCOMPLETE,
+                       "%s: the index build never finished (interrupted?); build it again", ix->dir);
+    k = (MDB_val){6, "counts"};
+    if (mdb_get(txn, ix->db_meta, &k, &d) || ubt_counts_decode(&ix->counts, d.mv_data, d.mv_size))
+        return err_set(err, errlen, LSIM_E_CORRUPT, "%s: index counts missing or corrupt", ix->dir);
+    k = (MDB_val){5, "zdict"};
+    if (mdb_get(txn, ix->db_meta, &k, &d) == 0) {
+        if (!(ix->dict = malloc(d.mv_size))) return err_set(err, errlen, LSIM_E_NOMEM, "out of memory");
+        memcpy(ix->dict, d.mv_data, d.mv_size);
+        ix->dict_len = d.mv_size;
+    }
+    return 0;
+}
+
+static int load_vocabs(lsim_index *ix, MDB_txn *txn, char *err, size_t errlen)
+{
+    for (int i = 0; i < IX_KINDS; i++) {
+        int rc = vocab_load(ix->voc[i], txn, ix->db_vocab, err, errlen);
+        if (rc) return rc;
+    }
+    if (vocab_size(ix->voc[IX_USER]) != ix->counts.users || vocab_size(ix->voc[IX_ITEM]) != ix->counts.items ||
+        vocab_size(ix->voc[IX_CAT]) != ix->counts.categories || vocab_size(ix->voc[IX_TYPE]) != ix->counts.types)
+        return err_set(err, errlen, LSIM_E_CORRUPT, "%s: vocabulary sizes disagree with the index counts", ix->dir);
+    return 0;
+}
+
+LSIM_API int lsim_index_open(lsim_index **out, const char *dir, char *err, size_t errlen)
+{
+    if (!out || !dir) return err_set(err, errlen, LSIM_E_INVAL, "lsim_index_open: NULL argument");
+    *out = NULL;
+    lsim_index *ix = calloc(1, sizeof *ix);
+    if (!ix || !(ix->dir = strdup(dir))) {
+        free(ix);
+        return err_set(err, errlen, LSIM_E_NOMEM, "out of memory");
+    }
+    pthread_rwlock_init(&ix->lock, NULL);
+    int rc = 0;
+    for (int i = 0; i < IX_KINDS && !rc; i++)
+        if (vocab_new(&ix->voc[i], "uict"[i], i == IX_ITEM)) rc = err_set(err, errlen, LSIM_E_NOMEM, "out of memory");
+    if (!rc) rc = lmdb_env_open(&ix->env, dir, LMDB_ENV_READ, 0, err, errlen);
+    MDB_txn *txn = NULL;
+    if (!rc && (rc = mdb_txn_begin(ix->env, NULL, MDB_RDONLY, &txn))) rc = lmdb_err(rc, err, errlen, dir);
+    if (!rc) {
+        int r;
+        if ((r = mdb_dbi_open(txn, UBT_DB_META, 0, &ix->db_meta)) || (r = mdb_dbi_open(txn, UBT_DB_UBT, 0, &ix->db_ubt)) ||
+            (r = mdb_dbi_open(txn, UBT_DB_USERS, 0, &ix->db_users)) ||
+            (r = mdb_dbi_open(txn, UBT_DB_VOCAB, 0, &ix->db_vocab)))
+            rc = r == MDB_NOTFOUND
+                     ? err_set(err, errlen, LSIM_E_INCOMPLETE, "%s: not an lsim index (missing databases)", dir)
+                     : lmdb_err(r, err, errlen, dir);
+    }
+    if (!rc) rc = read_meta(ix, txn, err, errlen);
+    if (!rc) rc = load_vocabs(ix, txn, err, errlen);
+    if (txn) mdb_txn_abort(txn);
+    if (rc) {
+        lsim_index_close(ix);
+        return rc;
+    }
+    *out = ix;
+    return 0;
+}
+
+LSIM_API void lsim_index_close(lsim_index *ix)
+{
+    if (!ix) return;
+    if (ix->env) mdb_env_close(ix->env);
+    for (int i = 0; i < IX_KINDS; i++) vocab_free(ix->voc[i]);
+    pthread_rwlock_destroy(&ix->lock);
+    free(ix->dict);
+    free(ix->dir);
+    free(ix);
+}
+
+LSIM_API int lsim_index_stats_get(lsim_index *ix, lsim_index_stats *out)
+{
+    if (!ix || !out) return LSIM_E_INVAL;
+    MDB_txn *txn;
+    int rc = mdb_txn_begin(ix->env, NULL, MDB_RDONLY, &txn);
+    if (rc) return lmdb_err(rc, NULL, 0, "stats");
+    MDB_val k = {6, "counts"}, d;
+    ubt_counts c;
+    rc = mdb_get(txn, ix->db_meta, &k, &d);
+    if (rc == 0 && ubt_counts_decode(&c, d.mv_data, d.mv_size)) rc = LSIM_E_CORRUPT;
+    else if (rc) rc = lmdb_err(rc, NULL, 0, "stats");
+    MDB_envinfo info;
+    MDB_stat st;
+    mdb_env_info(ix->env, &info);
+    mdb_env_stat(ix->env, &st);
+    mdb_txn_abort(txn);
+    if (rc) return rc;
+    memset(out, 0, sizeof *out);
+    out->users = c.users;
+    out->items = c.items;
+    out->categories = c.categories;
+    out->types = c.types;
+    out->events = c.events;
+    out->blocks = c.blocks;
+    out->bytes = lmdb_env_disk_bytes(ix->dir);
+    out->used_bytes = ((uint64_t)info.me_last_pgno + 1) * st.ms_psize;
+    out->schema_version = UBT_SCHEMA_VERSION;
+    return 0;
+}
+
+LSIM_API int lsim_index_reader_new(lsim_index *ix, lsim_index_reader **out)
+{
+    if (!ix || !out) return LSIM_E_INVAL;
+    lsim_index_reader *rd = calloc(1, sizeof *rd);
+    if (!rd) return LSIM_E_NOMEM;
+    rd->ix = ix;
+    rd->blk = malloc(BLOCK_MAX_EVENTS * sizeof *rd->blk);
+    if (!rd->blk || block_codec_new(&rd->codec, ix->dict, ix->dict_len, 3)) {
+        lsim_index_reader_free(rd);
+        return LSIM_E_NOMEM;
+    }
+    *out = rd;
+    return 0;
+}
+
+LSIM_API void lsim_index_reader_free(lsim_index_reader *rd)
+{
+    if (!rd) return;
+    if (rd->cur) mdb_cursor_close(rd->cur);
+    if (rd->txn) mdb_txn_abort(rd->txn);
+    block_codec_free(rd->codec);
+    free(rd->blk);
+    free(rd->acc);
+    free(rd->res);
+    free(rd->res_cat);
+    free(rd);
+}
+
+LSIM_API const char *lsim_index_reader_errmsg(const lsim_index_reader *rd)
+{
+    return rd ? rd->errmsg : "";
+}
+
+/* Reloads the vocabularies when this snapshot holds more entries than loaded. */
+static int refresh_if_grown(lsim_index_reader *rd)
+{
+    lsim_index *ix = rd->ix;
+    MDB_val k = {6, "counts"}, d;
+    ubt_counts c;
+    int rc = mdb_get(rd->txn, ix->db_meta, &k, &d);
+    if (rc) return lmdb_err(rc, rd->errmsg, sizeof rd->errmsg, "reading index counts");
+    if (ubt_counts_decode(&c, d.mv_data, d.mv_size)) return rd_err(rd, LSIM_E_CORRUPT, "index counts corrupt");
+    pthread_rwlock_rdlock(&ix->lock);
+    int grown = c.users > ix->counts.users || c.items > ix->counts.items ||
+                c.categories > ix->counts.categories || c.types > ix->counts.types;
+    pthread_rwlock_unlock(&ix->lock);
+    if (!grown) return 0;
+    pthread_rwlock_wrlock(&ix->lock);
+    if (c.users > ix->counts.users || c.items > ix->counts.items || c.categories > ix->counts.categories ||
+        c.types > ix->counts.types) {
+        ubt_counts keep = ix->counts;
+        ix->counts = c;
+        rc = load_vocabs(ix, rd->txn, rd->errmsg, sizeof rd->errmsg);
+        if (rc) ix->counts = keep;
+    }
+    pthread_rwlock_unlock(&ix->lock);
+    return rc;
+}
+
+int index_reader_begin(lsim_index_reader *rd)
+{
+    int rc;
+    rd->errmsg[0] = 0;
+    if (!rd->txn) {
+        rc = mdb_txn_begin(rd->ix->env, NULL, MDB_RDONLY, &rd->txn);
+        if (!rc) rc = mdb_cursor_open(rd->txn, rd->ix->db_ubt, &rd->cur);
+    } else {
+        rc = mdb_txn_renew(rd->txn);
+        if (!rc) rc = mdb_cursor_renew(rd->txn, rd->cur);
+    }
+    if (rc) return lmdb_err(rc, rd->errmsg, sizeof rd->errmsg, "starting a read transaction");
+    rd->active = 1;
+    rc = refresh_if_grown(rd);
+    if (rc) index_reader_end(rd);
+    return rc;
+}
+
+void index_reader_end(lsim_index_reader *rd)
+{
+    if (rd->active) mdb_txn_reset(rd->txn);
+    rd->active = 0;
+}
+
+int index_next_prefix(uint8_t *key, const uint8_t *prefix, size_t len)
+{
+    memcpy(key, prefix, len);
+    for (size_t i = len; i-- > 0;) {
+        if (key[i] != 0xff) {
+            key[i]++;
+            return 1;
+        }
+        key[i] = 0;
+    }
+    return 0;
+}
+
+/* Positions the cursor on the last block of chain (user, keycat); 0 if the
+ * chain is empty (or an error). */
+static int seek_chain_last(lsim_index_reader *rd, uint32_t user, uint32_t keycat, MDB_val *k, MDB_val *d)
+{
+    uint8_t prefix[8], next[UBT_KEY_LEN] = {0};
+    ubt_put_u32be(prefix, user);
+    ubt_put_u32be(prefix + 4, keycat);
+    int rc;
+    if (index_next_prefix(next, prefix, 8)) {
+        k->mv_size = UBT_KEY_LEN;
+        k->mv_data = next;
+        rc = mdb_cursor_get(rd->cur, k, d, MDB_SET_RANGE);
+        rc = rc == 0 ? mdb_cursor_get(rd->cur, k, d, MDB_PREV)
+                     : (rc == MDB_NOTFOUND ? mdb_cursor_get(rd->cur, k, d, MDB_LAST) : rc);
+    } else
+        rc = mdb_cursor_get(rd->cur, k, d, MDB_LAST);
+    if (rc == MDB_NOTFOUND) return 0;
+    if (rc) return lmdb_err(rc, rd->errmsg, sizeof rd->errmsg, "seeking a chain");
+    return k->mv_size == UBT_KEY_LEN && memcmp(k->mv_data, prefix, 8) == 0;
+}
+
+/* Walks chain (user, keycat) backwards from its cursor position, appending to
+ * out the newest events with ts < before (of category `want` unless it is
+ * UBT_MIXED) until *n == k. */
+static int walk_back(lsim_index_reader *rd, uint32_t user, uint32_t keycat, uint32_t want, int64_t before,
+                     size_t k, ubt_event *out, size_t *n, MDB_val *key, MDB_val *d)
+{
+    uint8_t prefix[8];
+    ubt_put_u32be(prefix, user);
+    ubt_put_u32be(prefix + 4, keycat);
+    int rc = 0;
+    while (*n < k) {
+        block_header h;
+        if (block_read_header(d->mv_data, d->mv_size, &h))
+            return err_set(rd->errmsg, sizeof rd->errmsg, LSIM_E_CORRUPT,
+                           "corrupt block header (user %u, chain %u)", user, keycat);
+        if (h.first_ts < before) {
+            size_t got = 0;
+            if (block_decode(rd->codec, rd->blk, BLOCK_MAX_EVENTS, &got, d->mv_data, d->mv_size,
+                             keycat == UBT_MIXED ? 0 : keycat))
+                return err_set(rd->errmsg, sizeof rd->errmsg, LSIM_E_CORRUPT,
+                               "corrupt event block (user %u, chain %u): run `lsim index verify`", user, keycat);
+            for (size_t i = got; i-- > 0 && *n < k;) {
+                const ubt_event *e = &rd->blk[i];
+                if (e->ts < before && (want == UBT_MIXED || e->cat == want)) out[(*n)++] = *e;
+            }
+        }
+        rc = mdb_cursor_get(rd->cur, key, d, MDB_PREV);
+        if (rc == MDB_NOTFOUND) return 0;
+        if (rc) return lmdb_err(rc, rd->errmsg, sizeof rd->errmsg, "walking a chain");
+        if (key->mv_size != UBT_KEY_LEN || memcmp(key->mv_data, prefix, 8) != 0) return 0;
+    }
+    return 0;
+}
+
+static int newer_first(const void *a, const void *b)
+{
+    const ubt_event *x = a, *y = b;
+    if (x->ts != y->ts) return x->ts < y->ts ? 1 : -1;
+    return (x->tie < y->tie) - (x->tie > y->tie);
+}
+
+static int search_all_categories(lsim_index_reader *rd, uint32_t user, int64_t before, size_t k,
+                                 ubt_event *out, size_t *n)
+{
+    /* each chain's newest k before `before`, then the newest k of those */
+    size_t total = 0;
+    uint8_t key0[UBT_KEY_LEN];
+    ubt_key(key0, user, 0, 0);
+    MDB_val key = {UBT_KEY_LEN, key0}, d;
+    int rc = mdb_cursor_get(rd->cur, &key, &d, MDB_SET_RANGE);
+    for (;;) {
+        if (rc == MDB_NOTFOUND) break;
+        if (rc) return lmdb_err(rc, rd->errmsg, sizeof rd->errmsg, "listing a user's chains");
+        if (key.mv_size != UBT_KEY_LEN || ubt_get_u32be(key.mv_data) != user) break;
+        uint32_t cat = ubt_get_u32be((const uint8_t *)key.mv_data + 4);
+        if (rd->acc_cap < total + k) {
+            size_t nc = rd->acc_cap ? rd->acc_cap : 1024;
+            while (nc < total + k) nc *= 2;
+            ubt_event *a = realloc(rd->acc, nc * sizeof *a);
+            if (!a) return rd_err(rd, LSIM_E_NOMEM, "out of memory");
+            rd->acc = a;
+            rd->acc_cap = nc;
+        }
+        size_t got = 0;
+        if ((rc = seek_chain_last(rd, user, cat, &key, &d)) < 0) return rc;
+        if (rc && (rc = walk_back(rd, user, cat, UBT_MIXED, before, k, rd->acc + total, &got, &key, &d)))
+            return rc;
+        total += got;
+        if (cat == UBT_MIXED) break;
+        ubt_key(key0, user, cat + 1, 0);
+        key = (MDB_val){UBT_KEY_LEN, key0};
+        rc = mdb_cursor_get(rd->cur, &key, &d, MDB_SET_RANGE);
+    }
+    qsort(rd->acc, total, sizeof *rd->acc, newer_first);
+    *n = total < k ? total : k;
+    memcpy(out, rd->acc, *n * sizeof *out);
+    return 0;
+}
+
+int index_hard_search_dense(lsim_index_reader *rd, uint32_t user, uint32_t cat, int64_t before, size_t k,
+                            ubt_event *out, size_t *n)
+{
+    *n = 0;
+    if (k == 0) return 0;
+    if (cat == UBT_MIXED) return search_all_categories(rd, user, before, k, out, n);
+    MDB_val key, d;
+    int rc = seek_chain_last(rd, user, cat, &key, &d);
+    if (rc < 0) return rc;
+    if (rc) return walk_back(rd, user, cat, cat, before, k, out, n, &key, &d);
+    rc = seek_chain_last(rd, user, UBT_MIXED, &key, &d);
+    if (rc <= 0) return rc;
+    return walk_back(rd, user, UBT_MIXED, cat, before, k, out, n, &key, &d);
+}
+
+LSIM_API int lsim_index_hard_search(lsim_index_reader *rd, const char *user, size_t user_len,
+                                    const char *category, size_t category_len, int64_t before, size_t k,
+                                    lsim_event *out, size_t *n)
+{
+    if (!rd || !user || !n || (k && !out)) return LSIM_E_INVAL;
+    *n = 0;
+    if (user_len > LSIM_MAX_ID_LEN || (category && category_len > LSIM_MAX_ID_LEN)) return 0;
+    if (rd->res_cap < k) {
+        ubt_event *r = realloc(rd->res, k * sizeof *r);
+        if (!r) return rd_err(rd, LSIM_E_NOMEM, "out of memory");
+        rd->res = r;
+        rd->res_cap = k;
+    }
+    int rc = index_reader_begin(rd);
+    if (rc) return rc;
+    lsim_index *ix = rd->ix;
+    pthread_rwlock_rdlock(&ix->lock);
+    uint32_t uid, cid = UBT_MIXED;
+    size_t got = 0;
+    if (vocab_find(ix->voc[IX_USER], user, user_len, &uid) == 0 &&
+        (!category || vocab_find(ix->voc[IX_CAT], category, category_len, &cid) == 0)) {
+        rc = index_hard_search_dense(rd, uid, cid, before, k, rd->res, &got);
+        for (size_t i = 0; i < got && !rc; i++) {
+            const ubt_event *e = &rd->res[i];
+            if (e->item >= vocab_size(ix->voc[IX_ITEM]) || e->cat >= vocab_size(ix->voc[IX_CAT]) ||
+                e->type >= vocab_size(ix->voc[IX_TYPE])) {
+                rc = rd_err(rd, LSIM_E_CORRUPT, "an event block names an id outside the vocabulary");
+                break;
+            }
+            out[i].item = vocab_str(ix->voc[IX_ITEM], e->item);
+            out[i].category = vocab_str(ix->voc[IX_CAT], e->cat);
+            out[i].type = vocab_str(ix->voc[IX_TYPE], e->type);
+            out[i].ts = e->ts;
+        }
+    }
+    pthread_rwlock_unlock(&ix->lock);
+    index_reader_end(rd);
+    if (rc) return rc;
+    *n = got;
+    return 0;
+}

@@ -1,0 +1,67 @@
+/*
+ * ubt_layout.c: the small fixed records of the index layout (counts, user
+ * summaries). See ubt_layout.h.
+ */
+#include "index/ubt_layout.h"
+
+#include "lsim.h"
+#include "storage/varint.h"
+
+#include <string.h>
+
+static void put_u64le(uint8_t *p, uint64_t v)
+{
+    for (int i = 0; i < 8; i++) p[i] = (uint8_t)(v >> (8 * i));
+}
+
+static uint64_t get_u64le(const uint8_t *p)
+{
+    uint64_t v = 0;
+    for (int i = 0; i < 8; i++) v |= (uint64_t)p[i] << (8 * i);
+    return v;
+}
+
+void ubt_counts_encode(uint8_t out[UBT_COUNTS_BYTES], const ubt_counts *c)
+{
+    const uint64_t f[7] = {c->users, c->items, c->categories, c->types, c->events, c->blocks,
+                           c->appends};
+    for (int i = 0; i < 7; i++) put_u64le(out + 8 * i, f[i]);
+}
+
+int ubt_counts_decode(ubt_counts *c, const void *buf, size_t len)
+{
+    if (len != UBT_COUNTS_BYTES) return LSIM_E_CORRUPT;
+    const uint8_t *p = buf;
+    c->users = get_u64le(p);
+    c->items = get_u64le(p + 8);
+    c->categories = get_u64le(p + 16);
+    c->types = get_u64le(p + 24);
+    c->events = get_u64le(p + 32);
+    c->blocks = get_u64le(p + 40);
+    c->appends = get_u64le(p + 48);
+    return 0;
+}
+
+size_t ubt_summary_encode(uint8_t out[UBT_SUMMARY_MAX_BYTES], const ubt_user_summary *s)
+{
+    size_t n = varint_put(out, s->events);
+    n += varint_put(out + n, zigzag_enc(s->first_ts));
+    n += varint_put(out + n, (uint64_t)s->last_ts - (uint64_t)s->first_ts);
+    return n;
+}
+
+int ubt_summary_decode(ubt_user_summary *s, const void *buf, size_t len)
+{
+    const uint8_t *p = buf, *end = p + len;
+    uint64_t ev, first, span;
+    if (varint_get(&p, end, &ev) || varint_get(&p, end, &first) || varint_get(&p, end, &span) ||
+        p != end)
+        return LSIM_E_CORRUPT;
+    s->events = ev;
+    s->first_ts = zigzag_dec(first);
+    if (span > (uint64_t)INT64_MAX - (uint64_t)(s->first_ts < 0 ? 0 : s->first_ts))
+        return LSIM_E_CORRUPT;
+    s->last_ts = (int64_t)((uint64_t)s->first_ts + span);
+    if (ev == 0 || s->last_ts < s->first_ts) return LSIM_E_CORRUPT;
+    return 0;
+}

@@ -1,0 +1,45 @@
+/*
+ * lmdb_env.h: opening the index's LMDB environment and translating LMDB's
+ * errors into lsim's codes (private).
+ *
+ * This is the only place that chooses LMDB flags. It is not the index
+ * layout (index/ubt_layout.h names the databases and keys).
+ *
+ * LMDB's rules restated: memory returned by mdb_get / mdb_cursor_get lives
+ * until its transaction ends (or the next write in a write transaction):
+ * decode into caller memory first. A read transaction belongs to one thread
+ * (the environment is opened MDB_NOTLS so a reader's transaction may be
+ * reset and renewed by whichever thread owns the reader). One write
+ * transaction at a time, across processes: LMDB's lock serializes them.
+ */
+#ifndef LSIM_LMDB_ENV_H
+#define LSIM_LMDB_ENV_H
+
+#include <lmdb.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define LMDB_ENV_MAXDBS 8
+/* Virtual map size: address space only, the file grows as pages are used. */
+#define LMDB_ENV_MAPSIZE_DEFAULT (1ULL << 40)
+
+enum lmdb_env_mode {
+    LMDB_ENV_READ,   /* read-only, for searches and stats */
+    LMDB_ENV_WRITE,  /* read-write with full durability: each commit is synced */
+    LMDB_ENV_BULK    /* a fresh build: no sync per commit; the builder syncs once at the end */
+};
+
+/* Opens the environment in directory `dir` (which must exist). */
+int lmdb_env_open(MDB_env **out, const char *dir, enum lmdb_env_mode mode, uint64_t mapsize,
+                  char *err, size_t errlen);
+
+/* Translates an LMDB return code: MDB_NOTFOUND -> LSIM_E_NOTFOUND,
+ * MDB_MAP_FULL / ENOSPC -> LSIM_E_FULL, MDB_CORRUPTED / MDB_PAGE_NOTFOUND /
+ * MDB_INVALID -> LSIM_E_CORRUPT, MDB_VERSION_MISMATCH -> LSIM_E_VERSION,
+ * others -> LSIM_E_STORAGE; writes "what: lmdb message" to err. rc 0 -> 0. */
+int lmdb_err(int rc, char *err, size_t errlen, const char *what);
+
+/* Bytes of the environment's files on disk (data.mdb + lock.mdb). */
+uint64_t lmdb_env_disk_bytes(const char *dir);
+
+#endif

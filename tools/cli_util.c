@@ -1,0 +1,99 @@
+/*
+ * cli_util.c: see cli_util.h.
+ */
+#include "tools/cli_util.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+int cli_parse_i64(const char *opt, const char *s, int64_t lo, int64_t hi, int64_t *out)
+{
+    char *end;
+    errno = 0;
+    long long v = strtoll(s, &end, 10);
+    if (!*s || *end || errno || v < lo || v > hi) {
+        fprintf(stderr, "lsim: %s: '%s' is not an integer in [%lld, %lld]\n", opt, s, (long long)lo,
+                (long long)hi);
+        return -1;
+    }
+    *out = v;
+    return 0;
+}
+
+void cli_json_string(FILE *f, const char *s)
+{
+    fputc('"', f);
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        switch (*p) {
+        case '"': fputs("\\\"", f); break;
+        case '\\': fputs("\\\\", f); break;
+        case '\n': fputs("\\n", f); break;
+        case '\r': fputs("\\r", f); break;
+        case '\t': fputs("\\t", f); break;
+        default:
+            if (*p < 0x20) fprintf(f, "\\u%04x", *p);
+            else fputc(*p, f);
+        }
+    }
+    fputc('"', f);
+}
+
+int cli_usage_error(const char *cmd, const char *fmt, ...)
+{
+    va_list ap;
+    fprintf(stderr, "lsim %s: ", cmd);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fprintf(stderr, "\ntry `lsim %s --help`\n", cmd);
+    return EXIT_USAGE;
+}
+
+void cli_progress_init(cli_progress *p)
+{
+    p->tty = isatty(2);
+    p->printed = 0;
+}
+
+void cli_progress_line(cli_progress *p, const char *fmt, ...)
+{
+    if (!p->tty) return;
+    va_list ap;
+    fputs("\r\033[K", stderr);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fflush(stderr);
+    p->printed = 1;
+}
+
+void cli_progress_done(cli_progress *p)
+{
+    if (p->tty && p->printed) fputs("\r\033[K", stderr);
+    p->printed = 0;
+}
+
+void cli_on_bad_line(void *ctx, const char *msg)
+{
+    cli_bad_lines *b = ctx;
+    b->seen++;
+    if (b->seen > b->show) return;
+    if (b->progress) cli_progress_done(b->progress);
+    fprintf(stderr, "%s\n", msg);
+    if (b->seen == b->show) fprintf(stderr, "(further bad lines are counted, not shown)\n");
+}
+
+const char *cli_bytes(char *buf, size_t cap, double bytes)
+{
+    const char *unit[] = {"B", "kB", "MB", "GB", "TB"};
+    int u = 0;
+    while (bytes >= 1000 && u < 4) {
+        bytes /= 1000;
+        u++;
+    }
+    snprintf(buf, cap, u ? "%.1f %s" : "%.0f %s", bytes, unit[u]);
+    return buf;
+}

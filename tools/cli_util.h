@@ -1,0 +1,42 @@
+/*
+ * cli_util.h: what the lsim subcommands share: exit codes, number parsing,
+ * JSON string output, the progress line and bad-line reporting (tools only).
+ */
+#ifndef LSIM_CLI_UTIL_H
+#define LSIM_CLI_UTIL_H
+
+#include <stdint.h>
+#include <stdio.h>
+
+enum { EXIT_OK = 0, EXIT_FAIL = 1, EXIT_USAGE = 2 };
+
+/* Parses a whole decimal integer in [lo, hi]; 0 or -1 (and a message naming opt). */
+int cli_parse_i64(const char *opt, const char *s, int64_t lo, int64_t hi, int64_t *out);
+
+/* Writes s as a JSON string (quoted, escaped; bytes >= 0x80 pass through). */
+void cli_json_string(FILE *f, const char *s);
+
+/* A usage error: prints "lsim CMD: msg" and "try `lsim CMD --help`"; returns EXIT_USAGE. */
+int cli_usage_error(const char *cmd, const char *fmt, ...);
+
+/* Progress on stderr when it is a terminal: one line rewritten in place. */
+typedef struct cli_progress {
+    int tty;
+    int printed;
+} cli_progress;
+void cli_progress_init(cli_progress *p);
+void cli_progress_line(cli_progress *p, const char *fmt, ...);
+void cli_progress_done(cli_progress *p);
+
+/* Bad lines: the first `show` are printed as they come, all are counted. */
+typedef struct cli_bad_lines {
+    uint64_t seen;
+    uint64_t show;
+    cli_progress *progress;
+} cli_bad_lines;
+void cli_on_bad_line(void *ctx, const char *msg);
+
+/* Formats a byte count ("12.3 MB") into buf. */
+const char *cli_bytes(char *buf, size_t cap, double bytes);
+
+#endif

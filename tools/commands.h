@@ -1,0 +1,12 @@
+/*
+ * commands.h: the subcommands of the lsim binary, each `int cmd_X(argc, argv)`
+ * with argv[0] the subcommand's name; they return the process exit code.
+ */
+#ifndef LSIM_COMMANDS_H
+#define LSIM_COMMANDS_H
+
+int cmd_gen(int argc, char **argv);
+int cmd_index(int argc, char **argv);
+int cmd_query(int argc, char **argv);
+
+#endif
