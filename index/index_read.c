@@ -86,7 +86,9 @@ LSIM_API int lsim_index_open(lsim_index **out, const char *dir, char *err, size_
     }
     if (!rc) rc = read_meta(ix, txn, err, errlen);
     if (!rc) rc = load_vocabs(ix, txn, err, errlen);
-    if (txn) mdb_txn_abort(txn);
+    /* commit, not abort: database handles opened in an aborted transaction are closed */
+    if (txn && !rc && (rc = mdb_txn_commit(txn))) rc = lmdb_err(rc, err, errlen, dir);
+    else if (txn && rc) mdb_txn_abort(txn);
     if (rc) {
         lsim_index_close(ix);
         return rc;
