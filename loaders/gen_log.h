@@ -21,17 +21,22 @@
 typedef struct gen_log_params {
     uint64_t seed;
     uint32_t users;       /* number of users */
-    uint32_t items;       /* catalog size; 0 = derived from users (see the docs) */
-    uint32_t categories;  /* 0 = derived from items */
-    uint32_t min_len;     /* shortest sequence */
-    uint32_t max_len;     /* longest sequence; user 1 always has exactly max_len events */
-    double len_alpha;     /* Pareto tail exponent of sequence lengths */
-    uint32_t days;        /* span of the log, ending at end_ts */
-    int64_t end_ts;       /* unix seconds of the log's end (exclusive) */
+    uint32_t items;       /* catalog size, <= 4,999,999; 0 = derived:
+                             min(4999999, max(1000, 20 * users, 5 * categories)) */
+    uint32_t categories;  /* <= items; 0 = derived: min(items, max(20, items / 440)) */
+    uint32_t min_len;     /* shortest sequence, >= 1 */
+    uint32_t max_len;     /* longest sequence, <= 10,000,000; user 1 always has exactly
+                             max_len events */
+    double len_alpha;     /* Pareto tail exponent of sequence lengths, finite, > 0 */
+    uint32_t days;        /* span of the log, ending at end_ts, >= 1 */
+    int64_t end_ts;       /* unix seconds of the log's end (exclusive); the window
+                             [end_ts - days*86400, end_ts) must lie in [0, 4102444800] */
 } gen_log_params;
 
-/* Defaults: seed 1, 1000 users, min_len 20, max_len 54000, alpha 1.2,
- * 180 days ending 2017-12-04 00:00:00 UTC (the Tianchi file's end). */
+/* Defaults: seed 1, 1000 users, items and categories derived, min_len 100,
+ * max_len 54000, alpha 1.1 (mean length about 570: a 10M-event log is about
+ * 17,600 users), 180 days ending 2017-12-04 00:00:00 UTC (the Tianchi file's
+ * end). */
 void gen_log_params_default(gen_log_params *p);
 
 /* Summary of what was written. */
@@ -40,12 +45,19 @@ typedef struct gen_log_summary {
     uint32_t longest;
 } gen_log_summary;
 
-/* Writes the log to `out`. Returns 0, LSIM_E_INVAL for bad params (message
- * in err), LSIM_E_IO on a write error, LSIM_E_NOMEM. */
+/* Writes the log to `out` (through a 1 MiB buffer, then fflush(out)); does
+ * not close it. Memory: the catalog (about 4 bytes per item) plus one
+ * user's workspace (about 6 bytes per event of max_len), never the whole log.
+ * Returns 0, LSIM_E_INVAL for bad params (message in err, naming the field),
+ * LSIM_E_IO on a write error (what was written before stays written),
+ * LSIM_E_NOMEM. summary may be NULL; it is filled only on success. */
 int gen_log_write(FILE *out, const gen_log_params *p, gen_log_summary *summary, char *err,
                   size_t errlen);
 
-/* Expected number of events per user under p (for sizing a log). */
+/* Expected number of events per user under p (for sizing a log): the mean
+ * of min(max_len, floor(min_len * U^(-1/alpha))), i.e.
+ * sum_{k=1..max_len} min(1, (min_len/k)^alpha). User 1's pinned max_len is
+ * not included. Returns 0 if min_len, max_len or len_alpha is invalid. */
 double gen_log_expected_len(const gen_log_params *p);
 
 #endif

@@ -1,0 +1,874 @@
+/*
+ * gen_log.c: the synthetic Taobao-format behavior-log generator (see gen_log.h
+ * and docs/GENERATOR.md, which writes the generative model down with every
+ * constant below).
+ *
+ * What it is: a sampler of an explicit generative model. A catalog (items in
+ * Zipf-popular categories) is built once from (items, categories); then each
+ * user is generated on its own, from two PRNG streams seeded by (seed, user):
+ *   stream 0, the plan: sequence length, long-term interests, session sizes,
+ *             within-session gaps, session start times, the drift category
+ *             and the category of every session;
+ *   stream 1, the items: per event, repeat-or-fresh, the item, the type.
+ * The plan does not depend on the items, so drawing it first is the same
+ * distribution as simulating event by event; it lets the per-category item
+ * pools of one user be laid out in one array before the items are drawn.
+ *
+ * What it is not: a reader, an index, or the "truth" (click probability)
+ * output. It keeps no state across users except the catalog and counters.
+ *
+ * Invariants:
+ *   - Deterministic for a params struct on any IEEE-754 double machine that
+ *     evaluates in double (FLT_EVAL_METHOD 0, no FMA contraction: C11 mode
+ *     does not contract): only +, -, *, /, sqrt, floor, frexp and ldexp are
+ *     used on the path to the output; log and exp are computed here
+ *     (gen_log_det, gen_exp_det) from those, never by libm.
+ *   - Memory: the catalog (about 4 bytes per item, 20 per category, 8 per
+ *     rank of the largest category) plus one user's workspace (6 bytes per
+ *     event of max_len, 32 per possible session); never the whole log.
+ *   - Within a session consecutive events are at most GEN_GAP_MAX (1799 s)
+ *     apart; consecutive sessions at least GEN_SESS_GAP_MIN (1801 s) apart,
+ *     so the 30-minute rule recovers the sessions exactly from timestamps.
+ *   - Every timestamp lies in [end_ts - days*86400, end_ts).
+ *   - Output: users 1..users ascending, each user's events in time order,
+ *     ties in generation order. Never prints, never exits.
+ */
+#include "loaders/gen_log.h"
+
+#include "lsim.h"
+#include "storage/error_detail.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---- the model's constants (docs/GENERATOR.md, "Model constants") ------- */
+
+#define GEN_ID_SPACE 4999999u          /* raw ids are 1 + scramble(index) in [1, 5,000,000) */
+#define GEN_ITEMS_PER_USER 20u         /* derived items = max(1000, 20 * users) */
+#define GEN_ITEMS_MIN 1000u
+#define GEN_ITEMS_PER_CAT 440u         /* derived categories = max(20, items / 440) */
+#define GEN_CATS_MIN 20u
+#define GEN_MIN_ITEMS_PER_CAT 5u       /* each category gets at least 5 items (if items allow) */
+#define GEN_ITEM_ZIPF_S 1.1            /* within-category item popularity exponent */
+#define GEN_INTERESTS_MIN 2u           /* long-term interest categories per user */
+#define GEN_INTERESTS_MAX 8u
+#define GEN_DRIFT_MEAN_S (3.0 * 86400) /* mean time between drift redraws */
+#define GEN_DRIFT_P_INTEREST 0.7       /* a drift redraw picks an interest, else by popularity */
+#define GEN_SESS_P_DRIFT 0.5           /* a session's category: the drift category, */
+#define GEN_SESS_P_INTEREST 0.4        /* a long-term interest by weight, else popularity (0.1) */
+#define GEN_SESS_MEAN 6.0              /* mean session size (geometric, >= 1) */
+#define GEN_SESS_SPACING_S 7200        /* sessions per user capped at span / 2 h on average */
+#define GEN_SESS_GAP_MIN 1801          /* seconds between a session's last event and the next */
+#define GEN_GAP_MEAN_S 90.0            /* within-session gap mean (exponential, floored) */
+#define GEN_GAP_MAX 1799               /* within-session gap cap (< 30 min) */
+#define GEN_GAP_P_ZERO 0.03            /* share of within-session gaps forced to 0 */
+#define GEN_P_REPEAT 0.35              /* revisit a past item of the session's category */
+#define GEN_P_PV 0.89                  /* behavior types: pv 89%, cart 5.5%, fav 3%, buy 2.5% */
+#define GEN_P_CART 0.055
+#define GEN_P_FAV 0.03
+#define GEN_MAX_LEN_LIMIT 10000000u
+#define GEN_TS_MAX 4102444800LL        /* end_ts bound: the log readers' default range */
+
+#define GEN_KEY_ITEMS 0x6a09e667f3bcc908ULL /* scramble keys: fixed, not seeded */
+#define GEN_KEY_CATS 0xbb67ae8584caa73bULL
+
+#define GEN_OUTBUF (1u << 20)
+
+static const char *const gen_type_name[4] = {"pv", "cart", "fav", "buy"};
+static const unsigned char gen_type_len[4] = {2, 4, 3, 3};
+
+/* ---- deterministic arithmetic ------------------------------------------- */
+
+static const double gen_ln2_hi = 6.93147180369123816490e-01; /* high bits of ln 2 */
+static const double gen_ln2_lo = 1.90821492927058770002e-10; /* ln 2 - gen_ln2_hi */
+
+/* Series coefficients, each a correctly rounded quotient (so the same double
+ * on every IEEE machine, whether folded by the compiler or not). */
+static const double gen_atanh_c[12] = {
+    1.0 / 1.0,  1.0 / 3.0,  1.0 / 5.0,  1.0 / 7.0,  1.0 / 9.0,  1.0 / 11.0,
+    1.0 / 13.0, 1.0 / 15.0, 1.0 / 17.0, 1.0 / 19.0, 1.0 / 21.0, 1.0 / 23.0,
+};
+static const double gen_exp_c[19] = { /* 1 / n! */
+    1.0,
+    1.0,
+    1.0 / 2.0,
+    1.0 / 6.0,
+    1.0 / 24.0,
+    1.0 / 120.0,
+    1.0 / 720.0,
+    1.0 / 5040.0,
+    1.0 / 40320.0,
+    1.0 / 362880.0,
+    1.0 / 3628800.0,
+    1.0 / 39916800.0,
+    1.0 / 479001600.0,
+    1.0 / 6227020800.0,
+    1.0 / 87178291200.0,
+    1.0 / 1307674368000.0,
+    1.0 / 20922789888000.0,
+    1.0 / 355687428096000.0,
+    1.0 / 6402373705728000.0,
+};
+
+/* Natural log of x > 0 (finite) from IEEE basic operations only:
+ * x = m 2^e with m in [sqrt(1/2), sqrt(2)), log m = 2 atanh(s), s = (m-1)/(m+1),
+ * |s| < 0.1716, so 12 terms of the atanh series reach double precision. */
+static double gen_log_det(double x)
+{
+    int e;
+    double m = frexp(x, &e);
+    if (m < 0.70710678118654752440) {
+        m *= 2.0;
+        e -= 1;
+    }
+    double s = (m - 1.0) / (m + 1.0);
+    double s2 = s * s;
+    double p = gen_atanh_c[11];
+    for (int k = 10; k >= 0; k--) p = gen_atanh_c[k] + s2 * p;
+    return (double)e * gen_ln2_hi + ((double)e * gen_ln2_lo + 2.0 * s * p);
+}
+
+/* e^x for x <= 700 from IEEE basic operations only: x = k ln2 + r, |r| <= 0.35,
+ * Taylor to r^18, then an exact scaling by 2^k. Underflows to 0 below -745. */
+static double gen_exp_det(double x)
+{
+    if (x < -745.0) return 0.0;
+    double t = x * 1.44269504088896340736;
+    int k = (int)(t < 0 ? t - 0.5 : t + 0.5);
+    double r = (x - (double)k * gen_ln2_hi) - (double)k * gen_ln2_lo;
+    double p = gen_exp_c[18];
+    for (int n = 17; n >= 0; n--) p = gen_exp_c[n] + r * p;
+    return ldexp(p, k);
+}
+
+/* ---- PRNG: xoshiro256**, seeded by splitmix64 from (seed, user, stream) -- */
+
+typedef struct gen_rng {
+    uint64_t s[4];
+} gen_rng;
+
+static uint64_t gen_mix64(uint64_t z)
+{
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    return z ^ (z >> 31);
+}
+
+static void gen_rng_seed(gen_rng *r, uint64_t seed, uint64_t user, uint64_t stream)
+{
+    uint64_t x = gen_mix64(gen_mix64(gen_mix64(seed + 0x9e3779b97f4a7c15ULL) ^ user) ^
+                           (stream + 0x632be59bd9b4e019ULL));
+    for (int i = 0; i < 4; i++) {
+        x += 0x9e3779b97f4a7c15ULL;
+        r->s[i] = gen_mix64(x);
+    }
+}
+
+static inline uint64_t gen_rotl(uint64_t x, int k)
+{
+    return (x << k) | (x >> (64 - k));
+}
+
+static inline uint64_t gen_next(gen_rng *r)
+{
+    uint64_t *s = r->s;
+    uint64_t out = gen_rotl(s[1] * 5, 7) * 9;
+    uint64_t t = s[1] << 17;
+    s[2] ^= s[0];
+    s[3] ^= s[1];
+    s[1] ^= s[2];
+    s[0] ^= s[3];
+    s[2] ^= t;
+    s[3] = gen_rotl(s[3], 45);
+    return out;
+}
+
+/* Uniform in [0, 1), 53 bits. */
+static inline double gen_u01(gen_rng *r)
+{
+    return (double)(gen_next(r) >> 11) * 0x1.0p-53;
+}
+
+/* Uniform in (0, 1], 53 bits (safe under log). */
+static inline double gen_u01_open0(gen_rng *r)
+{
+    return (double)((gen_next(r) >> 11) + 1) * 0x1.0p-53;
+}
+
+/* Exponential with mean 1. */
+static inline double gen_exp1(gen_rng *r)
+{
+    return -gen_log_det(gen_u01_open0(r));
+}
+
+/* Uniform integer in [0, n), n >= 1, by a 53-bit uniform (bias < n 2^-53). */
+static inline uint64_t gen_below(gen_rng *r, uint64_t n)
+{
+    uint64_t v = (uint64_t)(gen_u01(r) * (double)n);
+    return v < n ? v : n - 1;
+}
+
+/* Smallest index k < n with x < cum[k] (cum non-decreasing); n-1 if none.
+ * Branchless: the range [b, b + len) always holds the answer. */
+static inline uint32_t gen_search(const double *cum, uint32_t n, double x)
+{
+    const double *b = cum;
+    uint32_t len = n;
+    while (len > 1) {
+        uint32_t half = len / 2;
+        b += (b[half - 1] <= x) ? half : 0;
+        len -= half;
+    }
+    return (uint32_t)(b - cum);
+}
+
+/* ---- the catalog --------------------------------------------------------- */
+
+/* A balanced 24-bit Feistel permutation (4 rounds of 12 bits). */
+static uint32_t gen_feistel24(uint32_t x, uint64_t key)
+{
+    uint32_t l = x >> 12, r = x & 0xfffu;
+    for (uint64_t round = 0; round < 4; round++) {
+        uint32_t f = (uint32_t)(gen_mix64(key + round * 0x9e3779b97f4a7c15ULL + r) & 0xfffu);
+        uint32_t nl = r;
+        r = l ^ f;
+        l = nl;
+    }
+    return (l << 12) | r;
+}
+
+/* The fixed bijection [0, GEN_ID_SPACE) -> [1, 5,000,000): Feistel on 24 bits,
+ * cycle-walked back into the domain (a permutation restricted by walking its
+ * cycles is a permutation of the subset). */
+static uint32_t gen_scramble(uint32_t idx, uint64_t key)
+{
+    uint32_t y = idx;
+    do {
+        y = gen_feistel24(y, key);
+    } while (y >= GEN_ID_SPACE);
+    return y + 1;
+}
+
+typedef struct gen_catalog {
+    uint32_t n_items, n_cats, max_cat_items;
+    double *cat_cum;     /* (n_cats) cumulative sum of 1/rank, unnormalized */
+    double *rank_cum;    /* (max_cat_items) H(k) = sum_{r=1..k+1} r^-1.1, unnormalized */
+    uint32_t *cat_first; /* (n_cats + 1) category c owns items [cat_first[c], cat_first[c+1]) */
+    uint32_t *item_raw;  /* (n_items) raw item id of each item index */
+    uint32_t *cat_raw;   /* (n_cats) raw category id of each category index */
+    void *block;
+} gen_catalog;
+
+static int gen_catalog_build(gen_catalog *cat, uint32_t n_items, uint32_t n_cats)
+{
+    memset(cat, 0, sizeof *cat);
+    cat->n_items = n_items;
+    cat->n_cats = n_cats;
+
+    /* Shares: base b each, the rest by weight 1/sqrt(rank) (popularity^0.5),
+     * rounded by cumulative floors so that they sum to n_items exactly. */
+    uint32_t base = n_items / n_cats;
+    if (base > GEN_MIN_ITEMS_PER_CAT) base = GEN_MIN_ITEMS_PER_CAT;
+    uint64_t rest = (uint64_t)n_items - (uint64_t)base * n_cats;
+
+    double wsum = 0;
+    for (uint32_t c = 0; c < n_cats; c++) wsum += 1.0 / sqrt((double)(c + 1));
+
+    /* Sizes need the shares first; compute them into a temporary pass. */
+    uint32_t max_n = 0;
+    {
+        double wcum = 0;
+        uint64_t prev = 0;
+        for (uint32_t c = 0; c < n_cats; c++) {
+            wcum += 1.0 / sqrt((double)(c + 1));
+            uint64_t cum = (c + 1 == n_cats) ? rest : (uint64_t)floor((double)rest * wcum / wsum);
+            if (cum > rest) cum = rest;
+            if (cum < prev) cum = prev;
+            uint32_t n = base + (uint32_t)(cum - prev);
+            if (n > max_n) max_n = n;
+            prev = cum;
+        }
+    }
+    cat->max_cat_items = max_n;
+
+    size_t bytes = sizeof(double) * ((size_t)n_cats + max_n) +
+                   sizeof(uint32_t) * ((size_t)n_cats + 1 + n_items + n_cats);
+    unsigned char *p = malloc(bytes);
+    if (!p) return LSIM_E_NOMEM;
+    cat->block = p;
+    cat->cat_cum = (double *)p;
+    p += sizeof(double) * n_cats;
+    cat->rank_cum = (double *)p;
+    p += sizeof(double) * max_n;
+    cat->cat_first = (uint32_t *)p;
+    p += sizeof(uint32_t) * ((size_t)n_cats + 1);
+    cat->item_raw = (uint32_t *)p;
+    p += sizeof(uint32_t) * n_items;
+    cat->cat_raw = (uint32_t *)p;
+
+    double wcum = 0, pcum = 0;
+    uint64_t prev = 0;
+    cat->cat_first[0] = 0;
+    for (uint32_t c = 0; c < n_cats; c++) {
+        wcum += 1.0 / sqrt((double)(c + 1));
+        uint64_t cum = (c + 1 == n_cats) ? rest : (uint64_t)floor((double)rest * wcum / wsum);
+        if (cum > rest) cum = rest;
+        if (cum < prev) cum = prev;
+        cat->cat_first[c + 1] = cat->cat_first[c] + base + (uint32_t)(cum - prev);
+        prev = cum;
+        pcum += 1.0 / (double)(c + 1); /* Zipf(1.0) over category rank */
+        cat->cat_cum[c] = pcum;
+        cat->cat_raw[c] = gen_scramble(c, GEN_KEY_CATS);
+    }
+    double h = 0;
+    for (uint32_t k = 0; k < max_n; k++) {
+        h += gen_exp_det(-GEN_ITEM_ZIPF_S * gen_log_det((double)(k + 1)));
+        cat->rank_cum[k] = h;
+    }
+    for (uint32_t i = 0; i < n_items; i++) cat->item_raw[i] = gen_scramble(i, GEN_KEY_ITEMS);
+    return 0;
+}
+
+static void gen_catalog_free(gen_catalog *cat)
+{
+    free(cat->block);
+    cat->block = NULL;
+}
+
+/* A category index by Zipf(1.0) popularity. */
+static inline uint32_t gen_draw_cat(const gen_catalog *cat, gen_rng *r)
+{
+    double x = gen_u01(r) * cat->cat_cum[cat->n_cats - 1];
+    return gen_search(cat->cat_cum, cat->n_cats, x);
+}
+
+/* An item index of category c by Zipf(1.1) over its within-category rank. */
+static inline uint32_t gen_draw_item(const gen_catalog *cat, gen_rng *r, uint32_t c)
+{
+    uint32_t first = cat->cat_first[c], n = cat->cat_first[c + 1] - first;
+    double x = gen_u01(r) * cat->rank_cum[n - 1];
+    return first + gen_search(cat->rank_cum, n, x);
+}
+
+/* ---- one user ------------------------------------------------------------ */
+
+/* Workspace for one user, sized once for max_len (events) and max_sess. */
+typedef struct gen_user {
+    uint32_t len, n_sess, n_interests, n_slots;
+    uint32_t interest_cat[GEN_INTERESTS_MAX];
+    double interest_cum[GEN_INTERESTS_MAX]; /* cumulative weights, last = 1 */
+    uint32_t *sess_size;  /* (max_sess) events per session */
+    uint32_t *sess_cat;   /* (max_sess) the session's category index */
+    uint32_t *sess_drift; /* (max_sess) the drift category at the session's start */
+    int64_t *sess_start;  /* (max_sess) seconds from the window's start */
+    uint16_t *gap;        /* (max_len) seconds since the previous event; 0 at a session's first */
+    uint32_t *pool;       /* (max_len) past items, grouped by category slot */
+    uint32_t *slot_cat;   /* (max_sess) category of each slot */
+    uint32_t *slot_off;   /* (max_sess) slot's first pool index */
+    uint32_t *slot_cnt;   /* (max_sess) planned events, then items drawn so far */
+    int32_t *cat_slot;    /* (n_cats) slot of a category, -1 if the user has none */
+    void *block;
+} gen_user;
+
+static int gen_user_alloc(gen_user *u, uint32_t max_len, uint32_t max_sess, uint32_t n_cats)
+{
+    memset(u, 0, sizeof *u);
+    size_t bytes = sizeof(int64_t) * max_sess + sizeof(uint32_t) * (size_t)max_sess * 6 +
+                   sizeof(uint32_t) * (size_t)max_len + sizeof(int32_t) * (size_t)n_cats +
+                   sizeof(uint16_t) * (size_t)max_len;
+    unsigned char *p = malloc(bytes);
+    if (!p) return LSIM_E_NOMEM;
+    u->block = p;
+    u->sess_start = (int64_t *)p;
+    p += sizeof(int64_t) * max_sess;
+    u->sess_size = (uint32_t *)p;
+    p += sizeof(uint32_t) * max_sess;
+    u->sess_cat = (uint32_t *)p;
+    p += sizeof(uint32_t) * max_sess;
+    u->sess_drift = (uint32_t *)p;
+    p += sizeof(uint32_t) * max_sess;
+    u->slot_cat = (uint32_t *)p;
+    p += sizeof(uint32_t) * max_sess;
+    u->slot_off = (uint32_t *)p;
+    p += sizeof(uint32_t) * max_sess;
+    u->slot_cnt = (uint32_t *)p;
+    p += sizeof(uint32_t) * max_sess;
+    u->pool = (uint32_t *)p;
+    p += sizeof(uint32_t) * max_len;
+    u->cat_slot = (int32_t *)p;
+    p += sizeof(int32_t) * n_cats;
+    u->gap = (uint16_t *)p;
+    for (uint32_t c = 0; c < n_cats; c++) u->cat_slot[c] = -1;
+    return 0;
+}
+
+static int gen_cmp_i64(const void *a, const void *b)
+{
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return (x > y) - (x < y);
+}
+
+/* A long-term interest category, by the user's weights. */
+static inline uint32_t gen_draw_interest(const gen_user *u, gen_rng *r)
+{
+    double x = gen_u01(r);
+    for (uint32_t k = 0; k + 1 < u->n_interests; k++)
+        if (x < u->interest_cum[k]) return u->interest_cat[k];
+    return u->interest_cat[u->n_interests - 1];
+}
+
+/* Shared, read-only during the user loop. */
+typedef struct gen_ctx {
+    const gen_log_params *p;
+    const gen_catalog *cat;
+    int64_t span;     /* days * 86400 */
+    uint32_t max_sess; /* hard bound on sessions: (span - 1) / 1801 + 1, and <= max_len */
+} gen_ctx;
+
+/* Stream 0: everything but the items. Fills u's plan for user `user_id`. */
+static void gen_user_plan(gen_user *u, const gen_ctx *g, uint32_t user_id)
+{
+    const gen_log_params *p = g->p;
+    const gen_catalog *cat = g->cat;
+    gen_rng r;
+    gen_rng_seed(&r, p->seed, user_id, 0);
+
+    /* Sequence length: Pareto(min_len, alpha) floored, capped; user 1 = max_len. */
+    double t = gen_exp1(&r) / p->len_alpha; /* -ln(U) / alpha */
+    uint32_t len = p->max_len;
+    if (user_id != 1 && t < 700.0) {
+        double x = floor((double)p->min_len * gen_exp_det(t));
+        if (x < (double)p->max_len) len = (uint32_t)x;
+    }
+    u->len = len;
+
+    /* Long-term interests: m in 2..8 distinct categories by popularity,
+     * Dirichlet(1) weights (normalized unit exponentials). */
+    uint32_t m = GEN_INTERESTS_MIN +
+                 (uint32_t)gen_below(&r, GEN_INTERESTS_MAX - GEN_INTERESTS_MIN + 1);
+    if (m > cat->n_cats) m = cat->n_cats;
+    double wsum = 0, w[GEN_INTERESTS_MAX];
+    for (uint32_t k = 0; k < m; k++) {
+        uint32_t c = 0;
+        for (int tries = 0;; tries++) {
+            c = gen_draw_cat(cat, &r);
+            int dup = 0;
+            for (uint32_t j = 0; j < k; j++) dup |= (u->interest_cat[j] == c);
+            if (!dup) break;
+            if (tries >= 64) { /* a tiny catalog: take the most popular unused */
+                for (c = 0;; c++) {
+                    dup = 0;
+                    for (uint32_t j = 0; j < k; j++) dup |= (u->interest_cat[j] == c);
+                    if (!dup) break;
+                }
+                break;
+            }
+        }
+        u->interest_cat[k] = c;
+        w[k] = gen_exp1(&r);
+        wsum += w[k];
+    }
+    double acc = 0;
+    for (uint32_t k = 0; k < m; k++) {
+        acc += w[k];
+        u->interest_cum[k] = acc / wsum;
+    }
+    u->interest_cum[m - 1] = 1.0;
+    u->n_interests = m;
+
+    /* Session sizes: geometric (>= 1) with mean max(6, len / (span / 2 h)); the
+     * last one is truncated to what remains; at most max_sess sessions. */
+    int64_t s_cap = g->span / GEN_SESS_SPACING_S;
+    if (s_cap < 1) s_cap = 1;
+    double mean = (double)len / (double)s_cap;
+    if (mean < GEN_SESS_MEAN) mean = GEN_SESS_MEAN;
+    double log_cont = gen_log_det(1.0 - 1.0 / mean); /* log P(session continues) */
+    uint32_t n_sess = 0, left = len;
+    while (left > 0) {
+        uint32_t size = left;
+        if (n_sess + 1 < g->max_sess) {
+            double k = floor(gen_log_det(gen_u01_open0(&r)) / log_cont);
+            if (k + 1.0 < (double)left) size = (uint32_t)k + 1;
+        }
+        u->sess_size[n_sess++] = size;
+        left -= size;
+    }
+    u->n_sess = n_sess;
+
+    /* Within-session gaps: 3% exactly 0, else floor(Exp(mean g)) capped at
+     * 1799 s, g = min(90, span / (2 len)) so that heavy users still fit. */
+    double gmean = (double)g->span / (2.0 * (double)len);
+    if (gmean > GEN_GAP_MEAN_S) gmean = GEN_GAP_MEAN_S;
+    int64_t busy = 0;
+    uint32_t e = 0;
+    for (uint32_t s = 0; s < n_sess; s++) {
+        u->gap[e++] = 0;
+        for (uint32_t j = 1; j < u->sess_size[s]; j++) {
+            double z = gen_u01(&r);
+            double x = gen_exp1(&r) * gmean;
+            uint16_t gap = 0;
+            if (z >= GEN_GAP_P_ZERO) gap = x >= GEN_GAP_MAX ? GEN_GAP_MAX : (uint16_t)x;
+            u->gap[e++] = gap;
+            busy += gap;
+        }
+    }
+    /* Fit: sessions' durations plus the minimum spacing must fit in the span;
+     * if a rare draw does not, halve every gap until it does. */
+    int64_t need = (int64_t)(n_sess - 1) * GEN_SESS_GAP_MIN;
+    while (busy + need > g->span - 1) {
+        busy = 0;
+        for (uint32_t i = 0; i < len; i++) {
+            u->gap[i] /= 2;
+            busy += u->gap[i];
+        }
+    }
+
+    /* Session starts: the free time F is spread by n_sess sorted uniform
+     * points in [0, F]; start_s = x_(s) + (durations of earlier sessions) +
+     * s * 1801, which keeps the spacing and the end before the span's end. */
+    int64_t free_s = g->span - 1 - busy - need;
+    for (uint32_t s = 0; s < n_sess; s++)
+        u->sess_start[s] = (int64_t)gen_below(&r, (uint64_t)free_s + 1);
+    qsort(u->sess_start, n_sess, sizeof *u->sess_start, gen_cmp_i64);
+    int64_t before = 0;
+    e = 0;
+    for (uint32_t s = 0; s < n_sess; s++) {
+        u->sess_start[s] += before + (int64_t)s * GEN_SESS_GAP_MIN;
+        int64_t dur = 0;
+        for (uint32_t j = 0; j < u->sess_size[s]; j++) dur += u->gap[e++];
+        before += dur;
+    }
+
+    /* Drift and session categories. The drift category is redrawn at a
+     * session start with probability 1 - exp(-dt / 3 days) (a Poisson clock
+     * seen at session starts), from 0.7 interests by weight, 0.3 popularity. */
+    uint32_t drift = 0;
+    for (uint32_t s = 0; s < n_sess; s++) {
+        double stay = 0.0;
+        if (s > 0)
+            stay = gen_exp_det(-(double)(u->sess_start[s] - u->sess_start[s - 1]) /
+                               GEN_DRIFT_MEAN_S);
+        double z = gen_u01(&r), y = gen_u01(&r);
+        if (z >= stay) drift = y < GEN_DRIFT_P_INTEREST ? gen_draw_interest(u, &r)
+                                                        : gen_draw_cat(cat, &r);
+        u->sess_drift[s] = drift;
+        double v = gen_u01(&r);
+        uint32_t c;
+        if (v < GEN_SESS_P_DRIFT)
+            c = drift;
+        else if (v < GEN_SESS_P_DRIFT + GEN_SESS_P_INTEREST)
+            c = gen_draw_interest(u, &r);
+        else
+            c = gen_draw_cat(cat, &r);
+        u->sess_cat[s] = c;
+    }
+
+    /* Slots: one per category the user touches, its pool range sized by the
+     * planned number of events in it. */
+    uint32_t n_slots = 0;
+    for (uint32_t s = 0; s < n_sess; s++) {
+        uint32_t c = u->sess_cat[s];
+        if (u->cat_slot[c] < 0) {
+            u->cat_slot[c] = (int32_t)n_slots;
+            u->slot_cat[n_slots] = c;
+            u->slot_cnt[n_slots] = 0;
+            n_slots++;
+        }
+        u->slot_cnt[u->cat_slot[c]] += u->sess_size[s];
+    }
+    uint32_t off = 0;
+    for (uint32_t k = 0; k < n_slots; k++) {
+        u->slot_off[k] = off;
+        off += u->slot_cnt[k];
+        u->slot_cnt[k] = 0;
+    }
+    u->n_slots = n_slots;
+}
+
+static void gen_user_reset(gen_user *u)
+{
+    for (uint32_t k = 0; k < u->n_slots; k++) u->cat_slot[u->slot_cat[k]] = -1;
+    u->n_slots = 0;
+}
+
+/* ---- output -------------------------------------------------------------- */
+
+typedef struct gen_out {
+    FILE *f;
+    char *buf;
+    size_t len;
+    int failed;
+    int err_no;
+} gen_out;
+
+static void gen_out_flush(gen_out *o)
+{
+    if (o->len && !o->failed) {
+        if (fwrite(o->buf, 1, o->len, o->f) != o->len) {
+            o->failed = 1;
+            o->err_no = errno;
+        }
+    }
+    o->len = 0;
+}
+
+static const char gen_digits2[201] = "00010203040506070809101112131415161718192021222324"
+                                     "25262728293031323334353637383940414243444546474849"
+                                     "50515253545556575859606162636465666768697071727374"
+                                     "75767778798081828384858687888990919293949596979899";
+
+/* Writes v in decimal at d; returns the end. */
+static inline char *gen_put_u64(char *d, uint64_t v)
+{
+    int n = 1;
+    for (uint64_t t = v; t >= 10; t /= 10) n++;
+    char *end = d + n, *q = end;
+    while (v >= 100) {
+        unsigned r = (unsigned)(v % 100);
+        v /= 100;
+        q -= 2;
+        memcpy(q, gen_digits2 + 2 * r, 2);
+    }
+    if (v >= 10) {
+        q -= 2;
+        memcpy(q, gen_digits2 + 2 * v, 2);
+    } else {
+        *--q = (char)('0' + v);
+    }
+    return end;
+}
+
+/* Stream 1: the items and types, written as they are drawn. */
+static void gen_user_items(gen_user *u, const gen_ctx *g, uint32_t user_id, gen_out *o,
+                           uint8_t *item_seen, uint8_t *cat_seen, uint64_t *items_used)
+{
+    const gen_catalog *cat = g->cat;
+    gen_rng r;
+    gen_rng_seed(&r, g->p->seed, user_id, 1);
+    int64_t t0 = g->p->end_ts - g->span;
+
+    char ubuf[16];
+    size_t ulen = (size_t)(gen_put_u64(ubuf, user_id) - ubuf);
+    ubuf[ulen++] = ',';
+
+    uint32_t e = 0;
+    for (uint32_t s = 0; s < u->n_sess; s++) {
+        uint32_t c = u->sess_cat[s];
+        uint32_t slot = (uint32_t)u->cat_slot[c];
+        uint32_t *pool = u->pool + u->slot_off[slot];
+        uint32_t craw = cat->cat_raw[c];
+        cat_seen[c >> 3] |= (uint8_t)(1u << (c & 7));
+        int64_t ts = t0 + u->sess_start[s];
+        for (uint32_t j = 0; j < u->sess_size[s]; j++, e++) {
+            ts += u->gap[e];
+            uint32_t n = u->slot_cnt[slot];
+            uint32_t it;
+            if (n > 0 && gen_u01(&r) < GEN_P_REPEAT)
+                it = pool[gen_below(&r, n)];
+            else
+                it = gen_draw_item(cat, &r, c);
+            pool[n] = it;
+            u->slot_cnt[slot] = n + 1;
+            if (!(item_seen[it >> 3] & (1u << (it & 7)))) {
+                item_seen[it >> 3] |= (uint8_t)(1u << (it & 7));
+                (*items_used)++;
+            }
+            double z = gen_u01(&r);
+            int type = z < GEN_P_PV ? 0
+                       : z < GEN_P_PV + GEN_P_CART ? 1
+                       : z < GEN_P_PV + GEN_P_CART + GEN_P_FAV ? 2
+                       : 3;
+
+            if (GEN_OUTBUF - o->len < 96) gen_out_flush(o);
+            char *d = o->buf + o->len;
+            memcpy(d, ubuf, ulen);
+            d += ulen;
+            d = gen_put_u64(d, cat->item_raw[it]);
+            *d++ = ',';
+            d = gen_put_u64(d, craw);
+            *d++ = ',';
+            memcpy(d, gen_type_name[type], gen_type_len[type]);
+            d += gen_type_len[type];
+            *d++ = ',';
+            d = gen_put_u64(d, (uint64_t)ts);
+            *d++ = '\n';
+            o->len = (size_t)(d - o->buf);
+        }
+    }
+}
+
+/* ---- the public (private-header) functions ------------------------------- */
+
+void gen_log_params_default(gen_log_params *p)
+{
+    memset(p, 0, sizeof *p);
+    p->seed = 1;
+    p->users = 1000;
+    p->items = 0;
+    p->categories = 0;
+    p->min_len = 100;
+    p->max_len = 54000;
+    p->len_alpha = 1.1;
+    p->days = 180;
+    p->end_ts = 1512345600; /* 2017-12-04 00:00:00 UTC */
+}
+
+/* The catalog sizes after deriving zeros (see docs/GENERATOR.md). */
+static void gen_derive(const gen_log_params *p, uint64_t *items, uint64_t *cats)
+{
+    uint64_t it = p->items, ca = p->categories;
+    if (it == 0) {
+        it = (uint64_t)GEN_ITEMS_PER_USER * p->users;
+        if (it < GEN_ITEMS_MIN) it = GEN_ITEMS_MIN;
+        if (it < (uint64_t)GEN_MIN_ITEMS_PER_CAT * ca) it = (uint64_t)GEN_MIN_ITEMS_PER_CAT * ca;
+        if (it > GEN_ID_SPACE) it = GEN_ID_SPACE;
+    }
+    if (ca == 0) {
+        ca = it / GEN_ITEMS_PER_CAT;
+        if (ca < GEN_CATS_MIN) ca = GEN_CATS_MIN;
+        if (ca > it) ca = it;
+    }
+    *items = it;
+    *cats = ca;
+}
+
+static int gen_validate(const gen_log_params *p, char *err, size_t errlen)
+{
+    if (p->users < 1) return err_set(err, errlen, LSIM_E_INVAL, "gen log: users must be >= 1");
+    if (p->min_len < 1)
+        return err_set(err, errlen, LSIM_E_INVAL, "gen log: min_len must be >= 1");
+    if (p->max_len > GEN_MAX_LEN_LIMIT)
+        return err_set(err, errlen, LSIM_E_INVAL, "gen log: max_len %u exceeds %u", p->max_len,
+                       GEN_MAX_LEN_LIMIT);
+    if (p->min_len > p->max_len)
+        return err_set(err, errlen, LSIM_E_INVAL, "gen log: min_len %u > max_len %u", p->min_len,
+                       p->max_len);
+    if (!(p->len_alpha > 0.0) || !isfinite(p->len_alpha))
+        return err_set(err, errlen, LSIM_E_INVAL,
+                       "gen log: len_alpha must be a finite number > 0 (got %g)", p->len_alpha);
+    if (p->days < 1) return err_set(err, errlen, LSIM_E_INVAL, "gen log: days must be >= 1");
+    int64_t span = (int64_t)p->days * 86400;
+    if (p->end_ts > GEN_TS_MAX || p->end_ts - span < 0)
+        return err_set(err, errlen, LSIM_E_INVAL,
+                       "gen log: the window [end_ts - days*86400, end_ts) = [%lld, %lld) must "
+                       "lie within [0, %lld]",
+                       (long long)(p->end_ts - span), (long long)p->end_ts,
+                       (long long)GEN_TS_MAX);
+    uint64_t items, cats;
+    gen_derive(p, &items, &cats);
+    if (items > GEN_ID_SPACE)
+        return err_set(err, errlen, LSIM_E_INVAL,
+                       "gen log: items %llu exceeds the id space of %u",
+                       (unsigned long long)items, GEN_ID_SPACE);
+    if (cats > GEN_ID_SPACE)
+        return err_set(err, errlen, LSIM_E_INVAL,
+                       "gen log: categories %llu exceeds the id space of %u",
+                       (unsigned long long)cats, GEN_ID_SPACE);
+    if (cats < 1 || items < cats)
+        return err_set(err, errlen, LSIM_E_INVAL,
+                       "gen log: items (%llu) must be >= categories (%llu) >= 1",
+                       (unsigned long long)items, (unsigned long long)cats);
+    return 0;
+}
+
+int gen_log_write(FILE *out, const gen_log_params *p, gen_log_summary *summary, char *err,
+                  size_t errlen)
+{
+    if (summary) memset(summary, 0, sizeof *summary);
+    if (!out || !p) return err_set(err, errlen, LSIM_E_INVAL, "gen log: NULL out or params");
+    int rc = gen_validate(p, err, errlen);
+    if (rc) return rc;
+
+    uint64_t n_items, n_cats;
+    gen_derive(p, &n_items, &n_cats);
+
+    gen_ctx g;
+    g.p = p;
+    g.span = (int64_t)p->days * 86400;
+    int64_t ms = (g.span - 1) / GEN_SESS_GAP_MIN + 1;
+    g.max_sess = ms < (int64_t)p->max_len ? (uint32_t)ms : p->max_len;
+
+    gen_catalog cat;
+    gen_user u;
+    gen_out o = {out, NULL, 0, 0, 0};
+    uint8_t *item_seen = NULL, *cat_seen = NULL;
+    memset(&u, 0, sizeof u);
+    rc = gen_catalog_build(&cat, (uint32_t)n_items, (uint32_t)n_cats);
+    if (rc) return err_set(err, errlen, rc, "gen log: out of memory for the catalog");
+    g.cat = &cat;
+    rc = gen_user_alloc(&u, p->max_len, g.max_sess, cat.n_cats);
+    o.buf = malloc(GEN_OUTBUF);
+    item_seen = calloc(n_items / 8 + 1, 1);
+    cat_seen = calloc(n_cats / 8 + 1, 1);
+    if (rc || !o.buf || !item_seen || !cat_seen) {
+        rc = err_set(err, errlen, LSIM_E_NOMEM,
+                     "gen log: out of memory for a user's workspace (max_len %u)", p->max_len);
+        goto done;
+    }
+
+    uint64_t events = 0, items_used = 0;
+    uint32_t longest = 0;
+    for (uint32_t user = 1; user <= p->users && !o.failed; user++) {
+        gen_user_plan(&u, &g, user);
+        gen_user_items(&u, &g, user, &o, item_seen, cat_seen, &items_used);
+        gen_user_reset(&u);
+        events += u.len;
+        if (u.len > longest) longest = u.len;
+        if (user == UINT32_MAX) break;
+    }
+    gen_out_flush(&o);
+    if (!o.failed && fflush(out) != 0) {
+        o.failed = 1;
+        o.err_no = errno;
+    }
+    if (o.failed) {
+        rc = err_set(err, errlen, LSIM_E_IO, "gen log: write failed: %s", strerror(o.err_no));
+        goto done;
+    }
+    if (summary) {
+        uint64_t cats_used = 0;
+        for (uint64_t c = 0; c < n_cats; c++) cats_used += (cat_seen[c >> 3] >> (c & 7)) & 1u;
+        summary->events = events;
+        summary->users = p->users;
+        summary->items_used = items_used;
+        summary->categories_used = cats_used;
+        summary->longest = longest;
+    }
+    rc = 0;
+done:
+    free(item_seen);
+    free(cat_seen);
+    free(o.buf);
+    free(u.block);
+    gen_catalog_free(&cat);
+    return rc;
+}
+
+double gen_log_expected_len(const gen_log_params *p)
+{
+    if (!p || p->min_len < 1 || p->max_len < p->min_len || !(p->len_alpha > 0.0) ||
+        !isfinite(p->len_alpha))
+        return 0.0;
+    /* E[min(M, floor(m U^(-1/a)))] = sum_{k=1..M} P(m U^(-1/a) >= k)
+     *                               = m + sum_{k=m+1..M} (m/k)^a.
+     * Summed term by term up to 200,000 terms past m, then Euler-Maclaurin. */
+    double m = p->min_len, a = p->len_alpha;
+    uint64_t lo = (uint64_t)p->min_len + 1, hi = p->max_len;
+    uint64_t direct_end = lo + 200000;
+    if (direct_end > hi) direct_end = hi;
+    double sum = 0;
+    uint64_t k;
+    for (k = lo; k <= direct_end; k++) sum += pow(m / (double)k, a);
+    if (k <= hi) {
+        double A = (double)k, B = (double)hi;
+        double integral = (a == 1.0) ? log(B / A)
+                                     : (expm1((1.0 - a) * log(A)) - expm1((1.0 - a) * log(B))) /
+                                           (a - 1.0);
+        double tail = integral + 0.5 * (pow(A, -a) + pow(B, -a)) +
+                      a / 12.0 * (pow(A, -a - 1.0) - pow(B, -a - 1.0));
+        sum += pow(m, a) * tail;
+    }
+    return m + sum;
+}
