@@ -59,6 +59,10 @@ void index_reader_end(lsim_index_reader *rd);
 int index_hard_search_dense(lsim_index_reader *rd, uint32_t user, uint32_t cat, int64_t before,
                             size_t k, ubt_event *out, size_t *n);
 
+/* The summary (event count, first and last ts) of a user given by raw id,
+ * in a snapshot of its own. LSIM_E_NOTFOUND for an unknown user. */
+int index_user_summary(lsim_index_reader *rd, const char *user, size_t len, ubt_user_summary *s);
+
 /* The first key after every key that starts with prefix[0..len) (big-endian
  * increment); returns 0 if there is none (prefix all 0xff). */
 int index_next_prefix(uint8_t *key, const uint8_t *prefix, size_t len);

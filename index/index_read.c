@@ -390,3 +390,24 @@ LSIM_API int lsim_index_hard_search(lsim_index_reader *rd, const char *user, siz
     *n = got;
     return 0;
 }
+
+int index_user_summary(lsim_index_reader *rd, const char *user, size_t len, ubt_user_summary *s)
+{
+    int rc = index_reader_begin(rd);
+    if (rc) return rc;
+    uint32_t uid;
+    pthread_rwlock_rdlock(&rd->ix->lock);
+    rc = vocab_find(rd->ix->voc[IX_USER], user, len, &uid);
+    pthread_rwlock_unlock(&rd->ix->lock);
+    if (rc == 0) {
+        uint8_t key[4];
+        ubt_put_u32be(key, uid);
+        MDB_val k = {4, key}, d;
+        rc = mdb_get(rd->txn, rd->ix->db_users, &k, &d);
+        if (rc) rc = lmdb_err(rc, rd->errmsg, sizeof rd->errmsg, "reading a user summary");
+        else if (ubt_summary_decode(s, d.mv_data, d.mv_size))
+            rc = rd_err(rd, LSIM_E_CORRUPT, "corrupt user summary");
+    }
+    index_reader_end(rd);
+    return rc;
+}

@@ -19,6 +19,7 @@
 #include "index/event_sort.h"
 #include "index/ubt_layout.h"
 #include "index/vocab.h"
+#include "loaders/log_pipe.h"
 #include "lsim.h"
 #include "storage/block_codec.h"
 #include "storage/error_detail.h"
@@ -81,6 +82,7 @@ typedef struct writer {
     size_t *sample_lens;
     size_t n_samples, sample_lens_cap;
     int want_dict;
+    uint32_t last_id[V_KINDS]; /* the previous line's ids, UINT32_MAX: none */
     /* progress */
     struct timespec t0, t_last;
     uint64_t bytes_done; /* of finished inputs */
@@ -628,11 +630,11 @@ static int flush_batch(writer *w)
     return 0;
 }
 
-static void report_progress(writer *w, const log_reader *r, int done)
+static void report_progress(writer *w, uint64_t file_bytes, int done)
 {
     if (!w->o->on_progress) return;
     ubt_progress p = {0};
-    p.bytes_read = w->bytes_done + (r ? log_reader_bytes_read(r) : 0);
+    p.bytes_read = w->bytes_done + file_bytes;
     p.bytes_total = w->bytes_total;
     p.lines = w->res->lines;
     p.events = w->res->events;
@@ -650,11 +652,18 @@ static int intern_event(writer *w, const log_event *e, batch_event *out, const c
     static const uint32_t limit[V_KINDS] = {UINT32_MAX - 1, UINT32_MAX - 1, UINT32_MAX - 2, MAX_TYPES};
     static const char *const what[V_KINDS] = {"users", "items", "categories", "behavior types"};
     for (int k = 0; k < V_KINDS; k++) {
+        /* logs are grouped by user and have few types: the last id usually repeats */
+        if (k != V_ITEM && w->last_id[k] != UINT32_MAX && len[k] == vocab_len(w->voc[k], w->last_id[k]) &&
+            memcmp(s[k], vocab_str(w->voc[k], w->last_id[k]), len[k]) == 0) {
+            ids[k] = w->last_id[k];
+            continue;
+        }
         int rc = vocab_intern(w->voc[k], s[k], len[k], &ids[k], limit[k]);
         if (rc == LSIM_E_LIMIT)
             return err_set(w->err, w->errlen, rc, "%s:%llu: more than %u %s", path,
                            (unsigned long long)e->line, limit[k], what[k]);
         if (rc) return nomem(w);
+        w->last_id[k] = ids[k];
     }
     vocab_set_cat(w->voc[V_ITEM], ids[V_ITEM], ids[V_CAT]);
     *out = (batch_event){.ts = e->ts, .user = ids[V_USER], .item = ids[V_ITEM], .cat = ids[V_CAT],
@@ -690,44 +699,42 @@ static int push_event(writer *w, const batch_event *e)
 
 static int ingest_file(writer *w, const char *path)
 {
-    log_reader *r;
-    int rc = log_reader_open(&r, path, &w->o->spec, w->err, w->errlen);
+    log_pipe *lp;
+    int rc = log_pipe_open(&lp, path, &w->o->spec, w->err, w->errlen);
     if (rc) return rc;
     const ubt_write_opts *o = w->o;
-    log_event e;
-    for (;;) {
-        rc = log_reader_next(r, &e);
-        if (rc == LOG_READ_EOF) break;
-        if (rc < 0) {
-            err_set(w->err, w->errlen, rc, "%s", log_reader_errmsg(r));
-            break;
-        }
-        w->res->lines++;
-        if (rc == LOG_READ_BAD) {
-            w->res->bad_lines++;
-            if (o->on_bad_line) o->on_bad_line(o->cb_ctx, log_reader_errmsg(r));
-            if (o->strict) {
-                rc = err_set(w->err, w->errlen, LSIM_E_FORMAT, "%s (--strict: nothing was written)",
-                             log_reader_errmsg(r));
-                break;
+    uint64_t bytes = 0;
+    for (int last = 0; !last && !rc;) {
+        const log_batch *b = log_pipe_next(lp);
+        last = b->last;
+        bytes = b->bytes_read;
+        for (size_t i = 0; i < b->n && !rc; i++) {
+            const log_item *it = &b->items[i];
+            w->res->lines++;
+            if (it->bad) {
+                w->res->bad_lines++;
+                if (o->on_bad_line) o->on_bad_line(o->cb_ctx, it->bad);
+                if (o->strict)
+                    rc = err_set(w->err, w->errlen, LSIM_E_FORMAT, "%s (--strict: nothing was written)", it->bad);
+                continue;
             }
-            rc = 0;
-            continue;
+            const log_event *e = &it->ev;
+            if (o->shard_count && ubt_shard_of(e->user, e->user_len, o->shard_count) != o->shard_index) {
+                w->res->other_shard++;
+                continue;
+            }
+            batch_event be;
+            if ((rc = intern_event(w, e, &be, path)) || (rc = push_event(w, &be))) break;
+            w->res->events++;
         }
-        if (o->shard_count && ubt_shard_of(e.user, e.user_len, o->shard_count) != o->shard_index) {
-            w->res->other_shard++;
-            continue;
-        }
-        batch_event be;
-        if ((rc = intern_event(w, &e, &be, path)) || (rc = push_event(w, &be))) break;
-        w->res->events++;
-        if ((w->res->lines & 0xffff) == 0 && o->on_progress && seconds_since(&w->t_last) > 0.25) {
+        if (!rc && b->rc < 0) rc = err_set(w->err, w->errlen, b->rc, "%s", b->errmsg);
+        if (!rc && o->on_progress && seconds_since(&w->t_last) > 0.25) {
             clock_gettime(CLOCK_MONOTONIC, &w->t_last);
-            report_progress(w, r, 0);
+            report_progress(w, bytes, 0);
         }
     }
-    w->bytes_done += log_reader_bytes_read(r);
-    log_reader_close(r);
+    w->bytes_done += bytes;
+    log_pipe_close(lp);
     return rc;
 }
 
@@ -784,6 +791,7 @@ static int writer_init(writer *w, const ubt_write_opts *o, ubt_write_result *res
     clock_gettime(CLOCK_MONOTONIC, &w->t0);
     w->t_last = w->t0;
     w->zstd_level = o->zstd_level ? o->zstd_level : 3;
+    memset(w->last_id, 0xff, sizeof w->last_id);
     chain_plan_init(&w->plan);
     for (int k = 0; k < V_KINDS; k++)
         if (vocab_new(&w->voc[k], vocab_kinds[k], k == V_ITEM)) return nomem(w);
@@ -829,7 +837,7 @@ static void finish_result(writer *w)
     w->res->items_added = vocab_size(w->voc[V_ITEM]) - w->res->items_added;
     w->res->total_events = w->counts.events;
     w->res->seconds = seconds_since(&w->t0);
-    report_progress(w, NULL, 1);
+    report_progress(w, 0, 1);
 }
 
 static int rm_entry(const char *p, const struct stat *sb, int flag, struct FTW *ftw)

@@ -1,8 +1,8 @@
 /*
  * vocab.c: see vocab.h. Strings live in fixed chunks that are never moved
  * (a pointer from vocab_str stays valid until vocab_free, even as the
- * vocabulary grows); the hash table stores id + 1 (0 = empty slot) and is
- * kept at most half full.
+ * vocabulary grows); a hash table slot holds the entry's 32-bit hash and
+ * id + 1 (0 = empty slot); the table is kept at most half full.
  */
 #include "index/vocab.h"
 
@@ -27,7 +27,8 @@ struct vocab {
     uint32_t *cats;        /* items only */
     char **chunks;         /* string storage: chunks are never reallocated, so */
     size_t n_chunks, chunk_used, chunk_cap; /* pointers handed out stay valid */
-    uint32_t *table;       /* id + 1, 0 empty */
+    uint64_t *table;       /* hash32 << 32 | (id + 1); 0 empty: a probe rejects a
+                              mismatch without touching the entry's memory */
     size_t table_mask;
     uint32_t dirty_from;   /* first block to rewrite on store (UINT32_MAX: none) */
 };
@@ -120,13 +121,13 @@ static int find_slot(const vocab *v, const char *s, size_t len, uint32_t h32, si
 {
     size_t i = h32 & v->table_mask;
     for (;;) {
-        uint32_t e = v->table[i];
+        uint64_t e = v->table[i];
         if (!e) {
             *slot = i;
             return 0;
         }
-        uint32_t id = e - 1;
-        if (v->hashes[id] == h32) {
+        if ((uint32_t)(e >> 32) == h32) {
+            uint32_t id = (uint32_t)e - 1;
             if (v->lens[id] == len && memcmp(v->strs[id], s, len) == 0) {
                 *slot = i;
                 return 1;
@@ -136,24 +137,29 @@ static int find_slot(const vocab *v, const char *s, size_t len, uint32_t h32, si
     }
 }
 
+static uint64_t slot_entry(uint32_t h32, uint32_t id)
+{
+    return (uint64_t)h32 << 32 | (uint64_t)(id + 1);
+}
+
 int vocab_find(const vocab *v, const char *s, size_t len, uint32_t *id)
 {
     size_t slot;
     uint32_t h32 = (uint32_t)hash_bytes(s, len);
     if (!find_slot(v, s, len, h32, &slot)) return LSIM_E_NOTFOUND;
-    *id = v->table[slot] - 1;
+    *id = (uint32_t)v->table[slot] - 1;
     return 0;
 }
 
 static int grow_table(vocab *v)
 {
     size_t ncap = (v->table_mask + 1) * 2;
-    uint32_t *t = calloc(ncap, sizeof *t);
+    uint64_t *t = calloc(ncap, sizeof *t);
     if (!t) return LSIM_E_NOMEM;
     for (uint32_t id = 0; id < v->n; id++) {
         size_t i = v->hashes[id] & (ncap - 1);
         while (t[i]) i = (i + 1) & (ncap - 1);
-        t[i] = id + 1;
+        t[i] = slot_entry(v->hashes[id], id);
     }
     free(v->table);
     v->table = t;
@@ -210,7 +216,7 @@ static int add_entry(vocab *v, const char *s, size_t len, uint32_t h32, size_t s
     v->lens[id] = (uint8_t)len;
     v->hashes[id] = h32;
     if (v->with_cat) v->cats[id] = VOCAB_NO_CAT;
-    v->table[slot] = id + 1;
+    v->table[slot] = slot_entry(h32, id);
     mark_dirty(v, id);
     if ((size_t)v->n * 2 > v->table_mask + 1) return grow_table(v);
     return 0;
@@ -221,7 +227,7 @@ int vocab_intern(vocab *v, const char *s, size_t len, uint32_t *id, uint32_t lim
     size_t slot;
     uint32_t h32 = (uint32_t)hash_bytes(s, len);
     if (find_slot(v, s, len, h32, &slot)) {
-        *id = v->table[slot] - 1;
+        *id = (uint32_t)v->table[slot] - 1;
         return 0;
     }
     if (v->n >= limit) return LSIM_E_LIMIT;
