@@ -15,6 +15,8 @@
  */
 #include "index/index_write.h"
 
+#include "index/chain_encode.h"
+#include "index/chain_merge.h"
 #include "index/chain_plan.h"
 #include "index/event_sort.h"
 #include "index/ubt_layout.h"
@@ -29,6 +31,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -37,7 +40,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#define DICT_SAMPLE_BYTES (2u << 20)
 #define DICT_CAP (16u << 10)
 #define MAX_TYPES 255u
 
@@ -45,11 +47,28 @@ enum { V_USER, V_ITEM, V_CAT, V_TYPE, V_KINDS };
 static const char vocab_kinds[V_KINDS] = {UBT_VOCAB_USER, UBT_VOCAB_ITEM, UBT_VOCAB_CAT,
                                           UBT_VOCAB_TYPE};
 
-/* A growable array of ubt_event. */
-typedef struct ev_buf {
-    ubt_event *v;
-    size_t n, cap;
-} ev_buf;
+#define ENCODE_THREADS 2
+/* events a worker encodes between two commits (one job) */
+#define ENCODE_JOB_EVENTS (256u << 10)
+
+/* Encoded records of new users, made by a worker, stored in key order by the
+ * writing thread: 'b' blocks (12-byte key) and 's' summaries (4-byte key),
+ * each as kind | u32 value length | key | value. */
+typedef struct rec_buf {
+    uint8_t *p;
+    size_t len, cap;
+} rec_buf;
+
+typedef struct encode_job {
+    chain_encoder *enc;
+    const batch_event *ev;
+    const size_t *starts;
+    uint32_t u0, u1;     /* users [u0, u1) */
+    uint32_t own_min, mixed_max;
+    rec_buf out;
+    uint64_t blocks;
+    int rc;
+} encode_job;
 
 typedef struct writer {
     MDB_env *env;
@@ -58,7 +77,8 @@ typedef struct writer {
     vocab *voc[V_KINDS];
     ubt_counts counts;
     uint32_t own_min, mixed_max;
-    block_codec *codec;
+    chain_encoder enc[ENCODE_THREADS]; /* enc[0] also serves merges and dictionary training */
+    encode_job jobs[ENCODE_THREADS];
     int zstd_level;
     const ubt_write_opts *o;
     ubt_write_result *res;
@@ -68,20 +88,8 @@ typedef struct writer {
     size_t *starts;
     size_t starts_cap;
     uint32_t users_before_batch; /* users with ids >= this have nothing stored yet */
-    /* per-user scratch */
-    ev_buf user, grouped, old, merged, mixed;
-    int64_t *old_ts;
-    size_t old_ts_cap;
-    chain_plan plan;
-    uint8_t *blk;
-    size_t blk_cap;
-    /* dictionary training: while set, chunks are collected instead of written */
-    int training;
-    uint8_t *samples;
-    size_t samples_len, samples_cap;
-    size_t *sample_lens;
-    size_t n_samples, sample_lens_cap;
     int want_dict;
+    int renumber_items; /* a fresh build's first batch: order item ids by category */
     uint32_t last_id[V_KINDS]; /* the previous line's ids, UINT32_MAX: none */
     /* progress */
     struct timespec t0, t_last;
@@ -115,489 +123,213 @@ static double seconds_since(const struct timespec *t0)
     return (double)(t.tv_sec - t0->tv_sec) + (double)(t.tv_nsec - t0->tv_nsec) * 1e-9;
 }
 
-static int ev_reserve(ev_buf *b, size_t n)
-{
-    if (n <= b->cap) return 0;
-    size_t nc = b->cap ? b->cap : 1024;
-    while (nc < n) nc *= 2;
-    ubt_event *v = realloc(b->v, nc * sizeof *v);
-    if (!v) return LSIM_E_NOMEM;
-    b->v = v;
-    b->cap = nc;
-    return 0;
-}
-
 static int nomem(writer *w)
 {
     return err_set(w->err, w->errlen, LSIM_E_NOMEM, "out of memory");
-}
-
-/* ---------------------------------------------------------------- blocks */
-
-static int dict_sample(writer *w, const ubt_event *ev, size_t m, int with_cat)
-{
-    if (w->samples_len >= DICT_SAMPLE_BYTES) return 0;
-    size_t need = w->samples_len + block_encoded_bound(m);
-    if (need > w->samples_cap) {
-        size_t nc = w->samples_cap ? w->samples_cap * 2 : (1u << 20);
-        while (nc < need) nc *= 2;
-        uint8_t *s = realloc(w->samples, nc);
-        if (!s) return nomem(w);
-        w->samples = s;
-        w->samples_cap = nc;
-    }
-    if (w->n_samples == w->sample_lens_cap) {
-        size_t nc = w->sample_lens_cap ? w->sample_lens_cap * 2 : 4096;
-        size_t *l = realloc(w->sample_lens, nc * sizeof *l);
-        if (!l) return nomem(w);
-        w->sample_lens = l;
-        w->sample_lens_cap = nc;
-    }
-    size_t len;
-    int rc = block_raw_payload(w->samples + w->samples_len, w->samples_cap - w->samples_len, &len,
-                               ev, m, with_cat);
-    if (rc) return err_set(w->err, w->errlen, rc, "block payload for the dictionary failed");
-    w->samples_len += len;
-    w->sample_lens[w->n_samples++] = len;
-    return 0;
-}
-
-/* Writes ev[0..m) as the blocks of chain (user, cat) from seq0 on. */
-static int write_chain(writer *w, uint32_t user, uint32_t cat, uint32_t seq0, const ubt_event *ev,
-                       size_t m, int with_cat, unsigned put_flags)
-{
-    int with = with_cat ? 1 : 0;
-    size_t i = 0;
-    uint32_t seq = seq0;
-    while (i < m) {
-        size_t take = m - i < UBT_CHUNK_EVENTS ? m - i : UBT_CHUNK_EVENTS;
-        if (w->training) {
-            int rc = dict_sample(w, ev + i, take, with);
-            if (rc) return rc;
-            i += take;
-            continue;
-        }
-        size_t len = 0;
-        for (;;) {
-            size_t bound = block_encoded_bound(take);
-            if (bound > w->blk_cap) {
-                uint8_t *b = realloc(w->blk, bound);
-                if (!b) return nomem(w);
-                w->blk = b;
-                w->blk_cap = bound;
-            }
-            int rc = block_encode(w->codec, w->blk, w->blk_cap, &len, ev + i, take, with);
-            if (rc) return err_set(w->err, w->errlen, rc, "encoding a block of user %u failed", user);
-            if (len <= UBT_BLOCK_MAX_BYTES || take == 1) break;
-            take = (take + 1) / 2; /* keep blocks inline in LMDB pages */
-        }
-        uint8_t key[UBT_KEY_LEN];
-        ubt_key(key, user, cat, seq);
-        MDB_val k = {UBT_KEY_LEN, key}, d = {len, w->blk};
-        int rc = mdb_put(w->txn, w->db_ubt, &k, &d, put_flags);
-        if (rc) return lmdb_err(rc, w->err, w->errlen, "writing an event block");
-        w->counts.blocks++;
-        if (seq == UINT32_MAX) return err_set(w->err, w->errlen, LSIM_E_LIMIT, "chain too long");
-        seq++;
-        i += take;
-    }
-    return 0;
-}
-
-/* Decodes the block in d, appending its events to out. */
-static int decode_into(writer *w, ev_buf *out, const MDB_val *d, uint32_t cat, uint32_t user)
-{
-    if (ev_reserve(out, out->n + BLOCK_MAX_EVENTS)) return nomem(w);
-    size_t got = 0;
-    int rc = block_decode(w->codec, out->v + out->n, BLOCK_MAX_EVENTS, &got, d->mv_data, d->mv_size,
-                          cat);
-    if (rc)
-        return err_set(w->err, w->errlen, LSIM_E_CORRUPT,
-                       "corrupt event block of user %u category %u: run `lsim index verify`", user, cat);
-    out->n += got;
-    return 0;
-}
-
-/* ------------------------------------------------------------ user merge */
-
-static int put_summary(writer *w, uint32_t user, const ubt_user_summary *s, unsigned flags)
-{
-    uint8_t key[4], val[UBT_SUMMARY_MAX_BYTES];
-    ubt_put_u32be(key, user);
-    MDB_val k = {4, key}, d = {ubt_summary_encode(val, s), val};
-    int rc = mdb_put(w->txn, w->db_users, &k, &d, flags);
-    return rc ? lmdb_err(rc, w->err, w->errlen, "writing a user summary") : 0;
-}
-
-static int get_summary(writer *w, uint32_t user, ubt_user_summary *s)
-{
-    uint8_t key[4];
-    ubt_put_u32be(key, user);
-    MDB_val k = {4, key}, d;
-    int rc = mdb_get(w->txn, w->db_users, &k, &d);
-    if (rc) return lmdb_err(rc, w->err, w->errlen, "reading a user summary");
-    if (ubt_summary_decode(s, d.mv_data, d.mv_size))
-        return err_set(w->err, w->errlen, LSIM_E_CORRUPT, "corrupt summary of user %u", user);
-    return 0;
-}
-
-/* Blocks of one chain: their seq and header, in key order. */
-typedef struct chain_block {
-    uint32_t seq;
-    block_header h;
-} chain_block;
-
-static int list_chain(writer *w, MDB_cursor *cur, uint32_t user, uint32_t cat, chain_block **out,
-                      size_t *n, size_t *cap)
-{
-    uint8_t key[UBT_KEY_LEN];
-    ubt_key(key, user, cat, 0);
-    MDB_val k = {UBT_KEY_LEN, key}, d;
-    *n = 0;
-    int rc = mdb_cursor_get(cur, &k, &d, MDB_SET_RANGE);
-    while (rc == 0 && k.mv_size == UBT_KEY_LEN && memcmp(k.mv_data, key, 8) == 0) {
-        if (*n == *cap) {
-            size_t nc = *cap ? *cap * 2 : 64;
-            chain_block *b = realloc(*out, nc * sizeof *b);
-            if (!b) return nomem(w);
-            *out = b;
-            *cap = nc;
-        }
-        chain_block *b = &(*out)[(*n)++];
-        b->seq = ubt_get_u32be((const uint8_t *)k.mv_data + 8);
-        if (block_read_header(d.mv_data, d.mv_size, &b->h))
-            return err_set(w->err, w->errlen, LSIM_E_CORRUPT,
-                           "corrupt block header, user %u category %u seq %u", user, cat, b->seq);
-        rc = mdb_cursor_get(cur, &k, &d, MDB_NEXT);
-    }
-    if (rc && rc != MDB_NOTFOUND) return lmdb_err(rc, w->err, w->errlen, "reading a chain");
-    return 0;
-}
-
-static int del_key(writer *w, uint32_t user, uint32_t cat, uint32_t seq)
-{
-    uint8_t key[UBT_KEY_LEN];
-    ubt_key(key, user, cat, seq);
-    MDB_val k = {UBT_KEY_LEN, key};
-    int rc = mdb_del(w->txn, w->db_ubt, &k, NULL);
-    if (rc) return lmdb_err(rc, w->err, w->errlen, "deleting an event block");
-    w->counts.blocks--;
-    return 0;
-}
-
-static int get_block(writer *w, uint32_t user, uint32_t cat, uint32_t seq, MDB_val *d)
-{
-    uint8_t key[UBT_KEY_LEN];
-    ubt_key(key, user, cat, seq);
-    MDB_val k = {UBT_KEY_LEN, key};
-    int rc = mdb_get(w->txn, w->db_ubt, &k, d);
-    return rc ? lmdb_err(rc, w->err, w->errlen, "reading an event block") : 0;
-}
-
-static int cmp_ev(const ubt_event *a, const ubt_event *b)
-{
-    if (a->ts != b->ts) return a->ts < b->ts ? -1 : 1;
-    return (a->tie > b->tie) - (a->tie < b->tie);
-}
-
-/* merged = old (+) add, by (ts, tie). */
-static int merge_lists(writer *w, ev_buf *merged, const ubt_event *a, size_t na, const ubt_event *b,
-                       size_t nb)
-{
-    merged->n = 0;
-    if (ev_reserve(merged, na + nb)) return nomem(w);
-    size_t i = 0, j = 0, k = 0;
-    while (i < na && j < nb) merged->v[k++] = cmp_ev(&b[j], &a[i]) < 0 ? b[j++] : a[i++];
-    while (i < na) merged->v[k++] = a[i++];
-    while (j < nb) merged->v[k++] = b[j++];
-    merged->n = k;
-    return 0;
-}
-
-/* Merges add[0..m) (one category, (ts, tie) order) into the own chain (user, cat). */
-static int merge_own_chain(writer *w, MDB_cursor *cur, uint32_t user, uint32_t cat,
-                           const ubt_event *add, size_t m, chain_block **blocks, size_t *blocks_cap)
-{
-    size_t nb;
-    int rc = list_chain(w, cur, user, cat, blocks, &nb, blocks_cap);
-    if (rc) return rc;
-    chain_block *b = *blocks;
-    /* first block holding an event after add[0]: an equal ts is not after, as the new
-     * events' ties rank them after every stored event of that second */
-    size_t j = 0;
-    while (j < nb && b[j].h.last_ts <= add[0].ts) j++;
-    if (j == nb && nb > 0 && b[nb - 1].h.n < UBT_CHUNK_EVENTS) j = nb - 1; /* refill the tail */
-    uint32_t seq0 = j < nb ? b[j].seq : (nb ? b[nb - 1].seq + 1 : 0);
-    w->old.n = 0;
-    for (size_t i = j; i < nb; i++) {
-        MDB_val d;
-        if ((rc = get_block(w, user, cat, b[i].seq, &d)) || (rc = decode_into(w, &w->old, &d, cat, user)))
-            return rc;
-    }
-    for (size_t i = j; i < nb; i++)
-        if ((rc = del_key(w, user, cat, b[i].seq))) return rc;
-    if ((rc = merge_lists(w, &w->merged, w->old.v, w->old.n, add, m))) return rc;
-    return write_chain(w, user, cat, seq0, w->merged.v, w->merged.n, 0, 0);
-}
-
-static int cmp_i64(const void *a, const void *b)
-{
-    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
-    return (x > y) - (x < y);
-}
-
-/* Per-second counts of stored events of `user` at or after from_ts, so new
- * events get tie ranks after them. Fills w->old_ts sorted; returns count. */
-static int stored_ts_from(writer *w, MDB_cursor *cur, uint32_t user, int64_t from_ts, size_t *count)
-{
-    *count = 0;
-    uint8_t key[UBT_KEY_LEN];
-    ubt_key(key, user, 0, 0);
-    MDB_val k = {UBT_KEY_LEN, key}, d;
-    /* collect (cat) of every chain of the user first: cursor walks are invalidated by nothing
-     * here since we only read */
-    w->old.n = 0;
-    int rc = mdb_cursor_get(cur, &k, &d, MDB_SET_RANGE);
-    while (rc == 0 && k.mv_size == UBT_KEY_LEN && ubt_get_u32be(k.mv_data) == user) {
-        block_header h;
-        uint32_t cat = ubt_get_u32be((const uint8_t *)k.mv_data + 4);
-        if (block_read_header(d.mv_data, d.mv_size, &h))
-            return err_set(w->err, w->errlen, LSIM_E_CORRUPT, "corrupt block header of user %u", user);
-        if (h.last_ts >= from_ts && (rc = decode_into(w, &w->old, &d, cat, user))) return rc;
-        rc = mdb_cursor_get(cur, &k, &d, MDB_NEXT);
-    }
-    if (rc && rc != MDB_NOTFOUND) return lmdb_err(rc, w->err, w->errlen, "reading a user's chains");
-    if (w->old.n > w->old_ts_cap) {
-        int64_t *t = realloc(w->old_ts, w->old.n * sizeof *t);
-        if (!t) return nomem(w);
-        w->old_ts = t;
-        w->old_ts_cap = w->old.n;
-    }
-    size_t c = 0;
-    for (size_t i = 0; i < w->old.n; i++)
-        if (w->old.v[i].ts >= from_ts) w->old_ts[c++] = w->old.v[i].ts;
-    qsort(w->old_ts, c, sizeof *w->old_ts, cmp_i64);
-    *count = c;
-    return 0;
-}
-
-static size_t count_equal(const int64_t *a, size_t n, int64_t x)
-{
-    size_t lo = 0, hi = n;
-    while (lo < hi) {
-        size_t mid = (lo + hi) / 2;
-        if (a[mid] < x) lo = mid + 1;
-        else hi = mid;
-    }
-    size_t c = 0;
-    while (lo + c < n && a[lo + c] == x) c++;
-    return c;
-}
-
-/* Converts a user's run of the batch (ts order, log order among ties) into
- * w->user with tie ranks continuing those of stored events. */
-static int user_events(writer *w, const batch_event *run, size_t m, const int64_t *stored_ts,
-                       size_t n_stored)
-{
-    w->user.n = 0;
-    if (ev_reserve(&w->user, m)) return nomem(w);
-    uint32_t tie = 0;
-    for (size_t i = 0; i < m; i++) {
-        if (i > 0 && run[i].ts == run[i - 1].ts)
-            tie++;
-        else
-            tie = n_stored ? (uint32_t)count_equal(stored_ts, n_stored, run[i].ts) : 0;
-        w->user.v[i] = (ubt_event){.ts = run[i].ts, .item = run[i].item, .cat = run[i].cat,
-                                   .tie = tie, .type = run[i].type};
-    }
-    w->user.n = m;
-    return 0;
-}
-
-static int is_own(const chain_plan *p, uint32_t cat)
-{
-    size_t lo = 0, hi = p->n_groups;
-    while (lo < hi) {
-        size_t mid = (lo + hi) / 2;
-        if (p->groups[mid].cat < cat) lo = mid + 1;
-        else hi = mid;
-    }
-    return lo < p->n_groups && p->groups[lo].cat == cat && p->groups[lo].own;
-}
-
-/* dst = the events of src[0..n) whose category is not own under the plan, in order. */
-static size_t filter_mixed(const chain_plan *p, ubt_event *dst, const ubt_event *src, size_t n)
-{
-    size_t k = 0;
-    for (size_t i = 0; i < n; i++)
-        if (!is_own(p, src[i].cat)) dst[k++] = src[i];
-    return k;
-}
-
-static int write_new_user(writer *w, uint32_t user, const batch_event *run, size_t m)
-{
-    int rc = user_events(w, run, m, NULL, 0);
-    if (rc) return rc;
-    if (ev_reserve(&w->grouped, m) || ev_reserve(&w->mixed, m)) return nomem(w);
-    if (chain_plan_make(&w->plan, w->grouped.v, w->user.v, m, w->own_min, w->mixed_max))
-        return nomem(w);
-    /* own chains in ascending category order, then the mixed chain: ascending keys */
-    for (size_t g = 0; g < w->plan.n_groups; g++) {
-        const cat_group *cg = &w->plan.groups[g];
-        if (cg->own && (rc = write_chain(w, user, cg->cat, 0, w->grouped.v + cg->start, cg->count, 0,
-                                         MDB_APPEND)))
-            return rc;
-    }
-    w->mixed.n = filter_mixed(&w->plan, w->mixed.v, w->user.v, m);
-    if (w->mixed.n) {
-        if ((rc = write_chain(w, user, UBT_MIXED, 0, w->mixed.v, w->mixed.n, 1, MDB_APPEND))) return rc;
-    }
-    if (w->training) return 0;
-    ubt_user_summary s = {m, run[0].ts, run[m - 1].ts};
-    return put_summary(w, user, &s, MDB_APPEND);
-}
-
-static int chain_exists(writer *w, MDB_cursor *cur, uint32_t user, uint32_t cat, int *exists)
-{
-    uint8_t key[UBT_KEY_LEN];
-    ubt_key(key, user, cat, 0);
-    MDB_val k = {UBT_KEY_LEN, key}, d;
-    int rc = mdb_cursor_get(cur, &k, &d, MDB_SET_RANGE);
-    if (rc && rc != MDB_NOTFOUND) return lmdb_err(rc, w->err, w->errlen, "looking up a chain");
-    *exists = rc == 0 && k.mv_size == UBT_KEY_LEN && memcmp(k.mv_data, key, 8) == 0;
-    return 0;
-}
-
-/* Merges the events of categories without an own chain into the user's mixed
- * chain, promoting categories that outgrow it. */
-static int merge_mixed(writer *w, MDB_cursor *cur, uint32_t user, const ubt_event *add, size_t m,
-                       chain_block **blocks, size_t *blocks_cap)
-{
-    size_t nb;
-    int rc = list_chain(w, cur, user, UBT_MIXED, blocks, &nb, blocks_cap);
-    if (rc) return rc;
-    w->old.n = 0;
-    for (size_t i = 0; i < nb; i++) {
-        MDB_val d;
-        if ((rc = get_block(w, user, UBT_MIXED, (*blocks)[i].seq, &d)) ||
-            (rc = decode_into(w, &w->old, &d, UBT_MIXED, user)))
-            return rc;
-    }
-    for (size_t i = 0; i < nb; i++)
-        if ((rc = del_key(w, user, UBT_MIXED, (*blocks)[i].seq))) return rc;
-    if ((rc = merge_lists(w, &w->merged, w->old.v, w->old.n, add, m))) return rc;
-    size_t total = w->merged.n;
-    if (ev_reserve(&w->grouped, total) || ev_reserve(&w->mixed, total)) return nomem(w);
-    if (chain_plan_make(&w->plan, w->grouped.v, w->merged.v, total, w->own_min, w->mixed_max))
-        return nomem(w);
-    w->mixed.n = 0;
-    for (size_t g = 0; g < w->plan.n_groups; g++) {
-        const cat_group *cg = &w->plan.groups[g];
-        if (cg->own) {
-            rc = write_chain(w, user, cg->cat, 0, w->grouped.v + cg->start, cg->count, 0, 0);
-            if (rc) return rc;
-        }
-    }
-    w->mixed.n = filter_mixed(&w->plan, w->mixed.v, w->merged.v, total);
-    return w->mixed.n ? write_chain(w, user, UBT_MIXED, 0, w->mixed.v, w->mixed.n, 1, 0) : 0;
-}
-
-static int merge_user(writer *w, MDB_cursor *cur, uint32_t user, const batch_event *run, size_t m,
-                      chain_block **blocks, size_t *blocks_cap)
-{
-    ubt_user_summary s;
-    int rc = get_summary(w, user, &s);
-    if (rc) return rc;
-    size_t n_stored = 0;
-    if (run[0].ts <= s.last_ts &&
-        (rc = stored_ts_from(w, cur, user, run[0].ts, &n_stored)))
-        return rc;
-    if ((rc = user_events(w, run, m, w->old_ts, n_stored))) return rc;
-    if (ev_reserve(&w->grouped, m)) return nomem(w);
-    if (chain_plan_make(&w->plan, w->grouped.v, w->user.v, m, UINT32_MAX, UINT32_MAX)) return nomem(w);
-    /* copy the groups: merge_own_chain and merge_mixed reuse the plan and scratch */
-    size_t ng = w->plan.n_groups;
-    cat_group *groups = malloc(ng * sizeof *groups);
-    ubt_event *grouped = malloc(m * sizeof *grouped);
-    ev_buf to_mixed = {0};
-    if (!groups || !grouped || ev_reserve(&to_mixed, m)) {
-        free(groups);
-        free(grouped);
-        free(to_mixed.v);
-        return nomem(w);
-    }
-    memcpy(groups, w->plan.groups, ng * sizeof *groups);
-    memcpy(grouped, w->grouped.v, m * sizeof *grouped);
-    for (size_t g = 0; g < ng && !rc; g++) {
-        int exists = 0;
-        rc = chain_exists(w, cur, user, groups[g].cat, &exists);
-        if (rc) break;
-        if (exists) {
-            rc = merge_own_chain(w, cur, user, groups[g].cat, grouped + groups[g].start, groups[g].count,
-                                 blocks, blocks_cap);
-            groups[g].own = 1;
-        }
-    }
-    if (!rc) {
-        chain_plan own = w->plan;
-        own.groups = groups; /* the per-category own flags found above */
-        own.n_groups = ng;
-        to_mixed.n = filter_mixed(&own, to_mixed.v, w->user.v, m);
-        if (to_mixed.n) rc = merge_mixed(w, cur, user, to_mixed.v, to_mixed.n, blocks, blocks_cap);
-    }
-    free(groups);
-    free(grouped);
-    free(to_mixed.v);
-    if (rc) return rc;
-    s.events += m;
-    if (run[0].ts < s.first_ts) s.first_ts = run[0].ts;
-    if (run[m - 1].ts > s.last_ts) s.last_ts = run[m - 1].ts;
-    return put_summary(w, user, &s, 0);
 }
 
 /* ----------------------------------------------------------------- batch */
 
 static int train_dict(writer *w)
 {
-    /* a dry run of the first users' chains collects raw payloads to learn from */
-    w->training = 1;
+    /* a dry run over the first users' chains collects raw payloads to learn from */
+    chain_encoder *e = &w->enc[0];
+    e->training = 1;
     uint32_t n_users = vocab_size(w->voc[V_USER]);
     int rc = 0;
-    for (uint32_t u = 0; u < n_users && !rc && w->samples_len < DICT_SAMPLE_BYTES; u++) {
+    uint64_t unused = 0;
+    ubt_user_summary sum;
+    for (uint32_t u = 0; u < n_users && !rc && e->samples_len < e->samples_max; u++) {
         size_t lo = w->starts[u], hi = w->starts[u + 1];
-        if (hi > lo) rc = write_new_user(w, u, w->ev + lo, hi - lo);
+        if (hi > lo) rc = chain_encode_new_user(e, u, w->ev + lo, hi - lo, w->own_min, w->mixed_max, &sum, &unused);
     }
-    w->training = 0;
-    if (rc) return rc;
+    e->training = 0;
+    if (rc) return err_set(w->err, w->errlen, rc, "%s", e->err);
+    w->want_dict = 0;
     uint8_t *dict = malloc(DICT_CAP);
     if (!dict) return nomem(w);
     size_t dict_len = 0;
-    if (block_train_dict(dict, DICT_CAP, &dict_len, w->samples, w->sample_lens, w->n_samples) == 0 &&
-        dict_len > 0) {
-        block_codec *c;
-        if (block_codec_new(&c, dict, dict_len, w->zstd_level)) {
-            free(dict);
-            return nomem(w);
-        }
-        block_codec_free(w->codec);
-        w->codec = c;
+    if (block_train_dict(dict, DICT_CAP, &dict_len, e->samples, e->sample_lens, e->n_samples) == 0 && dict_len) {
+        for (int t = 0; t < ENCODE_THREADS && !rc; t++)
+            if (chain_encoder_set_dict(&w->enc[t], dict, dict_len, w->zstd_level)) rc = nomem(w);
         MDB_val k = {5, "zdict"}, d = {dict_len, dict};
-        rc = mdb_put(w->txn, w->db_meta, &k, &d, 0);
-        if (rc) rc = lmdb_err(rc, w->err, w->errlen, "writing the dictionary");
+        int lrc = rc ? 0 : mdb_put(w->txn, w->db_meta, &k, &d, 0);
+        if (lrc) rc = lmdb_err(lrc, w->err, w->errlen, "writing the dictionary");
     }
     free(dict);
-    free(w->samples);
-    free(w->sample_lens);
-    w->samples = NULL;
-    w->sample_lens = NULL;
-    w->samples_len = w->samples_cap = w->n_samples = w->sample_lens_cap = 0;
-    w->want_dict = 0;
+    free(e->samples);
+    free(e->sample_lens);
+    e->samples = NULL;
+    e->sample_lens = NULL;
+    e->samples_len = e->samples_cap = e->n_samples = e->sample_lens_cap = 0;
+    return rc;
+}
+
+static int rec_add(rec_buf *r, uint8_t kind, const uint8_t *key, size_t klen, const uint8_t *val, size_t vlen)
+{
+    size_t need = r->len + 5 + klen + vlen;
+    if (need > r->cap) {
+        size_t nc = r->cap ? r->cap : (1u << 20);
+        while (nc < need) nc *= 2;
+        uint8_t *p = realloc(r->p, nc);
+        if (!p) return LSIM_E_NOMEM;
+        r->p = p;
+        r->cap = nc;
+    }
+    uint8_t *q = r->p + r->len;
+    q[0] = kind;
+    memcpy(q + 1, &(uint32_t){(uint32_t)vlen}, 4);
+    memcpy(q + 5, key, klen);
+    memcpy(q + 5 + klen, val, vlen);
+    r->len = need;
+    return 0;
+}
+
+static int rec_put_block(void *ctx, const uint8_t key[UBT_KEY_LEN], const uint8_t *blk, size_t len)
+{
+    encode_job *j = ctx;
+    if (rec_add(&j->out, 'b', key, UBT_KEY_LEN, blk, len))
+        return err_set(j->enc->err, sizeof j->enc->err, LSIM_E_NOMEM, "out of memory");
+    return 0;
+}
+
+/* Encodes the chains and summaries of new users [u0, u1) into job->out. */
+static void *encode_job_run(void *arg)
+{
+    encode_job *j = arg;
+    chain_encoder *e = j->enc;
+    e->put = rec_put_block;
+    e->put_ctx = j;
+    j->out.len = 0;
+    j->blocks = 0;
+    j->rc = 0;
+    for (uint32_t u = j->u0; u < j->u1 && !j->rc; u++) {
+        size_t lo = j->starts[u], hi = j->starts[u + 1];
+        if (hi == lo) continue;
+        ubt_user_summary sum;
+        j->rc = chain_encode_new_user(e, u, j->ev + lo, hi - lo, j->own_min, j->mixed_max, &sum, &j->blocks);
+        if (j->rc) break;
+        uint8_t key[4], val[UBT_SUMMARY_MAX_BYTES];
+        ubt_put_u32be(key, u);
+        if (rec_add(&j->out, 's', key, 4, val, ubt_summary_encode(val, &sum)))
+            j->rc = err_set(e->err, sizeof e->err, LSIM_E_NOMEM, "out of memory");
+    }
+    return NULL;
+}
+
+/* Stores a job's records. Keys ascend (new users' keys sort after every stored
+ * key, and jobs are committed in user order), so MDB_APPEND holds. */
+static int commit_job(writer *w, encode_job *j)
+{
+    if (j->rc) return err_set(w->err, w->errlen, j->rc, "%s", j->enc->err);
+    for (size_t off = 0; off < j->out.len;) {
+        const uint8_t *q = j->out.p + off;
+        uint32_t vlen;
+        memcpy(&vlen, q + 1, 4);
+        size_t klen = q[0] == 'b' ? UBT_KEY_LEN : 4;
+        MDB_val k = {klen, (void *)(q + 5)}, d = {vlen, (void *)(q + 5 + klen)};
+        int rc = mdb_put(w->txn, q[0] == 'b' ? w->db_ubt : w->db_users, &k, &d, MDB_APPEND);
+        if (rc) return lmdb_err(rc, w->err, w->errlen, "writing the index");
+        off += 5 + klen + vlen;
+    }
+    w->counts.blocks += j->blocks;
+    return 0;
+}
+
+/* Encodes new users [u0, n_users) on ENCODE_THREADS threads, a job each at a
+ * time, and stores the jobs in order. */
+static int encode_new_users(writer *w, uint32_t u0, uint32_t n_users)
+{
+    uint32_t u = u0;
+    int rc = 0;
+    while (u < n_users && !rc) {
+        int n_jobs = 0;
+        for (int t = 0; t < ENCODE_THREADS && u < n_users; t++) {
+            encode_job *j = &w->jobs[t];
+            j->enc = &w->enc[t];
+            j->ev = w->ev;
+            j->starts = w->starts;
+            j->own_min = w->own_min;
+            j->mixed_max = w->mixed_max;
+            j->u0 = u;
+            size_t events = 0;
+            while (u < n_users && events < ENCODE_JOB_EVENTS) {
+                events += w->starts[u + 1] - w->starts[u];
+                u++;
+            }
+            j->u1 = u;
+            n_jobs++;
+        }
+        pthread_t th[ENCODE_THREADS];
+        int started[ENCODE_THREADS] = {0};
+        for (int t = 1; t < n_jobs; t++) started[t] = pthread_create(&th[t], NULL, encode_job_run, &w->jobs[t]) == 0;
+        encode_job_run(&w->jobs[0]);
+        for (int t = 1; t < n_jobs; t++) {
+            if (started[t]) pthread_join(th[t], NULL);
+            else encode_job_run(&w->jobs[t]); /* no thread: do it here */
+        }
+        for (int t = 0; t < n_jobs && !rc; t++) rc = commit_job(w, &w->jobs[t]);
+    }
+    return rc;
+}
+
+typedef struct item_key {
+    uint64_t key; /* category << 32 | (UINT32_MAX - count): by category, then most frequent first */
+    uint32_t id;
+} item_key;
+
+static int by_item_key(const void *a, const void *b)
+{
+    const item_key *x = a, *y = b;
+    if (x->key != y->key) return x->key < y->key ? -1 : 1;
+    return (x->id > y->id) - (x->id < y->id);
+}
+
+/* Gives the items of a fresh build dense ids grouped by category, most
+ * frequent first, before anything is written: the items of one chain then
+ * have close ids, which the block codec stores in far fewer bits (its
+ * per-block dictionary codes id gaps). Items first seen by a later batch or
+ * append get the next ids as they come. */
+static int renumber_items(writer *w)
+{
+    vocab *old = w->voc[V_ITEM];
+    uint32_t n = vocab_size(old);
+    item_key *keys = calloc(n ? n : 1, sizeof *keys);
+    uint32_t *new_id = malloc((n ? n : 1) * sizeof *new_id);
+    vocab *nv = NULL;
+    int rc = (!keys || !new_id || vocab_new(&nv, UBT_VOCAB_ITEM, 1)) ? nomem(w) : 0;
+    if (!rc) {
+        for (uint32_t i = 0; i < n; i++) keys[i].id = i;
+        for (size_t i = 0; i < w->n; i++) keys[w->ev[i].item].key++;
+        for (uint32_t i = 0; i < n; i++)
+            keys[i].key = (uint64_t)vocab_cat(old, i) << 32 | (UINT32_MAX - (uint32_t)keys[i].key);
+        qsort(keys, n, sizeof *keys, by_item_key);
+        for (uint32_t j = 0; j < n && !rc; j++) {
+            uint32_t id, o = keys[j].id;
+            if (vocab_intern(nv, vocab_str(old, o), vocab_len(old, o), &id, UINT32_MAX - 1)) rc = nomem(w);
+            vocab_set_cat(nv, id, vocab_cat(old, o));
+            new_id[o] = id;
+        }
+    }
+    if (!rc) {
+        for (size_t i = 0; i < w->n; i++) w->ev[i].item = new_id[w->ev[i].item];
+        w->voc[V_ITEM] = nv;
+        vocab_free(old);
+    } else
+        vocab_free(nv);
+    free(keys);
+    free(new_id);
     return rc;
 }
 
 static int flush_batch(writer *w)
 {
     if (!w->n) return 0;
+    int rc;
+    if (w->renumber_items) {
+        if ((rc = renumber_items(w))) return rc;
+        w->renumber_items = 0;
+    }
     uint32_t n_users = vocab_size(w->voc[V_USER]);
     if ((size_t)n_users + 1 > w->starts_cap) {
         size_t *s = realloc(w->starts, ((size_t)n_users + 1) * sizeof *s);
@@ -606,23 +338,18 @@ static int flush_batch(writer *w)
         w->starts_cap = (size_t)n_users + 1;
     }
     event_sort_by_user_ts(w->ev, w->tmp, w->n, n_users, w->starts);
-    int rc = 0;
     if (w->want_dict && (rc = train_dict(w))) return rc;
-    MDB_cursor *cur;
-    rc = mdb_cursor_open(w->txn, w->db_ubt, &cur);
-    if (rc) return lmdb_err(rc, w->err, w->errlen, "opening a cursor");
-    chain_block *blocks = NULL;
-    size_t blocks_cap = 0;
-    for (uint32_t u = 0; u < n_users && !rc; u++) {
+    /* users already stored (ids below users_before_batch) first, in id order, then the new ones */
+    uint32_t first_new = w->users_before_batch < n_users ? w->users_before_batch : n_users;
+    chain_merger mg;
+    rc = chain_merger_init(&mg, w->txn, w->db_ubt, w->db_users, &w->enc[0], &w->counts.blocks, w->own_min,
+                           w->mixed_max, w->err, w->errlen);
+    for (uint32_t u = 0; u < first_new && !rc; u++) {
         size_t lo = w->starts[u], hi = w->starts[u + 1];
-        if (hi == lo) continue;
-        if (u >= w->users_before_batch)
-            rc = write_new_user(w, u, w->ev + lo, hi - lo);
-        else
-            rc = merge_user(w, cur, u, w->ev + lo, hi - lo, &blocks, &blocks_cap);
+        if (hi > lo) rc = chain_merge_user(&mg, u, w->ev + lo, hi - lo);
     }
-    free(blocks);
-    mdb_cursor_close(cur);
+    chain_merger_free(&mg);
+    if (!rc) rc = encode_new_users(w, first_new, n_users);
     if (rc) return rc;
     w->counts.events += w->n;
     w->users_before_batch = n_users;
@@ -671,7 +398,10 @@ static int intern_event(writer *w, const log_event *e, batch_event *out, const c
     return 0;
 }
 
-static int push_event(writer *w, const batch_event *e)
+/* Makes room for one more event in the batch, writing the batch out when it
+ * is at its memory limit. Called before the event's ids are interned: a
+ * flush may renumber ids. */
+static int batch_room(writer *w)
 {
     if (w->n == w->cap) {
         size_t limit = w->o->mem_limit / (2 * sizeof(batch_event));
@@ -693,7 +423,6 @@ static int push_event(writer *w, const batch_event *e)
             if (bytes > w->res->peak_batch_bytes) w->res->peak_batch_bytes = bytes;
         }
     }
-    w->ev[w->n++] = *e;
     return 0;
 }
 
@@ -723,8 +452,8 @@ static int ingest_file(writer *w, const char *path)
                 w->res->other_shard++;
                 continue;
             }
-            batch_event be;
-            if ((rc = intern_event(w, e, &be, path)) || (rc = push_event(w, &be))) break;
+            if ((rc = batch_room(w)) || (rc = intern_event(w, e, &w->ev[w->n], path))) break;
+            w->n++;
             w->res->events++;
         }
         if (!rc && b->rc < 0) rc = err_set(w->err, w->errlen, b->rc, "%s", b->errmsg);
@@ -790,9 +519,8 @@ static int writer_init(writer *w, const ubt_write_opts *o, ubt_write_result *res
     memset(res, 0, sizeof *res);
     clock_gettime(CLOCK_MONOTONIC, &w->t0);
     w->t_last = w->t0;
-    w->zstd_level = o->zstd_level ? o->zstd_level : 3;
+    w->zstd_level = o->zstd_level ? o->zstd_level : 1;
     memset(w->last_id, 0xff, sizeof w->last_id);
-    chain_plan_init(&w->plan);
     for (int k = 0; k < V_KINDS; k++)
         if (vocab_new(&w->voc[k], vocab_kinds[k], k == V_ITEM)) return nomem(w);
     for (size_t i = 0; i < o->n_inputs; i++) {
@@ -807,20 +535,13 @@ static void writer_free(writer *w)
     if (w->txn) mdb_txn_abort(w->txn);
     if (w->env) mdb_env_close(w->env);
     for (int k = 0; k < V_KINDS; k++) vocab_free(w->voc[k]);
-    block_codec_free(w->codec);
+    for (int t = 0; t < ENCODE_THREADS; t++) {
+        chain_encoder_free(&w->enc[t]);
+        free(w->jobs[t].out.p);
+    }
     free(w->ev);
     free(w->tmp);
     free(w->starts);
-    free(w->user.v);
-    free(w->grouped.v);
-    free(w->old.v);
-    free(w->merged.v);
-    free(w->mixed.v);
-    free(w->old_ts);
-    free(w->blk);
-    free(w->samples);
-    free(w->sample_lens);
-    chain_plan_free(&w->plan);
 }
 
 static int ingest_all(writer *w)
@@ -920,7 +641,9 @@ int ubt_build(const char *dir, const ubt_write_opts *o, ubt_write_result *res, c
     w.own_min = o->own_min ? o->own_min : UBT_OWN_MIN_DEFAULT;
     w.mixed_max = o->mixed_max ? o->mixed_max : UBT_MIXED_MAX_DEFAULT;
     w.want_dict = !o->no_dict;
-    if (!rc && block_codec_new(&w.codec, NULL, 0, w.zstd_level)) rc = nomem(&w);
+    w.renumber_items = 1;
+    for (int t = 0; t < ENCODE_THREADS && !rc; t++)
+        if (chain_encoder_init(&w.enc[t], NULL, 0, w.zstd_level)) rc = nomem(&w);
     if (!rc) rc = lmdb_env_open(&w.env, tmp, LMDB_ENV_BULK, o->mapsize, err, errlen);
     if (!rc && (rc = mdb_txn_begin(w.env, NULL, 0, &w.txn))) rc = lmdb_err(rc, err, errlen, "begin");
     if (!rc) rc = open_dbs(&w, MDB_CREATE);
@@ -982,10 +705,9 @@ static int load_existing(writer *w)
     w->mixed_max = (uint32_t)p[4] | (uint32_t)p[5] << 8 | (uint32_t)p[6] << 16 | (uint32_t)p[7] << 24;
     k = (MDB_val){5, "zdict"};
     rc = mdb_get(w->txn, w->db_meta, &k, &d);
-    if (rc == 0) {
-        if (block_codec_new(&w->codec, d.mv_data, d.mv_size, w->zstd_level)) return nomem(w);
-    } else if (block_codec_new(&w->codec, NULL, 0, w->zstd_level))
-        return nomem(w);
+    for (int t = 0; t < ENCODE_THREADS; t++)
+        if (chain_encoder_init(&w->enc[t], rc == 0 ? d.mv_data : NULL, rc == 0 ? d.mv_size : 0, w->zstd_level))
+            return nomem(w);
     for (int i = 0; i < V_KINDS; i++)
         if ((rc = vocab_load(w->voc[i], w->txn, w->db_vocab, w->err, w->errlen))) return rc;
     if (vocab_size(w->voc[V_USER]) != w->counts.users || vocab_size(w->voc[V_ITEM]) != w->counts.items)
