@@ -24,7 +24,7 @@ int chain_encoder_init(chain_encoder *e, const void *dict, size_t dict_len, int 
 {
     memset(e, 0, sizeof *e);
     chain_plan_init(&e->plan);
-    e->samples_max = 2u << 20;
+    e->samples_max = 512u << 10;
     return block_codec_new(&e->codec, dict, dict_len, level) ? LSIM_E_NOMEM : 0;
 }
 

@@ -1,8 +1,11 @@
 /*
  * vocab.c: see vocab.h. Strings live in fixed chunks that are never moved
  * (a pointer from vocab_str stays valid until vocab_free, even as the
- * vocabulary grows); a hash table slot holds the entry's 32-bit hash and
- * id + 1 (0 = empty slot); the table is kept at most half full.
+ * vocabulary grows). A hash table slot holds the entry's id + 1 (0 = empty),
+ * a tag (24 bits of its hash and its length) and its first 8 bytes, so a
+ * probe for an id of at most 8 bytes (most raw ids: Taobao's are 7 digits)
+ * is decided by the slot alone, without touching the entry's memory. The
+ * table is kept at most half full.
  */
 #include "index/vocab.h"
 
@@ -17,6 +20,12 @@
 #include <string.h>
 #include <zstd.h>
 
+typedef struct vocab_slot {
+    uint64_t head; /* the first 8 bytes of the id, zero-padded */
+    uint32_t tag;  /* hash & 0xffffff00 | length */
+    uint32_t id1;  /* id + 1; 0: empty */
+} vocab_slot;
+
 struct vocab {
     char kind;
     int with_cat;
@@ -27,8 +36,7 @@ struct vocab {
     uint32_t *cats;        /* items only */
     char **chunks;         /* string storage: chunks are never reallocated, so */
     size_t n_chunks, chunk_used, chunk_cap; /* pointers handed out stay valid */
-    uint64_t *table;       /* hash32 << 32 | (id + 1); 0 empty: a probe rejects a
-                              mismatch without touching the entry's memory */
+    vocab_slot *table;
     size_t table_mask;
     uint32_t dirty_from;   /* first block to rewrite on store (UINT32_MAX: none) */
 };
@@ -117,29 +125,40 @@ void vocab_set_cat(vocab *v, uint32_t id, uint32_t cat)
     mark_dirty(v, id);
 }
 
+static uint64_t head_of(const char *s, size_t len)
+{
+    uint64_t h = 0;
+    memcpy(&h, s, len < 8 ? len : 8);
+    return h;
+}
+
+static uint32_t tag_of(uint32_t h32, size_t len)
+{
+    return (h32 & 0xffffff00u) | (uint32_t)len;
+}
+
 static int find_slot(const vocab *v, const char *s, size_t len, uint32_t h32, size_t *slot)
 {
     size_t i = h32 & v->table_mask;
+    uint32_t tag = tag_of(h32, len);
+    uint64_t head = head_of(s, len);
     for (;;) {
-        uint64_t e = v->table[i];
-        if (!e) {
+        const vocab_slot *e = &v->table[i];
+        if (!e->id1) {
             *slot = i;
             return 0;
         }
-        if ((uint32_t)(e >> 32) == h32) {
-            uint32_t id = (uint32_t)e - 1;
-            if (v->lens[id] == len && memcmp(v->strs[id], s, len) == 0) {
-                *slot = i;
-                return 1;
-            }
+        if (e->tag == tag && e->head == head && (len <= 8 || memcmp(v->strs[e->id1 - 1] + 8, s + 8, len - 8) == 0)) {
+            *slot = i;
+            return 1;
         }
         i = (i + 1) & v->table_mask;
     }
 }
 
-static uint64_t slot_entry(uint32_t h32, uint32_t id)
+static vocab_slot slot_entry(const vocab *v, uint32_t h32, uint32_t id)
 {
-    return (uint64_t)h32 << 32 | (uint64_t)(id + 1);
+    return (vocab_slot){head_of(v->strs[id], v->lens[id]), tag_of(h32, v->lens[id]), id + 1};
 }
 
 int vocab_find(const vocab *v, const char *s, size_t len, uint32_t *id)
@@ -147,19 +166,19 @@ int vocab_find(const vocab *v, const char *s, size_t len, uint32_t *id)
     size_t slot;
     uint32_t h32 = (uint32_t)hash_bytes(s, len);
     if (!find_slot(v, s, len, h32, &slot)) return LSIM_E_NOTFOUND;
-    *id = (uint32_t)v->table[slot] - 1;
+    *id = v->table[slot].id1 - 1;
     return 0;
 }
 
 static int grow_table(vocab *v)
 {
     size_t ncap = (v->table_mask + 1) * 2;
-    uint64_t *t = calloc(ncap, sizeof *t);
+    vocab_slot *t = calloc(ncap, sizeof *t);
     if (!t) return LSIM_E_NOMEM;
     for (uint32_t id = 0; id < v->n; id++) {
         size_t i = v->hashes[id] & (ncap - 1);
-        while (t[i]) i = (i + 1) & (ncap - 1);
-        t[i] = slot_entry(v->hashes[id], id);
+        while (t[i].id1) i = (i + 1) & (ncap - 1);
+        t[i] = slot_entry(v, v->hashes[id], id);
     }
     free(v->table);
     v->table = t;
@@ -216,7 +235,7 @@ static int add_entry(vocab *v, const char *s, size_t len, uint32_t h32, size_t s
     v->lens[id] = (uint8_t)len;
     v->hashes[id] = h32;
     if (v->with_cat) v->cats[id] = VOCAB_NO_CAT;
-    v->table[slot] = slot_entry(h32, id);
+    v->table[slot] = slot_entry(v, h32, id);
     mark_dirty(v, id);
     if ((size_t)v->n * 2 > v->table_mask + 1) return grow_table(v);
     return 0;
@@ -227,7 +246,7 @@ int vocab_intern(vocab *v, const char *s, size_t len, uint32_t *id, uint32_t lim
     size_t slot;
     uint32_t h32 = (uint32_t)hash_bytes(s, len);
     if (find_slot(v, s, len, h32, &slot)) {
-        *id = (uint32_t)v->table[slot] - 1;
+        *id = v->table[slot].id1 - 1;
         return 0;
     }
     if (v->n >= limit) return LSIM_E_LIMIT;
