@@ -95,8 +95,11 @@ typedef struct lsim_index_stats {
     uint64_t users, items, categories, types;
     uint64_t events;  /* behaviors stored */
     uint64_t blocks;  /* compressed event blocks */
-    uint64_t bytes;   /* size of the LMDB data file on disk */
-    uint64_t used_bytes; /* bytes of the pages in use (what mdb_copy -c would write) */
+    uint64_t bytes;      /* size of the index's files on disk (data.mdb + lock.mdb) */
+    uint64_t used_bytes; /* bytes of the pages in use: what a compacting copy
+                            (mdb_copy -c) would write. After an append the file
+                            also holds the pages the append replaced, which
+                            LMDB reuses for the next writes. */
     uint32_t schema_version;
 } lsim_index_stats;
 

@@ -108,6 +108,14 @@ LSIM_API void lsim_index_close(lsim_index *ix)
     free(ix);
 }
 
+/* Pages in use by one database (what a compacting copy would keep). */
+static uint64_t db_pages(MDB_txn *txn, MDB_dbi dbi)
+{
+    MDB_stat st;
+    if (mdb_stat(txn, dbi, &st)) return 0;
+    return (uint64_t)st.ms_branch_pages + st.ms_leaf_pages + st.ms_overflow_pages;
+}
+
 LSIM_API int lsim_index_stats_get(lsim_index *ix, lsim_index_stats *out)
 {
     if (!ix || !out) return LSIM_E_INVAL;
@@ -119,10 +127,10 @@ LSIM_API int lsim_index_stats_get(lsim_index *ix, lsim_index_stats *out)
     rc = mdb_get(txn, ix->db_meta, &k, &d);
     if (rc == 0 && ubt_counts_decode(&c, d.mv_data, d.mv_size)) rc = LSIM_E_CORRUPT;
     else if (rc) rc = lmdb_err(rc, NULL, 0, "stats");
-    MDB_envinfo info;
     MDB_stat st;
-    mdb_env_info(ix->env, &info);
     mdb_env_stat(ix->env, &st);
+    uint64_t pages = 2 /* the two meta pages */ + db_pages(txn, 0 /* main */) + db_pages(txn, ix->db_meta) +
+                     db_pages(txn, ix->db_ubt) + db_pages(txn, ix->db_users) + db_pages(txn, ix->db_vocab);
     mdb_txn_abort(txn);
     if (rc) return rc;
     memset(out, 0, sizeof *out);
@@ -133,7 +141,7 @@ LSIM_API int lsim_index_stats_get(lsim_index *ix, lsim_index_stats *out)
     out->events = c.events;
     out->blocks = c.blocks;
     out->bytes = lmdb_env_disk_bytes(ix->dir);
-    out->used_bytes = ((uint64_t)info.me_last_pgno + 1) * st.ms_psize;
+    out->used_bytes = pages * st.ms_psize;
     out->schema_version = UBT_SCHEMA_VERSION;
     return 0;
 }

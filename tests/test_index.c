@@ -542,3 +542,59 @@ Test(index, killed_append_leaves_old_or_new_state, .timeout = 240)
     tu_rmrf(dir);
     free(ref.ev);
 }
+
+Test(index, shards_partition_the_users)
+{
+    /* three shard builds hold every event of the whole build exactly once, each user whole in
+     * the shard its FNV-1a hash names */
+    uint64_t seed = 77;
+    char *dir = tu_tmpdir("shard");
+    char *log = path_in(dir, "a.csv"), *whole = path_in(dir, "whole");
+    ref_log ref = {0};
+    random_log(log, &ref, &seed, 5000, 1);
+    const char *in[1] = {log};
+    build_ok(whole, in, 1, 0, 0);
+    char *want = dump_all(whole, &ref);
+    size_t got_len = 0;
+    uint64_t events = 0;
+    for (uint32_t s = 0; s < 3; s++) {
+        char name[32];
+        snprintf(name, sizeof name, "shard%u", s);
+        char *idx = path_in(dir, name);
+        ubt_write_opts o;
+        ubt_write_result res;
+        char err[512];
+        build_opts(&o, in, 1, 0, 0);
+        o.shard_index = s;
+        o.shard_count = 3;
+        cr_assert_eq(ubt_build(idx, &o, &res, err, sizeof err), 0, "%s", err);
+        events += res.events;
+        cr_assert_eq(res.events + res.other_shard, ref.n);
+        /* every user of this shard is whole here */
+        lsim_index *ix;
+        cr_assert_eq(lsim_index_open(&ix, idx, err, sizeof err), 0, "%s", err);
+        lsim_index_reader *rd;
+        cr_assert_eq(lsim_index_reader_new(ix, &rd), 0);
+        lsim_event *ev = malloc((ref.n + 1) * sizeof *ev);
+        for (size_t i = 0; i < ref.n; i++) {
+            const char *u = ref.ev[i].user;
+            int here = ubt_shard_of(u, strlen(u), 3) == s;
+            size_t n, m = 0;
+            cr_assert_eq(lsim_index_hard_search(rd, u, strlen(u), NULL, 0, INT64_MAX, ref.n, ev, &n), 0);
+            for (size_t j = 0; j < ref.n; j++) m += strcmp(ref.ev[j].user, u) == 0;
+            cr_assert_eq(n, here ? m : 0, "user %s in shard %u: %zu events, want %zu", u, s, n, here ? m : 0);
+        }
+        free(ev);
+        lsim_index_reader_free(rd);
+        lsim_index_close(ix);
+        char *part = dump_all(idx, &ref);
+        got_len += strlen(part);
+        free(part);
+        free(idx);
+    }
+    cr_assert_eq(events, ref.n);
+    cr_assert_eq(got_len, strlen(want));
+    free(want);
+    tu_rmrf(dir);
+    free(ref.ev);
+}

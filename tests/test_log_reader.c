@@ -1007,8 +1007,10 @@ Test(log_reader, amazon_real_sample)
     while (fgets(buf, sizeof buf, f)) {
         cr_assert_eq(split_tabs(buf, fields, 8), 2);
         cr_assert_lt(n_items, MAX_ITEMS);
-        snprintf(item_ids[n_items], sizeof item_ids[0], "%s", fields[0]);
-        snprintf(item_cats[n_items], sizeof item_cats[0], "%s", fields[1]);
+        cr_assert_lt(strlen(fields[0]), sizeof item_ids[0]);
+        cr_assert_lt(strlen(fields[1]), sizeof item_cats[0]);
+        memcpy(item_ids[n_items], fields[0], strlen(fields[0]) + 1);
+        memcpy(item_cats[n_items], fields[1], strlen(fields[1]) + 1);
         n_items++;
     }
     fclose(f);
