@@ -26,19 +26,14 @@
 #include "storage/block_codec.h"
 #include "storage/error_detail.h"
 #include "storage/lmdb_env.h"
+#include "storage/staged_dir.h"
 
-#include <dirent.h>
-#include <errno.h>
-#include <fcntl.h>
-#include <ftw.h>
 #include <pthread.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
-#include <unistd.h>
 
 #define DICT_CAP (16u << 10)
 #define MAX_TYPES 255u
@@ -561,83 +556,16 @@ static void finish_result(writer *w)
     report_progress(w, 0, 1);
 }
 
-static int rm_entry(const char *p, const struct stat *sb, int flag, struct FTW *ftw)
-{
-    (void)sb;
-    (void)flag;
-    (void)ftw;
-    return remove(p);
-}
-
-static void rm_tree(const char *path)
-{
-    nftw(path, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
-}
-
-/* Removes DIR.tmp-PID left by killed builds whose process is gone. */
-static void remove_stale_tmp(const char *dir)
-{
-    char parent[4096];
-    const char *slash = strrchr(dir, '/');
-    const char *base = slash ? slash + 1 : dir;
-    if (slash) snprintf(parent, sizeof parent, "%.*s", (int)(slash - dir) ? (int)(slash - dir) : 1, dir);
-    else snprintf(parent, sizeof parent, ".");
-    DIR *d = opendir(parent);
-    if (!d) return;
-    size_t bl = strlen(base);
-    struct dirent *de;
-    while ((de = readdir(d))) {
-        if (strncmp(de->d_name, base, bl) != 0 || strncmp(de->d_name + bl, ".tmp-", 5) != 0) continue;
-        long pid = strtol(de->d_name + bl + 5, NULL, 10);
-        if (pid > 0 && (kill((pid_t)pid, 0) == 0 || errno != ESRCH)) continue;
-        char p[4400];
-        snprintf(p, sizeof p, "%s/%s", parent, de->d_name);
-        rm_tree(p);
-    }
-    closedir(d);
-}
-
-static int fsync_path(const char *path)
-{
-    int fd = open(path, O_RDONLY);
-    if (fd < 0) return -1;
-    int rc = fsync(fd);
-    close(fd);
-    return rc;
-}
-
-static int parent_of(const char *dir, char *out, size_t cap)
-{
-    const char *slash = strrchr(dir, '/');
-    if (!slash) return snprintf(out, cap, ".") < 0;
-    if (slash == dir) return snprintf(out, cap, "/") < 0;
-    return snprintf(out, cap, "%.*s", (int)(slash - dir), dir) < 0;
-}
-
 int ubt_build(const char *dir, const ubt_write_opts *o, ubt_write_result *res, char *err,
               size_t errlen)
 {
-    struct stat st;
     if (!dir || !*dir || !o || !o->n_inputs)
         return err_set(err, errlen, LSIM_E_INVAL, "an index directory and at least one input are needed");
-    if (stat(dir, &st) == 0) {
-        char data[4200];
-        snprintf(data, sizeof data, "%s/data.mdb", dir);
-        if (!o->force)
-            return err_set(err, errlen, LSIM_E_INVAL,
-                           "%s already exists (use --force to replace it, or `lsim index append`)", dir);
-        if (!S_ISDIR(st.st_mode) || access(data, F_OK) != 0)
-            return err_set(err, errlen, LSIM_E_INVAL,
-                           "%s exists and is not an lsim index: not replacing it", dir);
-    }
-    remove_stale_tmp(dir);
-    char tmp[4096];
-    snprintf(tmp, sizeof tmp, "%s.tmp-%ld", dir, (long)getpid());
-    rm_tree(tmp);
-    if (mkdir(tmp, 0755) != 0)
-        return err_set(err, errlen, LSIM_E_IO, "%s: cannot create: %s", tmp, strerror(errno));
+    char tmp[4200];
+    int rc = staged_dir_begin(dir, o->force, "data.mdb", tmp, sizeof tmp, err, errlen);
+    if (rc) return rc;
     writer w;
-    int rc = writer_init(&w, o, res, err, errlen);
+    rc = writer_init(&w, o, res, err, errlen);
     w.own_min = o->own_min ? o->own_min : UBT_OWN_MIN_DEFAULT;
     w.mixed_max = o->mixed_max ? o->mixed_max : UBT_MIXED_MAX_DEFAULT;
     w.want_dict = !o->no_dict;
@@ -661,22 +589,9 @@ int ubt_build(const char *dir, const ubt_write_opts *o, ubt_write_result *res, c
     if (!rc && (rc = mdb_env_sync(w.env, 1))) rc = lmdb_err(rc, err, errlen, "syncing the index");
     if (!rc) finish_result(&w);
     writer_free(&w);
-    if (!rc) {
-        char data[4200], parent[4096];
-        snprintf(data, sizeof data, "%s/data.mdb", tmp);
-        parent_of(dir, parent, sizeof parent);
-        if (fsync_path(data) || fsync_path(tmp))
-            rc = err_set(err, errlen, LSIM_E_IO, "%s: fsync failed: %s", tmp, strerror(errno));
-        else if (stat(dir, &st) == 0) {
-            if (renameat2(AT_FDCWD, tmp, AT_FDCWD, dir, RENAME_EXCHANGE) != 0)
-                rc = err_set(err, errlen, LSIM_E_IO, "replacing %s: %s", dir, strerror(errno));
-            else
-                rm_tree(tmp); /* now the old index */
-        } else if (rename(tmp, dir) != 0)
-            rc = err_set(err, errlen, LSIM_E_IO, "renaming %s to %s: %s", tmp, dir, strerror(errno));
-        if (!rc) fsync_path(parent);
-    }
-    if (rc) rm_tree(tmp);
+    static const char *const files[] = {"data.mdb", NULL};
+    if (!rc) rc = staged_dir_commit(tmp, dir, files, err, errlen);
+    if (rc) staged_dir_abort(tmp);
     return rc;
 }
 
