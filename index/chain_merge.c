@@ -66,7 +66,8 @@ static int decode_into(chain_merger *mg, ev_buf *out, const MDB_val *d, uint32_t
 {
     if (ev_reserve(out, out->n + BLOCK_MAX_EVENTS)) return nomem(mg);
     size_t got = 0;
-    if (block_decode(mg->enc->codec, out->v + out->n, BLOCK_MAX_EVENTS, &got, d->mv_data, d->mv_size, cat))
+    if (d->mv_size > UBT_BLOCK_MAX_BYTES ||
+        block_decode(mg->enc->codec, out->v + out->n, BLOCK_MAX_EVENTS, &got, d->mv_data, d->mv_size, cat))
         return err_set(mg->err, mg->errlen, LSIM_E_CORRUPT,
                        "corrupt event block of user %u chain %u: run `lsim index verify`", user, cat);
     out->n += got;
@@ -112,7 +113,7 @@ static int list_chain(chain_merger *mg, uint32_t user, uint32_t cat, size_t *n)
         }
         chain_block *b = &mg->list[(*n)++];
         b->seq = ubt_get_u32be((const uint8_t *)k.mv_data + 8);
-        if (block_read_header(d.mv_data, d.mv_size, &b->h))
+        if (d.mv_size > UBT_BLOCK_MAX_BYTES || block_read_header(d.mv_data, d.mv_size, &b->h))
             return err_set(mg->err, mg->errlen, LSIM_E_CORRUPT, "corrupt block header, user %u chain %u seq %u",
                            user, cat, b->seq);
         rc = mdb_cursor_get(mg->cur, &k, &d, MDB_NEXT);
@@ -213,7 +214,7 @@ static int stored_ts_from(chain_merger *mg, uint32_t user, int64_t from_ts, size
     while (rc == 0 && k.mv_size == UBT_KEY_LEN && ubt_get_u32be(k.mv_data) == user) {
         block_header h;
         uint32_t cat = ubt_get_u32be((const uint8_t *)k.mv_data + 4);
-        if (block_read_header(d.mv_data, d.mv_size, &h))
+        if (d.mv_size > UBT_BLOCK_MAX_BYTES || block_read_header(d.mv_data, d.mv_size, &h))
             return err_set(mg->err, mg->errlen, LSIM_E_CORRUPT, "corrupt block header of user %u", user);
         if (h.last_ts >= from_ts && (rc = decode_into(mg, &mg->old, &d, cat, user))) return rc;
         rc = mdb_cursor_get(mg->cur, &k, &d, MDB_NEXT);

@@ -40,6 +40,9 @@ static int read_meta(lsim_index *ix, MDB_txn *txn, char *err, size_t errlen)
         return err_set(err, errlen, LSIM_E_CORRUPT, "%s: index counts missing or corrupt", ix->dir);
     k = (MDB_val){5, "zdict"};
     if (mdb_get(txn, ix->db_meta, &k, &d) == 0) {
+        if (d.mv_size > UBT_DICT_MAX_BYTES)
+            return err_set(err, errlen, LSIM_E_CORRUPT, "%s: the block dictionary is corrupt (%zu bytes)", ix->dir,
+                           d.mv_size);
         if (!(ix->dict = malloc(d.mv_size))) return err_set(err, errlen, LSIM_E_NOMEM, "out of memory");
         memcpy(ix->dict, d.mv_data, d.mv_size);
         ix->dict_len = d.mv_size;
@@ -275,7 +278,8 @@ static int walk_back(lsim_index_reader *rd, uint32_t user, uint32_t keycat, uint
     int rc = 0;
     while (*n < k) {
         block_header h;
-        if (block_read_header(d->mv_data, d->mv_size, &h))
+        /* the size first: a corrupt node size must not send the checksum past the map */
+        if (d->mv_size > UBT_BLOCK_MAX_BYTES || block_read_header(d->mv_data, d->mv_size, &h))
             return err_set(rd->errmsg, sizeof rd->errmsg, LSIM_E_CORRUPT,
                            "corrupt block header (user %u, chain %u)", user, keycat);
         if (h.first_ts < before) {

@@ -97,12 +97,17 @@ static int check_block(verifier *v, lsim_index_reader *rd, uint32_t user, uint32
     lsim_index *ix = v->ix;
     size_t got = 0;
     block_header h;
+    if (d->mv_size > UBT_BLOCK_MAX_BYTES) {
+        problem(v, "user %u chain %u seq %u: block of %zu bytes, more than %u", user, cat, seq, d->mv_size,
+                UBT_BLOCK_MAX_BYTES);
+        return 0;
+    }
     if (block_read_header(d->mv_data, d->mv_size, &h) ||
         block_decode(rd->codec, rd->blk, BLOCK_MAX_EVENTS, &got, d->mv_data, d->mv_size, cat)) {
         problem(v, "user %u chain %u seq %u: block fails its checksum or structure", user, cat, seq);
         return 0;
     }
-    if (got != h.n || got > UBT_CHUNK_EVENTS || d->mv_size > UBT_BLOCK_MAX_BYTES)
+    if (got != h.n || got > UBT_CHUNK_EVENTS)
         problem(v, "user %u chain %u seq %u: bad block size (%zu events, %zu bytes)", user, cat, seq, got,
                 d->mv_size);
     if (h.with_cat != (cat == UBT_MIXED))

@@ -35,7 +35,7 @@
 #include <sys/stat.h>
 #include <time.h>
 
-#define DICT_CAP (16u << 10)
+#define DICT_CAP (16u << 10) /* <= UBT_DICT_MAX_BYTES */
 #define MAX_TYPES 255u
 
 enum { V_USER, V_ITEM, V_CAT, V_TYPE, V_KINDS };
@@ -620,6 +620,8 @@ static int load_existing(writer *w)
     w->mixed_max = (uint32_t)p[4] | (uint32_t)p[5] << 8 | (uint32_t)p[6] << 16 | (uint32_t)p[7] << 24;
     k = (MDB_val){5, "zdict"};
     rc = mdb_get(w->txn, w->db_meta, &k, &d);
+    if (rc == 0 && d.mv_size > UBT_DICT_MAX_BYTES)
+        return err_set(w->err, w->errlen, LSIM_E_CORRUPT, "the block dictionary is corrupt");
     for (int t = 0; t < ENCODE_THREADS; t++)
         if (chain_encoder_init(&w->enc[t], rc == 0 ? d.mv_data : NULL, rc == 0 ? d.mv_size : 0, w->zstd_level))
             return nomem(w);

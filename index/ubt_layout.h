@@ -50,6 +50,9 @@
 /* ...or when the mixed chain would exceed this many events (largest first). */
 #define UBT_MIXED_MAX_DEFAULT 512u
 
+/* The zstd dictionary the writer trains is at most this big. */
+#define UBT_DICT_MAX_BYTES (64u << 10)
+
 #define UBT_DB_META "meta"
 #define UBT_DB_UBT "ubt"
 #define UBT_DB_USERS "users"

@@ -26,6 +26,10 @@ typedef struct vocab_slot {
     uint32_t id1;  /* id + 1; 0: empty */
 } vocab_slot;
 
+/* The largest block a vocabulary can write: every entry at the longest id,
+ * stored raw, plus headers. A longer value is corrupt (checked before it is read). */
+#define VOCAB_BLOCK_MAX_BYTES (VOCAB_BLOCK_ENTRIES * (LSIM_MAX_ID_LEN + 2 + 5) + 64)
+
 struct vocab {
     char kind;
     int with_cat;
@@ -356,6 +360,7 @@ static int load_block(vocab *v, const uint8_t *p, size_t len, uint32_t b, uint8_
 {
 #define BAD(why) err_set(err, errlen, LSIM_E_CORRUPT, "%s vocabulary block %u: %s", kind_name(v->kind), b, why)
     if (len < 10) return BAD("too short");
+    if (len > VOCAB_BLOCK_MAX_BYTES) return BAD("too long");
     uint32_t count = get_u32le(p);
     if (count == 0 || count > VOCAB_BLOCK_ENTRIES) return BAD("bad entry count");
     if (crc32c(0, p + 8, len - 8) != get_u32le(p + 4)) return BAD("checksum mismatch");

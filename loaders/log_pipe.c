@@ -56,8 +56,10 @@ static size_t arena_put(slot *s, const char *str, size_t len)
     return off;
 }
 
-/* While filling, pointer fields hold arena offsets (as uintptr_t). */
-#define OFF(x) ((const char *)(uintptr_t)(x))
+/* While filling, pointer fields hold arena offsets + 1 (as uintptr_t), so that
+ * a bad line's message at offset 0 is not taken for NULL ("not bad"). */
+#define OFF(x) ((const char *)(uintptr_t)((x) + 1))
+#define PTR(s, p) ((s)->arena + ((uintptr_t)(p) - 1))
 
 static int fill_slot(log_pipe *p, slot *s)
 {
@@ -94,13 +96,13 @@ static int fill_slot(log_pipe *p, slot *s)
     for (size_t i = 0; i < n; i++) {
         log_item *it = &s->items[i];
         if (it->bad) {
-            it->bad = s->arena + (uintptr_t)it->bad;
+            it->bad = PTR(s, it->bad);
             continue;
         }
-        it->ev.user = s->arena + (uintptr_t)it->ev.user;
-        it->ev.item = s->arena + (uintptr_t)it->ev.item;
-        it->ev.cat = s->arena + (uintptr_t)it->ev.cat;
-        it->ev.type = s->arena + (uintptr_t)it->ev.type;
+        it->ev.user = PTR(s, it->ev.user);
+        it->ev.item = PTR(s, it->ev.item);
+        it->ev.cat = PTR(s, it->ev.cat);
+        it->ev.type = PTR(s, it->ev.type);
     }
     s->batch.items = s->items;
     s->batch.n = n;

@@ -63,11 +63,23 @@ static void remove_stale(const char *dir)
     closedir(d);
 }
 
-int staged_dir_begin(const char *dir, int replace, const char *marker, char *tmp, size_t tmpcap, char *err,
+/* dir without trailing slashes ("idx/" is "idx"; "/" stays "/"). */
+static int clean_path(const char *dir, char *out, size_t cap)
+{
+    size_t n = strlen(dir);
+    while (n > 1 && dir[n - 1] == '/') n--;
+    if (n + 32 > cap) return -1;
+    memcpy(out, dir, n);
+    out[n] = 0;
+    return 0;
+}
+
+int staged_dir_begin(const char *dir_arg, int replace, const char *marker, char *tmp, size_t tmpcap, char *err,
                      size_t errlen)
 {
     struct stat st;
-    if (strlen(dir) + 32 > PATH_CAP) return err_set(err, errlen, LSIM_E_INVAL, "%s: path too long", dir);
+    char dir[PATH_CAP];
+    if (clean_path(dir_arg, dir, sizeof dir)) return err_set(err, errlen, LSIM_E_INVAL, "%s: path too long", dir_arg);
     if (stat(dir, &st) == 0) {
         char m[2 * PATH_CAP];
         snprintf(m, sizeof m, "%s/%s", dir, marker);
@@ -92,9 +104,10 @@ static int fsync_path(const char *path)
     return rc;
 }
 
-int staged_dir_commit(const char *tmp, const char *dir, const char *const *files, char *err, size_t errlen)
+int staged_dir_commit(const char *tmp, const char *dir_arg, const char *const *files, char *err, size_t errlen)
 {
-    char p[2 * PATH_CAP], parent[PATH_CAP];
+    char p[2 * PATH_CAP], parent[PATH_CAP], dir[PATH_CAP];
+    if (clean_path(dir_arg, dir, sizeof dir)) return err_set(err, errlen, LSIM_E_INVAL, "%s: path too long", dir_arg);
     for (size_t i = 0; files && files[i]; i++) {
         snprintf(p, sizeof p, "%s/%s", tmp, files[i]);
         if (fsync_path(p)) return err_set(err, errlen, LSIM_E_IO, "%s: fsync: %s", p, strerror(errno));

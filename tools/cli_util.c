@@ -80,10 +80,11 @@ void cli_on_bad_line(void *ctx, const char *msg)
 {
     cli_bad_lines *b = ctx;
     b->seen++;
-    if (b->seen > b->show) return;
+    if (b->seen > b->show + 1) return;
     if (b->progress) cli_progress_done(b->progress);
-    fprintf(stderr, "%s\n", msg);
-    if (b->seen == b->show) fprintf(stderr, "(further bad lines are counted, not shown)\n");
+    /* the note comes with the first line not shown, so that exactly `show` bad lines get no note */
+    if (b->seen <= b->show) fprintf(stderr, "%s\n", msg);
+    else fprintf(stderr, "(further bad lines are counted, not shown)\n");
 }
 
 const char *cli_bytes(char *buf, size_t cap, double bytes)

@@ -304,8 +304,16 @@ static int run_dump(int argc, char **argv)
     lsim_index_reader *rd = NULL;
     lsim_event *ev = NULL;
     size_t n = 0;
-    size_t cap = (size_t)ix->counts.events ? (size_t)ix->counts.events : 1;
+    ubt_user_summary sum = {0};
     rc = lsim_index_reader_new(ix, &rd);
+    if (!rc) rc = index_user_summary(rd, user, strlen(user), &sum);
+    if (rc == LSIM_E_NOTFOUND) {
+        fprintf(stderr, "lsim index dump: user '%s' is not in the index\n", user);
+        lsim_index_reader_free(rd);
+        lsim_index_close(ix);
+        return EXIT_FAIL;
+    }
+    size_t cap = sum.events ? (size_t)sum.events : 1;
     if (!rc && !(ev = malloc(cap * sizeof *ev))) rc = LSIM_E_NOMEM;
     if (!rc) rc = lsim_index_hard_search(rd, user, strlen(user), NULL, 0, INT64_MAX, cap, ev, &n);
     if (rc) fprintf(stderr, "lsim index dump: %s: %s\n", lsim_strerror(rc), rd ? lsim_index_reader_errmsg(rd) : "");
