@@ -41,6 +41,24 @@ void cli_json_string(FILE *f, const char *s)
     fputc('"', f);
 }
 
+void cli_json_events(FILE *f, const lsim_event *ev, size_t n, int with_category, int reversed)
+{
+    fputc('[', f);
+    for (size_t j = 0; j < n; j++) {
+        const lsim_event *e = &ev[reversed ? n - 1 - j : j];
+        fputs(j ? ", {\"item\": " : "{\"item\": ", f);
+        cli_json_string(f, e->item);
+        if (with_category) {
+            fputs(", \"category\": ", f);
+            cli_json_string(f, e->category);
+        }
+        fprintf(f, ", \"ts\": %lld, \"type\": ", (long long)e->ts);
+        cli_json_string(f, e->type);
+        fputc('}', f);
+    }
+    fputc(']', f);
+}
+
 int cli_usage_error(const char *cmd, const char *fmt, ...)
 {
     va_list ap;

@@ -5,6 +5,8 @@
 #ifndef LSIM_CLI_UTIL_H
 #define LSIM_CLI_UTIL_H
 
+#include "lsim.h"
+
 #include <stdint.h>
 #include <stdio.h>
 
@@ -15,6 +17,10 @@ int cli_parse_i64(const char *opt, const char *s, int64_t lo, int64_t hi, int64_
 
 /* Writes s as a JSON string (quoted, escaped; bytes >= 0x80 pass through). */
 void cli_json_string(FILE *f, const char *s);
+
+/* Writes ev[0..n) as a JSON array of {"item", ["category",] "ts", "type"};
+ * reversed = 1 writes them last to first. */
+void cli_json_events(FILE *f, const lsim_event *ev, size_t n, int with_category, int reversed);
 
 /* A usage error: prints "lsim CMD: msg" and "try `lsim CMD --help`"; returns EXIT_USAGE. */
 int cli_usage_error(const char *cmd, const char *fmt, ...);

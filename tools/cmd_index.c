@@ -320,17 +320,9 @@ static int run_dump(int argc, char **argv)
     else if (json) {
         printf("{\"user\": ");
         cli_json_string(stdout, user);
-        printf(", \"events\": [");
-        for (size_t i = n; i-- > 0;) {
-            printf("%s{\"item\": ", i + 1 == n ? "" : ", ");
-            cli_json_string(stdout, ev[i].item);
-            printf(", \"category\": ");
-            cli_json_string(stdout, ev[i].category);
-            printf(", \"ts\": %lld, \"type\": ", (long long)ev[i].ts);
-            cli_json_string(stdout, ev[i].type);
-            printf("}");
-        }
-        printf("]}\n");
+        printf(", \"events\": ");
+        cli_json_events(stdout, ev, n, 1, 1);
+        printf("}\n");
     } else {
         printf("user %s: %zu events\n", user, n);
         for (size_t i = n; i-- > 0;) printf("%lld\t%s\t%s\t%s\n", (long long)ev[i].ts, ev[i].item, ev[i].category, ev[i].type);

@@ -66,19 +66,9 @@ int cmd_query(int argc, char **argv)
         printf(", \"category\": ");
         if (cat) cli_json_string(stdout, cat);
         else printf("null");
-        printf(", \"events\": [");
-        for (size_t i = 0; i < n; i++) {
-            printf("%s{\"item\": ", i ? ", " : "");
-            cli_json_string(stdout, ev[i].item);
-            if (!cat) {
-                printf(", \"category\": ");
-                cli_json_string(stdout, ev[i].category);
-            }
-            printf(", \"ts\": %lld, \"type\": ", (long long)ev[i].ts);
-            cli_json_string(stdout, ev[i].type);
-            printf("}");
-        }
-        printf("]}\n");
+        printf(", \"events\": ");
+        cli_json_events(stdout, ev, n, !cat, 0);
+        printf("}\n");
     } else {
         for (size_t i = 0; i < n; i++)
             printf("%lld\t%s\t%s\t%s\n", (long long)ev[i].ts, ev[i].item, ev[i].category, ev[i].type);
