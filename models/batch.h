@@ -1,0 +1,35 @@
+/*
+ * batch.h: a batch of samples as the models take it (private).
+ *
+ * A sample is (user's behaviors before time t, target item, label). Ids are
+ * dense index ids (index/vocab.h); an id >= the model's vocabulary size is
+ * out of vocabulary and maps to the table's last row. Sequences are padded
+ * to a common length, row-major (B, S); len[b] gives the valid prefix, and
+ * a sequence is in time order (oldest first), so its most recent behavior
+ * is at len[b] - 1. Nothing at or after the sample's time is ever in a
+ * batch (DESIGN.md: time discipline); the batch builder guarantees it.
+ */
+#ifndef LSIM_BATCH_H
+#define LSIM_BATCH_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct model_batch {
+    size_t b;                    /* samples */
+    const uint32_t *target_item; /* (B) */
+    const uint32_t *target_cat;  /* (B) */
+    /* short-term behaviors (DIN, DIEN, DSIN branches) */
+    size_t s;                    /* padded length */
+    const uint32_t *hist_item;   /* (B, S) */
+    const uint32_t *hist_cat;    /* (B, S) */
+    const uint32_t *hist_len;    /* (B) */
+    /* long-term behaviors (avg-pooling long DIN; SIM's GSU output) */
+    size_t k;                    /* padded length; 0 when unused */
+    const uint32_t *long_item;   /* (B, K) */
+    const uint32_t *long_cat;    /* (B, K) */
+    const uint32_t *long_len;    /* (B) */
+    const float *label;          /* (B), 0 or 1; NULL at inference */
+} model_batch;
+
+#endif

@@ -1,0 +1,184 @@
+/*
+ * test_din.c: the C DIN against the PyTorch DIN of tests/golden/gen_din.py.
+ *
+ * For each case of din.safetensors: load the weights and buffers, run a
+ * training forward on the same batch (logits and loss within 1e-5 relative),
+ * a backward (every parameter gradient within 1e-4 relative), compare the
+ * running statistics after the step and an inference-mode forward; then the
+ * same on the plain C reference kernels (nn_force_reference), which must
+ * agree with the BLAS path. Tolerance: |got - want| <= tol * max(1, |want|).
+ */
+#include "loaders/safetensors.h"
+#include "lsim.h"
+#include "models/din.h"
+#include "models/nn.h"
+#include "tests/test_util.h"
+
+#include <criterion/criterion.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define TOL_FWD 1e-5
+#define TOL_GRAD 1e-4
+
+static st_file *open_fixture(void)
+{
+    const char *root = getenv("LSIM_SOURCE_ROOT");
+    char path[1024], err[512];
+    snprintf(path, sizeof path, "%s/tests/golden/din.safetensors", root ? root : ".");
+    st_file *f = NULL;
+    cr_assert_eq(st_open(&f, path, err, sizeof err), 0, "%s", err);
+    return f;
+}
+
+static const st_tensor *need(const st_file *f, const char *prefix, const char *name)
+{
+    char full[256];
+    snprintf(full, sizeof full, "%s%s", prefix, name);
+    const st_tensor *t = st_find(f, full);
+    cr_assert(t, "fixture has no tensor %s", full);
+    return t;
+}
+
+/* int32 fixture ids -> uint32 */
+static uint32_t *ids(const st_file *f, const char *prefix, const char *name, size_t *n)
+{
+    const st_tensor *t = need(f, prefix, name);
+    cr_assert_eq(t->dtype, ST_I32);
+    uint32_t *v = malloc(t->numel * sizeof *v + 1);
+    const int32_t *src = t->data;
+    for (size_t i = 0; i < t->numel; i++) v[i] = (uint32_t)src[i];
+    if (n) *n = t->numel;
+    return v;
+}
+
+/* Compares got[0..n) to the fixture tensor; prints the first mismatches. */
+static int compare(const char *what, const float *got, const st_tensor *want, double tol)
+{
+    cr_assert_eq(want->dtype, ST_F32, "%s: fixture dtype", what);
+    const float *w = want->data;
+    int bad = 0;
+    double worst = 0;
+    for (size_t i = 0; i < want->numel; i++) {
+        double d = fabs((double)got[i] - (double)w[i]), lim = tol * fmax(1.0, fabs((double)w[i]));
+        if (d / fmax(1.0, fabs((double)w[i])) > worst) worst = d / fmax(1.0, fabs((double)w[i]));
+        if (!(d <= lim)) {
+            if (bad < 5) fprintf(stderr, "  %s[%zu]: got %.8g want %.8g\n", what, i, got[i], w[i]);
+            bad++;
+        }
+    }
+    if (bad) fprintf(stderr, "%s: %d of %zu values beyond %.0e (worst relative error %.3g)\n", what, bad,
+                     (size_t)want->numel, tol, worst);
+    return bad;
+}
+
+static void run_case(const char *prefix, int att_softmax, int long_avgpool, int reference)
+{
+    nn_force_reference(reference);
+    st_file *f = open_fixture();
+    const st_tensor *ei = need(f, prefix, "emb.item"), *ec = need(f, prefix, "emb.cat");
+    const st_tensor *a1 = need(f, prefix, "att.fc1.weight"), *a2 = need(f, prefix, "att.fc2.weight");
+    const st_tensor *m1 = need(f, prefix, "mlp.fc1.weight"), *m2 = need(f, prefix, "mlp.fc2.weight");
+    din_config cfg;
+    din_config_default(&cfg, (uint32_t)ei->shape[0] - 1, (uint32_t)ec->shape[0] - 1);
+    cfg.d_item = (uint32_t)ei->shape[1];
+    cfg.d_cat = (uint32_t)ec->shape[1];
+    cfg.att_h1 = (uint32_t)a1->shape[0];
+    cfg.att_h2 = (uint32_t)a2->shape[0];
+    cfg.mlp_h1 = (uint32_t)m1->shape[0];
+    cfg.mlp_h2 = (uint32_t)m2->shape[0];
+    cfg.att_softmax = att_softmax;
+    cfg.long_avgpool = long_avgpool;
+
+    size_t B, BS, BK;
+    model_batch bt = {0};
+    uint32_t *ti = ids(f, prefix, "target_item", &B), *tc = ids(f, prefix, "target_cat", NULL);
+    uint32_t *hi = ids(f, prefix, "hist_item", &BS), *hc = ids(f, prefix, "hist_cat", NULL);
+    uint32_t *hl = ids(f, prefix, "hist_len", NULL);
+    uint32_t *li = ids(f, prefix, "long_item", &BK), *lc = ids(f, prefix, "long_cat", NULL);
+    uint32_t *ll = ids(f, prefix, "long_len", NULL);
+    bt.b = B;
+    bt.target_item = ti;
+    bt.target_cat = tc;
+    bt.s = BS / B;
+    bt.hist_item = hi;
+    bt.hist_cat = hc;
+    bt.hist_len = hl;
+    bt.k = BK / B;
+    bt.long_item = li;
+    bt.long_cat = lc;
+    bt.long_len = ll;
+    bt.label = need(f, prefix, "label")->data;
+
+    din *m;
+    cr_assert_eq(din_new(&m, &cfg, B, bt.s, bt.k), 0);
+    param_set *p = din_params(m), *g = din_grads(m), *bufs = din_buffers(m);
+    for (size_t i = 0; i < p->n; i++) {
+        const st_tensor *t = need(f, prefix, p->specs[i].name);
+        cr_assert_eq(t->numel, p->numel[i], "shape of %s", p->specs[i].name);
+        memcpy(p->ptr[i], t->data, t->nbytes);
+    }
+    for (size_t i = 0; i < bufs->n; i++) {
+        char name[128];
+        snprintf(name, sizeof name, "init.%s", bufs->specs[i].name);
+        const st_tensor *t = need(f, prefix, name);
+        memcpy(bufs->ptr[i], t->data, t->nbytes);
+    }
+
+    int bad = 0;
+    float *logits = malloc(B * sizeof *logits);
+    float loss = din_forward(m, &bt, logits, 1);
+    bad += compare("logits", logits, need(f, prefix, "logits"), TOL_FWD);
+    bad += compare("loss", &loss, need(f, prefix, "loss"), TOL_FWD);
+    param_set_zero(g);
+    din_backward(m, &bt);
+    for (size_t i = 0; i < g->n; i++) {
+        char name[128];
+        snprintf(name, sizeof name, "grad.%s", g->specs[i].name);
+        bad += compare(name, g->ptr[i], need(f, prefix, name), TOL_GRAD);
+    }
+    for (size_t i = 0; i < bufs->n; i++) {
+        char name[128];
+        snprintf(name, sizeof name, "after.%s", bufs->specs[i].name);
+        bad += compare(name, bufs->ptr[i], need(f, prefix, name), TOL_FWD);
+    }
+    din_forward(m, &bt, logits, 0);
+    bad += compare("logits_eval", logits, need(f, prefix, "logits_eval"), TOL_FWD);
+    cr_assert_eq(bad, 0, "case %s (%s kernels): %d values differ from PyTorch", prefix,
+                 reference ? "reference" : "BLAS", bad);
+
+    free(logits);
+    din_free(m);
+    free(ti);
+    free(tc);
+    free(hi);
+    free(hc);
+    free(hl);
+    free(li);
+    free(lc);
+    free(ll);
+    st_close(f);
+    nn_force_reference(0);
+}
+
+Test(din, paper_form_matches_pytorch)
+{
+    run_case("a.", 0, 0, 0);
+}
+
+Test(din, paper_form_matches_pytorch_on_reference_kernels)
+{
+    run_case("a.", 0, 0, 1);
+}
+
+Test(din, softmax_and_long_avgpool_match_pytorch)
+{
+    run_case("b.", 1, 1, 0);
+}
+
+Test(din, softmax_and_long_avgpool_match_pytorch_on_reference_kernels)
+{
+    run_case("b.", 1, 1, 1);
+}
