@@ -1,0 +1,229 @@
+/*
+ * din.c: the DIN model (see din.h): embeddings, the activation unit over the
+ * short-term behaviors, optional average pooling of long-term behaviors,
+ * and the head.
+ */
+#include "esu/din.h"
+
+#include "esu/din_unit.h"
+#include "lsim.h"
+#include "models/arena.h"
+#include "models/embed.h"
+#include "models/mlp_head.h"
+#include "models/nn.h"
+#include "models/seq_pack.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct din {
+    din_config cfg;
+    size_t max_b, max_s, max_k;
+    size_t e, m; /* behavior width, head input width */
+    param_set params, grads, buffers;
+    embed_layer emb;
+    din_unit unit;
+    mlp_head head;
+    void *ws;
+    /* activations */
+    float *ea, *es, *el, *v, *lp, *m_in, *dea, *des, *del, *dv, *dm, *dlogit;
+    uint32_t *off, *loff, *r_item, *r_cat, *l_item, *l_cat;
+    size_t b, r, lr; /* the last forward */
+};
+
+void din_config_default(din_config *c, uint32_t n_items, uint32_t n_cats)
+{
+    memset(c, 0, sizeof *c);
+    c->n_items = n_items;
+    c->n_cats = n_cats;
+    c->d_item = 18;
+    c->d_cat = 18;
+    c->att_h1 = 80;
+    c->att_h2 = 40;
+    c->mlp_h1 = 200;
+    c->mlp_h2 = 80;
+    c->dice_momentum = 0.01f;
+}
+
+param_set *din_params(din *m) { return &m->params; }
+param_set *din_grads(din *m) { return &m->grads; }
+param_set *din_buffers(din *m) { return &m->buffers; }
+const din_config *din_cfg(const din *m) { return &m->cfg; }
+
+static void carve(din *m, arena *a)
+{
+    size_t B = m->max_b, R = m->max_b * m->max_s, L = m->max_b * m->max_k, E = m->e;
+    m->ea = ARENA_FLOATS(a, B * E);
+    m->es = ARENA_FLOATS(a, R * E);
+    m->el = ARENA_FLOATS(a, L * E);
+    m->v = ARENA_FLOATS(a, B * E);
+    m->lp = ARENA_FLOATS(a, B * E);
+    m->m_in = ARENA_FLOATS(a, B * m->m);
+    m->dea = ARENA_FLOATS(a, B * E);
+    m->des = ARENA_FLOATS(a, R * E);
+    m->del = ARENA_FLOATS(a, L * E);
+    m->dv = ARENA_FLOATS(a, B * E);
+    m->dm = ARENA_FLOATS(a, B * m->m);
+    m->dlogit = ARENA_FLOATS(a, B);
+    m->off = ARENA_U32(a, B + 1);
+    m->loff = ARENA_U32(a, B + 1);
+    m->r_item = ARENA_U32(a, R);
+    m->r_cat = ARENA_U32(a, R);
+    m->l_item = ARENA_U32(a, L);
+    m->l_cat = ARENA_U32(a, L);
+    din_unit_carve(&m->unit, a, R);
+    mlp_head_carve(&m->head, a, B);
+}
+
+int din_new(din **out, const din_config *cfg, size_t max_b, size_t max_s, size_t max_k)
+{
+    *out = NULL;
+    if (!cfg || !max_b || !cfg->d_item || !cfg->d_cat || !cfg->att_h1 || !cfg->att_h2 || !cfg->mlp_h1 ||
+        !cfg->mlp_h2 || max_b * (max_s + 1) > UINT32_MAX || max_b * (max_k + 1) > UINT32_MAX)
+        return LSIM_E_INVAL;
+    din *m = calloc(1, sizeof *m);
+    if (!m) return LSIM_E_NOMEM;
+    m->cfg = *cfg;
+    m->max_b = max_b;
+    m->max_s = max_s;
+    m->max_k = cfg->long_avgpool ? max_k : 0;
+    m->e = (size_t)cfg->d_item + cfg->d_cat;
+    m->m = (cfg->long_avgpool ? 4 : 3) * m->e;
+    param_list p = {0}, b = {0};
+    int rc = embed_register(&p, cfg->n_items, cfg->n_cats, cfg->d_item, cfg->d_cat);
+    if (!rc) rc = din_unit_register(&p, "att", m->e, cfg->att_h1, cfg->att_h2);
+    if (!rc) rc = mlp_head_register(&p, &b, m->m, cfg->mlp_h1, cfg->mlp_h2);
+    if (!rc) rc = param_set_init(&m->params, p.specs, p.n);
+    if (!rc) rc = param_set_init(&m->grads, p.specs, p.n);
+    if (!rc) rc = param_set_init(&m->buffers, b.specs, b.n);
+    param_list_free(&p);
+    param_list_free(&b);
+    if (rc) {
+        din_free(m);
+        return rc ? rc : LSIM_E_NOMEM;
+    }
+    embed_bind(&m->emb, cfg->n_items, cfg->n_cats, cfg->d_item, cfg->d_cat, &m->params, &m->grads);
+    din_unit_bind(&m->unit, "att", m->e, cfg->att_h1, cfg->att_h2, cfg->att_softmax, &m->params, &m->grads);
+    mlp_head_bind(&m->head, m->m, cfg->mlp_h1, cfg->mlp_h2, cfg->dice_momentum, &m->params, &m->grads,
+                  &m->buffers);
+    arena a = {0};
+    carve(m, &a);
+    if (!(m->ws = arena_alloc(&a, a.used))) {
+        din_free(m);
+        return LSIM_E_NOMEM;
+    }
+    carve(m, &a);
+    mlp_head_reset_buffers(&m->head);
+    *out = m;
+    return 0;
+}
+
+void din_free(din *m)
+{
+    if (!m) return;
+    param_set_free(&m->params);
+    param_set_free(&m->grads);
+    param_set_free(&m->buffers);
+    free(m->ws);
+    free(m);
+}
+
+/* splitmix64 -> uniform in [-1, 1) */
+static float rnd(uint64_t *s)
+{
+    uint64_t z = (*s += 0x9e3779b97f4a7c15ULL);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    z ^= z >> 31;
+    return (float)((double)(z >> 11) * (1.0 / 9007199254740992.0) * 2.0 - 1.0);
+}
+
+void din_init(din *m, uint64_t seed)
+{
+    param_set *p = &m->params;
+    for (size_t i = 0; i < p->n; i++) {
+        const param_spec *s = &p->specs[i];
+        float *t = p->ptr[i];
+        size_t n = p->numel[i];
+        if (strncmp(s->name, "emb.", 4) == 0)
+            for (size_t j = 0; j < n; j++) t[j] = 0.01f * 1.7320508f * rnd(&seed); /* std 0.01 */
+        else if (strstr(s->name, ".alpha"))
+            for (size_t j = 0; j < n; j++) t[j] = 0.25f;
+        else {
+            /* a bias follows its weight: fan_in is the weight's second dimension */
+            size_t fan_in = s->ndim == 2 ? s->shape[1] : (i > 0 && p->specs[i - 1].ndim == 2 ? p->specs[i - 1].shape[1] : 1);
+            float bound = 1.0f / sqrtf((float)fan_in);
+            for (size_t j = 0; j < n; j++) t[j] = bound * rnd(&seed);
+        }
+    }
+    mlp_head_reset_buffers(&m->head);
+}
+
+float din_forward(din *m, const model_batch *bt, float *logits, int train)
+{
+    const din_config *c = &m->cfg;
+    size_t B = bt->b, E = m->e, M = m->m;
+    m->b = B;
+    m->r = seq_pack(m->off, m->r_item, m->r_cat, bt->hist_item, bt->hist_cat, bt->hist_len, B, bt->s);
+    embed_forward(&m->emb, m->ea, bt->target_item, bt->target_cat, B);
+    embed_forward(&m->emb, m->es, m->r_item, m->r_cat, m->r);
+    din_unit_forward(&m->unit, m->v, m->ea, m->es, m->off, B);
+    if (c->long_avgpool) {
+        m->lr = seq_pack(m->loff, m->l_item, m->l_cat, bt->long_item, bt->long_cat, bt->long_len, B, bt->k);
+        embed_forward(&m->emb, m->el, m->l_item, m->l_cat, m->lr);
+        for (size_t b = 0; b < B; b++) {
+            float *lp = m->lp + b * E;
+            size_t lo = m->loff[b], hi = m->loff[b + 1];
+            memset(lp, 0, E * sizeof(float));
+            for (size_t r = lo; r < hi; r++)
+                for (size_t d = 0; d < E; d++) lp[d] += m->el[r * E + d];
+            if (hi > lo)
+                for (size_t d = 0; d < E; d++) lp[d] /= (float)(hi - lo);
+        }
+    }
+    for (size_t b = 0; b < B; b++) {
+        float *mi = m->m_in + b * M;
+        const float *ea = m->ea + b * E, *v = m->v + b * E;
+        for (size_t d = 0; d < E; d++) {
+            mi[d] = ea[d];
+            mi[E + d] = v[d];
+            mi[2 * E + d] = ea[d] * v[d];
+        }
+        if (c->long_avgpool) memcpy(mi + 3 * E, m->lp + b * E, E * sizeof(float));
+    }
+    mlp_head_forward(&m->head, logits, m->m_in, B, train);
+    return bt->label ? nn_bce_logits_forward(m->head.logit, bt->label, B) : 0.0f;
+}
+
+void din_backward(din *m, const model_batch *bt)
+{
+    const din_config *c = &m->cfg;
+    size_t B = m->b, E = m->e, M = m->m;
+    memset(m->dlogit, 0, B * sizeof(float));
+    nn_bce_logits_backward(m->dlogit, m->head.logit, bt->label, 1.0f, B);
+    memset(m->dm, 0, B * M * sizeof(float));
+    mlp_head_backward(&m->head, m->dm, m->dlogit);
+    /* m = [e_a, v, e_a * v (, l)] */
+    for (size_t b = 0; b < B; b++) {
+        const float *dmi = m->dm + b * M, *ea = m->ea + b * E, *v = m->v + b * E;
+        float *dea = m->dea + b * E, *dv = m->dv + b * E;
+        for (size_t d = 0; d < E; d++) {
+            dea[d] = dmi[d] + dmi[2 * E + d] * v[d];
+            dv[d] = dmi[E + d] + dmi[2 * E + d] * ea[d];
+        }
+    }
+    memset(m->des, 0, m->r * E * sizeof(float));
+    din_unit_backward(&m->unit, m->dea, m->des, m->dv);
+    embed_backward(&m->emb, m->dea, bt->target_item, bt->target_cat, B);
+    embed_backward(&m->emb, m->des, m->r_item, m->r_cat, m->r);
+    if (c->long_avgpool) {
+        for (size_t b = 0; b < B; b++) {
+            size_t lo = m->loff[b], hi = m->loff[b + 1];
+            const float *dl = m->dm + b * M + 3 * E;
+            for (size_t r = lo; r < hi; r++)
+                for (size_t d = 0; d < E; d++) m->del[r * E + d] = dl[d] / (float)(hi - lo);
+        }
+        embed_backward(&m->emb, m->del, m->l_item, m->l_cat, m->lr);
+    }
+}

@@ -1,0 +1,151 @@
+/*
+ * din_unit.c: see din_unit.h.
+ */
+#include "esu/din_unit.h"
+
+#include "lsim.h"
+#include "models/nn.h"
+
+#include <stdio.h>
+#include <string.h>
+
+static const char *const suffix[6] = {"fc1.weight", "fc1.bias", "fc2.weight", "fc2.bias", "fc3.weight", "fc3.bias"};
+
+int din_unit_register(param_list *p, const char *prefix, size_t e, size_t h1, size_t h2)
+{
+    size_t shapes[6][2] = {{h1, 4 * e}, {h1, 0}, {h2, h1}, {h2, 0}, {1, h2}, {1, 0}};
+    for (int i = 0; i < 6; i++) {
+        char name[PARAM_NAME_MAX];
+        snprintf(name, sizeof name, "%s.%s", prefix, suffix[i]);
+        int rc = param_list_add(p, name, shapes[i][1] ? 2 : 1, shapes[i]);
+        if (rc) return rc;
+    }
+    return 0;
+}
+
+void din_unit_bind(din_unit *u, const char *prefix, size_t e, size_t h1, size_t h2, int softmax, const param_set *p,
+                   const param_set *g)
+{
+    u->e = e;
+    u->h1 = h1;
+    u->h2 = h2;
+    u->softmax = softmax;
+    const float **pv[6] = {&u->w1, &u->b1, &u->w2, &u->b2, &u->w3, &u->b3};
+    float **gv[6] = {&u->gw1, &u->gb1, &u->gw2, &u->gb2, &u->gw3, &u->gb3};
+    for (int i = 0; i < 6; i++) {
+        char name[PARAM_NAME_MAX];
+        snprintf(name, sizeof name, "%s.%s", prefix, suffix[i]);
+        *pv[i] = param_find(p, name);
+        *gv[i] = g ? param_find(g, name) : NULL;
+    }
+}
+
+void din_unit_carve(din_unit *u, arena *a, size_t max_rows)
+{
+    size_t R = max_rows;
+    u->x = ARENA_FLOATS(a, R * 4 * u->e);
+    u->a1 = ARENA_FLOATS(a, R * u->h1);
+    u->a2 = ARENA_FLOATS(a, R * u->h2);
+    u->sc = ARENA_FLOATS(a, R);
+    u->w = ARENA_FLOATS(a, R);
+    u->dx = ARENA_FLOATS(a, R * 4 * u->e);
+    u->da1 = ARENA_FLOATS(a, R * u->h1);
+    u->da2 = ARENA_FLOATS(a, R * u->h2);
+    u->dp1 = ARENA_FLOATS(a, R * u->h1);
+    u->dp2 = ARENA_FLOATS(a, R * u->h2);
+    u->dsc = ARENA_FLOATS(a, R);
+    u->dw = ARENA_FLOATS(a, R);
+}
+
+void din_unit_forward(din_unit *u, float *v, const float *ea, const float *es, const uint32_t *off, size_t b)
+{
+    size_t E = u->e, R = off[b];
+    u->ea = ea;
+    u->es = es;
+    u->off = off;
+    u->b = b;
+    u->r = R;
+    for (size_t i = 0; i < b; i++) {
+        const float *a = ea + i * E;
+        for (size_t r = off[i]; r < off[i + 1]; r++) {
+            const float *ej = es + r * E;
+            float *x = u->x + r * 4 * E;
+            for (size_t d = 0; d < E; d++) {
+                x[d] = ej[d];
+                x[E + d] = a[d];
+                x[2 * E + d] = ej[d] - a[d];
+                x[3 * E + d] = ej[d] * a[d];
+            }
+        }
+    }
+    nn_linear_forward(u->a1, u->x, u->w1, u->b1, R, 4 * E, u->h1);
+    nn_sigmoid_forward(u->a1, u->a1, R * u->h1);
+    nn_linear_forward(u->a2, u->a1, u->w2, u->b2, R, u->h1, u->h2);
+    nn_sigmoid_forward(u->a2, u->a2, R * u->h2);
+    nn_linear_forward(u->sc, u->a2, u->w3, u->b3, R, u->h2, 1);
+    for (size_t i = 0; i < b; i++) {
+        size_t lo = off[i], hi = off[i + 1];
+        if (!u->softmax) {
+            memcpy(u->w + lo, u->sc + lo, (hi - lo) * sizeof(float));
+        } else if (hi > lo) {
+            uint32_t n = (uint32_t)(hi - lo);
+            nn_softmax_masked_forward(u->w + lo, u->sc + lo, &n, 1, n);
+        }
+        float *vi = v + i * E;
+        memset(vi, 0, E * sizeof(float));
+        for (size_t r = lo; r < hi; r++)
+            for (size_t d = 0; d < E; d++) vi[d] += u->w[r] * es[r * E + d];
+    }
+}
+
+void din_unit_backward(din_unit *u, float *dea, float *des, const float *dv)
+{
+    size_t E = u->e, R = u->r, b = u->b;
+    const uint32_t *off = u->off;
+    /* v = sum_j w_j e_j */
+    for (size_t i = 0; i < b; i++) {
+        const float *dvi = dv + i * E;
+        for (size_t r = off[i]; r < off[i + 1]; r++) {
+            const float *ej = u->es + r * E;
+            float *dej = des + r * E, s = 0;
+            for (size_t d = 0; d < E; d++) {
+                s += dvi[d] * ej[d];
+                dej[d] += u->w[r] * dvi[d];
+            }
+            u->dw[r] = s;
+        }
+    }
+    for (size_t i = 0; i < b; i++) {
+        size_t lo = off[i], hi = off[i + 1];
+        if (!u->softmax) {
+            memcpy(u->dsc + lo, u->dw + lo, (hi - lo) * sizeof(float));
+        } else if (hi > lo) {
+            uint32_t n = (uint32_t)(hi - lo);
+            memset(u->dsc + lo, 0, n * sizeof(float));
+            nn_softmax_masked_backward(u->dsc + lo, u->dw + lo, u->w + lo, &n, 1, n);
+        }
+    }
+    memset(u->da2, 0, R * u->h2 * sizeof(float));
+    nn_linear_backward(u->da2, u->gw3, u->gb3, u->dsc, u->a2, u->w3, R, u->h2, 1);
+    memset(u->dp2, 0, R * u->h2 * sizeof(float));
+    nn_sigmoid_backward(u->dp2, u->da2, u->a2, R * u->h2);
+    memset(u->da1, 0, R * u->h1 * sizeof(float));
+    nn_linear_backward(u->da1, u->gw2, u->gb2, u->dp2, u->a1, u->w2, R, u->h1, u->h2);
+    memset(u->dp1, 0, R * u->h1 * sizeof(float));
+    nn_sigmoid_backward(u->dp1, u->da1, u->a1, R * u->h1);
+    memset(u->dx, 0, R * 4 * E * sizeof(float));
+    nn_linear_backward(u->dx, u->gw1, u->gb1, u->dp1, u->x, u->w1, R, 4 * E, u->h1);
+    /* x = [e_j, e_a, e_j - e_a, e_j * e_a] */
+    for (size_t i = 0; i < b; i++) {
+        const float *a = u->ea + i * E;
+        float *da = dea + i * E;
+        for (size_t r = off[i]; r < off[i + 1]; r++) {
+            const float *dx = u->dx + r * 4 * E, *ej = u->es + r * E;
+            float *dej = des + r * E;
+            for (size_t d = 0; d < E; d++) {
+                dej[d] += dx[d] + dx[2 * E + d] + dx[3 * E + d] * a[d];
+                da[d] += dx[E + d] - dx[2 * E + d] + dx[3 * E + d] * ej[d];
+            }
+        }
+    }
+}

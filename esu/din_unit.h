@@ -1,0 +1,46 @@
+/*
+ * din_unit.h: DIN's local activation unit: attention pooling of a user's
+ * behaviors toward the target item (private).
+ *
+ *   x_j = [e_j, e_a, e_j - e_a, e_j * e_a]                       (4E)
+ *   s_j = fc3(sigmoid(fc2(sigmoid(fc1(x_j)))))    widths h1, h2, 1 (80, 40)
+ *   w_j = s_j (the paper: no softmax) or softmax over the sample's behaviors
+ *   v   = sum_j w_j e_j                                            (E)
+ * Behaviors come packed (models/seq_pack.h). A sample without behaviors
+ * gets v = 0. Parameters, under a prefix P (DIN uses "att"):
+ * P.fc1.weight (h1, 4E), P.fc1.bias, P.fc2.weight (h2, h1), P.fc2.bias,
+ * P.fc3.weight (1, h2), P.fc3.bias (1).
+ */
+#ifndef LSIM_DIN_UNIT_H
+#define LSIM_DIN_UNIT_H
+
+#include "models/arena.h"
+#include "models/params.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct din_unit {
+    size_t e, h1, h2;
+    int softmax;
+    const float *w1, *b1, *w2, *b2, *w3, *b3;
+    float *gw1, *gb1, *gw2, *gb2, *gw3, *gb3;
+    /* the last forward (inputs are the caller's and must stay until backward) */
+    const float *ea, *es;
+    const uint32_t *off;
+    size_t b, r;
+    float *x, *a1, *a2, *sc, *w;
+    float *dx, *da1, *da2, *dp1, *dp2, *dsc, *dw;
+} din_unit;
+
+int din_unit_register(param_list *p, const char *prefix, size_t e, size_t h1, size_t h2);
+void din_unit_bind(din_unit *u, const char *prefix, size_t e, size_t h1, size_t h2, int softmax, const param_set *p,
+                   const param_set *g);
+void din_unit_carve(din_unit *u, arena *a, size_t max_rows);
+
+// v (B, E); ea (B, E); es (R, E) packed; off (B + 1)
+void din_unit_forward(din_unit *u, float *v, const float *ea, const float *es, const uint32_t *off, size_t b);
+// dea (B, E) +=, des (R, E) +=; dv (B, E)
+void din_unit_backward(din_unit *u, float *dea, float *des, const float *dv);
+
+#endif
