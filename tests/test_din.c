@@ -6,8 +6,10 @@
  * a backward (every parameter gradient within 1e-4 relative), compare the
  * running statistics after the step and an inference-mode forward; then the
  * same on the plain C reference kernels (nn_force_reference), which must
- * agree with the BLAS path. Tolerance: |got - want| <= tol * max(|want|,
- * 1% of the tensor's largest |value|); see compare().
+ * agree with the BLAS path. Tolerances as tu_compare_f32 applies them
+ * (relative to each value, floored at 1% of the tensor's scale and 1e-6:
+ * gradients that are zero in exact arithmetic, like the last bias before a
+ * softmax, come out as float32 noise near 1e-10 in both implementations).
  */
 #include "loaders/safetensors.h"
 #include "lsim.h"
@@ -23,10 +25,6 @@
 
 #define TOL_FWD 1e-5
 #define TOL_GRAD 1e-4
-/* Gradients that are zero in exact arithmetic (the last bias before a
- * softmax: softmax ignores a shift) come out as float32 noise near 1e-10 in
- * both implementations; below this magnitude a value is measured absolutely. */
-#define SCALE_FLOOR 1e-6
 
 static st_file *open_fixture(void)
 {
@@ -59,31 +57,10 @@ static uint32_t *ids(const st_file *f, const char *prefix, const char *name, siz
     return v;
 }
 
-/* Compares got[0..n) to the fixture tensor; prints the first mismatches.
- * The error of an element is relative to its own size, with a floor at 1%
- * of the tensor's largest magnitude (so values near 0, where float32 sums in
- * another order differ most, are measured against the tensor's scale rather
- * than an absolute 1 that would hide every small gradient) and at SCALE_FLOOR. */
 static int compare(const char *what, const float *got, const st_tensor *want, double tol)
 {
     cr_assert_eq(want->dtype, ST_F32, "%s: fixture dtype", what);
-    const float *w = want->data;
-    int bad = 0;
-    double worst = 0, maxabs = 0;
-    for (size_t i = 0; i < want->numel; i++) maxabs = fmax(maxabs, fabs((double)w[i]));
-    for (size_t i = 0; i < want->numel; i++) {
-        double scale = fmax(fmax(fabs((double)w[i]), 0.01 * maxabs), SCALE_FLOOR);
-        double d = fabs((double)got[i] - (double)w[i]), lim = tol * scale;
-        if (scale > 0 && d / scale > worst) worst = d / scale;
-        if (!(d <= lim)) {
-            if (bad < 5) fprintf(stderr, "  %s[%zu]: got %.8g want %.8g\n", what, i, got[i], w[i]);
-            bad++;
-        }
-    }
-    if (bad) fprintf(stderr, "%s: %d of %zu values beyond %.0e (worst relative error %.3g)\n", what, bad,
-                     (size_t)want->numel, tol, worst);
-    if (getenv("LSIM_TEST_VERBOSE")) fprintf(stderr, "%-32s worst relative error %.3g\n", what, worst);
-    return bad;
+    return tu_compare_f32(what, got, want->data, want->numel, tol);
 }
 
 static void run_case(const char *prefix, int att_softmax, int long_avgpool, int reference)

@@ -5,6 +5,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <math.h>
 #include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -129,4 +130,24 @@ uint64_t tu_rand(uint64_t *s)
     z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
     z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
     return z ^ (z >> 31);
+}
+
+int tu_compare_f32(const char *what, const float *got, const float *want, size_t n, double tol)
+{
+    int bad = 0;
+    double worst = 0, maxabs = 0;
+    for (size_t i = 0; i < n; i++) maxabs = fmax(maxabs, fabs((double)want[i]));
+    for (size_t i = 0; i < n; i++) {
+        double scale = fmax(fmax(fabs((double)want[i]), 0.01 * maxabs), 1e-6);
+        double d = fabs((double)got[i] - (double)want[i]);
+        if (d / scale > worst || d != d) worst = d / scale;
+        if (!(d <= tol * scale)) {
+            if (bad < 5) fprintf(stderr, "  %s[%zu]: got %.8g want %.8g\n", what, i, got[i], want[i]);
+            bad++;
+        }
+    }
+    if (bad)
+        fprintf(stderr, "%s: %d of %zu values beyond %.0e (worst relative error %.3g)\n", what, bad, n, tol, worst);
+    if (getenv("LSIM_TEST_VERBOSE")) fprintf(stderr, "%-32s worst relative error %.3g\n", what, worst);
+    return bad;
 }

@@ -29,6 +29,15 @@ int tu_run_lsim(const char *const *argv, char **out, char **err);
 /* Path of the lsim binary ($LSIM_BIN). */
 const char *tu_lsim_bin(void);
 
+/* Compares got[0..n) with want[0..n) (the reference, e.g. PyTorch's):
+ * element i passes when |got - want| <= tol * max(|want_i|, 1% of the
+ * largest |want|, 1e-6). The floors keep values near zero, where float32
+ * sums in another order differ most, measured against the tensor's scale
+ * (not an absolute 1, which would hide every small gradient). Prints the
+ * first mismatches and returns their count; with LSIM_TEST_VERBOSE set it
+ * also prints the worst relative error of every comparison. */
+int tu_compare_f32(const char *what, const float *got, const float *want, size_t n, double tol);
+
 /* A small deterministic PRNG (splitmix64) for random test cases. */
 uint64_t tu_rand(uint64_t *state);
 
