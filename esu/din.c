@@ -93,7 +93,7 @@ int din_new(din **out, const din_config *cfg, size_t max_b, size_t max_s, size_t
     param_list p = {0}, b = {0};
     int rc = embed_register(&p, cfg->n_items, cfg->n_cats, cfg->d_item, cfg->d_cat);
     if (!rc) rc = din_unit_register(&p, "att", m->e, cfg->att_h1, cfg->att_h2);
-    if (!rc) rc = mlp_head_register(&p, &b, m->m, cfg->mlp_h1, cfg->mlp_h2);
+    if (!rc) rc = mlp_head_register(&p, &b, "mlp", m->m, cfg->mlp_h1, cfg->mlp_h2);
     if (!rc) rc = param_set_init(&m->params, p.specs, p.n);
     if (!rc) rc = param_set_init(&m->grads, p.specs, p.n);
     if (!rc) rc = param_set_init(&m->buffers, b.specs, b.n);
@@ -105,7 +105,7 @@ int din_new(din **out, const din_config *cfg, size_t max_b, size_t max_s, size_t
     }
     embed_bind(&m->emb, cfg->n_items, cfg->n_cats, cfg->d_item, cfg->d_cat, &m->params, &m->grads);
     din_unit_bind(&m->unit, "att", m->e, cfg->att_h1, cfg->att_h2, cfg->att_softmax, &m->params, &m->grads);
-    mlp_head_bind(&m->head, m->m, cfg->mlp_h1, cfg->mlp_h2, cfg->dice_momentum, &m->params, &m->grads,
+    mlp_head_bind(&m->head, "mlp", m->m, cfg->mlp_h1, cfg->mlp_h2, cfg->dice_momentum, &m->params, &m->grads,
                   &m->buffers);
     arena a = {0};
     carve(m, &a);

@@ -5,46 +5,56 @@
 
 #include "models/nn.h"
 
+#include <stdio.h>
 #include <string.h>
 
-int mlp_head_register(param_list *p, param_list *buf, size_t in, size_t h1, size_t h2)
+static const char *const param_names[8] = {"fc1.weight", "fc1.bias", "dice1.alpha", "fc2.weight",
+                                           "fc2.bias",   "dice2.alpha", "fc3.weight", "fc3.bias"};
+static const char *const buffer_names[4] = {"dice1.running_mean", "dice1.running_var", "dice2.running_mean",
+                                            "dice2.running_var"};
+
+static void full_name(char *out, const char *prefix, const char *name)
 {
-    size_t w1[2] = {h1, in}, w2[2] = {h2, h1}, w3[2] = {1, h2}, one = 1;
+    snprintf(out, PARAM_NAME_MAX, "%s.%s", prefix, name);
+}
+
+int mlp_head_register(param_list *p, param_list *buf, const char *prefix, size_t in, size_t h1, size_t h2)
+{
+    size_t shapes[8][2] = {{h1, in}, {h1, 0}, {h1, 0}, {h2, h1}, {h2, 0}, {h2, 0}, {1, h2}, {1, 0}};
+    size_t bshapes[4] = {h1, h1, h2, h2};
+    char name[PARAM_NAME_MAX];
     int rc = 0;
-    rc |= param_list_add(p, "mlp.fc1.weight", 2, w1);
-    rc |= param_list_add(p, "mlp.fc1.bias", 1, &h1);
-    rc |= param_list_add(p, "mlp.dice1.alpha", 1, &h1);
-    rc |= param_list_add(p, "mlp.fc2.weight", 2, w2);
-    rc |= param_list_add(p, "mlp.fc2.bias", 1, &h2);
-    rc |= param_list_add(p, "mlp.dice2.alpha", 1, &h2);
-    rc |= param_list_add(p, "mlp.fc3.weight", 2, w3);
-    rc |= param_list_add(p, "mlp.fc3.bias", 1, &one);
-    rc |= param_list_add(buf, "mlp.dice1.running_mean", 1, &h1);
-    rc |= param_list_add(buf, "mlp.dice1.running_var", 1, &h1);
-    rc |= param_list_add(buf, "mlp.dice2.running_mean", 1, &h2);
-    rc |= param_list_add(buf, "mlp.dice2.running_var", 1, &h2);
+    for (int i = 0; i < 8 && !rc; i++) {
+        full_name(name, prefix, param_names[i]);
+        rc = param_list_add(p, name, shapes[i][1] ? 2 : 1, shapes[i]);
+    }
+    for (int i = 0; i < 4 && !rc; i++) {
+        full_name(name, prefix, buffer_names[i]);
+        rc = param_list_add(buf, name, 1, &bshapes[i]);
+    }
     return rc;
 }
 
-void mlp_head_bind(mlp_head *h, size_t in, size_t h1, size_t h2, float momentum, const param_set *p,
-                   const param_set *g, const param_set *buf)
+void mlp_head_bind(mlp_head *h, const char *prefix, size_t in, size_t h1, size_t h2, float momentum,
+                   const param_set *p, const param_set *g, const param_set *buf)
 {
     h->in = in;
     h->h1 = h1;
     h->h2 = h2;
     h->momentum = momentum;
-    static const char *const names[8] = {"mlp.fc1.weight", "mlp.fc1.bias", "mlp.dice1.alpha", "mlp.fc2.weight",
-                                         "mlp.fc2.bias",   "mlp.dice2.alpha", "mlp.fc3.weight", "mlp.fc3.bias"};
     const float **pv[8] = {&h->w1, &h->b1, &h->al1, &h->w2, &h->b2, &h->al2, &h->w3, &h->b3};
     float **gv[8] = {&h->gw1, &h->gb1, &h->gal1, &h->gw2, &h->gb2, &h->gal2, &h->gw3, &h->gb3};
+    float **bv[4] = {&h->rm1, &h->rv1, &h->rm2, &h->rv2};
+    char name[PARAM_NAME_MAX];
     for (int i = 0; i < 8; i++) {
-        *pv[i] = param_find(p, names[i]);
-        *gv[i] = g ? param_find(g, names[i]) : NULL;
+        full_name(name, prefix, param_names[i]);
+        *pv[i] = param_find(p, name);
+        *gv[i] = g ? param_find(g, name) : NULL;
     }
-    h->rm1 = param_find(buf, "mlp.dice1.running_mean");
-    h->rv1 = param_find(buf, "mlp.dice1.running_var");
-    h->rm2 = param_find(buf, "mlp.dice2.running_mean");
-    h->rv2 = param_find(buf, "mlp.dice2.running_var");
+    for (int i = 0; i < 4; i++) {
+        full_name(name, prefix, buffer_names[i]);
+        *bv[i] = param_find(buf, name);
+    }
 }
 
 void mlp_head_carve(mlp_head *h, arena *a, size_t max_b)

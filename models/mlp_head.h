@@ -3,10 +3,11 @@
  * Dice -> fc -> one logit (DIN's 200-80-2 with the 2-way softmax written as
  * one sigmoid logit, which is the same function) (private).
  *
- * Parameters: mlp.fc1.weight (h1, in), mlp.fc1.bias (h1), mlp.dice1.alpha (h1),
- * mlp.fc2.weight (h2, h1), mlp.fc2.bias, mlp.dice2.alpha (h2),
- * mlp.fc3.weight (1, h2), mlp.fc3.bias (1).
- * Buffers: mlp.dice{1,2}.running_mean / running_var (Dice at inference).
+ * Parameters, under a prefix P ("mlp" for a model's head, "gsu.mlp" for
+ * SIM's auxiliary GSU head): P.fc1.weight (h1, in), P.fc1.bias (h1),
+ * P.dice1.alpha (h1), P.fc2.weight (h2, h1), P.fc2.bias, P.dice2.alpha (h2),
+ * P.fc3.weight (1, h2), P.fc3.bias (1).
+ * Buffers: P.dice{1,2}.running_mean / running_var (Dice at inference).
  */
 #ifndef LSIM_MLP_HEAD_H
 #define LSIM_MLP_HEAD_H
@@ -29,9 +30,9 @@ typedef struct mlp_head {
     float *dd2, *dz2, *dd1, *dz1;
 } mlp_head;
 
-int mlp_head_register(param_list *p, param_list *buf, size_t in, size_t h1, size_t h2);
-void mlp_head_bind(mlp_head *h, size_t in, size_t h1, size_t h2, float momentum, const param_set *p,
-                   const param_set *g, const param_set *buf);
+int mlp_head_register(param_list *p, param_list *buf, const char *prefix, size_t in, size_t h1, size_t h2);
+void mlp_head_bind(mlp_head *h, const char *prefix, size_t in, size_t h1, size_t h2, float momentum,
+                   const param_set *p, const param_set *g, const param_set *buf);
 void mlp_head_carve(mlp_head *h, arena *a, size_t max_b);
 /* Running variances to 1, means to 0 (a fresh model). */
 void mlp_head_reset_buffers(mlp_head *h);

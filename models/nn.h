@@ -26,7 +26,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* ---- switches ---- */
+/* ---- switches ----
+ * A process-wide plain int, meant for tests and benchmarks: set it before
+ * any thread runs a kernel, not while they do. */
 void nn_force_reference(int on);
 int nn_reference_forced(void);
 void nn_init_from_env(void);
@@ -77,8 +79,9 @@ void nn_dice_backward(float *dinp, float *dalpha, const float *dout, const float
                       const float *mean, const float *var, size_t n, size_t c);
 
 /* ---- softmax over the last dimension with a length mask ----
- * Row r holds len[r] valid entries (the first ones); the others are padding
- * and get probability 0. A row with len 0 is all zeros (no NaN). */
+ * Row r holds len[r] valid entries (the first ones; a len above t counts as
+ * t); the others are padding and get probability 0. A row with len 0 is all
+ * zeros (no NaN). */
 // out, inp (R, T), len (R)
 void nn_softmax_masked_forward(float *out, const float *inp, const uint32_t *len, size_t rows, size_t t);
 void nn_softmax_masked_backward(float *dinp, const float *dout, const float *out, const uint32_t *len, size_t rows,
