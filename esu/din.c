@@ -13,7 +13,6 @@
 #include "models/nn.h"
 #include "models/seq_pack.h"
 
-#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -129,34 +128,9 @@ void din_free(din *m)
     free(m);
 }
 
-/* splitmix64 -> uniform in [-1, 1) */
-static float rnd(uint64_t *s)
-{
-    uint64_t z = (*s += 0x9e3779b97f4a7c15ULL);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-    z ^= z >> 31;
-    return (float)((double)(z >> 11) * (1.0 / 9007199254740992.0) * 2.0 - 1.0);
-}
-
 void din_init(din *m, uint64_t seed)
 {
-    param_set *p = &m->params;
-    for (size_t i = 0; i < p->n; i++) {
-        const param_spec *s = &p->specs[i];
-        float *t = p->ptr[i];
-        size_t n = p->numel[i];
-        if (strncmp(s->name, "emb.", 4) == 0)
-            for (size_t j = 0; j < n; j++) t[j] = 0.01f * 1.7320508f * rnd(&seed); /* std 0.01 */
-        else if (strstr(s->name, ".alpha"))
-            for (size_t j = 0; j < n; j++) t[j] = 0.25f;
-        else {
-            /* a bias follows its weight: fan_in is the weight's second dimension */
-            size_t fan_in = s->ndim == 2 ? s->shape[1] : (i > 0 && p->specs[i - 1].ndim == 2 ? p->specs[i - 1].shape[1] : 1);
-            float bound = 1.0f / sqrtf((float)fan_in);
-            for (size_t j = 0; j < n; j++) t[j] = bound * rnd(&seed);
-        }
-    }
+    param_set_randomize(&m->params, seed);
     mlp_head_reset_buffers(&m->head);
 }
 

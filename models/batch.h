@@ -24,11 +24,15 @@ typedef struct model_batch {
     const uint32_t *hist_item;   /* (B, S) */
     const uint32_t *hist_cat;    /* (B, S) */
     const uint32_t *hist_len;    /* (B) */
-    /* long-term behaviors (avg-pooling long DIN; SIM's GSU output) */
+    /* long-term behaviors: avg-pooling long DIN's sequence; SIM hard's
+     * hard-search result (the GSU ran in the index); SIM soft's sequence to
+     * search (the GSU runs in the model) */
     size_t k;                    /* padded length; 0 when unused */
     const uint32_t *long_item;   /* (B, K) */
     const uint32_t *long_cat;    /* (B, K) */
+    const int64_t *long_ts;      /* (B, K) unix seconds (SIM's time info) */
     const uint32_t *long_len;    /* (B) */
+    const int64_t *now;          /* (B) the sample's time: every behavior is before it */
     const float *label;          /* (B), 0 or 1; NULL at inference */
 } model_batch;
 

@@ -6,6 +6,7 @@
 #include "lsim.h"
 #include "storage/error_detail.h"
 
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -121,4 +122,35 @@ int param_set_save(const param_set *ps, st_writer *w)
         if (rc) return rc;
     }
     return 0;
+}
+
+/* splitmix64 -> uniform in [-1, 1) */
+static float uniform_pm1(uint64_t *s)
+{
+    uint64_t z = (*s += 0x9e3779b97f4a7c15ULL);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    z ^= z >> 31;
+    return (float)((double)(z >> 11) * (1.0 / 9007199254740992.0) * 2.0 - 1.0);
+}
+
+void param_set_randomize(param_set *ps, uint64_t seed)
+{
+    for (size_t i = 0; i < ps->n; i++) {
+        const param_spec *s = &ps->specs[i];
+        float *t = ps->ptr[i];
+        size_t n = ps->numel[i];
+        float bound;
+        if (strstr(s->name, "emb"))
+            bound = 0.01f * 1.7320508f; /* uniform with std 0.01 */
+        else if (strstr(s->name, ".alpha")) {
+            for (size_t j = 0; j < n; j++) t[j] = 0.25f;
+            continue;
+        } else {
+            size_t fan_in = s->ndim == 2 ? s->shape[1]
+                            : (i > 0 && ps->specs[i - 1].ndim == 2 ? ps->specs[i - 1].shape[1] : 1);
+            bound = 1.0f / sqrtf((float)fan_in);
+        }
+        for (size_t j = 0; j < n; j++) t[j] = bound * uniform_pm1(&seed);
+    }
 }

@@ -47,6 +47,12 @@ int param_set_init(param_set *ps, const param_spec *specs, size_t n);
 void param_set_free(param_set *ps);
 void param_set_zero(param_set *ps);
 
+/* Fresh random values, deterministic for a seed: embedding tables (names
+ * containing "emb") uniform with std 0.01; Dice alphas (".alpha") 0.25;
+ * 2-D weights uniform in +-1/sqrt(fan_in) (PyTorch's nn.Linear default
+ * bound); a 1-D bias likewise with the fan_in of the weight before it. */
+void param_set_randomize(param_set *ps, uint64_t seed);
+
 /* The tensor named `name`, or NULL. */
 float *param_find(const param_set *ps, const char *name);
 

@@ -1,0 +1,59 @@
+/*
+ * sim.h: SIM, the search-based interest model (Pi et al., CIKM 2020): a
+ * General Search Unit picks the K relevant long-term behaviors, the Exact
+ * Search Unit attends over them, beside a DIN branch over the short-term
+ * behaviors (private).
+ *
+ *   e_a, v (the DIN branch over hist, esu/din_unit.h) as in DIN
+ *   GSU hard: the batch's long sequence IS the hard-search result (the index
+ *             gave the user's most recent behaviors of the target's category)
+ *   GSU soft: scores every behavior of the batch's long sequence,
+ *             r_i = (W_b e_i).(W_a e_a), keeps the top K (gsu/soft_search.h)
+ *   U_lt = ESU(selected behaviors, their times, now)       (esu/esu_attention.h)
+ *   logit = head([e_a, v, e_a * v, U_lt]);   loss = BCE + alpha * Loss_GSU (soft)
+ * GSU and ESU share the embeddings. Parameter names: emb.*, att.* (DIN
+ * branch), esu.*, gsu.* (soft), mlp.* (head).
+ */
+#ifndef LSIM_SIM_H
+#define LSIM_SIM_H
+
+#include "esu/din.h"
+#include "models/batch.h"
+#include "models/params.h"
+
+typedef enum sim_gsu_mode { SIM_GSU_HARD, SIM_GSU_SOFT } sim_gsu_mode;
+
+typedef struct sim_config {
+    din_config base;     /* embeddings, DIN branch, head widths (long_avgpool unused) */
+    sim_gsu_mode gsu;
+    uint32_t topk;       /* K behaviors the ESU attends over (50) */
+    uint32_t heads;      /* ESU heads (4) */
+    uint32_t d_head;     /* ESU projection per head (16) */
+    uint32_t d_time;     /* time-interval embedding width; 0 = no time info */
+    uint32_t gsu_d;      /* soft search projection width (32) */
+    float alpha;         /* weight of Loss_GSU (1 for soft search, as the paper trains it) */
+} sim_config;
+
+void sim_config_default(sim_config *c, uint32_t n_items, uint32_t n_cats, sim_gsu_mode gsu, int time_info);
+
+typedef struct sim sim;
+
+/* max_k: longest long sequence a batch may carry (for soft search, the
+ * sequence searched; for hard, the hard-search result). */
+int sim_new(sim **out, const sim_config *cfg, size_t max_b, size_t max_s, size_t max_k);
+void sim_free(sim *m);
+param_set *sim_params(sim *m);
+param_set *sim_grads(sim *m);
+param_set *sim_buffers(sim *m);
+void sim_init(sim *m, uint64_t seed);
+
+/* logits (B); returns BCE + alpha * Loss_GSU when labels are set (soft:
+ * the auxiliary loss only in training). */
+float sim_forward(sim *m, const model_batch *batch, float *logits, int train);
+void sim_backward(sim *m, const model_batch *batch);
+
+/* After a forward: the rows of the long sequence the GSU kept for sample b
+ * (indices into its long sequence, time order); returns their count. */
+size_t sim_selected(const sim *m, size_t b, const uint32_t **rows);
+
+#endif

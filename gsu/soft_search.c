@@ -1,0 +1,167 @@
+/*
+ * soft_search.c: see soft_search.h.
+ */
+#include "gsu/soft_search.h"
+
+#include "lsim.h"
+#include "models/nn.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+int soft_gsu_register(param_list *p, param_list *buf, size_t e, size_t d, size_t h1, size_t h2)
+{
+    size_t w[2] = {d, e};
+    int rc = param_list_add(p, "gsu.wa", 2, w);
+    if (!rc) rc = param_list_add(p, "gsu.wb", 2, w);
+    if (!rc) rc = mlp_head_register(p, buf, "gsu.mlp", 2 * e, h1, h2);
+    return rc;
+}
+
+void soft_gsu_bind(soft_gsu *g, size_t e, size_t d, size_t h1, size_t h2, float momentum, const param_set *p,
+                   const param_set *gr, const param_set *buf)
+{
+    g->e = e;
+    g->d = d;
+    g->wa = param_find(p, "gsu.wa");
+    g->wb = param_find(p, "gsu.wb");
+    g->gwa = gr ? param_find(gr, "gsu.wa") : NULL;
+    g->gwb = gr ? param_find(gr, "gsu.wb") : NULL;
+    mlp_head_bind(&g->aux, "gsu.mlp", 2 * e, h1, h2, momentum, p, gr, buf);
+}
+
+void soft_gsu_carve(soft_gsu *g, arena *a, size_t max_b, size_t max_rows)
+{
+    size_t E = g->e, D = g->d;
+    g->q = ARENA_FLOATS(a, max_b * D);
+    g->k = ARENA_FLOATS(a, max_rows * D);
+    g->score = ARENA_FLOATS(a, max_rows);
+    g->ur = ARENA_FLOATS(a, max_b * E);
+    g->aux_in = ARENA_FLOATS(a, max_b * 2 * E);
+    g->aux_logit = ARENA_FLOATS(a, max_b);
+    g->dlogit = ARENA_FLOATS(a, max_b);
+    g->daux_in = ARENA_FLOATS(a, max_b * 2 * E);
+    g->dscore = ARENA_FLOATS(a, max_rows);
+    g->dq = ARENA_FLOATS(a, max_b * D);
+    g->dk = ARENA_FLOATS(a, max_rows * D);
+    mlp_head_carve(&g->aux, a, max_b);
+}
+
+float soft_gsu_forward(soft_gsu *g, float *score, const float *ea, const float *el, const uint32_t *off, size_t b,
+                       const float *label, int train)
+{
+    size_t E = g->e, D = g->d, R = off[b];
+    g->ea = ea;
+    g->el = el;
+    g->off = off;
+    g->b = b;
+    g->r = R;
+    nn_linear_forward(g->q, ea, g->wa, NULL, b, E, D);
+    nn_linear_forward(g->k, el, g->wb, NULL, R, E, D);
+    for (size_t i = 0; i < b; i++) {
+        const float *q = g->q + i * D;
+        float *ur = g->ur + i * E;
+        memset(ur, 0, E * sizeof(float));
+        for (size_t r = off[i]; r < off[i + 1]; r++) {
+            const float *k = g->k + r * D;
+            float s = 0;
+            for (size_t d = 0; d < D; d++) s += k[d] * q[d];
+            g->score[r] = s;
+            for (size_t d = 0; d < E; d++) ur[d] += s * el[r * E + d];
+        }
+    }
+    if (score) memcpy(score, g->score, R * sizeof(float));
+    if (!label) return 0.0f;
+    for (size_t i = 0; i < b; i++) {
+        memcpy(g->aux_in + i * 2 * E, g->ur + i * E, E * sizeof(float));
+        memcpy(g->aux_in + i * 2 * E + E, ea + i * E, E * sizeof(float));
+    }
+    mlp_head_forward(&g->aux, g->aux_logit, g->aux_in, b, train);
+    return nn_bce_logits_forward(g->aux_logit, label, b);
+}
+
+void soft_gsu_backward(soft_gsu *g, float *dea, float *del, const float *label, float alpha)
+{
+    size_t E = g->e, D = g->d, R = g->r, b = g->b;
+    const uint32_t *off = g->off;
+    memset(g->dlogit, 0, b * sizeof(float));
+    nn_bce_logits_backward(g->dlogit, g->aux_logit, label, alpha, b);
+    memset(g->daux_in, 0, b * 2 * E * sizeof(float));
+    mlp_head_backward(&g->aux, g->daux_in, g->dlogit);
+    memset(g->dq, 0, b * D * sizeof(float));
+    memset(g->dk, 0, R * D * sizeof(float));
+    for (size_t i = 0; i < b; i++) {
+        const float *dur = g->daux_in + i * 2 * E, *q = g->q + i * D;
+        float *da = dea + i * E, *dq = g->dq + i * D;
+        for (size_t d = 0; d < E; d++) da[d] += dur[E + d];
+        for (size_t r = off[i]; r < off[i + 1]; r++) {
+            const float *e = g->el + r * E, *k = g->k + r * D;
+            float *de = del + r * E, *dk = g->dk + r * D, ds = 0;
+            for (size_t d = 0; d < E; d++) {
+                ds += dur[d] * e[d];
+                de[d] += g->score[r] * dur[d];
+            }
+            for (size_t d = 0; d < D; d++) {
+                dk[d] += ds * q[d];
+                dq[d] += ds * k[d];
+            }
+        }
+    }
+    nn_linear_backward(dea, g->gwa, NULL, g->dq, g->ea, g->wa, b, E, D);
+    nn_linear_backward(del, g->gwb, NULL, g->dk, g->el, g->wb, R, E, D);
+}
+
+/* 1 when row x ranks above row y: a higher score, or an equal score and a
+ * later row (the more recent behavior). */
+static int ranks_above(const float *score, uint32_t x, uint32_t y)
+{
+    return score[x] > score[y] || (score[x] == score[y] && x > y);
+}
+
+/* Restores the min-heap (the lowest-ranked row at the root) below i. */
+static void sift_down(uint32_t *h, size_t n, size_t i, const float *score)
+{
+    for (;;) {
+        size_t l = 2 * i + 1, r = l + 1, m = i;
+        if (l < n && ranks_above(score, h[m], h[l])) m = l;
+        if (r < n && ranks_above(score, h[m], h[r])) m = r;
+        if (m == i) return;
+        uint32_t t = h[i];
+        h[i] = h[m];
+        h[m] = t;
+        i = m;
+    }
+}
+
+static int by_row(const void *a, const void *b)
+{
+    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+    return (x > y) - (x < y);
+}
+
+size_t soft_gsu_topk(uint32_t *sel_off, uint32_t *rows, uint32_t *scratch, const float *score, const uint32_t *off,
+                     size_t b, size_t k)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < b; i++) {
+        sel_off[i] = (uint32_t)n;
+        size_t lo = off[i], hi = off[i + 1];
+        if (hi - lo <= k) {
+            for (size_t r = lo; r < hi; r++) rows[n++] = (uint32_t)r;
+            continue;
+        }
+        /* a min-heap of the k best rows seen so far: O(m log k) */
+        for (size_t j = 0; j < k; j++) scratch[j] = (uint32_t)(lo + j);
+        for (size_t j = k / 2; j-- > 0;) sift_down(scratch, k, j, score);
+        for (size_t r = lo + k; r < hi; r++)
+            if (ranks_above(score, (uint32_t)r, scratch[0])) {
+                scratch[0] = (uint32_t)r;
+                sift_down(scratch, k, 0, score);
+            }
+        qsort(scratch, k, sizeof *scratch, by_row);
+        memcpy(rows + n, scratch, k * sizeof *scratch);
+        n += k;
+    }
+    sel_off[b] = (uint32_t)n;
+    return n;
+}

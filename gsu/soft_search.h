@@ -1,0 +1,58 @@
+/*
+ * soft_search.h: SIM's soft-search General Search Unit, the learned side
+ * (private): relevance scores, top-K selection, and the auxiliary CTR head
+ * that trains them (SIM paper, section 3.1).
+ *
+ *   r_i = (W_b e_i) . (W_a e_a)              every long-term behavior i
+ *   top-K: the K behaviors of highest r (ties: the more recent first),
+ *          handed to the ESU in time order; no gradient flows through the choice
+ *   auxiliary task: U_r = sum_i r_i e_i; logit_gsu = head([U_r, e_a]);
+ *          Loss_GSU = BCE(logit_gsu, label); total loss = alpha Loss_GSU + beta Loss_ESU
+ * Parameters: gsu.wa (d, E), gsu.wb (d, E), and the auxiliary head under
+ * "gsu.mlp" (models/mlp_head.h, input 2E).
+ * Serving (issue on the engine) precomputes W_b e_i per item and runs the
+ * maximum-inner-product search through FAISS; the scores are the same.
+ */
+#ifndef LSIM_SOFT_SEARCH_H
+#define LSIM_SOFT_SEARCH_H
+
+#include "models/arena.h"
+#include "models/mlp_head.h"
+#include "models/params.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct soft_gsu {
+    size_t e, d;
+    const float *wa, *wb;
+    float *gwa, *gwb;
+    mlp_head aux;
+    /* the last forward */
+    const float *ea, *el;
+    const uint32_t *off;
+    size_t b, r;
+    float *q, *k, *score, *ur, *aux_in, *aux_logit, *dlogit, *daux_in, *dscore, *dq, *dk;
+} soft_gsu;
+
+int soft_gsu_register(param_list *p, param_list *buf, size_t e, size_t d, size_t h1, size_t h2);
+void soft_gsu_bind(soft_gsu *g, size_t e, size_t d, size_t h1, size_t h2, float momentum, const param_set *p,
+                   const param_set *gr, const param_set *buf);
+void soft_gsu_carve(soft_gsu *g, arena *a, size_t max_b, size_t max_rows);
+
+/* Scores the packed behaviors el (R, E) of each sample against its target
+ * ea (B, E): score (R). With labels, also runs the auxiliary head and
+ * returns Loss_GSU (else 0). */
+float soft_gsu_forward(soft_gsu *g, float *score, const float *ea, const float *el, const uint32_t *off, size_t b,
+                       const float *label, int train);
+/* Backward of alpha * Loss_GSU: dea (B, E) +=, del (R, E) +=. */
+void soft_gsu_backward(soft_gsu *g, float *dea, float *del, const float *label, float alpha);
+
+/* For each sample, its k best rows by score (ties: the later row, the more
+ * recent behavior), written in row (time) order into rows[], with sel_off
+ * (B + 1) the offsets. Returns the number of rows selected. scratch holds
+ * k entries. Thread-safe; O(rows log k). */
+size_t soft_gsu_topk(uint32_t *sel_off, uint32_t *rows, uint32_t *scratch, const float *score, const uint32_t *off,
+                     size_t b, size_t k);
+
+#endif
