@@ -55,6 +55,10 @@ def load(path):
     for name, h in header.items():
         b, e = h["data_offsets"]
         dt = _BY_NAME[h["dtype"]]
-        t = torch.frombuffer(bytearray(data[base + b:base + e]), dtype=dt if dt != torch.bool else torch.uint8)
-        out[name] = t.reshape(h["shape"]).clone()
+        raw_dt = dt if dt != torch.bool else torch.uint8
+        if e == b:  # torch.frombuffer refuses an empty buffer
+            t = torch.zeros(h["shape"], dtype=raw_dt)
+        else:
+            t = torch.frombuffer(bytearray(data[base + b:base + e]), dtype=raw_dt).reshape(h["shape"]).clone()
+        out[name] = t.to(torch.bool) if dt == torch.bool else t
     return out, meta
