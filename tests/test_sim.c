@@ -112,13 +112,15 @@ static void run_case(const char *prefix, sim_gsu_mode gsu, int reference)
     param_set *p = sim_params(m), *g = sim_grads(m), *bufs = sim_buffers(m);
     for (size_t i = 0; i < p->n; i++) {
         const st_tensor *t = need(f, prefix, p->specs[i].name);
-        cr_assert_eq(t->numel, p->numel[i], "shape of %s", p->specs[i].name);
+        cr_assert(t->dtype == ST_F32 && t->numel == p->numel[i], "dtype or shape of %s", p->specs[i].name);
         memcpy(p->ptr[i], t->data, t->nbytes);
     }
     for (size_t i = 0; i < bufs->n; i++) {
         char name[128];
         snprintf(name, sizeof name, "init.%s", bufs->specs[i].name);
-        memcpy(bufs->ptr[i], need(f, prefix, name)->data, need(f, prefix, name)->nbytes);
+        const st_tensor *t = need(f, prefix, name);
+        cr_assert(t->dtype == ST_F32 && t->numel == bufs->numel[i], "dtype or shape of %s", name);
+        memcpy(bufs->ptr[i], t->data, t->nbytes);
     }
     int bad = 0;
     float *logits = malloc(B * sizeof *logits);

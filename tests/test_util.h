@@ -30,7 +30,7 @@ int tu_run_lsim(const char *const *argv, char **out, char **err);
 const char *tu_lsim_bin(void);
 
 /* Compares got[0..n) with want[0..n) (the reference, e.g. PyTorch's):
- * element i passes when |got - want| <= tol * max(|want_i|, 1% of the
+ * element i passes when |got - want| <= tol * max(|want_i|, 2% of the
  * largest |want|, 1e-6). The floors keep values near zero, where float32
  * sums in another order differ most, measured against the tensor's scale
  * (not an absolute 1, which would hide every small gradient). Prints the
