@@ -1,0 +1,298 @@
+/*
+ * model.c: see model.h. A tagged union over the model kinds; the
+ * checkpoint's metadata is the spec written as decimal strings.
+ */
+#include "esu/model.h"
+
+#include "lsim.h"
+#include "storage/error_detail.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct model {
+    model_spec spec;
+    din *din;
+    dien *dien;
+    sim *sim;
+};
+
+static const char *const kind_names[] = {"din", "avgpool-din", "dien", "sim-hard", "sim-soft"};
+
+const char *model_kind_name(model_kind k)
+{
+    return (unsigned)k < sizeof kind_names / sizeof kind_names[0] ? kind_names[k] : "?";
+}
+
+int model_kind_parse(const char *s, model_kind *k)
+{
+    for (size_t i = 0; i < sizeof kind_names / sizeof kind_names[0]; i++)
+        if (strcmp(s, kind_names[i]) == 0) {
+            *k = (model_kind)i;
+            return 0;
+        }
+    return LSIM_E_INVAL;
+}
+
+void model_spec_default(model_spec *s, model_kind kind, uint32_t n_items, uint32_t n_cats)
+{
+    memset(s, 0, sizeof *s);
+    s->kind = kind;
+    sim_config sc;
+    sim_config_default(&sc, n_items, n_cats, kind == MODEL_SIM_SOFT ? SIM_GSU_SOFT : SIM_GSU_HARD, 1);
+    s->base = sc.base;
+    s->base.long_avgpool = kind == MODEL_AVGPOOL_DIN;
+    s->topk = sc.topk;
+    s->heads = sc.heads;
+    s->d_head = sc.d_head;
+    s->d_time = sc.d_time;
+    s->gsu_d = sc.gsu_d;
+    s->alpha = sc.alpha;
+    s->alpha_aux = 1.0f;
+}
+
+static void to_sim(sim_config *c, const model_spec *s)
+{
+    c->base = s->base;
+    c->gsu = s->kind == MODEL_SIM_SOFT ? SIM_GSU_SOFT : SIM_GSU_HARD;
+    c->topk = s->topk;
+    c->heads = s->heads;
+    c->d_head = s->d_head;
+    c->d_time = s->d_time;
+    c->gsu_d = s->gsu_d;
+    c->alpha = s->alpha;
+}
+
+int model_new(model **out, const model_spec *spec, size_t max_b, size_t max_s, size_t max_k)
+{
+    *out = NULL;
+    model *m = calloc(1, sizeof *m);
+    if (!m) return LSIM_E_NOMEM;
+    m->spec = *spec;
+    int rc;
+    switch (spec->kind) {
+    case MODEL_DIN:
+    case MODEL_AVGPOOL_DIN: {
+        din_config c = spec->base;
+        c.long_avgpool = spec->kind == MODEL_AVGPOOL_DIN;
+        m->spec.base.long_avgpool = c.long_avgpool;
+        rc = din_new(&m->din, &c, max_b, max_s, max_k);
+        break;
+    }
+    case MODEL_DIEN: {
+        dien_config c = {spec->base, spec->alpha_aux};
+        rc = dien_new(&m->dien, &c, max_b, max_s);
+        break;
+    }
+    case MODEL_SIM_HARD:
+    case MODEL_SIM_SOFT: {
+        sim_config c;
+        to_sim(&c, spec);
+        rc = sim_new(&m->sim, &c, max_b, max_s, max_k);
+        break;
+    }
+    default: rc = LSIM_E_INVAL;
+    }
+    if (rc) {
+        free(m);
+        return rc;
+    }
+    *out = m;
+    return 0;
+}
+
+void model_free(model *m)
+{
+    if (!m) return;
+    din_free(m->din);
+    dien_free(m->dien);
+    sim_free(m->sim);
+    free(m);
+}
+
+const model_spec *model_get_spec(const model *m) { return &m->spec; }
+
+param_set *model_params(model *m)
+{
+    return m->din ? din_params(m->din) : m->dien ? dien_params(m->dien) : sim_params(m->sim);
+}
+
+param_set *model_grads(model *m)
+{
+    return m->din ? din_grads(m->din) : m->dien ? dien_grads(m->dien) : sim_grads(m->sim);
+}
+
+param_set *model_buffers(model *m)
+{
+    return m->din ? din_buffers(m->din) : m->dien ? dien_buffers(m->dien) : sim_buffers(m->sim);
+}
+
+void model_init(model *m, uint64_t seed)
+{
+    if (m->din) din_init(m->din, seed);
+    else if (m->dien) dien_init(m->dien, seed);
+    else sim_init(m->sim, seed);
+}
+
+float model_forward(model *m, const model_batch *b, float *logits, int train)
+{
+    if (m->din) return din_forward(m->din, b, logits, train);
+    if (m->dien) return dien_forward(m->dien, b, logits, train);
+    return sim_forward(m->sim, b, logits, train);
+}
+
+void model_backward(model *m, const model_batch *b)
+{
+    if (m->din) din_backward(m->din, b);
+    else if (m->dien) dien_backward(m->dien, b);
+    else sim_backward(m->sim, b);
+}
+
+/* ---- metadata ---- */
+
+typedef struct meta_field {
+    const char *key;
+    size_t offset;  /* into model_spec */
+    int is_float;
+    double lo, hi;  /* valid range */
+    int kinds;      /* bit set of model kinds that need it */
+} meta_field;
+
+#define ALL 0x1f
+#define SIMS ((1 << MODEL_SIM_HARD) | (1 << MODEL_SIM_SOFT))
+#define U(field) offsetof(model_spec, field)
+static const meta_field fields[] = {
+    {"lsim.n_items", U(base.n_items), 0, 0, 4294967294.0, ALL},
+    {"lsim.n_cats", U(base.n_cats), 0, 0, 4294967294.0, ALL},
+    {"lsim.d_item", U(base.d_item), 0, 1, 4096, ALL},
+    {"lsim.d_cat", U(base.d_cat), 0, 1, 4096, ALL},
+    {"lsim.att_h1", U(base.att_h1), 0, 1, 65536, ALL & ~(1 << MODEL_DIEN)},
+    {"lsim.att_h2", U(base.att_h2), 0, 1, 65536, ALL & ~(1 << MODEL_DIEN)},
+    {"lsim.mlp_h1", U(base.mlp_h1), 0, 1, 65536, ALL},
+    {"lsim.mlp_h2", U(base.mlp_h2), 0, 1, 65536, ALL},
+    {"lsim.att_softmax", U(base.att_softmax), 0, 0, 1, ALL & ~(1 << MODEL_DIEN)},
+    {"lsim.dice_momentum", U(base.dice_momentum), 1, 0, 1, ALL},
+    {"lsim.topk", U(topk), 0, 1, 1000000, SIMS},
+    {"lsim.heads", U(heads), 0, 1, 1024, SIMS},
+    {"lsim.d_head", U(d_head), 0, 1, 4096, SIMS},
+    {"lsim.d_time", U(d_time), 0, 0, 4096, SIMS},
+    {"lsim.gsu_d", U(gsu_d), 0, 0, 4096, SIMS},
+    {"lsim.alpha", U(alpha), 1, 0, 1e6, SIMS},
+    {"lsim.alpha_aux", U(alpha_aux), 1, 0, 1e6, 1 << MODEL_DIEN},
+};
+#undef U
+
+int model_save(model *m, const char *path, const char *const *extra, char *err, size_t errlen)
+{
+    st_writer *w;
+    if (st_writer_new(&w)) return err_set(err, errlen, LSIM_E_NOMEM, "out of memory");
+    int rc = st_writer_meta(w, "lsim.format", "1");
+    if (!rc) rc = st_writer_meta(w, "lsim.model", model_kind_name(m->spec.kind));
+    for (size_t i = 0; i < sizeof fields / sizeof fields[0] && !rc; i++) {
+        if (!(fields[i].kinds & (1 << m->spec.kind))) continue;
+        char v[64];
+        const char *p = (const char *)&m->spec + fields[i].offset;
+        if (fields[i].is_float) snprintf(v, sizeof v, "%.9g", (double)*(const float *)p);
+        else if (fields[i].offset == offsetof(model_spec, base.att_softmax)) snprintf(v, sizeof v, "%d", *(const int *)p);
+        else snprintf(v, sizeof v, "%u", *(const uint32_t *)p);
+        rc = st_writer_meta(w, fields[i].key, v);
+    }
+    for (size_t i = 0; extra && extra[i] && extra[i + 1] && !rc; i += 2) rc = st_writer_meta(w, extra[i], extra[i + 1]);
+    if (!rc) rc = param_set_save(model_params(m), w);
+    if (!rc) rc = param_set_save(model_buffers(m), w);
+    if (rc) {
+        st_writer_free(w);
+        return err_set(err, errlen, rc, "%s: cannot assemble the checkpoint: %s", path, lsim_strerror(rc));
+    }
+    rc = st_writer_write(w, path, err, errlen);
+    st_writer_free(w);
+    return rc;
+}
+
+static int parse_number(const char *s, int is_float, double lo, double hi, double *out)
+{
+    if (!s || !*s) return -1;
+    char *end;
+    errno = 0;
+    double v = is_float ? strtod(s, &end) : (double)strtoull(s, &end, 10);
+    if (*end || errno || !isfinite(v) || v < lo || v > hi) return -1;
+    if (!is_float && (s[0] == '-' || s[0] == '+')) return -1;
+    *out = v;
+    return 0;
+}
+
+int model_spec_from_file(model_spec *s, const st_file *f, const char *path, char *err, size_t errlen)
+{
+    const char *fmt = st_meta(f, "lsim.format"), *kind = st_meta(f, "lsim.model");
+    if (!fmt || !kind)
+        return err_set(err, errlen, LSIM_E_FORMAT, "%s: not an lsim checkpoint (no lsim.format / lsim.model metadata)",
+                       path);
+    if (strcmp(fmt, "1") != 0)
+        return err_set(err, errlen, LSIM_E_VERSION, "%s: checkpoint format %s, this lsim reads format 1", path, fmt);
+    model_kind k;
+    if (model_kind_parse(kind, &k))
+        return err_set(err, errlen, LSIM_E_FORMAT, "%s: metadata lsim.model: unknown model '%s'", path, kind);
+    model_spec_default(s, k, 0, 0);
+    for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++) {
+        if (!(fields[i].kinds & (1 << k))) continue;
+        const char *v = st_meta(f, fields[i].key);
+        double x;
+        if (!v) return err_set(err, errlen, LSIM_E_FORMAT, "%s: metadata %s is missing", path, fields[i].key);
+        if (parse_number(v, fields[i].is_float, fields[i].lo, fields[i].hi, &x))
+            return err_set(err, errlen, LSIM_E_FORMAT, "%s: metadata %s: '%.40s' is not a number in [%g, %g]", path,
+                           fields[i].key, v, fields[i].lo, fields[i].hi);
+        char *p = (char *)s + fields[i].offset;
+        if (fields[i].is_float) *(float *)p = (float)x;
+        else if (fields[i].offset == offsetof(model_spec, base.att_softmax)) *(int *)p = (int)x;
+        else *(uint32_t *)p = (uint32_t)x;
+    }
+    s->base.long_avgpool = k == MODEL_AVGPOOL_DIN;
+    return 0;
+}
+
+static int load_set(param_set *ps, const st_file *f, const char *path, char *err, size_t errlen)
+{
+    for (size_t i = 0; i < ps->n; i++) {
+        uint64_t shape[PARAM_MAX_DIMS];
+        for (size_t d = 0; d < ps->specs[i].ndim; d++) shape[d] = ps->specs[i].shape[d];
+        const void *data;
+        char why[LSIM_ERRLEN];
+        int rc = st_get(f, ps->specs[i].name, ST_F32, ps->specs[i].ndim, shape, &data, why, sizeof why);
+        if (rc) return err_set(err, errlen, rc, "%s (the checkpoint does not fit its own metadata)", why);
+        memcpy(ps->ptr[i], data, ps->numel[i] * sizeof(float));
+    }
+    (void)path;
+    return 0;
+}
+
+int model_load(model **out, const char *path, size_t max_b, size_t max_s, size_t max_k, char *err, size_t errlen)
+{
+    *out = NULL;
+    st_file *f;
+    int rc = st_open(&f, path, err, errlen);
+    if (rc) return rc;
+    model_spec spec;
+    model *m = NULL;
+    rc = model_spec_from_file(&spec, f, path, err, errlen);
+    if (!rc && (rc = model_new(&m, &spec, max_b, max_s, max_k)))
+        err_set(err, errlen, rc, "%s: cannot build a %s model of these sizes: %s", path, model_kind_name(spec.kind),
+                lsim_strerror(rc));
+    if (!rc) rc = load_set(model_params(m), f, path, err, errlen);
+    if (!rc) rc = load_set(model_buffers(m), f, path, err, errlen);
+    for (size_t i = 0; !rc && i < st_count(f); i++) {
+        const char *name = st_at(f, i)->name;
+        if (!param_find(model_params(m), name) && !param_find(model_buffers(m), name))
+            rc = err_set(err, errlen, LSIM_E_FORMAT, "%s: tensor %s is not part of a %s model", path, name,
+                         model_kind_name(spec.kind));
+    }
+    st_close(f);
+    if (rc) {
+        model_free(m);
+        return rc;
+    }
+    *out = m;
+    return 0;
+}

@@ -1,0 +1,68 @@
+/*
+ * model.h: one handle over every model kind, and its checkpoints (private).
+ *
+ * The training loop, the evaluator and the request engine see a `model`:
+ * forward, backward, parameters, and a checkpoint that says by itself how to
+ * run it. A checkpoint is a safetensors file (loaders/safetensors.h,
+ * docs/CHECKPOINT_FORMAT.md) holding the parameters and buffers under their
+ * PyTorch-style names and, in __metadata__, the model kind and every
+ * hyperparameter as decimal strings:
+ *   lsim.format = "1"            lsim.model = din | avgpool-din | dien | sim-hard | sim-soft
+ *   lsim.n_items, lsim.n_cats, lsim.d_item, lsim.d_cat, lsim.att_h1, lsim.att_h2,
+ *   lsim.mlp_h1, lsim.mlp_h2, lsim.att_softmax, lsim.dice_momentum
+ *   sim-*: lsim.topk, lsim.heads, lsim.d_head, lsim.d_time, lsim.gsu_d, lsim.alpha
+ *   dien:  lsim.alpha_aux
+ * Other metadata (e.g. how negatives were sampled) is kept and ignored here.
+ * Loading checks every key and every tensor (name, dtype F32, shape) and
+ * refuses tensors the model does not have; each failure names the file and
+ * the key or tensor.
+ */
+#ifndef LSIM_MODEL_H
+#define LSIM_MODEL_H
+
+#include "esu/dien.h"
+#include "esu/din.h"
+#include "esu/sim.h"
+#include "models/batch.h"
+#include "models/params.h"
+
+typedef enum model_kind { MODEL_DIN, MODEL_AVGPOOL_DIN, MODEL_DIEN, MODEL_SIM_HARD, MODEL_SIM_SOFT } model_kind;
+
+const char *model_kind_name(model_kind k);
+int model_kind_parse(const char *s, model_kind *k);
+
+typedef struct model_spec {
+    model_kind kind;
+    din_config base;    /* vocabulary sizes, widths, DIN options */
+    uint32_t topk, heads, d_head, d_time, gsu_d; /* SIM */
+    float alpha;        /* SIM: weight of Loss_GSU */
+    float alpha_aux;    /* DIEN: weight of the auxiliary loss */
+} model_spec;
+
+/* The defaults of each kind (papers' widths), for a vocabulary. */
+void model_spec_default(model_spec *s, model_kind kind, uint32_t n_items, uint32_t n_cats);
+
+typedef struct model model;
+
+/* max_b samples, max_s short-term behaviors, max_k long-term behaviors per batch. */
+int model_new(model **out, const model_spec *spec, size_t max_b, size_t max_s, size_t max_k);
+void model_free(model *m);
+const model_spec *model_get_spec(const model *m);
+param_set *model_params(model *m);
+param_set *model_grads(model *m);
+param_set *model_buffers(model *m);
+void model_init(model *m, uint64_t seed);
+
+float model_forward(model *m, const model_batch *batch, float *logits, int train);
+void model_backward(model *m, const model_batch *batch);
+
+/* Writes a checkpoint (atomically). extra: NULL or key, value, key, value, ..., NULL. */
+int model_save(model *m, const char *path, const char *const *extra, char *err, size_t errlen);
+
+/* Reads the spec from a checkpoint's metadata. */
+int model_spec_from_file(model_spec *s, const st_file *f, const char *path, char *err, size_t errlen);
+
+/* Opens a checkpoint: the spec from its metadata, then every tensor. */
+int model_load(model **out, const char *path, size_t max_b, size_t max_s, size_t max_k, char *err, size_t errlen);
+
+#endif
