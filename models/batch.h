@@ -24,6 +24,7 @@ typedef struct model_batch {
     const uint32_t *hist_item;   /* (B, S) */
     const uint32_t *hist_cat;    /* (B, S) */
     const uint32_t *hist_len;    /* (B) */
+    const int64_t *hist_ts;      /* (B, S) */
     const uint32_t *hist_neg_item; /* (B, S) DIEN's auxiliary loss: a sampled item the user */
     const uint32_t *hist_neg_cat;  /* (B, S) did not take, beside each behavior (or NULL) */
     /* long-term behaviors: avg-pooling long DIN's sequence; SIM hard's
