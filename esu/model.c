@@ -17,10 +17,11 @@ struct model {
     model_spec spec;
     din *din;
     dien *dien;
+    dsin *dsin;
     sim *sim;
 };
 
-static const char *const kind_names[] = {"din", "avgpool-din", "dien", "sim-hard", "sim-soft"};
+static const char *const kind_names[] = {"din", "avgpool-din", "dien", "dsin", "sim-hard", "sim-soft"};
 
 const char *model_kind_name(model_kind k)
 {
@@ -52,6 +53,18 @@ void model_spec_default(model_spec *s, model_kind kind, uint32_t n_items, uint32
     s->gsu_d = sc.gsu_d;
     s->alpha = sc.alpha;
     s->alpha_aux = 1.0f;
+    if (kind == MODEL_DSIN) {
+        dsin_config dc;
+        dsin_config_default(&dc, n_items, n_cats);
+        s->base = dc.base;
+        s->heads = dc.heads;
+        s->max_sessions = dc.max_sessions;
+        s->session_len = dc.session_len;
+        s->min_session_len = dc.min_session_len;
+        s->session_gap = (uint32_t)dc.session_gap;
+        s->d_ffn = dc.d_ffn;
+        s->d_lstm = dc.d_lstm;
+    }
 }
 
 static void to_sim(sim_config *c, const model_spec *s)
@@ -87,6 +100,18 @@ int model_new(model **out, const model_spec *spec, size_t max_b, size_t max_s, s
         rc = dien_new(&m->dien, &c, max_b, max_s);
         break;
     }
+    case MODEL_DSIN: {
+        /* record resolved widths, so a checkpoint never depends on what 0 means */
+        size_t e = (size_t)spec->base.d_item + spec->base.d_cat;
+        if (!m->spec.d_ffn) m->spec.d_ffn = (uint32_t)(4 * e);
+        if (!m->spec.d_lstm) m->spec.d_lstm = (uint32_t)e;
+        spec = &m->spec;
+        dsin_config c = {.base = spec->base, .max_sessions = spec->max_sessions, .session_len = spec->session_len,
+                         .min_session_len = spec->min_session_len, .session_gap = spec->session_gap,
+                         .heads = spec->heads, .d_ffn = spec->d_ffn, .d_lstm = spec->d_lstm};
+        rc = dsin_new(&m->dsin, &c, max_b, max_s);
+        break;
+    }
     case MODEL_SIM_HARD:
     case MODEL_SIM_SOFT: {
         sim_config c;
@@ -109,6 +134,7 @@ void model_free(model *m)
     if (!m) return;
     din_free(m->din);
     dien_free(m->dien);
+    dsin_free(m->dsin);
     sim_free(m->sim);
     free(m);
 }
@@ -117,23 +143,27 @@ const model_spec *model_get_spec(const model *m) { return &m->spec; }
 
 param_set *model_params(model *m)
 {
-    return m->din ? din_params(m->din) : m->dien ? dien_params(m->dien) : sim_params(m->sim);
+    return m->din ? din_params(m->din) : m->dien ? dien_params(m->dien) : m->dsin ? dsin_params(m->dsin)
+                                                                                  : sim_params(m->sim);
 }
 
 param_set *model_grads(model *m)
 {
-    return m->din ? din_grads(m->din) : m->dien ? dien_grads(m->dien) : sim_grads(m->sim);
+    return m->din ? din_grads(m->din) : m->dien ? dien_grads(m->dien) : m->dsin ? dsin_grads(m->dsin)
+                                                                                : sim_grads(m->sim);
 }
 
 param_set *model_buffers(model *m)
 {
-    return m->din ? din_buffers(m->din) : m->dien ? dien_buffers(m->dien) : sim_buffers(m->sim);
+    return m->din ? din_buffers(m->din) : m->dien ? dien_buffers(m->dien) : m->dsin ? dsin_buffers(m->dsin)
+                                                                                    : sim_buffers(m->sim);
 }
 
 void model_init(model *m, uint64_t seed)
 {
     if (m->din) din_init(m->din, seed);
     else if (m->dien) dien_init(m->dien, seed);
+    else if (m->dsin) dsin_init(m->dsin, seed);
     else sim_init(m->sim, seed);
 }
 
@@ -141,6 +171,7 @@ float model_forward(model *m, const model_batch *b, float *logits, int train)
 {
     if (m->din) return din_forward(m->din, b, logits, train);
     if (m->dien) return dien_forward(m->dien, b, logits, train);
+    if (m->dsin) return dsin_forward(m->dsin, b, logits, train);
     return sim_forward(m->sim, b, logits, train);
 }
 
@@ -148,6 +179,7 @@ void model_backward(model *m, const model_batch *b)
 {
     if (m->din) din_backward(m->din, b);
     else if (m->dien) dien_backward(m->dien, b);
+    else if (m->dsin) dsin_backward(m->dsin, b);
     else sim_backward(m->sim, b);
 }
 
@@ -161,27 +193,35 @@ typedef struct meta_field {
     int kinds;      /* bit set of model kinds that need it */
 } meta_field;
 
-#define ALL 0x1f
+#define ALL 0x3f
 #define SIMS ((1 << MODEL_SIM_HARD) | (1 << MODEL_SIM_SOFT))
+#define DSIN (1 << MODEL_DSIN)
+#define NO_ATT ((1 << MODEL_DIEN) | DSIN)
 #define U(field) offsetof(model_spec, field)
 static const meta_field fields[] = {
     {"lsim.n_items", U(base.n_items), 0, 0, 4294967294.0, ALL},
     {"lsim.n_cats", U(base.n_cats), 0, 0, 4294967294.0, ALL},
     {"lsim.d_item", U(base.d_item), 0, 1, 4096, ALL},
     {"lsim.d_cat", U(base.d_cat), 0, 1, 4096, ALL},
-    {"lsim.att_h1", U(base.att_h1), 0, 1, 65536, ALL & ~(1 << MODEL_DIEN)},
-    {"lsim.att_h2", U(base.att_h2), 0, 1, 65536, ALL & ~(1 << MODEL_DIEN)},
+    {"lsim.att_h1", U(base.att_h1), 0, 1, 65536, ALL & ~NO_ATT},
+    {"lsim.att_h2", U(base.att_h2), 0, 1, 65536, ALL & ~NO_ATT},
     {"lsim.mlp_h1", U(base.mlp_h1), 0, 1, 65536, ALL},
     {"lsim.mlp_h2", U(base.mlp_h2), 0, 1, 65536, ALL},
-    {"lsim.att_softmax", U(base.att_softmax), 0, 0, 1, ALL & ~(1 << MODEL_DIEN)},
+    {"lsim.att_softmax", U(base.att_softmax), 0, 0, 1, ALL & ~NO_ATT},
     {"lsim.dice_momentum", U(base.dice_momentum), 1, 0, 1, ALL},
     {"lsim.topk", U(topk), 0, 1, 1000000, SIMS},
-    {"lsim.heads", U(heads), 0, 1, 1024, SIMS},
+    {"lsim.heads", U(heads), 0, 1, 1024, SIMS | DSIN},
     {"lsim.d_head", U(d_head), 0, 1, 4096, SIMS},
     {"lsim.d_time", U(d_time), 0, 0, 4096, SIMS},
     {"lsim.gsu_d", U(gsu_d), 0, 0, 4096, SIMS},
     {"lsim.alpha", U(alpha), 1, 0, 1e6, SIMS},
     {"lsim.alpha_aux", U(alpha_aux), 1, 0, 1e6, 1 << MODEL_DIEN},
+    {"lsim.max_sessions", U(max_sessions), 0, 1, 1024, DSIN},
+    {"lsim.session_len", U(session_len), 0, 1, 65536, DSIN},
+    {"lsim.min_session_len", U(min_session_len), 0, 0, 65536, DSIN},
+    {"lsim.session_gap", U(session_gap), 0, 0, 4294967295.0, DSIN},
+    {"lsim.d_ffn", U(d_ffn), 0, 0, 65536, DSIN},
+    {"lsim.d_lstm", U(d_lstm), 0, 0, 65536, DSIN},
 };
 #undef U
 

@@ -7,11 +7,13 @@
  * docs/CHECKPOINT_FORMAT.md) holding the parameters and buffers under their
  * PyTorch-style names and, in __metadata__, the model kind and every
  * hyperparameter as decimal strings:
- *   lsim.format = "1"            lsim.model = din | avgpool-din | dien | sim-hard | sim-soft
+ *   lsim.format = "1"            lsim.model = din | avgpool-din | dien | dsin | sim-hard | sim-soft
  *   lsim.n_items, lsim.n_cats, lsim.d_item, lsim.d_cat, lsim.att_h1, lsim.att_h2,
  *   lsim.mlp_h1, lsim.mlp_h2, lsim.att_softmax, lsim.dice_momentum
  *   sim-*: lsim.topk, lsim.heads, lsim.d_head, lsim.d_time, lsim.gsu_d, lsim.alpha
  *   dien:  lsim.alpha_aux
+ *   dsin:  lsim.max_sessions, lsim.session_len, lsim.min_session_len, lsim.session_gap,
+ *          lsim.heads, lsim.d_ffn, lsim.d_lstm
  * Other metadata (e.g. how negatives were sampled) is kept and ignored here.
  * Loading checks every key and every tensor (name, dtype F32, shape) and
  * refuses tensors the model does not have; each failure names the file and
@@ -22,11 +24,12 @@
 
 #include "esu/dien.h"
 #include "esu/din.h"
+#include "esu/dsin.h"
 #include "esu/sim.h"
 #include "models/batch.h"
 #include "models/params.h"
 
-typedef enum model_kind { MODEL_DIN, MODEL_AVGPOOL_DIN, MODEL_DIEN, MODEL_SIM_HARD, MODEL_SIM_SOFT } model_kind;
+typedef enum model_kind { MODEL_DIN, MODEL_AVGPOOL_DIN, MODEL_DIEN, MODEL_DSIN, MODEL_SIM_HARD, MODEL_SIM_SOFT } model_kind;
 
 const char *model_kind_name(model_kind k);
 int model_kind_parse(const char *s, model_kind *k);
@@ -37,6 +40,8 @@ typedef struct model_spec {
     uint32_t topk, heads, d_head, d_time, gsu_d; /* SIM */
     float alpha;        /* SIM: weight of Loss_GSU */
     float alpha_aux;    /* DIEN: weight of the auxiliary loss */
+    uint32_t max_sessions, session_len, min_session_len, d_ffn, d_lstm; /* DSIN (heads above) */
+    uint32_t session_gap; /* DSIN: seconds */
 } model_spec;
 
 /* The defaults of each kind (papers' widths), for a vocabulary. */

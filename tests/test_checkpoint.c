@@ -14,6 +14,7 @@
 #include "tests/test_util.h"
 
 #include <criterion/criterion.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -314,4 +315,60 @@ Test(checkpoint, missing_file_is_refused, .init = setup, .fini = teardown)
     char path[1024];
     snprintf(path, sizeof path, "%s/none.safetensors", g_dir);
     refused(path, LSIM_E_IO, "none.safetensors");
+}
+
+/* Every kind: a fresh model saved and loaded scores a batch identically and
+ * keeps its hyperparameters. */
+Test(checkpoint, every_kind_round_trips)
+{
+    char *dir = tu_tmpdir("ckptkinds"), path[1024], err[512];
+    const size_t B = 6, S = 7, K = 9;
+    uint32_t ti[6], tc[6], hi[42], hc[42], hl[6] = {0, 1, 7, 3, 5, 2}, li[54], lc[54], ll[6] = {9, 0, 3, 9, 1, 5};
+    uint32_t ni[42], nc[42];
+    int64_t hts[42], lts[54], now[6];
+    uint64_t seed = 5;
+    for (size_t i = 0; i < 42; i++) {
+        hi[i] = (uint32_t)(tu_rand(&seed) % 25);
+        hc[i] = (uint32_t)(tu_rand(&seed) % 5);
+        ni[i] = (uint32_t)(tu_rand(&seed) % 25);
+        nc[i] = (uint32_t)(tu_rand(&seed) % 5);
+    }
+    for (size_t b = 0; b < B; b++) {
+        ti[b] = (uint32_t)(tu_rand(&seed) % 25);
+        tc[b] = (uint32_t)(tu_rand(&seed) % 5);
+        now[b] = 1500000000;
+        for (size_t j = 0; j < S; j++) hts[b * S + j] = 1499990000 + (int64_t)(j * 1000);
+        for (size_t j = 0; j < K; j++) lts[b * K + j] = 1490000000 + (int64_t)(j * 5000);
+    }
+    for (size_t i = 0; i < 54; i++) {
+        li[i] = (uint32_t)(tu_rand(&seed) % 25);
+        lc[i] = (uint32_t)(tu_rand(&seed) % 5);
+    }
+    model_batch bt = {.b = B, .target_item = ti, .target_cat = tc, .s = S, .hist_item = hi, .hist_cat = hc,
+                      .hist_len = hl, .hist_ts = hts, .hist_neg_item = ni, .hist_neg_cat = nc, .k = K,
+                      .long_item = li, .long_cat = lc, .long_ts = lts, .long_len = ll, .now = now};
+    for (int k = MODEL_DIN; k <= MODEL_SIM_SOFT; k++) {
+        model_spec spec;
+        model_spec_default(&spec, (model_kind)k, 20, 4);
+        spec.base.mlp_h1 = 12;
+        spec.base.mlp_h2 = 6;
+        model *m, *m2;
+        cr_assert_eq(model_new(&m, &spec, B, S, K), 0, "%s", model_kind_name((model_kind)k));
+        model_init(m, 42);
+        snprintf(path, sizeof path, "%s/%s.safetensors", dir, model_kind_name((model_kind)k));
+        cr_assert_eq(model_save(m, path, NULL, err, sizeof err), 0, "%s", err);
+        cr_assert_eq(model_load(&m2, path, B, S, K, err, sizeof err), 0, "%s", err);
+        cr_assert_eq(memcmp(model_get_spec(m2), model_get_spec(m), sizeof(model_spec)), 0, "%s: spec changed",
+                     model_kind_name((model_kind)k));
+        float a[6], b2[6];
+        model_forward(m, &bt, a, 0);
+        model_forward(m2, &bt, b2, 0);
+        cr_assert_eq(memcmp(a, b2, sizeof a), 0, "%s: scores changed across save and load",
+                     model_kind_name((model_kind)k));
+        for (size_t i = 0; i < B; i++) cr_assert(isfinite(a[i]), "%s: a non-finite score", model_kind_name((model_kind)k));
+        model_free(m);
+        model_free(m2);
+    }
+    tu_rmrf(dir);
+    free(dir);
 }
