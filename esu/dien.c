@@ -11,6 +11,7 @@
 #include "models/arena.h"
 #include "models/embed.h"
 #include "models/mlp_head.h"
+#include "models/model_state.h"
 #include "models/nn.h"
 #include "models/nn_rnn.h"
 
@@ -22,12 +23,11 @@
 struct dien {
     dien_config cfg;
     size_t max_b, max_s, e;
-    param_set params, grads, buffers;
+    model_state st;
     embed_layer emb;
     mlp_head head;
     const float *gru_w, *gru_u, *gru_b, *att_w, *aug_w, *aug_u, *aug_b;
     float *g_gru_w, *g_gru_u, *g_gru_b, *g_att_w, *g_aug_w, *g_aug_u, *g_aug_b;
-    void *ws;
     /* activations */
     float *ea, *es, *en, *h, *q, *sc, *att, *hfin, *pool, *m_in;
     float *gru_saved, *aug_saved, *scratch;
@@ -44,12 +44,13 @@ void dien_config_default(dien_config *c, uint32_t n_items, uint32_t n_cats)
     c->alpha_aux = 1.0f;
 }
 
-param_set *dien_params(dien *m) { return &m->params; }
-param_set *dien_grads(dien *m) { return &m->grads; }
-param_set *dien_buffers(dien *m) { return &m->buffers; }
+param_set *dien_params(dien *m) { return &m->st.params; }
+param_set *dien_grads(dien *m) { return &m->st.grads; }
+param_set *dien_buffers(dien *m) { return &m->st.buffers; }
 
-static void carve(dien *m, arena *a)
+static void carve(void *ctx, arena *a)
 {
+    dien *m = ctx;
     size_t B = m->max_b, S = m->max_s, E = m->e, BS = B * S;
     size_t sv = nn_gru_saved_floats(B, S, E, E), sa = nn_augru_saved_floats(B, S, E, E);
     size_t sc1 = nn_gru_scratch_floats(B, S, E, E), sc2 = nn_augru_scratch_floats(B, S, E, E);
@@ -96,7 +97,7 @@ static int register_rnn(param_list *p, const char *name, size_t e)
 
 static void bind(dien *m)
 {
-    param_set *p = &m->params, *g = &m->grads;
+    param_set *p = &m->st.params, *g = &m->st.grads;
     static const char *const names[7] = {"dien.gru.w", "dien.gru.u", "dien.gru.b", "dien.att.w",
                                          "dien.augru.w", "dien.augru.u", "dien.augru.b"};
     const float **pv[7] = {&m->gru_w, &m->gru_u, &m->gru_b, &m->att_w, &m->aug_w, &m->aug_u, &m->aug_b};
@@ -126,26 +127,19 @@ int dien_new(dien **out, const dien_config *cfg, size_t max_b, size_t max_s)
     if (!rc) rc = param_list_add(&p, "dien.att.w", 2, att);
     if (!rc) rc = register_rnn(&p, "dien.augru", E);
     if (!rc) rc = mlp_head_register(&p, &b, "mlp", 4 * E, c->mlp_h1, c->mlp_h2);
-    if (!rc) rc = param_set_init(&m->params, p.specs, p.n);
-    if (!rc) rc = param_set_init(&m->grads, p.specs, p.n);
-    if (!rc) rc = param_set_init(&m->buffers, b.specs, b.n);
-    param_list_free(&p);
-    param_list_free(&b);
+    rc = model_state_init(&m->st, &p, &b, rc);
     if (rc) {
         dien_free(m);
         return rc;
     }
-    embed_bind(&m->emb, c->n_items, c->n_cats, c->d_item, c->d_cat, &m->params, &m->grads);
+    embed_bind(&m->emb, c->n_items, c->n_cats, c->d_item, c->d_cat, &m->st.params, &m->st.grads);
     bind(m);
-    mlp_head_bind(&m->head, "mlp", 4 * E, c->mlp_h1, c->mlp_h2, c->dice_momentum, &m->params, &m->grads,
-                  &m->buffers);
-    arena a = {0};
-    carve(m, &a);
-    if (!(m->ws = arena_alloc(&a, a.used))) {
+    mlp_head_bind(&m->head, "mlp", 4 * E, c->mlp_h1, c->mlp_h2, c->dice_momentum, &m->st.params, &m->st.grads,
+                  &m->st.buffers);
+    if ((rc = model_state_alloc_ws(&m->st, carve, m))) {
         dien_free(m);
-        return LSIM_E_NOMEM;
+        return rc;
     }
-    carve(m, &a);
     dien_init(m, 1);
     *out = m;
     return 0;
@@ -154,16 +148,13 @@ int dien_new(dien **out, const dien_config *cfg, size_t max_b, size_t max_s)
 void dien_free(dien *m)
 {
     if (!m) return;
-    param_set_free(&m->params);
-    param_set_free(&m->grads);
-    param_set_free(&m->buffers);
-    free(m->ws);
+    model_state_free(&m->st);
     free(m);
 }
 
 void dien_init(dien *m, uint64_t seed)
 {
-    param_set_randomize(&m->params, seed);
+    param_set_randomize(&m->st.params, seed);
     mlp_head_reset_buffers(&m->head);
 }
 

@@ -10,6 +10,7 @@
 #include "models/arena.h"
 #include "models/embed.h"
 #include "models/mlp_head.h"
+#include "models/model_state.h"
 #include "models/nn.h"
 #include "models/seq_pack.h"
 
@@ -20,11 +21,10 @@ struct din {
     din_config cfg;
     size_t max_b, max_s, max_k;
     size_t e, m; /* behavior width, head input width */
-    param_set params, grads, buffers;
+    model_state st;
     embed_layer emb;
     din_unit unit;
     mlp_head head;
-    void *ws;
     /* activations */
     float *ea, *es, *el, *v, *lp, *m_in, *dea, *des, *del, *dv, *dm, *dlogit;
     uint32_t *off, *loff, *r_item, *r_cat, *l_item, *l_cat;
@@ -45,13 +45,14 @@ void din_config_default(din_config *c, uint32_t n_items, uint32_t n_cats)
     c->dice_momentum = 0.01f;
 }
 
-param_set *din_params(din *m) { return &m->params; }
-param_set *din_grads(din *m) { return &m->grads; }
-param_set *din_buffers(din *m) { return &m->buffers; }
+param_set *din_params(din *m) { return &m->st.params; }
+param_set *din_grads(din *m) { return &m->st.grads; }
+param_set *din_buffers(din *m) { return &m->st.buffers; }
 const din_config *din_cfg(const din *m) { return &m->cfg; }
 
-static void carve(din *m, arena *a)
+static void carve(void *ctx, arena *a)
 {
+    din *m = ctx;
     size_t B = m->max_b, R = m->max_b * m->max_s, L = m->max_b * m->max_k, E = m->e;
     m->ea = ARENA_FLOATS(a, B * E);
     m->es = ARENA_FLOATS(a, R * E);
@@ -93,26 +94,19 @@ int din_new(din **out, const din_config *cfg, size_t max_b, size_t max_s, size_t
     int rc = embed_register(&p, cfg->n_items, cfg->n_cats, cfg->d_item, cfg->d_cat);
     if (!rc) rc = din_unit_register(&p, "att", m->e, cfg->att_h1, cfg->att_h2);
     if (!rc) rc = mlp_head_register(&p, &b, "mlp", m->m, cfg->mlp_h1, cfg->mlp_h2);
-    if (!rc) rc = param_set_init(&m->params, p.specs, p.n);
-    if (!rc) rc = param_set_init(&m->grads, p.specs, p.n);
-    if (!rc) rc = param_set_init(&m->buffers, b.specs, b.n);
-    param_list_free(&p);
-    param_list_free(&b);
+    rc = model_state_init(&m->st, &p, &b, rc);
     if (rc) {
         din_free(m);
         return rc ? rc : LSIM_E_NOMEM;
     }
-    embed_bind(&m->emb, cfg->n_items, cfg->n_cats, cfg->d_item, cfg->d_cat, &m->params, &m->grads);
-    din_unit_bind(&m->unit, "att", m->e, cfg->att_h1, cfg->att_h2, cfg->att_softmax, &m->params, &m->grads);
-    mlp_head_bind(&m->head, "mlp", m->m, cfg->mlp_h1, cfg->mlp_h2, cfg->dice_momentum, &m->params, &m->grads,
-                  &m->buffers);
-    arena a = {0};
-    carve(m, &a);
-    if (!(m->ws = arena_alloc(&a, a.used))) {
+    embed_bind(&m->emb, cfg->n_items, cfg->n_cats, cfg->d_item, cfg->d_cat, &m->st.params, &m->st.grads);
+    din_unit_bind(&m->unit, "att", m->e, cfg->att_h1, cfg->att_h2, cfg->att_softmax, &m->st.params, &m->st.grads);
+    mlp_head_bind(&m->head, "mlp", m->m, cfg->mlp_h1, cfg->mlp_h2, cfg->dice_momentum, &m->st.params, &m->st.grads,
+                  &m->st.buffers);
+    if ((rc = model_state_alloc_ws(&m->st, carve, m))) {
         din_free(m);
-        return LSIM_E_NOMEM;
+        return rc;
     }
-    carve(m, &a);
     mlp_head_reset_buffers(&m->head);
     *out = m;
     return 0;
@@ -121,16 +115,13 @@ int din_new(din **out, const din_config *cfg, size_t max_b, size_t max_s, size_t
 void din_free(din *m)
 {
     if (!m) return;
-    param_set_free(&m->params);
-    param_set_free(&m->grads);
-    param_set_free(&m->buffers);
-    free(m->ws);
+    model_state_free(&m->st);
     free(m);
 }
 
 void din_init(din *m, uint64_t seed)
 {
-    param_set_randomize(&m->params, seed);
+    param_set_randomize(&m->st.params, seed);
     mlp_head_reset_buffers(&m->head);
 }
 

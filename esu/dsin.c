@@ -18,6 +18,7 @@
 #include "models/arena.h"
 #include "models/embed.h"
 #include "models/mlp_head.h"
+#include "models/model_state.h"
 #include "models/nn.h"
 #include "models/nn_attention.h"
 #include "models/nn_rnn.h"
@@ -31,14 +32,13 @@ struct dsin {
     dsin_config cfg;
     size_t max_b, max_s;
     size_t e, k, t, h, f, nh, m; /* E, K, T, H, d_ffn, heads, head input width 2E + H */
-    param_set params, grads, buffers;
+    model_state st;
     embed_layer emb;
     mlp_head head;
     nn_encoder_weights enc;
     nn_encoder_grads genc;
     const float *be_k, *be_t, *be_c, *w_ih, *w_hh, *b_ih, *b_hh, *att_i, *att_h;
     float *g_be_k, *g_be_t, *g_be_c, *g_w_ih, *g_w_hh, *g_b_ih, *g_b_hh, *g_att_i, *g_att_h;
-    void *ws;
     /* sessions of the last forward */
     uint32_t *n_sess;              /* (B) */
     uint32_t *sess_len;            /* (B, K) */
@@ -70,13 +70,14 @@ void dsin_config_default(dsin_config *c, uint32_t n_items, uint32_t n_cats)
     c->d_lstm = 0;
 }
 
-param_set *dsin_params(dsin *m) { return &m->params; }
-param_set *dsin_grads(dsin *m) { return &m->grads; }
-param_set *dsin_buffers(dsin *m) { return &m->buffers; }
+param_set *dsin_params(dsin *m) { return &m->st.params; }
+param_set *dsin_grads(dsin *m) { return &m->st.grads; }
+param_set *dsin_buffers(dsin *m) { return &m->st.buffers; }
 const dsin_config *dsin_cfg(const dsin *m) { return &m->cfg; }
 
-static void carve(dsin *m, arena *a)
+static void carve(void *ctx, arena *a)
 {
+    dsin *m = ctx;
     size_t B = m->max_b, K = m->k, T = m->t, E = m->e, H = m->h, BK = B * K, BKT = BK * T;
     size_t se = nn_encoder_scratch_floats(BK, T, E, m->f, m->nh), sl = nn_bilstm_scratch_floats(B, K, E, H);
     m->n_sess = ARENA_U32(a, B);
@@ -153,7 +154,7 @@ static int register_params(const dsin *m, param_list *p)
 
 static void bind(dsin *m)
 {
-    param_set *p = &m->params, *g = &m->grads;
+    param_set *p = &m->st.params, *g = &m->st.grads;
     const float **pe[N_ENC] = {&m->enc.in_w, &m->enc.in_b, &m->enc.out_w, &m->enc.out_b, &m->enc.l1_w, &m->enc.l1_b,
                                &m->enc.l2_w, &m->enc.l2_b, &m->enc.n1_w,  &m->enc.n1_b,  &m->enc.n2_w, &m->enc.n2_b};
     float **ge[N_ENC] = {&m->genc.in_w, &m->genc.in_b, &m->genc.out_w, &m->genc.out_b, &m->genc.l1_w, &m->genc.l1_b,
@@ -199,26 +200,19 @@ int dsin_new(dsin **out, const dsin_config *cfg, size_t max_b, size_t max_s)
     int rc = embed_register(&p, c->n_items, c->n_cats, c->d_item, c->d_cat);
     if (!rc) rc = register_params(m, &p);
     if (!rc) rc = mlp_head_register(&p, &b, "mlp", m->m, c->mlp_h1, c->mlp_h2);
-    if (!rc) rc = param_set_init(&m->params, p.specs, p.n);
-    if (!rc) rc = param_set_init(&m->grads, p.specs, p.n);
-    if (!rc) rc = param_set_init(&m->buffers, b.specs, b.n);
-    param_list_free(&p);
-    param_list_free(&b);
+    rc = model_state_init(&m->st, &p, &b, rc);
     if (rc) {
         dsin_free(m);
         return rc;
     }
-    embed_bind(&m->emb, c->n_items, c->n_cats, c->d_item, c->d_cat, &m->params, &m->grads);
+    embed_bind(&m->emb, c->n_items, c->n_cats, c->d_item, c->d_cat, &m->st.params, &m->st.grads);
     bind(m);
-    mlp_head_bind(&m->head, "mlp", m->m, c->mlp_h1, c->mlp_h2, c->dice_momentum, &m->params, &m->grads,
-                  &m->buffers);
-    arena a = {0};
-    carve(m, &a);
-    if (!(m->ws = arena_alloc(&a, a.used))) {
+    mlp_head_bind(&m->head, "mlp", m->m, c->mlp_h1, c->mlp_h2, c->dice_momentum, &m->st.params, &m->st.grads,
+                  &m->st.buffers);
+    if ((rc = model_state_alloc_ws(&m->st, carve, m))) {
         dsin_free(m);
-        return LSIM_E_NOMEM;
+        return rc;
     }
-    carve(m, &a);
     dsin_init(m, 1);
     *out = m;
     return 0;
@@ -227,10 +221,7 @@ int dsin_new(dsin **out, const dsin_config *cfg, size_t max_b, size_t max_s)
 void dsin_free(dsin *m)
 {
     if (!m) return;
-    param_set_free(&m->params);
-    param_set_free(&m->grads);
-    param_set_free(&m->buffers);
-    free(m->ws);
+    model_state_free(&m->st);
     free(m);
 }
 
@@ -252,7 +243,7 @@ static void fill(float *p, size_t n, float v)
 void dsin_init(dsin *m, uint64_t seed)
 {
     size_t E = m->e, H = m->h;
-    param_set_randomize(&m->params, seed);
+    param_set_randomize(&m->st.params, seed);
     /* PyTorch's initializations where param_set_randomize's rules differ */
     fill((float *)m->be_k, m->k, 0.0f);
     fill((float *)m->be_t, m->t, 0.0f);

@@ -12,6 +12,7 @@
 #include "models/arena.h"
 #include "models/embed.h"
 #include "models/mlp_head.h"
+#include "models/model_state.h"
 #include "models/nn.h"
 #include "models/seq_pack.h"
 
@@ -22,13 +23,12 @@ struct sim {
     sim_config cfg;
     size_t max_b, max_s, max_k;
     size_t e, u, m; /* behavior width, ESU output width, head input width */
-    param_set params, grads, buffers;
+    model_state st;
     embed_layer emb;
     din_unit unit;
     esu_attention esu;
     soft_gsu gsu;
     mlp_head head;
-    void *ws;
     /* activations */
     float *ea, *es, *el, *v, *ul, *m_in, *el_sel, *score;
     float *dea, *des, *del, *del_sel, *dv, *dul, *dm, *dlogit;
@@ -51,12 +51,13 @@ void sim_config_default(sim_config *c, uint32_t n_items, uint32_t n_cats, sim_gs
     c->alpha = gsu == SIM_GSU_SOFT ? 1.0f : 0.0f;
 }
 
-param_set *sim_params(sim *m) { return &m->params; }
-param_set *sim_grads(sim *m) { return &m->grads; }
-param_set *sim_buffers(sim *m) { return &m->buffers; }
+param_set *sim_params(sim *m) { return &m->st.params; }
+param_set *sim_grads(sim *m) { return &m->st.grads; }
+param_set *sim_buffers(sim *m) { return &m->st.buffers; }
 
-static void carve(sim *m, arena *a)
+static void carve(void *ctx, arena *a)
 {
+    sim *m = ctx;
     size_t B = m->max_b, R = B * m->max_s, L = B * m->max_k, E = m->e;
     m->ea = ARENA_FLOATS(a, B * E);
     m->es = ARENA_FLOATS(a, R * E);
@@ -115,30 +116,23 @@ int sim_new(sim **out, const sim_config *cfg, size_t max_b, size_t max_s, size_t
     if (!rc) rc = esu_attention_register(&p, m->e, cfg->d_time, cfg->heads, cfg->d_head, ESU_TIME_BUCKETS);
     if (!rc && cfg->gsu == SIM_GSU_SOFT) rc = soft_gsu_register(&p, &b, m->e, cfg->gsu_d, c->mlp_h1, c->mlp_h2);
     if (!rc) rc = mlp_head_register(&p, &b, "mlp", m->m, c->mlp_h1, c->mlp_h2);
-    if (!rc) rc = param_set_init(&m->params, p.specs, p.n);
-    if (!rc) rc = param_set_init(&m->grads, p.specs, p.n);
-    if (!rc) rc = param_set_init(&m->buffers, b.specs, b.n);
-    param_list_free(&p);
-    param_list_free(&b);
+    rc = model_state_init(&m->st, &p, &b, rc);
     if (rc) {
         sim_free(m);
         return rc;
     }
-    embed_bind(&m->emb, c->n_items, c->n_cats, c->d_item, c->d_cat, &m->params, &m->grads);
-    din_unit_bind(&m->unit, "att", m->e, c->att_h1, c->att_h2, c->att_softmax, &m->params, &m->grads);
-    esu_attention_bind(&m->esu, m->e, cfg->d_time, cfg->heads, cfg->d_head, ESU_TIME_BUCKETS, &m->params, &m->grads);
+    embed_bind(&m->emb, c->n_items, c->n_cats, c->d_item, c->d_cat, &m->st.params, &m->st.grads);
+    din_unit_bind(&m->unit, "att", m->e, c->att_h1, c->att_h2, c->att_softmax, &m->st.params, &m->st.grads);
+    esu_attention_bind(&m->esu, m->e, cfg->d_time, cfg->heads, cfg->d_head, ESU_TIME_BUCKETS, &m->st.params, &m->st.grads);
     if (cfg->gsu == SIM_GSU_SOFT)
-        soft_gsu_bind(&m->gsu, m->e, cfg->gsu_d, c->mlp_h1, c->mlp_h2, c->dice_momentum, &m->params, &m->grads,
-                      &m->buffers);
-    mlp_head_bind(&m->head, "mlp", m->m, c->mlp_h1, c->mlp_h2, c->dice_momentum, &m->params, &m->grads,
-                  &m->buffers);
-    arena a = {0};
-    carve(m, &a);
-    if (!(m->ws = arena_alloc(&a, a.used))) {
+        soft_gsu_bind(&m->gsu, m->e, cfg->gsu_d, c->mlp_h1, c->mlp_h2, c->dice_momentum, &m->st.params, &m->st.grads,
+                      &m->st.buffers);
+    mlp_head_bind(&m->head, "mlp", m->m, c->mlp_h1, c->mlp_h2, c->dice_momentum, &m->st.params, &m->st.grads,
+                  &m->st.buffers);
+    if ((rc = model_state_alloc_ws(&m->st, carve, m))) {
         sim_free(m);
-        return LSIM_E_NOMEM;
+        return rc;
     }
-    carve(m, &a);
     sim_init(m, 1);
     *out = m;
     return 0;
@@ -147,16 +141,13 @@ int sim_new(sim **out, const sim_config *cfg, size_t max_b, size_t max_s, size_t
 void sim_free(sim *m)
 {
     if (!m) return;
-    param_set_free(&m->params);
-    param_set_free(&m->grads);
-    param_set_free(&m->buffers);
-    free(m->ws);
+    model_state_free(&m->st);
     free(m);
 }
 
 void sim_init(sim *m, uint64_t seed)
 {
-    param_set_randomize(&m->params, seed);
+    param_set_randomize(&m->st.params, seed);
     mlp_head_reset_buffers(&m->head);
     if (m->cfg.gsu == SIM_GSU_SOFT) mlp_head_reset_buffers(&m->gsu.aux);
 }

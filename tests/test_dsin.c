@@ -8,8 +8,8 @@
  * T = 3, 4 heads, d_ffn and d_lstm left 0 = their defaults): load the weights
  * and buffers, run a training forward on the same batch and check the
  * sessions (count, lengths, positions) against Python's, logits and loss
- * within TOL_FWD (1e-5), a backward with every parameter gradient within
- * TOL_GRAD (1e-4), the running statistics after the step (1e-5) and an
+ * within MF_TOL_FWD (1e-5), a backward with every parameter gradient within
+ * MF_TOL_GRAD (1e-4), the running statistics after the step (1e-5) and an
  * inference-mode forward (1e-5); on the BLAS path and on the plain C
  * reference kernels (nn_force_reference). Tolerances as tu_compare_f32
  * applies them: relative to each value, floored at 2% of the tensor's
@@ -24,6 +24,7 @@
 #include "lsim.h"
 #include "esu/dsin.h"
 #include "models/nn.h"
+#include "tests/model_fixture.h"
 #include "tests/test_util.h"
 
 #include <criterion/criterion.h>
@@ -32,45 +33,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define TOL_FWD 1e-5
-#define TOL_GRAD 1e-4
 
-static st_file *open_fixture(void)
-{
-    const char *root = getenv("LSIM_SOURCE_ROOT");
-    char path[1024], err[512];
-    snprintf(path, sizeof path, "%s/tests/golden/dsin.safetensors", root ? root : ".");
-    st_file *f = NULL;
-    cr_assert_eq(st_open(&f, path, err, sizeof err), 0, "%s (run tests/golden/gen_dsin.py)", err);
-    return f;
-}
 
-static const st_tensor *need(const st_file *f, const char *prefix, const char *name)
-{
-    char full[256];
-    snprintf(full, sizeof full, "%s%s", prefix, name);
-    const st_tensor *t = st_find(f, full);
-    cr_assert(t, "fixture has no tensor %s", full);
-    return t;
-}
 
-/* int32 fixture ids -> uint32 */
-static uint32_t *ids(const st_file *f, const char *prefix, const char *name, size_t *n)
-{
-    const st_tensor *t = need(f, prefix, name);
-    cr_assert_eq(t->dtype, ST_I32);
-    uint32_t *v = malloc(t->numel * sizeof *v + 1);
-    const int32_t *src = t->data;
-    for (size_t i = 0; i < t->numel; i++) v[i] = (uint32_t)src[i];
-    if (n) *n = t->numel;
-    return v;
-}
 
-static int compare(const char *what, const float *got, const st_tensor *want, double tol)
-{
-    cr_assert_eq(want->dtype, ST_F32, "%s: fixture dtype", what);
-    return tu_compare_f32(what, got, want->data, want->numel, tol);
-}
 
 /* The sessions of every sample against the fixture's (B, K, T) positions, -1 at padding. */
 static int check_sessions(const dsin *m, const st_tensor *lay, size_t B)
@@ -109,9 +75,9 @@ static int check_sessions(const dsin *m, const st_tensor *lay, size_t B)
 static void run_case(const char *prefix, int reference)
 {
     nn_force_reference(reference);
-    st_file *f = open_fixture();
-    const int32_t *dims = need(f, prefix, "dims")->data;
-    const st_tensor *ei = need(f, prefix, "emb.item"), *ec = need(f, prefix, "emb.cat");
+    st_file *f = mf_open("dsin.safetensors");
+    const int32_t *dims = mf_need(f, prefix, "dims")->data;
+    const st_tensor *ei = mf_need(f, prefix, "emb.item"), *ec = mf_need(f, prefix, "emb.cat");
     dsin_config cfg;
     dsin_config_default(&cfg, (uint32_t)ei->shape[0] - 1, (uint32_t)ec->shape[0] - 1);
     /* d_item, d_cat, K, T, heads, d_ffn, d_lstm, mlp_h1, mlp_h2, min_session_len */
@@ -128,10 +94,10 @@ static void run_case(const char *prefix, int reference)
 
     size_t B, BS;
     model_batch bt = {0};
-    uint32_t *ti = ids(f, prefix, "target_item", &B), *tc = ids(f, prefix, "target_cat", NULL);
-    uint32_t *hi = ids(f, prefix, "hist_item", &BS), *hc = ids(f, prefix, "hist_cat", NULL);
-    uint32_t *hl = ids(f, prefix, "hist_len", NULL);
-    const st_tensor *ts = need(f, prefix, "hist_ts");
+    uint32_t *ti = mf_ids(f, prefix, "target_item", &B), *tc = mf_ids(f, prefix, "target_cat", NULL);
+    uint32_t *hi = mf_ids(f, prefix, "hist_item", &BS), *hc = mf_ids(f, prefix, "hist_cat", NULL);
+    uint32_t *hl = mf_ids(f, prefix, "hist_len", NULL);
+    const st_tensor *ts = mf_need(f, prefix, "hist_ts");
     cr_assert(ts->dtype == ST_I64 && ts->numel == BS, "hist_ts: I64 (B, S)");
     bt.b = B;
     bt.target_item = ti;
@@ -141,43 +107,24 @@ static void run_case(const char *prefix, int reference)
     bt.hist_cat = hc;
     bt.hist_len = hl;
     bt.hist_ts = ts->data;
-    bt.label = need(f, prefix, "label")->data;
+    bt.label = mf_need(f, prefix, "label")->data;
 
     dsin *m;
     cr_assert_eq(dsin_new(&m, &cfg, B + 3, bt.s + 2), 0); /* larger than the batch: a batch may be smaller */
     param_set *p = dsin_params(m), *g = dsin_grads(m), *bufs = dsin_buffers(m);
-    for (size_t i = 0; i < p->n; i++) {
-        const st_tensor *t = need(f, prefix, p->specs[i].name);
-        cr_assert(t->dtype == ST_F32 && t->numel == p->numel[i], "dtype or shape of %s", p->specs[i].name);
-        memcpy(p->ptr[i], t->data, t->nbytes);
-    }
-    for (size_t i = 0; i < bufs->n; i++) {
-        char name[128];
-        snprintf(name, sizeof name, "init.%s", bufs->specs[i].name);
-        const st_tensor *t = need(f, prefix, name);
-        cr_assert(t->dtype == ST_F32 && t->numel == bufs->numel[i], "dtype or shape of %s", name);
-        memcpy(bufs->ptr[i], t->data, t->nbytes);
-    }
+    mf_load(p, f, prefix, "");
+    mf_load(bufs, f, prefix, "init.");
     int bad = 0;
     float *logits = malloc(B * sizeof *logits);
     float loss = dsin_forward(m, &bt, logits, 1);
-    bad += check_sessions(m, need(f, prefix, "sessions"), B);
-    bad += compare("logits", logits, need(f, prefix, "logits"), TOL_FWD);
-    bad += compare("loss", &loss, need(f, prefix, "loss"), TOL_FWD);
+    bad += check_sessions(m, mf_need(f, prefix, "sessions"), B);
+    bad += mf_compare("logits", logits, mf_need(f, prefix, "logits"), MF_TOL_FWD);
+    bad += mf_compare("loss", &loss, mf_need(f, prefix, "loss"), MF_TOL_FWD);
     param_set_zero(g);
     dsin_backward(m, &bt);
-    for (size_t i = 0; i < g->n; i++) {
-        char name[128];
-        snprintf(name, sizeof name, "grad.%s", g->specs[i].name);
-        bad += compare(name, g->ptr[i], need(f, prefix, name), TOL_GRAD);
-    }
-    for (size_t i = 0; i < bufs->n; i++) {
-        char name[128];
-        snprintf(name, sizeof name, "after.%s", bufs->specs[i].name);
-        bad += compare(name, bufs->ptr[i], need(f, prefix, name), TOL_FWD);
-    }
+    bad += mf_check_step(g, bufs, f, prefix);
     dsin_forward(m, &bt, logits, 0);
-    bad += compare("logits_eval", logits, need(f, prefix, "logits_eval"), TOL_FWD);
+    bad += mf_compare("logits_eval", logits, mf_need(f, prefix, "logits_eval"), MF_TOL_FWD);
     cr_assert_eq(bad, 0, "case %s (%s kernels): %d values differ from PyTorch", prefix,
                  reference ? "reference" : "BLAS", bad);
     free(logits);

@@ -17,6 +17,7 @@
 #include "lsim.h"
 #include "esu/sim.h"
 #include "models/nn.h"
+#include "tests/model_fixture.h"
 #include "tests/test_util.h"
 
 #include <criterion/criterion.h>
@@ -25,52 +26,17 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define TOL_FWD 1e-5
-#define TOL_GRAD 1e-4
 
-static st_file *open_fixture(void)
-{
-    const char *root = getenv("LSIM_SOURCE_ROOT");
-    char path[1024], err[512];
-    snprintf(path, sizeof path, "%s/tests/golden/sim.safetensors", root ? root : ".");
-    st_file *f = NULL;
-    cr_assert_eq(st_open(&f, path, err, sizeof err), 0, "%s", err);
-    return f;
-}
 
-static const st_tensor *need(const st_file *f, const char *prefix, const char *name)
-{
-    char full[256];
-    snprintf(full, sizeof full, "%s%s", prefix, name);
-    const st_tensor *t = st_find(f, full);
-    cr_assert(t, "fixture has no tensor %s", full);
-    return t;
-}
 
-/* int32 fixture ids -> uint32 */
-static uint32_t *ids(const st_file *f, const char *prefix, const char *name, size_t *n)
-{
-    const st_tensor *t = need(f, prefix, name);
-    cr_assert_eq(t->dtype, ST_I32);
-    uint32_t *v = malloc(t->numel * sizeof *v + 1);
-    const int32_t *src = t->data;
-    for (size_t i = 0; i < t->numel; i++) v[i] = (uint32_t)src[i];
-    if (n) *n = t->numel;
-    return v;
-}
 
-static int compare(const char *what, const float *got, const st_tensor *want, double tol)
-{
-    cr_assert_eq(want->dtype, ST_F32, "%s: fixture dtype", what);
-    return tu_compare_f32(what, got, want->data, want->numel, tol);
-}
 
 static void run_case(const char *prefix, sim_gsu_mode gsu, int reference)
 {
     nn_force_reference(reference);
-    st_file *f = open_fixture();
-    const int32_t *dims = need(f, prefix, "dims")->data;
-    const st_tensor *ei = need(f, prefix, "emb.item"), *ec = need(f, prefix, "emb.cat");
+    st_file *f = mf_open("sim.safetensors");
+    const int32_t *dims = mf_need(f, prefix, "dims")->data;
+    const st_tensor *ei = mf_need(f, prefix, "emb.item"), *ec = mf_need(f, prefix, "emb.cat");
     sim_config cfg;
     sim_config_default(&cfg, (uint32_t)ei->shape[0] - 1, (uint32_t)ec->shape[0] - 1, gsu, dims[8] > 0);
     cfg.base.d_item = (uint32_t)dims[0];
@@ -87,11 +53,11 @@ static void run_case(const char *prefix, sim_gsu_mode gsu, int reference)
 
     size_t B, BS, BK;
     model_batch bt = {0};
-    uint32_t *ti = ids(f, prefix, "target_item", &B), *tc = ids(f, prefix, "target_cat", NULL);
-    uint32_t *hi = ids(f, prefix, "hist_item", &BS), *hc = ids(f, prefix, "hist_cat", NULL);
-    uint32_t *hl = ids(f, prefix, "hist_len", NULL);
-    uint32_t *li = ids(f, prefix, "long_item", &BK), *lc = ids(f, prefix, "long_cat", NULL);
-    uint32_t *ll = ids(f, prefix, "long_len", NULL);
+    uint32_t *ti = mf_ids(f, prefix, "target_item", &B), *tc = mf_ids(f, prefix, "target_cat", NULL);
+    uint32_t *hi = mf_ids(f, prefix, "hist_item", &BS), *hc = mf_ids(f, prefix, "hist_cat", NULL);
+    uint32_t *hl = mf_ids(f, prefix, "hist_len", NULL);
+    uint32_t *li = mf_ids(f, prefix, "long_item", &BK), *lc = mf_ids(f, prefix, "long_cat", NULL);
+    uint32_t *ll = mf_ids(f, prefix, "long_len", NULL);
     bt.b = B;
     bt.target_item = ti;
     bt.target_cat = tc;
@@ -103,30 +69,20 @@ static void run_case(const char *prefix, sim_gsu_mode gsu, int reference)
     bt.long_item = li;
     bt.long_cat = lc;
     bt.long_len = ll;
-    bt.long_ts = need(f, prefix, "long_ts")->data;
-    bt.now = need(f, prefix, "now")->data;
-    bt.label = need(f, prefix, "label")->data;
+    bt.long_ts = mf_need(f, prefix, "long_ts")->data;
+    bt.now = mf_need(f, prefix, "now")->data;
+    bt.label = mf_need(f, prefix, "label")->data;
 
     sim *m;
     cr_assert_eq(sim_new(&m, &cfg, B, bt.s, bt.k), 0);
     param_set *p = sim_params(m), *g = sim_grads(m), *bufs = sim_buffers(m);
-    for (size_t i = 0; i < p->n; i++) {
-        const st_tensor *t = need(f, prefix, p->specs[i].name);
-        cr_assert(t->dtype == ST_F32 && t->numel == p->numel[i], "dtype or shape of %s", p->specs[i].name);
-        memcpy(p->ptr[i], t->data, t->nbytes);
-    }
-    for (size_t i = 0; i < bufs->n; i++) {
-        char name[128];
-        snprintf(name, sizeof name, "init.%s", bufs->specs[i].name);
-        const st_tensor *t = need(f, prefix, name);
-        cr_assert(t->dtype == ST_F32 && t->numel == bufs->numel[i], "dtype or shape of %s", name);
-        memcpy(bufs->ptr[i], t->data, t->nbytes);
-    }
+    mf_load(p, f, prefix, "");
+    mf_load(bufs, f, prefix, "init.");
     int bad = 0;
     float *logits = malloc(B * sizeof *logits);
     float loss = sim_forward(m, &bt, logits, 1);
     /* the GSU kept the same behaviors as PyTorch */
-    const st_tensor *kept = need(f, prefix, "kept");
+    const st_tensor *kept = mf_need(f, prefix, "kept");
     const int32_t *kp = kept->data;
     for (size_t b = 0; b < B; b++) {
         const uint32_t *rows;
@@ -137,22 +93,13 @@ static void run_case(const char *prefix, sim_gsu_mode gsu, int reference)
         for (size_t j = 0; j < n; j++)
             cr_assert_eq(rows[j], (uint32_t)kp[b * kept->shape[1] + j], "sample %zu: kept position %zu", b, j);
     }
-    bad += compare("logits", logits, need(f, prefix, "logits"), TOL_FWD);
-    bad += compare("loss", &loss, need(f, prefix, "loss"), TOL_FWD);
+    bad += mf_compare("logits", logits, mf_need(f, prefix, "logits"), MF_TOL_FWD);
+    bad += mf_compare("loss", &loss, mf_need(f, prefix, "loss"), MF_TOL_FWD);
     param_set_zero(g);
     sim_backward(m, &bt);
-    for (size_t i = 0; i < g->n; i++) {
-        char name[128];
-        snprintf(name, sizeof name, "grad.%s", g->specs[i].name);
-        bad += compare(name, g->ptr[i], need(f, prefix, name), TOL_GRAD);
-    }
-    for (size_t i = 0; i < bufs->n; i++) {
-        char name[128];
-        snprintf(name, sizeof name, "after.%s", bufs->specs[i].name);
-        bad += compare(name, bufs->ptr[i], need(f, prefix, name), TOL_FWD);
-    }
+    bad += mf_check_step(g, bufs, f, prefix);
     sim_forward(m, &bt, logits, 0);
-    bad += compare("logits_eval", logits, need(f, prefix, "logits_eval"), TOL_FWD);
+    bad += mf_compare("logits_eval", logits, mf_need(f, prefix, "logits_eval"), MF_TOL_FWD);
     cr_assert_eq(bad, 0, "case %s (%s kernels): %d values differ from PyTorch", prefix,
                  reference ? "reference" : "BLAS", bad);
     free(logits);

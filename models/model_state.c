@@ -1,0 +1,37 @@
+/*
+ * model_state.c: see model_state.h.
+ */
+#include "models/model_state.h"
+
+#include "lsim.h"
+
+#include <stdlib.h>
+
+int model_state_init(model_state *st, param_list *params, param_list *buffers, int list_rc)
+{
+    int rc = list_rc;
+    if (!rc) rc = param_set_init(&st->params, params->specs, params->n);
+    if (!rc) rc = param_set_init(&st->grads, params->specs, params->n);
+    if (!rc) rc = param_set_init(&st->buffers, buffers->specs, buffers->n);
+    param_list_free(params);
+    param_list_free(buffers);
+    return rc;
+}
+
+int model_state_alloc_ws(model_state *st, void (*carve)(void *ctx, arena *a), void *ctx)
+{
+    arena a = {0};
+    carve(ctx, &a);
+    if (!(st->ws = arena_alloc(&a, a.used))) return LSIM_E_NOMEM;
+    carve(ctx, &a);
+    return 0;
+}
+
+void model_state_free(model_state *st)
+{
+    param_set_free(&st->params);
+    param_set_free(&st->grads);
+    param_set_free(&st->buffers);
+    free(st->ws);
+    st->ws = NULL;
+}
