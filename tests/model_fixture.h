@@ -8,6 +8,7 @@
 #define LSIM_MODEL_FIXTURE_H
 
 #include "loaders/safetensors.h"
+#include "models/batch.h"
 #include "models/params.h"
 
 #include <stddef.h>
@@ -30,5 +31,14 @@ void mf_load(param_set *ps, const st_file *f, const char *prefix, const char *su
 /* After a training step: every gradient against "grad." + name and every
  * buffer against "after." + name; returns the mismatches. */
 int mf_check_step(const param_set *grads, const param_set *buffers, const st_file *f, const char *prefix);
+
+/* A batch read from a case: target_*, hist_* (required), and whichever of
+ * hist_ts, hist_neg_*, long_*, now, label the case has. The id arrays are
+ * owned by mem (mf_batch_free). */
+typedef struct mf_batch_mem {
+    uint32_t *ids[10];
+} mf_batch_mem;
+void mf_batch(model_batch *bt, mf_batch_mem *mem, const st_file *f, const char *prefix);
+void mf_batch_free(mf_batch_mem *mem);
 
 #endif

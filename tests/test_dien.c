@@ -43,24 +43,10 @@ static void run_case(const char *prefix, int reference)
     cfg.base.mlp_h1 = (uint32_t)dims[2];
     cfg.base.mlp_h2 = (uint32_t)dims[3];
 
-    size_t B, BS, BK;
-    model_batch bt = {0};
-    uint32_t *ti = mf_ids(f, prefix, "target_item", &B), *tc = mf_ids(f, prefix, "target_cat", NULL);
-    uint32_t *hi = mf_ids(f, prefix, "hist_item", &BS), *hc = mf_ids(f, prefix, "hist_cat", NULL);
-    uint32_t *hl = mf_ids(f, prefix, "hist_len", NULL);
-    uint32_t *li = mf_ids(f, prefix, "hist_neg_item", &BK), *lc = mf_ids(f, prefix, "hist_neg_cat", NULL);
-    uint32_t *ll = NULL;
-    bt.b = B;
-    bt.target_item = ti;
-    bt.target_cat = tc;
-    bt.s = BS / B;
-    bt.hist_item = hi;
-    bt.hist_cat = hc;
-    bt.hist_len = hl;
-    bt.hist_neg_item = li;
-    bt.hist_neg_cat = lc;
-    (void)BK;
-    bt.label = mf_need(f, prefix, "label")->data;
+    model_batch bt;
+    mf_batch_mem mem;
+    mf_batch(&bt, &mem, f, prefix);
+    size_t B = bt.b;
 
     dien *m;
     cr_assert_eq(dien_new(&m, &cfg, B, bt.s), 0);
@@ -81,14 +67,7 @@ static void run_case(const char *prefix, int reference)
                  reference ? "reference" : "BLAS", bad);
     free(logits);
     dien_free(m);
-    free(ti);
-    free(tc);
-    free(hi);
-    free(hc);
-    free(hl);
-    free(li);
-    free(lc);
-    free(ll);
+    mf_batch_free(&mem);
     st_close(f);
     nn_force_reference(0);
 }

@@ -47,25 +47,10 @@ static void run_case(const char *prefix, int att_softmax, int long_avgpool, int 
     cfg.att_softmax = att_softmax;
     cfg.long_avgpool = long_avgpool;
 
-    size_t B, BS, BK;
-    model_batch bt = {0};
-    uint32_t *ti = mf_ids(f, prefix, "target_item", &B), *tc = mf_ids(f, prefix, "target_cat", NULL);
-    uint32_t *hi = mf_ids(f, prefix, "hist_item", &BS), *hc = mf_ids(f, prefix, "hist_cat", NULL);
-    uint32_t *hl = mf_ids(f, prefix, "hist_len", NULL);
-    uint32_t *li = mf_ids(f, prefix, "long_item", &BK), *lc = mf_ids(f, prefix, "long_cat", NULL);
-    uint32_t *ll = mf_ids(f, prefix, "long_len", NULL);
-    bt.b = B;
-    bt.target_item = ti;
-    bt.target_cat = tc;
-    bt.s = BS / B;
-    bt.hist_item = hi;
-    bt.hist_cat = hc;
-    bt.hist_len = hl;
-    bt.k = BK / B;
-    bt.long_item = li;
-    bt.long_cat = lc;
-    bt.long_len = ll;
-    bt.label = mf_need(f, prefix, "label")->data;
+    model_batch bt;
+    mf_batch_mem mem;
+    mf_batch(&bt, &mem, f, prefix);
+    size_t B = bt.b;
 
     din *m;
     cr_assert_eq(din_new(&m, &cfg, B, bt.s, bt.k), 0);
@@ -88,14 +73,7 @@ static void run_case(const char *prefix, int att_softmax, int long_avgpool, int 
 
     free(logits);
     din_free(m);
-    free(ti);
-    free(tc);
-    free(hi);
-    free(hc);
-    free(hl);
-    free(li);
-    free(lc);
-    free(ll);
+    mf_batch_free(&mem);
     st_close(f);
     nn_force_reference(0);
 }

@@ -92,22 +92,10 @@ static void run_case(const char *prefix, int reference)
     cfg.base.mlp_h2 = (uint32_t)dims[8];
     cfg.min_session_len = (uint32_t)dims[9];
 
-    size_t B, BS;
-    model_batch bt = {0};
-    uint32_t *ti = mf_ids(f, prefix, "target_item", &B), *tc = mf_ids(f, prefix, "target_cat", NULL);
-    uint32_t *hi = mf_ids(f, prefix, "hist_item", &BS), *hc = mf_ids(f, prefix, "hist_cat", NULL);
-    uint32_t *hl = mf_ids(f, prefix, "hist_len", NULL);
-    const st_tensor *ts = mf_need(f, prefix, "hist_ts");
-    cr_assert(ts->dtype == ST_I64 && ts->numel == BS, "hist_ts: I64 (B, S)");
-    bt.b = B;
-    bt.target_item = ti;
-    bt.target_cat = tc;
-    bt.s = BS / B;
-    bt.hist_item = hi;
-    bt.hist_cat = hc;
-    bt.hist_len = hl;
-    bt.hist_ts = ts->data;
-    bt.label = mf_need(f, prefix, "label")->data;
+    model_batch bt;
+    mf_batch_mem mem;
+    mf_batch(&bt, &mem, f, prefix);
+    size_t B = bt.b;
 
     dsin *m;
     cr_assert_eq(dsin_new(&m, &cfg, B + 3, bt.s + 2), 0); /* larger than the batch: a batch may be smaller */
@@ -129,11 +117,7 @@ static void run_case(const char *prefix, int reference)
                  reference ? "reference" : "BLAS", bad);
     free(logits);
     dsin_free(m);
-    free(ti);
-    free(tc);
-    free(hi);
-    free(hc);
-    free(hl);
+    mf_batch_free(&mem);
     st_close(f);
     nn_force_reference(0);
 }

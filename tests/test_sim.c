@@ -51,27 +51,10 @@ static void run_case(const char *prefix, sim_gsu_mode gsu, int reference)
     cfg.gsu_d = (uint32_t)dims[9];
     cfg.topk = (uint32_t)dims[10];
 
-    size_t B, BS, BK;
-    model_batch bt = {0};
-    uint32_t *ti = mf_ids(f, prefix, "target_item", &B), *tc = mf_ids(f, prefix, "target_cat", NULL);
-    uint32_t *hi = mf_ids(f, prefix, "hist_item", &BS), *hc = mf_ids(f, prefix, "hist_cat", NULL);
-    uint32_t *hl = mf_ids(f, prefix, "hist_len", NULL);
-    uint32_t *li = mf_ids(f, prefix, "long_item", &BK), *lc = mf_ids(f, prefix, "long_cat", NULL);
-    uint32_t *ll = mf_ids(f, prefix, "long_len", NULL);
-    bt.b = B;
-    bt.target_item = ti;
-    bt.target_cat = tc;
-    bt.s = BS / B;
-    bt.hist_item = hi;
-    bt.hist_cat = hc;
-    bt.hist_len = hl;
-    bt.k = BK / B;
-    bt.long_item = li;
-    bt.long_cat = lc;
-    bt.long_len = ll;
-    bt.long_ts = mf_need(f, prefix, "long_ts")->data;
-    bt.now = mf_need(f, prefix, "now")->data;
-    bt.label = mf_need(f, prefix, "label")->data;
+    model_batch bt;
+    mf_batch_mem mem;
+    mf_batch(&bt, &mem, f, prefix);
+    size_t B = bt.b;
 
     sim *m;
     cr_assert_eq(sim_new(&m, &cfg, B, bt.s, bt.k), 0);
@@ -104,14 +87,7 @@ static void run_case(const char *prefix, sim_gsu_mode gsu, int reference)
                  reference ? "reference" : "BLAS", bad);
     free(logits);
     sim_free(m);
-    free(ti);
-    free(tc);
-    free(hi);
-    free(hc);
-    free(hl);
-    free(li);
-    free(lc);
-    free(ll);
+    mf_batch_free(&mem);
     st_close(f);
     nn_force_reference(0);
 }
