@@ -1,27 +1,17 @@
 /*
- * dsin.c: the DSIN model (see dsin.h): session division, bias encoding,
- * the transformer session interest extractor, the Bi-LSTM session interest
- * interacting layer, two activation units, the head.
- *
- * Layout: sessions live in a padded (B, K, T, E) tensor (row b * K + k of
- * the (B K, T, E) encoder batch), session lengths sess_len (B K), sessions
- * per sample n_sess (B). A sample's sessions fill slots 0 .. n_sess-1 in
- * time order, so the Bi-LSTM's valid prefix is exactly its sessions. The
- * encoder packs the valid behaviors itself (models/nn_attention.h) and the
- * Bi-LSTM keeps padded sessions inert (models/nn_rnn.h): padding costs
- * little and never reaches a result or a gradient. Padded rows of the
- * encoder input and of the pooled interests are kept at 0.
+ * dsin.c: the DSIN model (see dsin.h): the target's embedding, DSIN's
+ * short-term branch (esu/dsin_branch.h: sessions, bias encoding, the
+ * transformer block, the Bi-LSTM, two activation units) and the head.
  */
 #include "esu/dsin.h"
 
+#include "esu/dsin_branch.h"
 #include "lsim.h"
 #include "models/arena.h"
 #include "models/embed.h"
 #include "models/mlp_head.h"
 #include "models/model_state.h"
 #include "models/nn.h"
-#include "models/nn_attention.h"
-#include "models/nn_rnn.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -31,30 +21,13 @@
 struct dsin {
     dsin_config cfg;
     size_t max_b, max_s;
-    size_t e, k, t, h, f, nh, m; /* E, K, T, H, d_ffn, heads, head input width 2E + H */
+    size_t e, h, m; /* E, H, head input width 2E + H */
     model_state st;
     embed_layer emb;
+    dsin_branch branch;
     mlp_head head;
-    nn_encoder_weights enc;
-    nn_encoder_grads genc;
-    const float *be_k, *be_t, *be_c, *w_ih, *w_hh, *b_ih, *b_hh, *att_i, *att_h;
-    float *g_be_k, *g_be_t, *g_be_c, *g_w_ih, *g_w_hh, *g_b_ih, *g_b_hh, *g_att_i, *g_att_h;
-    /* sessions of the last forward */
-    uint32_t *n_sess;              /* (B) */
-    uint32_t *sess_len;            /* (B, K) */
-    uint32_t *sess_pos;            /* (B, K, T) position in the hist row */
-    uint32_t *sess_item, *sess_cat; /* (B, K, T) their ids (0 at padding) */
-    /* activations */
-    float *ea;                     /* (B, E) */
-    float *x, *y;                  /* (B K, T, E) encoder input (embeddings + bias encoding), output */
-    float *ik, *hk;                /* (B, K, E) I_k, (B, K, H) H_k */
-    float *qi, *qh;                /* (B, E) W^I e_a, (B, H) W^H e_a */
-    float *si, *ai, *sh, *ah;      /* (B, K) scores and weights */
-    float *ui, *uh;                /* (B, E) U^I, (B, H) U^H */
-    float *m_in;                   /* (B, 2E + H) [e_a, U^I, U^H] */
-    float *enc_saved, *lstm_saved, *scratch;
-    float *dlogit, *dm, *dea, *dik, *dhk, *dai, *dsi, *dah, *dsh, *dqi, *dqh, *dy, *dx;
-    size_t b, s;
+    float *ea, *bout, *m_in, *dlogit, *dm, *dea, *dbout;
+    size_t b;
 };
 
 void dsin_config_default(dsin_config *c, uint32_t n_items, uint32_t n_cats)
@@ -78,99 +51,16 @@ const dsin_config *dsin_cfg(const dsin *m) { return &m->cfg; }
 static void carve(void *ctx, arena *a)
 {
     dsin *m = ctx;
-    size_t B = m->max_b, K = m->k, T = m->t, E = m->e, H = m->h, BK = B * K, BKT = BK * T;
-    size_t se = nn_encoder_scratch_floats(BK, T, E, m->f, m->nh), sl = nn_bilstm_scratch_floats(B, K, E, H);
-    m->n_sess = ARENA_U32(a, B);
-    m->sess_len = ARENA_U32(a, BK);
-    m->sess_pos = ARENA_U32(a, BKT);
-    m->sess_item = ARENA_U32(a, BKT);
-    m->sess_cat = ARENA_U32(a, BKT);
+    size_t B = m->max_b, E = m->e, W = E + m->h;
     m->ea = ARENA_FLOATS(a, B * E);
-    m->x = ARENA_FLOATS(a, BKT * E);
-    m->y = ARENA_FLOATS(a, BKT * E);
-    m->ik = ARENA_FLOATS(a, BK * E);
-    m->hk = ARENA_FLOATS(a, BK * H);
-    m->qi = ARENA_FLOATS(a, B * E);
-    m->qh = ARENA_FLOATS(a, B * H);
-    m->si = ARENA_FLOATS(a, BK);
-    m->ai = ARENA_FLOATS(a, BK);
-    m->sh = ARENA_FLOATS(a, BK);
-    m->ah = ARENA_FLOATS(a, BK);
-    m->ui = ARENA_FLOATS(a, B * E);
-    m->uh = ARENA_FLOATS(a, B * H);
+    m->bout = ARENA_FLOATS(a, B * W);
     m->m_in = ARENA_FLOATS(a, B * m->m);
-    m->enc_saved = ARENA_FLOATS(a, nn_encoder_saved_floats(BK, T, E, m->f, m->nh));
-    m->lstm_saved = ARENA_FLOATS(a, nn_bilstm_saved_floats(B, K, E, H));
-    m->scratch = ARENA_FLOATS(a, se > sl ? se : sl);
     m->dlogit = ARENA_FLOATS(a, B);
     m->dm = ARENA_FLOATS(a, B * m->m);
     m->dea = ARENA_FLOATS(a, B * E);
-    m->dik = ARENA_FLOATS(a, BK * E);
-    m->dhk = ARENA_FLOATS(a, BK * H);
-    m->dai = ARENA_FLOATS(a, BK);
-    m->dsi = ARENA_FLOATS(a, BK);
-    m->dah = ARENA_FLOATS(a, BK);
-    m->dsh = ARENA_FLOATS(a, BK);
-    m->dqi = ARENA_FLOATS(a, B * E);
-    m->dqh = ARENA_FLOATS(a, B * H);
-    m->dy = ARENA_FLOATS(a, BKT * E);
-    m->dx = ARENA_FLOATS(a, BKT * E);
+    m->dbout = ARENA_FLOATS(a, B * W);
+    dsin_branch_carve(&m->branch, a, B);
     mlp_head_carve(&m->head, a, B);
-}
-
-/* ---- parameters ---- */
-
-#define N_ENC 12
-static const char *const enc_names[N_ENC] = {
-    "dsin.encoder.self_attn.in_proj_weight", "dsin.encoder.self_attn.in_proj_bias",
-    "dsin.encoder.self_attn.out_proj.weight", "dsin.encoder.self_attn.out_proj.bias",
-    "dsin.encoder.linear1.weight",            "dsin.encoder.linear1.bias",
-    "dsin.encoder.linear2.weight",            "dsin.encoder.linear2.bias",
-    "dsin.encoder.norm1.weight",              "dsin.encoder.norm1.bias",
-    "dsin.encoder.norm2.weight",              "dsin.encoder.norm2.bias",
-};
-
-#define N_OWN 9
-static const char *const own_names[N_OWN] = {"dsin.bias.k",    "dsin.bias.t",    "dsin.bias.c",
-                                             "dsin.lstm.w_ih", "dsin.lstm.w_hh", "dsin.lstm.b_ih",
-                                             "dsin.lstm.b_hh", "dsin.att_i.w",   "dsin.att_h.w"};
-
-static int register_params(const dsin *m, param_list *p)
-{
-    size_t E = m->e, F = m->f, H = m->h;
-    /* registration order matters to param_set_randomize: a bias follows its weight */
-    const size_t enc_shape[N_ENC][2] = {{3 * E, E}, {3 * E, 0}, {E, E}, {E, 0}, {F, E}, {F, 0},
-                                        {E, F},     {E, 0},     {E, 0}, {E, 0}, {E, 0}, {E, 0}};
-    const size_t own_shape[N_OWN][3] = {{m->k, 0, 0},     {m->t, 0, 0},     {E, 0, 0},
-                                        {2, 4 * H, E},    {2, 4 * H, H},    {2, 4 * H, 0},
-                                        {2, 4 * H, 0},    {E, E, 0},        {H, E, 0}};
-    const size_t own_ndim[N_OWN] = {1, 1, 1, 3, 3, 2, 2, 2, 2};
-    int rc = 0;
-    for (int i = 0; i < N_OWN && !rc; i++) rc = param_list_add(p, own_names[i], own_ndim[i], own_shape[i]);
-    for (int i = 0; i < N_ENC && !rc; i++)
-        rc = param_list_add(p, enc_names[i], enc_shape[i][1] ? 2 : 1, enc_shape[i]);
-    return rc;
-}
-
-static void bind(dsin *m)
-{
-    param_set *p = &m->st.params, *g = &m->st.grads;
-    const float **pe[N_ENC] = {&m->enc.in_w, &m->enc.in_b, &m->enc.out_w, &m->enc.out_b, &m->enc.l1_w, &m->enc.l1_b,
-                               &m->enc.l2_w, &m->enc.l2_b, &m->enc.n1_w,  &m->enc.n1_b,  &m->enc.n2_w, &m->enc.n2_b};
-    float **ge[N_ENC] = {&m->genc.in_w, &m->genc.in_b, &m->genc.out_w, &m->genc.out_b, &m->genc.l1_w, &m->genc.l1_b,
-                         &m->genc.l2_w, &m->genc.l2_b, &m->genc.n1_w,  &m->genc.n1_b,  &m->genc.n2_w, &m->genc.n2_b};
-    const float **po[N_OWN] = {&m->be_k, &m->be_t, &m->be_c, &m->w_ih, &m->w_hh,
-                               &m->b_ih, &m->b_hh, &m->att_i, &m->att_h};
-    float **go[N_OWN] = {&m->g_be_k, &m->g_be_t, &m->g_be_c, &m->g_w_ih, &m->g_w_hh,
-                         &m->g_b_ih, &m->g_b_hh, &m->g_att_i, &m->g_att_h};
-    for (int i = 0; i < N_ENC; i++) {
-        *pe[i] = param_find(p, enc_names[i]);
-        *ge[i] = param_find(g, enc_names[i]);
-    }
-    for (int i = 0; i < N_OWN; i++) {
-        *po[i] = param_find(p, own_names[i]);
-        *go[i] = param_find(g, own_names[i]);
-    }
 }
 
 int dsin_new(dsin **out, const dsin_config *cfg, size_t max_b, size_t max_s)
@@ -190,15 +80,11 @@ int dsin_new(dsin **out, const dsin_config *cfg, size_t max_b, size_t max_s)
     m->max_b = max_b;
     m->max_s = max_s;
     m->e = E;
-    m->k = K;
-    m->t = T;
     m->h = H;
-    m->f = F;
-    m->nh = cfg->heads;
     m->m = 2 * E + H;
     param_list p = {0}, b = {0};
     int rc = embed_register(&p, c->n_items, c->n_cats, c->d_item, c->d_cat);
-    if (!rc) rc = register_params(m, &p);
+    if (!rc) rc = dsin_branch_register(&p, E, K, T, H, F);
     if (!rc) rc = mlp_head_register(&p, &b, "mlp", m->m, c->mlp_h1, c->mlp_h2);
     rc = model_state_init(&m->st, &p, &b, rc);
     if (rc) {
@@ -206,7 +92,8 @@ int dsin_new(dsin **out, const dsin_config *cfg, size_t max_b, size_t max_s)
         return rc;
     }
     embed_bind(&m->emb, c->n_items, c->n_cats, c->d_item, c->d_cat, &m->st.params, &m->st.grads);
-    bind(m);
+    dsin_branch_bind(&m->branch, E, K, T, H, F, cfg->heads, cfg->min_session_len, cfg->session_gap, &m->emb,
+                     &m->st.params, &m->st.grads);
     mlp_head_bind(&m->head, "mlp", m->m, c->mlp_h1, c->mlp_h2, c->dice_momentum, &m->st.params, &m->st.grads,
                   &m->st.buffers);
     if ((rc = model_state_alloc_ws(&m->st, carve, m))) {
@@ -225,199 +112,27 @@ void dsin_free(dsin *m)
     free(m);
 }
 
-/* splitmix64 -> uniform in [-1, 1) */
-static float uniform_pm1(uint64_t *s)
-{
-    uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    z ^= z >> 31;
-    return (float)((double)(z >> 11) * (2.0 / 9007199254740992.0) - 1.0);
-}
-
-static void fill(float *p, size_t n, float v)
-{
-    for (size_t i = 0; i < n; i++) p[i] = v;
-}
-
 void dsin_init(dsin *m, uint64_t seed)
 {
-    size_t E = m->e, H = m->h;
     param_set_randomize(&m->st.params, seed);
-    /* PyTorch's initializations where param_set_randomize's rules differ */
-    fill((float *)m->be_k, m->k, 0.0f);
-    fill((float *)m->be_t, m->t, 0.0f);
-    fill((float *)m->be_c, E, 0.0f);
-    fill((float *)m->enc.in_b, 3 * E, 0.0f);
-    fill((float *)m->enc.out_b, E, 0.0f);
-    fill((float *)m->enc.n1_w, E, 1.0f);
-    fill((float *)m->enc.n1_b, E, 0.0f);
-    fill((float *)m->enc.n2_w, E, 1.0f);
-    fill((float *)m->enc.n2_b, E, 0.0f);
-    uint64_t s = seed ^ 0x5d51a7c0ffee1234ull;
-    const float bound = 1.0f / sqrtf((float)H);
-    float *lstm[4] = {(float *)m->w_ih, (float *)m->w_hh, (float *)m->b_ih, (float *)m->b_hh};
-    size_t n[4] = {2 * 4 * H * E, 2 * 4 * H * H, 2 * 4 * H, 2 * 4 * H};
-    for (int i = 0; i < 4; i++)
-        for (size_t j = 0; j < n[i]; j++) lstm[i][j] = bound * uniform_pm1(&s);
+    dsin_branch_init(&m->branch, seed);
     mlp_head_reset_buffers(&m->head);
-}
-
-/* ---- sessions ---- */
-
-/* Whether behavior i (> 0) starts a session: more than gap seconds after i - 1. */
-static int starts_session(const int64_t *ts, size_t i, int64_t gap)
-{
-    return ts && ts[i] > ts[i - 1] && (uint64_t)ts[i] - (uint64_t)ts[i - 1] > (uint64_t)gap;
-}
-
-/* Fills n_sess, sess_len, sess_pos, sess_item, sess_cat for the batch. */
-static void split_sessions(dsin *m, const model_batch *bt)
-{
-    size_t B = bt->b, S = bt->s, K = m->k, T = m->t;
-    size_t min_len = m->cfg.min_session_len ? m->cfg.min_session_len : 1;
-    for (size_t b = 0; b < B; b++) {
-        size_t L = bt->hist_len[b] < S ? bt->hist_len[b] : S;
-        const int64_t *ts = bt->hist_ts ? bt->hist_ts + b * S : NULL;
-        uint32_t *len = m->sess_len + b * K, *pos = m->sess_pos + b * K * T;
-        /* from the newest behavior back: sessions fill slots K-1, K-2, ... */
-        size_t found = 0, end = L;
-        while (end > 0 && found < K) {
-            size_t start = end - 1;
-            while (start > 0 && !starts_session(ts, start, m->cfg.session_gap)) start--;
-            if (end - start >= min_len) {
-                size_t slot = K - 1 - found, n = end - start < T ? end - start : T;
-                for (size_t t = 0; t < n; t++) pos[slot * T + t] = (uint32_t)(end - n + t);
-                len[slot] = (uint32_t)n;
-                found++;
-            }
-            end = start;
-        }
-        /* ... then move to slots 0 .. found-1, time order kept */
-        if (found < K) {
-            memmove(pos, pos + (K - found) * T, found * T * sizeof *pos);
-            memmove(len, len + (K - found), found * sizeof *len);
-            for (size_t k = found; k < K; k++) len[k] = 0;
-        }
-        m->n_sess[b] = (uint32_t)found;
-        for (size_t k = 0; k < K; k++)
-            for (size_t t = 0; t < T; t++) {
-                size_t i = (b * K + k) * T + t;
-                if (t < len[k]) {
-                    m->sess_item[i] = bt->hist_item[b * S + pos[k * T + t]];
-                    m->sess_cat[i] = bt->hist_cat[b * S + pos[k * T + t]];
-                } else {
-                    pos[k * T + t] = 0;
-                    m->sess_item[i] = m->sess_cat[i] = 0;
-                }
-            }
-    }
 }
 
 size_t dsin_sessions(const dsin *m, size_t b, const uint32_t **len, const uint32_t **pos)
 {
-    if (len) *len = m->sess_len + b * m->k;
-    if (pos) *pos = m->sess_pos + b * m->k * m->t;
-    return m->n_sess[b];
-}
-
-/* ---- forward / backward ---- */
-
-static float dot(const float *a, const float *b, size_t n)
-{
-    float s = 0;
-    for (size_t i = 0; i < n; i++) s += a[i] * b[i];
-    return s;
-}
-
-/* Activation unit: u (B, W) = sum_{k < n} softmax_k(v_k . q) v_k; v (B, K, W), q (B, W) */
-static void unit_forward(float *u, float *sc, float *att, const float *v, const float *q, const uint32_t *n, size_t B,
-                         size_t K, size_t W)
-{
-    for (size_t b = 0; b < B; b++)
-        for (size_t k = 0; k < n[b]; k++) sc[b * K + k] = dot(v + (b * K + k) * W, q + b * W, W);
-    nn_softmax_masked_forward(att, sc, n, B, K);
-    for (size_t b = 0; b < B; b++) {
-        float *ub = u + b * W;
-        memset(ub, 0, W * sizeof *ub);
-        for (size_t k = 0; k < n[b]; k++) {
-            const float a = att[b * K + k], *vk = v + (b * K + k) * W;
-            for (size_t d = 0; d < W; d++) ub[d] += a * vk[d];
-        }
-    }
-}
-
-/* Its backward: dv (B, K, W) +=, dq (B, W) = (overwritten); du (B, W) with row stride ld */
-static void unit_backward(float *dv, float *dq, float *datt, float *dsc, const float *du, size_t ld, const float *att,
-                          const float *v, const float *q, const uint32_t *n, size_t B, size_t K, size_t W)
-{
-    memset(dsc, 0, B * K * sizeof *dsc);
-    for (size_t b = 0; b < B; b++) {
-        const float *g = du + b * ld;
-        for (size_t k = 0; k < n[b]; k++) {
-            const float a = att[b * K + k], *vk = v + (b * K + k) * W;
-            float *dvk = dv + (b * K + k) * W;
-            datt[b * K + k] = dot(g, vk, W);
-            for (size_t d = 0; d < W; d++) dvk[d] += a * g[d];
-        }
-    }
-    nn_softmax_masked_backward(dsc, datt, att, n, B, K);
-    memset(dq, 0, B * W * sizeof *dq);
-    for (size_t b = 0; b < B; b++) {
-        const float *qb = q + b * W;
-        float *dqb = dq + b * W;
-        for (size_t k = 0; k < n[b]; k++) {
-            const float ds = dsc[b * K + k], *vk = v + (b * K + k) * W;
-            float *dvk = dv + (b * K + k) * W;
-            for (size_t d = 0; d < W; d++) {
-                dvk[d] += ds * qb[d];
-                dqb[d] += ds * vk[d];
-            }
-        }
-    }
+    return dsin_branch_sessions(&m->branch, b, len, pos);
 }
 
 float dsin_forward(dsin *m, const model_batch *bt, float *logits, int train)
 {
-    size_t B = bt->b, K = m->k, T = m->t, E = m->e, H = m->h, M = m->m, BK = B * K;
+    size_t B = bt->b, E = m->e, W = E + m->h, M = m->m;
     m->b = B;
-    m->s = bt->s;
-    split_sessions(m, bt);
     embed_forward(&m->emb, m->ea, bt->target_item, bt->target_cat, B);
-    /* session behaviors + bias encoding; padded rows 0 */
-    for (size_t bk = 0; bk < BK; bk++) {
-        size_t L = m->sess_len[bk], k = bk % K;
-        float *x = m->x + bk * T * E;
-        embed_forward(&m->emb, x, m->sess_item + bk * T, m->sess_cat + bk * T, L);
-        for (size_t t = 0; t < L; t++) {
-            const float kt = m->be_k[k] + m->be_t[t];
-            for (size_t c = 0; c < E; c++) x[t * E + c] += kt + m->be_c[c];
-        }
-        memset(x + L * E, 0, (T - L) * E * sizeof *x);
-    }
-    /* session interest extractor, then average pooling */
-    nn_encoder_forward(m->y, m->enc_saved, m->scratch, m->x, m->sess_len, &m->enc, BK, T, E, m->f, m->nh);
-    for (size_t bk = 0; bk < BK; bk++) {
-        size_t L = m->sess_len[bk];
-        float *ik = m->ik + bk * E;
-        memset(ik, 0, E * sizeof *ik);
-        for (size_t t = 0; t < L; t++)
-            for (size_t c = 0; c < E; c++) ik[c] += m->y[(bk * T + t) * E + c];
-        if (L)
-            for (size_t c = 0; c < E; c++) ik[c] /= (float)L;
-    }
-    /* session interest interacting */
-    nn_bilstm_forward(m->hk, NULL, NULL, m->lstm_saved, m->scratch, m->ik, m->n_sess, m->w_ih, m->w_hh, m->b_ih,
-                      m->b_hh, B, K, E, H);
-    /* activation units toward the target */
-    nn_linear_forward(m->qi, m->ea, m->att_i, NULL, B, E, E);
-    nn_linear_forward(m->qh, m->ea, m->att_h, NULL, B, E, H);
-    for (size_t b = 0; b < B; b++) memcpy(m->m_in + b * M, m->ea + b * E, E * sizeof(float));
-    unit_forward(m->ui, m->si, m->ai, m->ik, m->qi, m->n_sess, B, K, E);
-    unit_forward(m->uh, m->sh, m->ah, m->hk, m->qh, m->n_sess, B, K, H);
-    for (size_t b = 0; b < B; b++) {
-        memcpy(m->m_in + b * M + E, m->ui + b * E, E * sizeof(float));
-        memcpy(m->m_in + b * M + 2 * E, m->uh + b * H, H * sizeof(float));
+    dsin_branch_forward(&m->branch, m->bout, m->ea, bt);
+    for (size_t b = 0; b < B; b++) { /* the head's input: [e_a, U^I, U^H] */
+        memcpy(m->m_in + b * M, m->ea + b * E, E * sizeof(float));
+        memcpy(m->m_in + b * M + E, m->bout + b * W, W * sizeof(float));
     }
     mlp_head_forward(&m->head, logits, m->m_in, B, train);
     return bt->label ? nn_bce_logits_forward(m->head.logit, bt->label, B) : 0.0f;
@@ -425,47 +140,15 @@ float dsin_forward(dsin *m, const model_batch *bt, float *logits, int train)
 
 void dsin_backward(dsin *m, const model_batch *bt)
 {
-    size_t B = m->b, K = m->k, T = m->t, E = m->e, H = m->h, M = m->m, BK = B * K;
+    size_t B = m->b, E = m->e, W = E + m->h, M = m->m;
     memset(m->dlogit, 0, B * sizeof(float));
     nn_bce_logits_backward(m->dlogit, m->head.logit, bt->label, 1.0f, B);
     memset(m->dm, 0, B * M * sizeof(float));
     mlp_head_backward(&m->head, m->dm, m->dlogit);
-    /* m = [e_a, U^I, U^H] */
-    for (size_t b = 0; b < B; b++) memcpy(m->dea + b * E, m->dm + b * M, E * sizeof(float));
-    memset(m->dik, 0, BK * E * sizeof(float));
-    memset(m->dhk, 0, BK * H * sizeof(float));
-    unit_backward(m->dik, m->dqi, m->dai, m->dsi, m->dm + E, M, m->ai, m->ik, m->qi, m->n_sess, B, K, E);
-    unit_backward(m->dhk, m->dqh, m->dah, m->dsh, m->dm + 2 * E, M, m->ah, m->hk, m->qh, m->n_sess, B, K, H);
-    nn_linear_backward(m->dea, m->g_att_i, NULL, m->dqi, m->ea, m->att_i, B, E, E);
-    nn_linear_backward(m->dea, m->g_att_h, NULL, m->dqh, m->ea, m->att_h, B, E, H);
-    /* Bi-LSTM, then the average pooling */
-    nn_bilstm_backward(m->dik, m->g_w_ih, m->g_w_hh, m->g_b_ih, m->g_b_hh, m->scratch, m->dhk, NULL, NULL,
-                       m->lstm_saved, m->ik, m->n_sess, m->w_ih, m->w_hh, B, K, E, H);
-    for (size_t bk = 0; bk < BK; bk++) {
-        size_t L = m->sess_len[bk];
-        const float *dik = m->dik + bk * E;
-        for (size_t t = 0; t < L; t++)
-            for (size_t c = 0; c < E; c++) m->dy[(bk * T + t) * E + c] = dik[c] / (float)L;
+    for (size_t b = 0; b < B; b++) {
+        memcpy(m->dea + b * E, m->dm + b * M, E * sizeof(float));
+        memcpy(m->dbout + b * W, m->dm + b * M + E, W * sizeof(float));
     }
-    /* the encoder (dy at padded rows is never read), then bias encoding and embeddings */
-    memset(m->dx, 0, BK * T * E * sizeof(float));
-    nn_encoder_backward(m->dx, &m->genc, m->scratch, m->dy, m->enc_saved, m->sess_len, &m->enc, BK, T, E, m->f,
-                        m->nh);
-    for (size_t bk = 0; bk < BK; bk++) {
-        size_t L = m->sess_len[bk], k = bk % K;
-        const float *dx = m->dx + bk * T * E;
-        double sk = 0.0;
-        for (size_t t = 0; t < L; t++) {
-            double st = 0.0;
-            for (size_t c = 0; c < E; c++) {
-                st += dx[t * E + c];
-                m->g_be_c[c] += dx[t * E + c];
-            }
-            m->g_be_t[t] += (float)st;
-            sk += st;
-        }
-        m->g_be_k[k] += (float)sk;
-        embed_backward(&m->emb, dx, m->sess_item + bk * T, m->sess_cat + bk * T, L);
-    }
+    dsin_branch_backward(&m->branch, m->dea, m->dbout, bt);
     embed_backward(&m->emb, m->dea, bt->target_item, bt->target_cat, B);
 }
