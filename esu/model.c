@@ -21,6 +21,7 @@ struct model {
     sim *sim;
 };
 
+static const char *const branch_names[] = {"din", "dien", "dsin"};
 static const char *const kind_names[] = {"din", "avgpool-din", "dien", "dsin", "sim-hard", "sim-soft"};
 
 const char *model_kind_name(model_kind k)
@@ -53,9 +54,15 @@ void model_spec_default(model_spec *s, model_kind kind, uint32_t n_items, uint32
     s->gsu_d = sc.gsu_d;
     s->alpha = sc.alpha;
     s->alpha_aux = 1.0f;
+    s->short_branch = SIM_BRANCH_DIN;
+    dsin_config dc;
+    dsin_config_default(&dc, n_items, n_cats);
+    s->max_sessions = dc.max_sessions;
+    s->session_len = dc.session_len;
+    s->min_session_len = dc.min_session_len;
+    s->session_gap = (uint32_t)dc.session_gap;
+    s->branch_heads = dc.heads;
     if (kind == MODEL_DSIN) {
-        dsin_config dc;
-        dsin_config_default(&dc, n_items, n_cats);
         s->base = dc.base;
         s->heads = dc.heads;
         s->max_sessions = dc.max_sessions;
@@ -69,7 +76,18 @@ void model_spec_default(model_spec *s, model_kind kind, uint32_t n_items, uint32
 
 static void to_sim(sim_config *c, const model_spec *s)
 {
+    sim_config_default(c, s->base.n_items, s->base.n_cats, s->kind == MODEL_SIM_SOFT ? SIM_GSU_SOFT : SIM_GSU_HARD,
+                       s->d_time > 0);
     c->base = s->base;
+    c->branch = s->short_branch;
+    c->alpha_aux = s->alpha_aux;
+    c->dsin.max_sessions = s->max_sessions;
+    c->dsin.session_len = s->session_len;
+    c->dsin.min_session_len = s->min_session_len;
+    c->dsin.session_gap = s->session_gap;
+    c->dsin.heads = s->branch_heads;
+    c->dsin.d_ffn = s->d_ffn;
+    c->dsin.d_lstm = s->d_lstm;
     c->gsu = s->kind == MODEL_SIM_SOFT ? SIM_GSU_SOFT : SIM_GSU_HARD;
     c->topk = s->topk;
     c->heads = s->heads;
@@ -114,6 +132,12 @@ int model_new(model **out, const model_spec *spec, size_t max_b, size_t max_s, s
     }
     case MODEL_SIM_HARD:
     case MODEL_SIM_SOFT: {
+        if (spec->short_branch == SIM_BRANCH_DSIN) { /* resolved widths, as for DSIN */
+            size_t e = (size_t)spec->base.d_item + spec->base.d_cat;
+            if (!m->spec.d_ffn) m->spec.d_ffn = (uint32_t)(4 * e);
+            if (!m->spec.d_lstm) m->spec.d_lstm = (uint32_t)e;
+            spec = &m->spec;
+        }
         sim_config c;
         to_sim(&c, spec);
         rc = sim_new(&m->sim, &c, max_b, max_s, max_k);
@@ -190,7 +214,8 @@ typedef struct meta_field {
     size_t offset;  /* into model_spec */
     int is_float;
     double lo, hi;  /* valid range */
-    int kinds;      /* bit set of model kinds that need it */
+    int kinds;      /* bit set of model kinds that have it */
+    int optional;   /* bit set of kinds for which it may be missing (the default stays) */
 } meta_field;
 
 #define ALL 0x3f
@@ -199,29 +224,30 @@ typedef struct meta_field {
 #define NO_ATT ((1 << MODEL_DIEN) | DSIN)
 #define U(field) offsetof(model_spec, field)
 static const meta_field fields[] = {
-    {"lsim.n_items", U(base.n_items), 0, 0, 4294967294.0, ALL},
-    {"lsim.n_cats", U(base.n_cats), 0, 0, 4294967294.0, ALL},
-    {"lsim.d_item", U(base.d_item), 0, 1, 4096, ALL},
-    {"lsim.d_cat", U(base.d_cat), 0, 1, 4096, ALL},
-    {"lsim.att_h1", U(base.att_h1), 0, 1, 65536, ALL & ~NO_ATT},
-    {"lsim.att_h2", U(base.att_h2), 0, 1, 65536, ALL & ~NO_ATT},
-    {"lsim.mlp_h1", U(base.mlp_h1), 0, 1, 65536, ALL},
-    {"lsim.mlp_h2", U(base.mlp_h2), 0, 1, 65536, ALL},
-    {"lsim.att_softmax", U(base.att_softmax), 0, 0, 1, ALL & ~NO_ATT},
-    {"lsim.dice_momentum", U(base.dice_momentum), 1, 0, 1, ALL},
-    {"lsim.topk", U(topk), 0, 1, 1000000, SIMS},
-    {"lsim.heads", U(heads), 0, 1, 1024, SIMS | DSIN},
-    {"lsim.d_head", U(d_head), 0, 1, 4096, SIMS},
-    {"lsim.d_time", U(d_time), 0, 0, 4096, SIMS},
-    {"lsim.gsu_d", U(gsu_d), 0, 0, 4096, SIMS},
-    {"lsim.alpha", U(alpha), 1, 0, 1e6, SIMS},
-    {"lsim.alpha_aux", U(alpha_aux), 1, 0, 1e6, 1 << MODEL_DIEN},
-    {"lsim.max_sessions", U(max_sessions), 0, 1, 1024, DSIN},
-    {"lsim.session_len", U(session_len), 0, 1, 65536, DSIN},
-    {"lsim.min_session_len", U(min_session_len), 0, 0, 65536, DSIN},
-    {"lsim.session_gap", U(session_gap), 0, 0, 4294967295.0, DSIN},
-    {"lsim.d_ffn", U(d_ffn), 0, 0, 65536, DSIN},
-    {"lsim.d_lstm", U(d_lstm), 0, 0, 65536, DSIN},
+    {"lsim.n_items", U(base.n_items), 0, 0, 4294967294.0, ALL, 0},
+    {"lsim.n_cats", U(base.n_cats), 0, 0, 4294967294.0, ALL, 0},
+    {"lsim.d_item", U(base.d_item), 0, 1, 4096, ALL, 0},
+    {"lsim.d_cat", U(base.d_cat), 0, 1, 4096, ALL, 0},
+    {"lsim.att_h1", U(base.att_h1), 0, 1, 65536, ALL & ~NO_ATT, 0},
+    {"lsim.att_h2", U(base.att_h2), 0, 1, 65536, ALL & ~NO_ATT, 0},
+    {"lsim.mlp_h1", U(base.mlp_h1), 0, 1, 65536, ALL, 0},
+    {"lsim.mlp_h2", U(base.mlp_h2), 0, 1, 65536, ALL, 0},
+    {"lsim.att_softmax", U(base.att_softmax), 0, 0, 1, ALL & ~NO_ATT, 0},
+    {"lsim.dice_momentum", U(base.dice_momentum), 1, 0, 1, ALL, 0},
+    {"lsim.topk", U(topk), 0, 1, 1000000, SIMS, 0},
+    {"lsim.heads", U(heads), 0, 1, 1024, SIMS | DSIN, 0},
+    {"lsim.d_head", U(d_head), 0, 1, 4096, SIMS, 0},
+    {"lsim.d_time", U(d_time), 0, 0, 4096, SIMS, 0},
+    {"lsim.gsu_d", U(gsu_d), 0, 0, 4096, SIMS, 0},
+    {"lsim.alpha", U(alpha), 1, 0, 1e6, SIMS, 0},
+    {"lsim.alpha_aux", U(alpha_aux), 1, 0, 1e6, (1 << MODEL_DIEN) | SIMS, SIMS},
+    {"lsim.max_sessions", U(max_sessions), 0, 1, 1024, DSIN | SIMS, SIMS},
+    {"lsim.session_len", U(session_len), 0, 1, 65536, DSIN | SIMS, SIMS},
+    {"lsim.min_session_len", U(min_session_len), 0, 0, 65536, DSIN | SIMS, SIMS},
+    {"lsim.session_gap", U(session_gap), 0, 0, 4294967295.0, DSIN | SIMS, SIMS},
+    {"lsim.d_ffn", U(d_ffn), 0, 0, 65536, DSIN | SIMS, SIMS},
+    {"lsim.d_lstm", U(d_lstm), 0, 0, 65536, DSIN | SIMS, SIMS},
+    {"lsim.branch_heads", U(branch_heads), 0, 1, 1024, SIMS, SIMS},
 };
 #undef U
 
@@ -240,6 +266,8 @@ int model_save(model *m, const char *path, const char *const *extra, char *err, 
         else snprintf(v, sizeof v, "%u", *(const uint32_t *)p);
         rc = st_writer_meta(w, fields[i].key, v);
     }
+    if (!rc && (m->spec.kind == MODEL_SIM_HARD || m->spec.kind == MODEL_SIM_SOFT))
+        rc = st_writer_meta(w, "lsim.short_branch", branch_names[m->spec.short_branch]);
     for (size_t i = 0; extra && extra[i] && extra[i + 1] && !rc; i += 2) rc = st_writer_meta(w, extra[i], extra[i + 1]);
     if (!rc) rc = param_set_save(model_params(m), w);
     if (!rc) rc = param_set_save(model_buffers(m), w);
@@ -280,6 +308,7 @@ int model_spec_from_file(model_spec *s, const st_file *f, const char *path, char
         if (!(fields[i].kinds & (1 << k))) continue;
         const char *v = st_meta(f, fields[i].key);
         double x;
+        if (!v && (fields[i].optional & (1 << k))) continue;
         if (!v) return err_set(err, errlen, LSIM_E_FORMAT, "%s: metadata %s is missing", path, fields[i].key);
         if (parse_number(v, fields[i].is_float, fields[i].lo, fields[i].hi, &x))
             return err_set(err, errlen, LSIM_E_FORMAT, "%s: metadata %s: '%.40s' is not a number in [%g, %g]", path,
@@ -290,6 +319,15 @@ int model_spec_from_file(model_spec *s, const st_file *f, const char *path, char
         else *(uint32_t *)p = (uint32_t)x;
     }
     s->base.long_avgpool = k == MODEL_AVGPOOL_DIN;
+    if (k == MODEL_SIM_HARD || k == MODEL_SIM_SOFT) {
+        const char *br = st_meta(f, "lsim.short_branch"); /* optional: DIN when absent */
+        size_t i = 0;
+        while (br && i < 3 && strcmp(br, branch_names[i]) != 0) i++;
+        if (br && i == 3)
+            return err_set(err, errlen, LSIM_E_FORMAT, "%s: metadata lsim.short_branch: want din, dien or dsin, found '%.40s'",
+                           path, br);
+        s->short_branch = br ? (sim_branch_kind)i : SIM_BRANCH_DIN;
+    }
     return 0;
 }
 

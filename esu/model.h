@@ -10,7 +10,10 @@
  *   lsim.format = "1"            lsim.model = din | avgpool-din | dien | dsin | sim-hard | sim-soft
  *   lsim.n_items, lsim.n_cats, lsim.d_item, lsim.d_cat, lsim.att_h1, lsim.att_h2,
  *   lsim.mlp_h1, lsim.mlp_h2, lsim.att_softmax, lsim.dice_momentum
- *   sim-*: lsim.topk, lsim.heads, lsim.d_head, lsim.d_time, lsim.gsu_d, lsim.alpha
+ *   sim-*: lsim.topk, lsim.heads, lsim.d_head, lsim.d_time, lsim.gsu_d, lsim.alpha,
+ *          lsim.short_branch (din | dien | dsin), and for those branches
+ *          lsim.alpha_aux, or the DSIN keys below with lsim.branch_heads for
+ *          the DSIN branch's heads
  *   dien:  lsim.alpha_aux
  *   dsin:  lsim.max_sessions, lsim.session_len, lsim.min_session_len, lsim.session_gap,
  *          lsim.heads, lsim.d_ffn, lsim.d_lstm
@@ -42,6 +45,8 @@ typedef struct model_spec {
     float alpha_aux;    /* DIEN: weight of the auxiliary loss */
     uint32_t max_sessions, session_len, min_session_len, d_ffn, d_lstm; /* DSIN (heads above) */
     uint32_t session_gap; /* DSIN: seconds */
+    sim_branch_kind short_branch; /* SIM: the short-term branch */
+    uint32_t branch_heads;        /* SIM with the DSIN branch: its self-attention heads */
 } model_spec;
 
 /* The defaults of each kind (papers' widths), for a vocabulary. */

@@ -5,7 +5,9 @@
  */
 #include "esu/sim.h"
 
+#include "esu/dien_branch.h"
 #include "esu/din_unit.h"
+#include "esu/dsin_branch.h"
 #include "esu/esu_attention.h"
 #include "gsu/soft_search.h"
 #include "lsim.h"
@@ -22,16 +24,18 @@
 struct sim {
     sim_config cfg;
     size_t max_b, max_s, max_k;
-    size_t e, u, m; /* behavior width, ESU output width, head input width */
+    size_t e, u, bw, m; /* behavior width, ESU output width, branch output width, head input width */
     model_state st;
     embed_layer emb;
     din_unit unit;
+    dien_branch dien;
+    dsin_branch dsin;
     esu_attention esu;
     soft_gsu gsu;
     mlp_head head;
     /* activations */
-    float *ea, *es, *el, *v, *ul, *m_in, *el_sel, *score;
-    float *dea, *des, *del, *del_sel, *dv, *dul, *dm, *dlogit;
+    float *ea, *es, *el, *v, *bout, *ul, *m_in, *el_sel, *score;
+    float *dea, *des, *del, *del_sel, *dv, *dbout, *dul, *dm, *dlogit;
     uint32_t *off, *loff, *sel_off, *sel, *sel_pos, *topk_scratch, *r_item, *r_cat, *l_item, *l_cat;
     int64_t *l_ts, *ts_sel;
     size_t b, r, lr, nsel;
@@ -49,6 +53,9 @@ void sim_config_default(sim_config *c, uint32_t n_items, uint32_t n_cats, sim_gs
     c->d_time = time_info ? 8 : 0;
     c->gsu_d = 32;
     c->alpha = gsu == SIM_GSU_SOFT ? 1.0f : 0.0f;
+    c->branch = SIM_BRANCH_DIN;
+    c->alpha_aux = 1.0f;
+    dsin_config_default(&c->dsin, n_items, n_cats);
 }
 
 param_set *sim_params(sim *m) { return &m->st.params; }
@@ -65,6 +72,7 @@ static void carve(void *ctx, arena *a)
     m->el_sel = ARENA_FLOATS(a, L * E);
     m->score = ARENA_FLOATS(a, L);
     m->v = ARENA_FLOATS(a, B * E);
+    m->bout = ARENA_FLOATS(a, B * m->bw);
     m->ul = ARENA_FLOATS(a, B * m->u);
     m->m_in = ARENA_FLOATS(a, B * m->m);
     m->dea = ARENA_FLOATS(a, B * E);
@@ -72,6 +80,7 @@ static void carve(void *ctx, arena *a)
     m->del = ARENA_FLOATS(a, L * E);
     m->del_sel = ARENA_FLOATS(a, L * E);
     m->dv = ARENA_FLOATS(a, B * E);
+    m->dbout = ARENA_FLOATS(a, B * m->bw);
     m->dul = ARENA_FLOATS(a, B * m->u);
     m->dm = ARENA_FLOATS(a, B * m->m);
     m->dlogit = ARENA_FLOATS(a, B);
@@ -87,7 +96,11 @@ static void carve(void *ctx, arena *a)
     m->l_cat = ARENA_U32(a, L);
     m->l_ts = (int64_t *)arena_take(a, L, sizeof(int64_t));
     m->ts_sel = (int64_t *)arena_take(a, L, sizeof(int64_t));
-    din_unit_carve(&m->unit, a, R);
+    switch (m->cfg.branch) {
+    case SIM_BRANCH_DIN: din_unit_carve(&m->unit, a, R); break;
+    case SIM_BRANCH_DIEN: dien_branch_carve(&m->dien, a, B, m->max_s); break;
+    case SIM_BRANCH_DSIN: dsin_branch_carve(&m->dsin, a, B); break;
+    }
     esu_attention_carve(&m->esu, a, B, L);
     if (m->cfg.gsu == SIM_GSU_SOFT) soft_gsu_carve(&m->gsu, a, B, L);
     mlp_head_carve(&m->head, a, B);
@@ -109,10 +122,26 @@ int sim_new(sim **out, const sim_config *cfg, size_t max_b, size_t max_s, size_t
     m->max_k = max_k;
     m->e = (size_t)c->d_item + c->d_cat;
     m->u = (size_t)cfg->heads * (m->e + cfg->d_time);
-    m->m = 3 * m->e + m->u;
+    const dsin_config *dc = &cfg->dsin;
+    size_t E = m->e, dsin_h = dc->d_lstm ? dc->d_lstm : E, dsin_f = dc->d_ffn ? dc->d_ffn : 4 * E;
+    if (cfg->branch == SIM_BRANCH_DSIN &&
+        (!dc->max_sessions || !dc->session_len || !dc->heads || E % dc->heads || dc->session_gap < 0)) {
+        free(m);
+        return LSIM_E_INVAL;
+    }
+    m->bw = cfg->branch == SIM_BRANCH_DIN ? 2 * E : cfg->branch == SIM_BRANCH_DIEN ? 3 * E : E + dsin_h;
+    m->m = E + m->bw + m->u;
     param_list p = {0}, b = {0};
     int rc = embed_register(&p, c->n_items, c->n_cats, c->d_item, c->d_cat);
-    if (!rc) rc = din_unit_register(&p, "att", m->e, c->att_h1, c->att_h2);
+    if (!rc) {
+        switch (cfg->branch) {
+        case SIM_BRANCH_DIN: rc = din_unit_register(&p, "att", E, c->att_h1, c->att_h2); break;
+        case SIM_BRANCH_DIEN: rc = dien_branch_register(&p, E); break;
+        case SIM_BRANCH_DSIN:
+            rc = dsin_branch_register(&p, E, dc->max_sessions, dc->session_len, dsin_h, dsin_f);
+            break;
+        }
+    }
     if (!rc) rc = esu_attention_register(&p, m->e, cfg->d_time, cfg->heads, cfg->d_head, ESU_TIME_BUCKETS);
     if (!rc && cfg->gsu == SIM_GSU_SOFT) rc = soft_gsu_register(&p, &b, m->e, cfg->gsu_d, c->mlp_h1, c->mlp_h2);
     if (!rc) rc = mlp_head_register(&p, &b, "mlp", m->m, c->mlp_h1, c->mlp_h2);
@@ -122,7 +151,16 @@ int sim_new(sim **out, const sim_config *cfg, size_t max_b, size_t max_s, size_t
         return rc;
     }
     embed_bind(&m->emb, c->n_items, c->n_cats, c->d_item, c->d_cat, &m->st.params, &m->st.grads);
-    din_unit_bind(&m->unit, "att", m->e, c->att_h1, c->att_h2, c->att_softmax, &m->st.params, &m->st.grads);
+    switch (cfg->branch) {
+    case SIM_BRANCH_DIN:
+        din_unit_bind(&m->unit, "att", E, c->att_h1, c->att_h2, c->att_softmax, &m->st.params, &m->st.grads);
+        break;
+    case SIM_BRANCH_DIEN: dien_branch_bind(&m->dien, E, cfg->alpha_aux, &m->emb, &m->st.params, &m->st.grads); break;
+    case SIM_BRANCH_DSIN:
+        dsin_branch_bind(&m->dsin, E, dc->max_sessions, dc->session_len, dsin_h, dsin_f, dc->heads,
+                         dc->min_session_len, dc->session_gap, &m->emb, &m->st.params, &m->st.grads);
+        break;
+    }
     esu_attention_bind(&m->esu, m->e, cfg->d_time, cfg->heads, cfg->d_head, ESU_TIME_BUCKETS, &m->st.params, &m->st.grads);
     if (cfg->gsu == SIM_GSU_SOFT)
         soft_gsu_bind(&m->gsu, m->e, cfg->gsu_d, c->mlp_h1, c->mlp_h2, c->dice_momentum, &m->st.params, &m->st.grads,
@@ -148,6 +186,7 @@ void sim_free(sim *m)
 void sim_init(sim *m, uint64_t seed)
 {
     param_set_randomize(&m->st.params, seed);
+    if (m->cfg.branch == SIM_BRANCH_DSIN) dsin_branch_init(&m->dsin, seed);
     mlp_head_reset_buffers(&m->head);
     if (m->cfg.gsu == SIM_GSU_SOFT) mlp_head_reset_buffers(&m->gsu.aux);
 }
@@ -163,10 +202,23 @@ float sim_forward(sim *m, const model_batch *bt, float *logits, int train)
     const sim_config *cfg = &m->cfg;
     size_t B = bt->b, E = m->e, M = m->m;
     m->b = B;
-    m->r = seq_pack(m->off, m->r_item, m->r_cat, bt->hist_item, bt->hist_cat, bt->hist_len, B, bt->s);
     embed_forward(&m->emb, m->ea, bt->target_item, bt->target_cat, B);
-    embed_forward(&m->emb, m->es, m->r_item, m->r_cat, m->r);
-    din_unit_forward(&m->unit, m->v, m->ea, m->es, m->off, B);
+    /* the short-term branch */
+    float branch_aux = 0;
+    switch (cfg->branch) {
+    case SIM_BRANCH_DIN:
+        m->r = seq_pack(m->off, m->r_item, m->r_cat, bt->hist_item, bt->hist_cat, bt->hist_len, B, bt->s);
+        embed_forward(&m->emb, m->es, m->r_item, m->r_cat, m->r);
+        din_unit_forward(&m->unit, m->v, m->ea, m->es, m->off, B);
+        for (size_t b = 0; b < B; b++)
+            for (size_t d = 0; d < E; d++) {
+                m->bout[b * 2 * E + d] = m->v[b * E + d];
+                m->bout[b * 2 * E + E + d] = m->ea[b * E + d] * m->v[b * E + d];
+            }
+        break;
+    case SIM_BRANCH_DIEN: branch_aux = dien_branch_forward(&m->dien, m->bout, m->ea, bt, train); break;
+    case SIM_BRANCH_DSIN: dsin_branch_forward(&m->dsin, m->bout, m->ea, bt); break;
+    }
     /* the long sequence, packed, with its times */
     m->lr = seq_pack(m->loff, m->l_item, m->l_cat, bt->long_item, bt->long_cat, bt->long_len, B, bt->k);
     for (size_t b = 0; b < B; b++)
@@ -199,19 +251,15 @@ float sim_forward(sim *m, const model_batch *bt, float *logits, int train)
             m->ts_sel[i] = m->l_ts[r];
         }
     esu_attention_forward(&m->esu, m->ul, m->ea, m->el_sel, m->ts_sel, bt->now, m->sel_off, B);
-    for (size_t b = 0; b < B; b++) {
+    for (size_t b = 0; b < B; b++) { /* the head's input: [e_a, branch output, U_lt] */
         float *mi = m->m_in + b * M;
-        const float *ea = m->ea + b * E, *v = m->v + b * E;
-        for (size_t d = 0; d < E; d++) {
-            mi[d] = ea[d];
-            mi[E + d] = v[d];
-            mi[2 * E + d] = ea[d] * v[d];
-        }
-        memcpy(mi + 3 * E, m->ul + b * m->u, m->u * sizeof(float));
+        memcpy(mi, m->ea + b * E, E * sizeof(float));
+        memcpy(mi + E, m->bout + b * m->bw, m->bw * sizeof(float));
+        memcpy(mi + E + m->bw, m->ul + b * m->u, m->u * sizeof(float));
     }
     mlp_head_forward(&m->head, logits, m->m_in, B, train);
     if (!bt->label) return 0.0f;
-    return nn_bce_logits_forward(m->head.logit, bt->label, B) + cfg->alpha * aux_loss;
+    return nn_bce_logits_forward(m->head.logit, bt->label, B) + cfg->alpha * aux_loss + branch_aux;
 }
 
 void sim_backward(sim *m, const model_batch *bt)
@@ -222,17 +270,13 @@ void sim_backward(sim *m, const model_batch *bt)
     nn_bce_logits_backward(m->dlogit, m->head.logit, bt->label, 1.0f, B);
     memset(m->dm, 0, B * M * sizeof(float));
     mlp_head_backward(&m->head, m->dm, m->dlogit);
-    for (size_t b = 0; b < B; b++) {
-        const float *dmi = m->dm + b * M, *ea = m->ea + b * E, *v = m->v + b * E;
-        float *dea = m->dea + b * E, *dv = m->dv + b * E;
-        for (size_t d = 0; d < E; d++) {
-            dea[d] = dmi[d] + dmi[2 * E + d] * v[d];
-            dv[d] = dmi[E + d] + dmi[2 * E + d] * ea[d];
-        }
+    for (size_t b = 0; b < B; b++) { /* split d[e_a, branch output, U_lt] */
+        const float *dmi = m->dm + b * M;
+        memcpy(m->dea + b * E, dmi, E * sizeof(float));
+        memcpy(m->dbout + b * m->bw, dmi + E, m->bw * sizeof(float));
+        memcpy(m->dul + b * m->u, dmi + E + m->bw, m->u * sizeof(float));
     }
-    /* ESU over the selected rows (its upstream gradient: the last u columns of dm);
-     * their gradients go back to the long rows they came from */
-    for (size_t b = 0; b < B; b++) memcpy(m->dul + b * m->u, m->dm + b * M + 3 * E, m->u * sizeof(float));
+    /* ESU over the selected rows; their gradients go back to the long rows they came from */
     memset(m->del_sel, 0, m->nsel * E * sizeof(float));
     esu_attention_backward(&m->esu, m->dea, m->del_sel, m->dul);
     memset(m->del, 0, m->lr * E * sizeof(float));
@@ -243,9 +287,21 @@ void sim_backward(sim *m, const model_batch *bt)
     }
     if (cfg->gsu == SIM_GSU_SOFT && m->trained_gsu && cfg->alpha != 0.0f)
         soft_gsu_backward(&m->gsu, m->dea, m->del, bt->label, cfg->alpha);
-    memset(m->des, 0, m->r * E * sizeof(float));
-    din_unit_backward(&m->unit, m->dea, m->des, m->dv);
+    switch (cfg->branch) {
+    case SIM_BRANCH_DIN: /* [v, e_a * v] */
+        for (size_t b = 0; b < B; b++)
+            for (size_t d = 0; d < E; d++) {
+                const float *db = m->dbout + b * 2 * E;
+                m->dv[b * E + d] = db[d] + db[E + d] * m->ea[b * E + d];
+                m->dea[b * E + d] += db[E + d] * m->v[b * E + d];
+            }
+        memset(m->des, 0, m->r * E * sizeof(float));
+        din_unit_backward(&m->unit, m->dea, m->des, m->dv);
+        embed_backward(&m->emb, m->des, m->r_item, m->r_cat, m->r);
+        break;
+    case SIM_BRANCH_DIEN: dien_branch_backward(&m->dien, m->dea, m->dbout, bt); break;
+    case SIM_BRANCH_DSIN: dsin_branch_backward(&m->dsin, m->dea, m->dbout, bt); break;
+    }
     embed_backward(&m->emb, m->dea, bt->target_item, bt->target_cat, B);
-    embed_backward(&m->emb, m->des, m->r_item, m->r_cat, m->r);
     embed_backward(&m->emb, m->del, m->l_item, m->l_cat, m->lr);
 }

@@ -4,24 +4,33 @@
  * Search Unit attends over them, beside a DIN branch over the short-term
  * behaviors (private).
  *
- *   e_a, v (the DIN branch over hist, esu/din_unit.h) as in DIN
+ *   e_a; the short-term branch over hist (DIN by default; DIEN or DSIN, below)
  *   GSU hard: the batch's long sequence IS the hard-search result (the index
  *             gave the user's most recent behaviors of the target's category)
  *   GSU soft: scores every behavior of the batch's long sequence,
  *             r_i = (W_b e_i).(W_a e_a), keeps the top K (gsu/soft_search.h)
  *   U_lt = ESU(selected behaviors, their times, now)       (esu/esu_attention.h)
- *   logit = head([e_a, v, e_a * v, U_lt]);   loss = BCE + alpha * Loss_GSU (soft)
- * GSU and ESU share the embeddings. Parameter names: emb.*, att.* (DIN
- * branch), esu.*, gsu.* (soft), mlp.* (head).
+ *   logit = head([e_a, short-term branch output, U_lt]);
+ *   loss = BCE + alpha * Loss_GSU (soft) (+ DIEN's auxiliary loss with that branch)
+ * GSU, ESU and the branch share the embeddings. Parameter names: emb.*,
+ * att.* / dien.* / dsin.* (the branch), esu.*, gsu.* (soft), mlp.* (head).
  */
 #ifndef LSIM_SIM_H
 #define LSIM_SIM_H
 
 #include "esu/din.h"
+#include "esu/dsin.h"
 #include "models/batch.h"
 #include "models/params.h"
 
 typedef enum sim_gsu_mode { SIM_GSU_HARD, SIM_GSU_SOFT } sim_gsu_mode;
+
+/* The short-term branch beside the ESU (the SIM paper's "short-term branch
+ * chosen from DIN / DIEN / DSIN"). Its output joins the head's input:
+ *   DIN   [v, e_a * v]                  (esu/din_unit.h; parameters att.*)
+ *   DIEN  [h'_T, pool, e_a * pool]      (esu/dien_branch.h; dien.*; adds alpha_aux * L_aux)
+ *   DSIN  [U^I, U^H]                    (esu/dsin_branch.h; dsin.*; needs hist_ts) */
+typedef enum sim_branch_kind { SIM_BRANCH_DIN, SIM_BRANCH_DIEN, SIM_BRANCH_DSIN } sim_branch_kind;
 
 typedef struct sim_config {
     din_config base;     /* embeddings, DIN branch, head widths (long_avgpool unused) */
@@ -32,6 +41,9 @@ typedef struct sim_config {
     uint32_t d_time;     /* time-interval embedding width; 0 = no time info */
     uint32_t gsu_d;      /* soft search projection width (32) */
     float alpha;         /* weight of Loss_GSU (1 for soft search, as the paper trains it) */
+    sim_branch_kind branch; /* the short-term branch (DIN) */
+    float alpha_aux;     /* DIEN branch: weight of its auxiliary loss (1) */
+    dsin_config dsin;    /* DSIN branch: sessions, heads, widths (its base is ignored) */
 } sim_config;
 
 void sim_config_default(sim_config *c, uint32_t n_items, uint32_t n_cats, sim_gsu_mode gsu, int time_info);

@@ -1,7 +1,8 @@
 /*
  * test_sim.c: the C SIM against the PyTorch SIM of tests/golden/gen_sim.py
- * (hard-search GSU with time info; soft-search GSU with and without), and
- * the GSU's top-K choice against PyTorch's.
+ * (hard-search GSU with time info; soft-search GSU with and without) and of
+ * gen_sim_branches.py (a DIEN or a DSIN short-term branch), and the GSU's
+ * top-K choice against PyTorch's.
  *
  * For each case of din.safetensors: load the weights and buffers, run a
  * training forward on the same batch (logits and loss within 1e-5 relative),
@@ -31,10 +32,10 @@
 
 
 
-static void run_case(const char *prefix, sim_gsu_mode gsu, int reference)
+static void run_case(const char *file, const char *prefix, sim_gsu_mode gsu, int reference)
 {
     nn_force_reference(reference);
-    st_file *f = mf_open("sim.safetensors");
+    st_file *f = mf_open(file);
     const int32_t *dims = mf_need(f, prefix, "dims")->data;
     const st_tensor *ei = mf_need(f, prefix, "emb.item"), *ec = mf_need(f, prefix, "emb.cat");
     sim_config cfg;
@@ -50,6 +51,16 @@ static void run_case(const char *prefix, sim_gsu_mode gsu, int reference)
     cfg.d_time = (uint32_t)dims[8];
     cfg.gsu_d = (uint32_t)dims[9];
     cfg.topk = (uint32_t)dims[10];
+    const st_tensor *dt = mf_need(f, prefix, "dims");
+    if (dt->numel > 11) { /* a DIEN or DSIN short-term branch */
+        cfg.branch = (sim_branch_kind)dims[11];
+        cfg.dsin.max_sessions = (uint32_t)dims[12];
+        cfg.dsin.session_len = (uint32_t)dims[13];
+        cfg.dsin.heads = (uint32_t)dims[14];
+        cfg.dsin.d_ffn = (uint32_t)dims[15];
+        cfg.dsin.d_lstm = (uint32_t)dims[16];
+        cfg.dsin.min_session_len = (uint32_t)dims[17];
+    }
 
     model_batch bt;
     mf_batch_mem mem;
@@ -94,18 +105,30 @@ static void run_case(const char *prefix, sim_gsu_mode gsu, int reference)
 
 Test(sim, hard_search_with_time_info_matches_pytorch)
 {
-    run_case("h.", SIM_GSU_HARD, 0);
-    run_case("h.", SIM_GSU_HARD, 1);
+    run_case("sim.safetensors", "h.", SIM_GSU_HARD, 0);
+    run_case("sim.safetensors", "h.", SIM_GSU_HARD, 1);
 }
 
 Test(sim, soft_search_with_time_info_matches_pytorch)
 {
-    run_case("s.", SIM_GSU_SOFT, 0);
-    run_case("s.", SIM_GSU_SOFT, 1);
+    run_case("sim.safetensors", "s.", SIM_GSU_SOFT, 0);
+    run_case("sim.safetensors", "s.", SIM_GSU_SOFT, 1);
 }
 
 Test(sim, soft_search_without_time_info_matches_pytorch)
 {
-    run_case("n.", SIM_GSU_SOFT, 0);
-    run_case("n.", SIM_GSU_SOFT, 1);
+    run_case("sim.safetensors", "n.", SIM_GSU_SOFT, 0);
+    run_case("sim.safetensors", "n.", SIM_GSU_SOFT, 1);
+}
+
+Test(sim, soft_search_with_a_dien_branch_matches_pytorch)
+{
+    run_case("sim_branches.safetensors", "sd.", SIM_GSU_SOFT, 0);
+    run_case("sim_branches.safetensors", "sd.", SIM_GSU_SOFT, 1);
+}
+
+Test(sim, hard_search_with_a_dsin_branch_matches_pytorch)
+{
+    run_case("sim_branches.safetensors", "ss.", SIM_GSU_HARD, 0);
+    run_case("sim_branches.safetensors", "ss.", SIM_GSU_HARD, 1);
 }
