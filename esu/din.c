@@ -5,7 +5,7 @@
  */
 #include "esu/din.h"
 
-#include "esu/din_unit.h"
+#include "esu/din_branch.h"
 #include "lsim.h"
 #include "models/arena.h"
 #include "models/embed.h"
@@ -23,12 +23,12 @@ struct din {
     size_t e, m; /* behavior width, head input width */
     model_state st;
     embed_layer emb;
-    din_unit unit;
+    din_branch branch;
     mlp_head head;
     /* activations */
-    float *ea, *es, *el, *v, *lp, *m_in, *dea, *des, *del, *dv, *dm, *dlogit;
-    uint32_t *off, *loff, *r_item, *r_cat, *l_item, *l_cat;
-    size_t b, r, lr; /* the last forward */
+    float *ea, *el, *lp, *bout, *m_in, *dea, *del, *dbout, *dm, *dlogit;
+    uint32_t *loff, *l_item, *l_cat;
+    size_t b, lr; /* the last forward */
 };
 
 void din_config_default(din_config *c, uint32_t n_items, uint32_t n_cats)
@@ -53,26 +53,21 @@ const din_config *din_cfg(const din *m) { return &m->cfg; }
 static void carve(void *ctx, arena *a)
 {
     din *m = ctx;
-    size_t B = m->max_b, R = m->max_b * m->max_s, L = m->max_b * m->max_k, E = m->e;
+    size_t B = m->max_b, L = m->max_b * m->max_k, E = m->e;
     m->ea = ARENA_FLOATS(a, B * E);
-    m->es = ARENA_FLOATS(a, R * E);
     m->el = ARENA_FLOATS(a, L * E);
-    m->v = ARENA_FLOATS(a, B * E);
     m->lp = ARENA_FLOATS(a, B * E);
+    m->bout = ARENA_FLOATS(a, B * 2 * E);
+    m->dbout = ARENA_FLOATS(a, B * 2 * E);
     m->m_in = ARENA_FLOATS(a, B * m->m);
     m->dea = ARENA_FLOATS(a, B * E);
-    m->des = ARENA_FLOATS(a, R * E);
     m->del = ARENA_FLOATS(a, L * E);
-    m->dv = ARENA_FLOATS(a, B * E);
     m->dm = ARENA_FLOATS(a, B * m->m);
     m->dlogit = ARENA_FLOATS(a, B);
-    m->off = ARENA_U32(a, B + 1);
     m->loff = ARENA_U32(a, B + 1);
-    m->r_item = ARENA_U32(a, R);
-    m->r_cat = ARENA_U32(a, R);
     m->l_item = ARENA_U32(a, L);
     m->l_cat = ARENA_U32(a, L);
-    din_unit_carve(&m->unit, a, R);
+    din_branch_carve(&m->branch, a, B, m->max_s);
     mlp_head_carve(&m->head, a, B);
 }
 
@@ -92,7 +87,7 @@ int din_new(din **out, const din_config *cfg, size_t max_b, size_t max_s, size_t
     m->m = (cfg->long_avgpool ? 4 : 3) * m->e;
     param_list p = {0}, b = {0};
     int rc = embed_register(&p, cfg->n_items, cfg->n_cats, cfg->d_item, cfg->d_cat);
-    if (!rc) rc = din_unit_register(&p, "att", m->e, cfg->att_h1, cfg->att_h2);
+    if (!rc) rc = din_branch_register(&p, m->e, cfg->att_h1, cfg->att_h2);
     if (!rc) rc = mlp_head_register(&p, &b, "mlp", m->m, cfg->mlp_h1, cfg->mlp_h2);
     rc = model_state_init(&m->st, &p, &b, rc);
     if (rc) {
@@ -100,7 +95,8 @@ int din_new(din **out, const din_config *cfg, size_t max_b, size_t max_s, size_t
         return rc ? rc : LSIM_E_NOMEM;
     }
     embed_bind(&m->emb, cfg->n_items, cfg->n_cats, cfg->d_item, cfg->d_cat, &m->st.params, &m->st.grads);
-    din_unit_bind(&m->unit, "att", m->e, cfg->att_h1, cfg->att_h2, cfg->att_softmax, &m->st.params, &m->st.grads);
+    din_branch_bind(&m->branch, m->e, cfg->att_h1, cfg->att_h2, cfg->att_softmax, &m->emb, &m->st.params,
+                    &m->st.grads);
     mlp_head_bind(&m->head, "mlp", m->m, cfg->mlp_h1, cfg->mlp_h2, cfg->dice_momentum, &m->st.params, &m->st.grads,
                   &m->st.buffers);
     if ((rc = model_state_alloc_ws(&m->st, carve, m))) {
@@ -130,10 +126,8 @@ float din_forward(din *m, const model_batch *bt, float *logits, int train)
     const din_config *c = &m->cfg;
     size_t B = bt->b, E = m->e, M = m->m;
     m->b = B;
-    m->r = seq_pack(m->off, m->r_item, m->r_cat, bt->hist_item, bt->hist_cat, bt->hist_len, B, bt->s);
     embed_forward(&m->emb, m->ea, bt->target_item, bt->target_cat, B);
-    embed_forward(&m->emb, m->es, m->r_item, m->r_cat, m->r);
-    din_unit_forward(&m->unit, m->v, m->ea, m->es, m->off, B);
+    din_branch_forward(&m->branch, m->bout, m->ea, bt);
     if (c->long_avgpool) {
         m->lr = seq_pack(m->loff, m->l_item, m->l_cat, bt->long_item, bt->long_cat, bt->long_len, B, bt->k);
         embed_forward(&m->emb, m->el, m->l_item, m->l_cat, m->lr);
@@ -147,14 +141,10 @@ float din_forward(din *m, const model_batch *bt, float *logits, int train)
                 for (size_t d = 0; d < E; d++) lp[d] /= (float)(hi - lo);
         }
     }
-    for (size_t b = 0; b < B; b++) {
+    for (size_t b = 0; b < B; b++) { /* the head's input: [e_a, v, e_a * v (, l)] */
         float *mi = m->m_in + b * M;
-        const float *ea = m->ea + b * E, *v = m->v + b * E;
-        for (size_t d = 0; d < E; d++) {
-            mi[d] = ea[d];
-            mi[E + d] = v[d];
-            mi[2 * E + d] = ea[d] * v[d];
-        }
+        memcpy(mi, m->ea + b * E, E * sizeof(float));
+        memcpy(mi + E, m->bout + b * 2 * E, 2 * E * sizeof(float));
         if (c->long_avgpool) memcpy(mi + 3 * E, m->lp + b * E, E * sizeof(float));
     }
     mlp_head_forward(&m->head, logits, m->m_in, B, train);
@@ -170,18 +160,7 @@ void din_backward(din *m, const model_batch *bt)
     memset(m->dm, 0, B * M * sizeof(float));
     mlp_head_backward(&m->head, m->dm, m->dlogit);
     /* m = [e_a, v, e_a * v (, l)] */
-    for (size_t b = 0; b < B; b++) {
-        const float *dmi = m->dm + b * M, *ea = m->ea + b * E, *v = m->v + b * E;
-        float *dea = m->dea + b * E, *dv = m->dv + b * E;
-        for (size_t d = 0; d < E; d++) {
-            dea[d] = dmi[d] + dmi[2 * E + d] * v[d];
-            dv[d] = dmi[E + d] + dmi[2 * E + d] * ea[d];
-        }
-    }
-    memset(m->des, 0, m->r * E * sizeof(float));
-    din_unit_backward(&m->unit, m->dea, m->des, m->dv);
-    embed_backward(&m->emb, m->dea, bt->target_item, bt->target_cat, B);
-    embed_backward(&m->emb, m->des, m->r_item, m->r_cat, m->r);
+    for (size_t b = 0; b < B; b++) memcpy(m->dea + b * E, m->dm + b * M, E * sizeof(float));
     if (c->long_avgpool) {
         for (size_t b = 0; b < B; b++) {
             size_t lo = m->loff[b], hi = m->loff[b + 1];
@@ -191,4 +170,7 @@ void din_backward(din *m, const model_batch *bt)
         }
         embed_backward(&m->emb, m->del, m->l_item, m->l_cat, m->lr);
     }
+    for (size_t b = 0; b < B; b++) memcpy(m->dbout + b * 2 * E, m->dm + b * M + E, 2 * E * sizeof(float));
+    din_branch_backward(&m->branch, m->dea, m->dbout);
+    embed_backward(&m->emb, m->dea, bt->target_item, bt->target_cat, B);
 }

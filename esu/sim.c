@@ -6,7 +6,7 @@
 #include "esu/sim.h"
 
 #include "esu/dien_branch.h"
-#include "esu/din_unit.h"
+#include "esu/din_branch.h"
 #include "esu/dsin_branch.h"
 #include "esu/esu_attention.h"
 #include "gsu/soft_search.h"
@@ -27,18 +27,18 @@ struct sim {
     size_t e, u, bw, m; /* behavior width, ESU output width, branch output width, head input width */
     model_state st;
     embed_layer emb;
-    din_unit unit;
+    din_branch din;
     dien_branch dien;
     dsin_branch dsin;
     esu_attention esu;
     soft_gsu gsu;
     mlp_head head;
     /* activations */
-    float *ea, *es, *el, *v, *bout, *ul, *m_in, *el_sel, *score;
-    float *dea, *des, *del, *del_sel, *dv, *dbout, *dul, *dm, *dlogit;
-    uint32_t *off, *loff, *sel_off, *sel, *sel_pos, *topk_scratch, *r_item, *r_cat, *l_item, *l_cat;
+    float *ea, *el, *bout, *ul, *m_in, *el_sel, *score;
+    float *dea, *del, *del_sel, *dbout, *dul, *dm, *dlogit;
+    uint32_t *loff, *sel_off, *sel, *sel_pos, *topk_scratch, *l_item, *l_cat;
     int64_t *l_ts, *ts_sel;
-    size_t b, r, lr, nsel;
+    size_t b, lr, nsel;
     int trained_gsu; /* the last forward ran the auxiliary head */
 };
 
@@ -65,39 +65,32 @@ param_set *sim_buffers(sim *m) { return &m->st.buffers; }
 static void carve(void *ctx, arena *a)
 {
     sim *m = ctx;
-    size_t B = m->max_b, R = B * m->max_s, L = B * m->max_k, E = m->e;
+    size_t B = m->max_b, L = B * m->max_k, E = m->e;
     m->ea = ARENA_FLOATS(a, B * E);
-    m->es = ARENA_FLOATS(a, R * E);
     m->el = ARENA_FLOATS(a, L * E);
     m->el_sel = ARENA_FLOATS(a, L * E);
     m->score = ARENA_FLOATS(a, L);
-    m->v = ARENA_FLOATS(a, B * E);
     m->bout = ARENA_FLOATS(a, B * m->bw);
     m->ul = ARENA_FLOATS(a, B * m->u);
     m->m_in = ARENA_FLOATS(a, B * m->m);
     m->dea = ARENA_FLOATS(a, B * E);
-    m->des = ARENA_FLOATS(a, R * E);
     m->del = ARENA_FLOATS(a, L * E);
     m->del_sel = ARENA_FLOATS(a, L * E);
-    m->dv = ARENA_FLOATS(a, B * E);
     m->dbout = ARENA_FLOATS(a, B * m->bw);
     m->dul = ARENA_FLOATS(a, B * m->u);
     m->dm = ARENA_FLOATS(a, B * m->m);
     m->dlogit = ARENA_FLOATS(a, B);
-    m->off = ARENA_U32(a, B + 1);
     m->loff = ARENA_U32(a, B + 1);
     m->sel_off = ARENA_U32(a, B + 1);
     m->sel = ARENA_U32(a, L);
     m->sel_pos = ARENA_U32(a, L);
     m->topk_scratch = ARENA_U32(a, m->cfg.topk);
-    m->r_item = ARENA_U32(a, R);
-    m->r_cat = ARENA_U32(a, R);
     m->l_item = ARENA_U32(a, L);
     m->l_cat = ARENA_U32(a, L);
     m->l_ts = (int64_t *)arena_take(a, L, sizeof(int64_t));
     m->ts_sel = (int64_t *)arena_take(a, L, sizeof(int64_t));
     switch (m->cfg.branch) {
-    case SIM_BRANCH_DIN: din_unit_carve(&m->unit, a, R); break;
+    case SIM_BRANCH_DIN: din_branch_carve(&m->din, a, B, m->max_s); break;
     case SIM_BRANCH_DIEN: dien_branch_carve(&m->dien, a, B, m->max_s); break;
     case SIM_BRANCH_DSIN: dsin_branch_carve(&m->dsin, a, B); break;
     }
@@ -135,7 +128,7 @@ int sim_new(sim **out, const sim_config *cfg, size_t max_b, size_t max_s, size_t
     int rc = embed_register(&p, c->n_items, c->n_cats, c->d_item, c->d_cat);
     if (!rc) {
         switch (cfg->branch) {
-        case SIM_BRANCH_DIN: rc = din_unit_register(&p, "att", E, c->att_h1, c->att_h2); break;
+        case SIM_BRANCH_DIN: rc = din_branch_register(&p, E, c->att_h1, c->att_h2); break;
         case SIM_BRANCH_DIEN: rc = dien_branch_register(&p, E); break;
         case SIM_BRANCH_DSIN:
             rc = dsin_branch_register(&p, E, dc->max_sessions, dc->session_len, dsin_h, dsin_f);
@@ -153,7 +146,7 @@ int sim_new(sim **out, const sim_config *cfg, size_t max_b, size_t max_s, size_t
     embed_bind(&m->emb, c->n_items, c->n_cats, c->d_item, c->d_cat, &m->st.params, &m->st.grads);
     switch (cfg->branch) {
     case SIM_BRANCH_DIN:
-        din_unit_bind(&m->unit, "att", E, c->att_h1, c->att_h2, c->att_softmax, &m->st.params, &m->st.grads);
+        din_branch_bind(&m->din, E, c->att_h1, c->att_h2, c->att_softmax, &m->emb, &m->st.params, &m->st.grads);
         break;
     case SIM_BRANCH_DIEN: dien_branch_bind(&m->dien, E, cfg->alpha_aux, &m->emb, &m->st.params, &m->st.grads); break;
     case SIM_BRANCH_DSIN:
@@ -206,16 +199,7 @@ float sim_forward(sim *m, const model_batch *bt, float *logits, int train)
     /* the short-term branch */
     float branch_aux = 0;
     switch (cfg->branch) {
-    case SIM_BRANCH_DIN:
-        m->r = seq_pack(m->off, m->r_item, m->r_cat, bt->hist_item, bt->hist_cat, bt->hist_len, B, bt->s);
-        embed_forward(&m->emb, m->es, m->r_item, m->r_cat, m->r);
-        din_unit_forward(&m->unit, m->v, m->ea, m->es, m->off, B);
-        for (size_t b = 0; b < B; b++)
-            for (size_t d = 0; d < E; d++) {
-                m->bout[b * 2 * E + d] = m->v[b * E + d];
-                m->bout[b * 2 * E + E + d] = m->ea[b * E + d] * m->v[b * E + d];
-            }
-        break;
+    case SIM_BRANCH_DIN: din_branch_forward(&m->din, m->bout, m->ea, bt); break;
     case SIM_BRANCH_DIEN: branch_aux = dien_branch_forward(&m->dien, m->bout, m->ea, bt, train); break;
     case SIM_BRANCH_DSIN: dsin_branch_forward(&m->dsin, m->bout, m->ea, bt); break;
     }
@@ -288,17 +272,7 @@ void sim_backward(sim *m, const model_batch *bt)
     if (cfg->gsu == SIM_GSU_SOFT && m->trained_gsu && cfg->alpha != 0.0f)
         soft_gsu_backward(&m->gsu, m->dea, m->del, bt->label, cfg->alpha);
     switch (cfg->branch) {
-    case SIM_BRANCH_DIN: /* [v, e_a * v] */
-        for (size_t b = 0; b < B; b++)
-            for (size_t d = 0; d < E; d++) {
-                const float *db = m->dbout + b * 2 * E;
-                m->dv[b * E + d] = db[d] + db[E + d] * m->ea[b * E + d];
-                m->dea[b * E + d] += db[E + d] * m->v[b * E + d];
-            }
-        memset(m->des, 0, m->r * E * sizeof(float));
-        din_unit_backward(&m->unit, m->dea, m->des, m->dv);
-        embed_backward(&m->emb, m->des, m->r_item, m->r_cat, m->r);
-        break;
+    case SIM_BRANCH_DIN: din_branch_backward(&m->din, m->dea, m->dbout); break;
     case SIM_BRANCH_DIEN: dien_branch_backward(&m->dien, m->dea, m->dbout, bt); break;
     case SIM_BRANCH_DSIN: dsin_branch_backward(&m->dsin, m->dea, m->dbout, bt); break;
     }
