@@ -26,8 +26,8 @@
  *   mlp.fc3.weight (1, mlp_h2), mlp.fc3.bias (1)
  * Buffers: mlp.dice1.running_mean/running_var (mlp_h1), mlp.dice2.running_mean/running_var (mlp_h2).
  *
- * Built from components: models/embed.h (embeddings), esu/din_unit.h (the
- * activation unit), models/mlp_head.h (the head).
+ * Built from components: models/embed.h (embeddings), esu/din_branch.h (the
+ * activation unit over the short-term behaviors), models/mlp_head.h (the head).
  *
  * Memory: din_new sizes every activation for (max_b, max_s, max_k) and
  * allocates once; forward and backward allocate nothing. One din per

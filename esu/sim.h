@@ -27,7 +27,7 @@ typedef enum sim_gsu_mode { SIM_GSU_HARD, SIM_GSU_SOFT } sim_gsu_mode;
 
 /* The short-term branch beside the ESU (the SIM paper's "short-term branch
  * chosen from DIN / DIEN / DSIN"). Its output joins the head's input:
- *   DIN   [v, e_a * v]                  (esu/din_unit.h; parameters att.*)
+ *   DIN   [v, e_a * v]                  (esu/din_branch.h; parameters att.*)
  *   DIEN  [h'_T, pool, e_a * pool]      (esu/dien_branch.h; dien.*; adds alpha_aux * L_aux)
  *   DSIN  [U^I, U^H]                    (esu/dsin_branch.h; dsin.*; needs hist_ts) */
 typedef enum sim_branch_kind { SIM_BRANCH_DIN, SIM_BRANCH_DIEN, SIM_BRANCH_DSIN } sim_branch_kind;
