@@ -60,18 +60,21 @@ float soft_gsu_forward(soft_gsu *g, float *score, const float *ea, const float *
     nn_linear_forward(g->k, el, g->wb, NULL, R, E, D);
     for (size_t i = 0; i < b; i++) {
         const float *q = g->q + i * D;
-        float *ur = g->ur + i * E;
-        memset(ur, 0, E * sizeof(float));
         for (size_t r = off[i]; r < off[i + 1]; r++) {
             const float *k = g->k + r * D;
             float s = 0;
             for (size_t d = 0; d < D; d++) s += k[d] * q[d];
             g->score[r] = s;
-            for (size_t d = 0; d < E; d++) ur[d] += s * el[r * E + d];
         }
     }
     if (score) memcpy(score, g->score, R * sizeof(float));
-    if (!label) return 0.0f;
+    if (!label) return 0.0f; /* serving: U_r only feeds the auxiliary (training) head */
+    for (size_t i = 0; i < b; i++) {
+        float *ur = g->ur + i * E;
+        memset(ur, 0, E * sizeof(float));
+        for (size_t r = off[i]; r < off[i + 1]; r++)
+            for (size_t d = 0; d < E; d++) ur[d] += g->score[r] * el[r * E + d];
+    }
     for (size_t i = 0; i < b; i++) {
         memcpy(g->aux_in + i * 2 * E, g->ur + i * E, E * sizeof(float));
         memcpy(g->aux_in + i * 2 * E + E, ea + i * E, E * sizeof(float));
