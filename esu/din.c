@@ -127,7 +127,7 @@ float din_forward(din *m, const model_batch *bt, float *logits, int train)
     size_t B = bt->b, E = m->e, M = m->m;
     m->b = B;
     embed_forward(&m->emb, m->ea, bt->target_item, bt->target_cat, B);
-    din_branch_forward(&m->branch, m->bout, m->ea, bt);
+    din_branch_forward(&m->branch, m->bout, m->ea, bt, train);
     if (c->long_avgpool) {
         m->lr = seq_pack(m->loff, m->l_item, m->l_cat, bt->long_item, bt->long_cat, bt->long_len, B, bt->k);
         embed_forward(&m->emb, m->el, m->l_item, m->l_cat, m->lr);

@@ -3,6 +3,7 @@
  */
 #include "esu/din_branch.h"
 
+#include "models/nn.h"
 #include "models/seq_pack.h"
 
 #include <string.h>
@@ -30,17 +31,38 @@ void din_branch_carve(din_branch *br, arena *a, size_t max_b, size_t max_s)
     br->off = ARENA_U32(a, B + 1);
     br->r_item = ARENA_U32(a, R);
     br->r_cat = ARENA_U32(a, R);
-    din_unit_carve(&br->unit, a, R);
+    din_unit_carve(&br->unit, a, B, R);
 }
 
-void din_branch_forward(din_branch *br, float *out, const float *ea, const model_batch *bt)
+/* Whether every sample of the batch has sample 0's history (a request's candidates). */
+static int shared_history(const model_batch *bt)
+{
+    size_t s = bt->s, n = bt->hist_len[0] < s ? bt->hist_len[0] : s;
+    for (size_t b = 1; b < bt->b; b++) {
+        size_t m = bt->hist_len[b] < s ? bt->hist_len[b] : s;
+        if (m != n || memcmp(bt->hist_item + b * s, bt->hist_item, n * sizeof *bt->hist_item) ||
+            memcmp(bt->hist_cat + b * s, bt->hist_cat, n * sizeof *bt->hist_cat))
+            return 0;
+    }
+    return 1;
+}
+
+void din_branch_forward(din_branch *br, float *out, const float *ea, const model_batch *bt, int train)
 {
     size_t B = bt->b, E = br->e;
     br->ea = ea;
     br->b = B;
-    br->r = seq_pack(br->off, br->r_item, br->r_cat, bt->hist_item, bt->hist_cat, bt->hist_len, B, bt->s);
-    embed_forward(br->emb, br->es, br->r_item, br->r_cat, br->r);
-    din_unit_forward(&br->unit, br->v, ea, br->es, br->off, B);
+    if (!train && B > 1 && !nn_reference_forced() && shared_history(bt)) {
+        /* one request: embed the history once, split fc1 (din_unit_forward_shared) */
+        size_t s = bt->hist_len[0] < bt->s ? bt->hist_len[0] : bt->s;
+        embed_forward(br->emb, br->es, bt->hist_item, bt->hist_cat, s);
+        din_unit_forward_shared(&br->unit, br->v, ea, br->es, s, B);
+        br->r = 0;
+    } else {
+        br->r = seq_pack(br->off, br->r_item, br->r_cat, bt->hist_item, bt->hist_cat, bt->hist_len, B, bt->s);
+        embed_forward(br->emb, br->es, br->r_item, br->r_cat, br->r);
+        din_unit_forward(&br->unit, br->v, ea, br->es, br->off, B);
+    }
     for (size_t b = 0; b < B; b++)
         for (size_t d = 0; d < E; d++) {
             out[b * 2 * E + d] = br->v[b * E + d];

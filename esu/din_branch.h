@@ -39,8 +39,11 @@ static inline size_t din_branch_width(const din_branch *br)
     return 2 * br->e;
 }
 
-// out (B, 2E); ea (B, E) must stay until backward
-void din_branch_forward(din_branch *br, float *out, const float *ea, const model_batch *bt);
+// out (B, 2E); ea (B, E) must stay until backward. At inference (train = 0),
+// when every sample has the same history (one request's candidates), the
+// history is embedded once and the unit takes its shared path
+// (din_unit_forward_shared); nn_force_reference(1) keeps the general path.
+void din_branch_forward(din_branch *br, float *out, const float *ea, const model_batch *bt, int train);
 // dea (B, E) +=; dout (B, 2E)
 void din_branch_backward(din_branch *br, float *dea, const float *dout);
 

@@ -40,9 +40,14 @@ void din_unit_bind(din_unit *u, const char *prefix, size_t e, size_t h1, size_t 
     }
 }
 
-void din_unit_carve(din_unit *u, arena *a, size_t max_rows)
+void din_unit_carve(din_unit *u, arena *a, size_t max_b, size_t max_rows)
 {
     size_t R = max_rows;
+    u->wj = ARENA_FLOATS(a, u->h1 * u->e);
+    u->wa = ARENA_FLOATS(a, u->h1 * u->e);
+    u->wd = ARENA_FLOATS(a, u->h1 * u->e);
+    u->p = ARENA_FLOATS(a, R * u->h1);
+    u->q = ARENA_FLOATS(a, max_b * u->h1);
     u->x = ARENA_FLOATS(a, R * 4 * u->e);
     u->a1 = ARENA_FLOATS(a, R * u->h1);
     u->a2 = ARENA_FLOATS(a, R * u->h2);
@@ -56,6 +61,9 @@ void din_unit_carve(din_unit *u, arena *a, size_t max_rows)
     u->dsc = ARENA_FLOATS(a, R);
     u->dw = ARENA_FLOATS(a, R);
 }
+
+static void unit_tail(din_unit *u, float *v, const float *es, size_t s_shared, const uint32_t *off, size_t b,
+                      size_t R);
 
 void din_unit_forward(din_unit *u, float *v, const float *ea, const float *es, const uint32_t *off, size_t b)
 {
@@ -79,23 +87,7 @@ void din_unit_forward(din_unit *u, float *v, const float *ea, const float *es, c
         }
     }
     nn_linear_forward(u->a1, u->x, u->w1, u->b1, R, 4 * E, u->h1);
-    nn_sigmoid_forward(u->a1, u->a1, R * u->h1);
-    nn_linear_forward(u->a2, u->a1, u->w2, u->b2, R, u->h1, u->h2);
-    nn_sigmoid_forward(u->a2, u->a2, R * u->h2);
-    nn_linear_forward(u->sc, u->a2, u->w3, u->b3, R, u->h2, 1);
-    for (size_t i = 0; i < b; i++) {
-        size_t lo = off[i], hi = off[i + 1];
-        if (!u->softmax) {
-            memcpy(u->w + lo, u->sc + lo, (hi - lo) * sizeof(float));
-        } else if (hi > lo) {
-            uint32_t n = (uint32_t)(hi - lo);
-            nn_softmax_masked_forward(u->w + lo, u->sc + lo, &n, 1, n);
-        }
-        float *vi = v + i * E;
-        memset(vi, 0, E * sizeof(float));
-        for (size_t r = lo; r < hi; r++)
-            for (size_t d = 0; d < E; d++) vi[d] += u->w[r] * es[r * E + d];
-    }
+    unit_tail(u, v, es, 0, off, b, R);
 }
 
 void din_unit_backward(din_unit *u, float *dea, float *des, const float *dv)
@@ -148,4 +140,58 @@ void din_unit_backward(din_unit *u, float *dea, float *des, const float *dv)
             }
         }
     }
+}
+
+/* The tail shared by both forwards: from fc1's pre-activations in u->a1 (R rows,
+ * sample i's rows off[i] .. off[i+1]) to v. es_rows(r) gives row r's behavior. */
+static void unit_tail(din_unit *u, float *v, const float *es, size_t s_shared, const uint32_t *off, size_t b, size_t R)
+{
+    size_t E = u->e;
+    nn_sigmoid_forward(u->a1, u->a1, R * u->h1);
+    nn_linear_forward(u->a2, u->a1, u->w2, u->b2, R, u->h1, u->h2);
+    nn_sigmoid_forward(u->a2, u->a2, R * u->h2);
+    nn_linear_forward(u->sc, u->a2, u->w3, u->b3, R, u->h2, 1);
+    for (size_t i = 0; i < b; i++) {
+        size_t lo = off ? off[i] : i * s_shared, hi = off ? off[i + 1] : (i + 1) * s_shared;
+        if (!u->softmax) {
+            memcpy(u->w + lo, u->sc + lo, (hi - lo) * sizeof(float));
+        } else if (hi > lo) {
+            uint32_t n = (uint32_t)(hi - lo);
+            nn_softmax_masked_forward(u->w + lo, u->sc + lo, &n, 1, n);
+        }
+        float *vi = v + i * E;
+        memset(vi, 0, E * sizeof(float));
+        for (size_t r = lo; r < hi; r++) {
+            const float *ej = es + (off ? r : r - lo) * E;
+            for (size_t d = 0; d < E; d++) vi[d] += u->w[r] * ej[d];
+        }
+    }
+}
+
+void din_unit_forward_shared(din_unit *u, float *v, const float *ea, const float *es, size_t s, size_t b)
+{
+    size_t E = u->e, H1 = u->h1, R = b * s;
+    u->r = 0; /* no backward after this path */
+    for (size_t o = 0; o < H1; o++) {
+        const float *w = u->w1 + o * 4 * E;
+        for (size_t d = 0; d < E; d++) {
+            u->wj[o * E + d] = w[d] + w[2 * E + d];
+            u->wa[o * E + d] = w[E + d] - w[2 * E + d];
+            u->wd[o * E + d] = w[3 * E + d];
+        }
+    }
+    nn_linear_forward(u->p, es, u->wj, NULL, s, E, H1); /* once per behavior */
+    nn_linear_forward(u->q, ea, u->wa, u->b1, b, E, H1); /* once per candidate */
+    float *z = u->x; /* (R, E) e_j * e_a */
+    for (size_t i = 0; i < b; i++)
+        for (size_t j = 0; j < s; j++)
+            for (size_t d = 0; d < E; d++) z[(i * s + j) * E + d] = es[j * E + d] * ea[i * E + d];
+    nn_linear_forward(u->a1, z, u->wd, NULL, R, E, H1);
+    for (size_t i = 0; i < b; i++)
+        for (size_t j = 0; j < s; j++) {
+            float *pre = u->a1 + (i * s + j) * H1;
+            const float *pj = u->p + j * H1, *qi = u->q + i * H1;
+            for (size_t o = 0; o < H1; o++) pre[o] += pj[o] + qi[o];
+        }
+    unit_tail(u, v, es, s, NULL, b, R);
 }

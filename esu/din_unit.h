@@ -31,16 +31,28 @@ typedef struct din_unit {
     size_t b, r;
     float *x, *a1, *a2, *sc, *w;
     float *dx, *da1, *da2, *dp1, *dp2, *dsc, *dw;
+    float *wj, *wa, *wd, *p, *q; /* the shared-history path (din_unit_forward_shared) */
 } din_unit;
 
 int din_unit_register(param_list *p, const char *prefix, size_t e, size_t h1, size_t h2);
 void din_unit_bind(din_unit *u, const char *prefix, size_t e, size_t h1, size_t h2, int softmax, const param_set *p,
                    const param_set *g);
-void din_unit_carve(din_unit *u, arena *a, size_t max_rows);
+void din_unit_carve(din_unit *u, arena *a, size_t max_b, size_t max_rows);
 
 // v (B, E); ea (B, E); es (R, E) packed; off (B + 1)
 void din_unit_forward(din_unit *u, float *v, const float *ea, const float *es, const uint32_t *off, size_t b);
 // dea (B, E) +=, des (R, E) +=; dv (B, E)
 void din_unit_backward(din_unit *u, float *dea, float *des, const float *dv);
+
+/* The same forward when all B samples share one history es (S, E), as the
+ * candidates of one request do (inference only: no backward follows it).
+ * fc1 of [e_j, e_a, e_j - e_a, e_j * e_a] splits by its column blocks
+ * [W1 | W2 | W3 | W4] into (W1 + W3) e_j + (W2 - W3) e_a + W4 (e_j * e_a):
+ * the first term is computed once per behavior, the second once per
+ * candidate, and only the third for every (candidate, behavior) pair, with
+ * E inputs instead of 4E. Equal to din_unit_forward up to float rounding
+ * (tested); din_unit_forward is its reference. */
+// v (B, E); ea (B, E); es (S, E)
+void din_unit_forward_shared(din_unit *u, float *v, const float *ea, const float *es, size_t s, size_t b);
 
 #endif

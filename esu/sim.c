@@ -199,7 +199,7 @@ float sim_forward(sim *m, const model_batch *bt, float *logits, int train)
     /* the short-term branch */
     float branch_aux = 0;
     switch (cfg->branch) {
-    case SIM_BRANCH_DIN: din_branch_forward(&m->din, m->bout, m->ea, bt); break;
+    case SIM_BRANCH_DIN: din_branch_forward(&m->din, m->bout, m->ea, bt, train); break;
     case SIM_BRANCH_DIEN: branch_aux = dien_branch_forward(&m->dien, m->bout, m->ea, bt, train); break;
     case SIM_BRANCH_DSIN: dsin_branch_forward(&m->dsin, m->bout, m->ea, bt); break;
     }
