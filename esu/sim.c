@@ -190,6 +190,20 @@ size_t sim_selected(const sim *m, size_t b, const uint32_t **rows)
     return m->sel_off[b + 1] - m->sel_off[b];
 }
 
+/* Whether every sample has sample 0's long sequence (a request's candidates). */
+static int shared_long(const model_batch *bt)
+{
+    size_t k = bt->k, n = bt->long_len[0] < k ? bt->long_len[0] : k;
+    for (size_t b = 1; b < bt->b; b++) {
+        size_t m = bt->long_len[b] < k ? bt->long_len[b] : k;
+        if (m != n || memcmp(bt->long_item + b * k, bt->long_item, n * sizeof *bt->long_item) ||
+            memcmp(bt->long_cat + b * k, bt->long_cat, n * sizeof *bt->long_cat) ||
+            memcmp(bt->long_ts + b * k, bt->long_ts, n * sizeof *bt->long_ts))
+            return 0;
+    }
+    return 1;
+}
+
 float sim_forward(sim *m, const model_batch *bt, float *logits, int train)
 {
     const sim_config *cfg = &m->cfg;
@@ -203,14 +217,28 @@ float sim_forward(sim *m, const model_batch *bt, float *logits, int train)
     case SIM_BRANCH_DIEN: branch_aux = dien_branch_forward(&m->dien, m->bout, m->ea, bt, train); break;
     case SIM_BRANCH_DSIN: dsin_branch_forward(&m->dsin, m->bout, m->ea, bt); break;
     }
-    /* the long sequence, packed, with its times */
-    m->lr = seq_pack(m->loff, m->l_item, m->l_cat, bt->long_item, bt->long_cat, bt->long_len, B, bt->k);
-    for (size_t b = 0; b < B; b++)
-        for (size_t r = m->loff[b]; r < m->loff[b + 1]; r++) m->l_ts[r] = bt->long_ts[b * bt->k + (r - m->loff[b])];
-    embed_forward(&m->emb, m->el, m->l_item, m->l_cat, m->lr);
     float aux_loss = 0;
     m->trained_gsu = 0;
-    if (cfg->gsu == SIM_GSU_SOFT) {
+    /* one request (inference, every sample with sample 0's long sequence): embed and
+     * score the sequence once; sample b's rows are then the virtual rows b N .. b N + N - 1 */
+    int shared = !train && B > 1 && !nn_reference_forced() && shared_long(bt);
+    size_t n0 = shared ? (bt->long_len[0] < bt->k ? bt->long_len[0] : bt->k) : 0;
+    if (shared) {
+        embed_forward(&m->emb, m->el, bt->long_item, bt->long_cat, n0);
+        memcpy(m->l_ts, bt->long_ts, n0 * sizeof *m->l_ts);
+        for (size_t b = 0; b <= B; b++) m->loff[b] = (uint32_t)(b * n0);
+        m->lr = 0;
+    } else { /* the long sequence, packed, with its times */
+        m->lr = seq_pack(m->loff, m->l_item, m->l_cat, bt->long_item, bt->long_cat, bt->long_len, B, bt->k);
+        for (size_t b = 0; b < B; b++)
+            for (size_t r = m->loff[b]; r < m->loff[b + 1]; r++)
+                m->l_ts[r] = bt->long_ts[b * bt->k + (r - m->loff[b])];
+        embed_forward(&m->emb, m->el, m->l_item, m->l_cat, m->lr);
+    }
+    if (cfg->gsu == SIM_GSU_SOFT && shared) {
+        soft_gsu_score_shared(&m->gsu, m->score, m->ea, m->el, n0, B);
+        m->nsel = soft_gsu_topk(m->sel_off, m->sel, m->topk_scratch, m->score, m->loff, B, cfg->topk);
+    } else if (cfg->gsu == SIM_GSU_SOFT) {
         const float *label = train ? bt->label : NULL;
         aux_loss = soft_gsu_forward(&m->gsu, m->score, m->ea, m->el, m->loff, B, label, train);
         m->trained_gsu = label != NULL;
@@ -229,10 +257,10 @@ float sim_forward(sim *m, const model_batch *bt, float *logits, int train)
     }
     for (size_t b = 0; b < B; b++)
         for (size_t i = m->sel_off[b]; i < m->sel_off[b + 1]; i++) {
-            uint32_t r = m->sel[i];
+            uint32_t r = m->sel[i], src = shared ? r - m->loff[b] : r; /* shared: one copy of the rows */
             m->sel_pos[i] = r - m->loff[b];
-            memcpy(m->el_sel + i * E, m->el + (size_t)r * E, E * sizeof(float));
-            m->ts_sel[i] = m->l_ts[r];
+            memcpy(m->el_sel + i * E, m->el + (size_t)src * E, E * sizeof(float));
+            m->ts_sel[i] = m->l_ts[src];
         }
     esu_attention_forward(&m->esu, m->ul, m->ea, m->el_sel, m->ts_sel, bt->now, m->sel_off, B);
     for (size_t b = 0; b < B; b++) { /* the head's input: [e_a, branch output, U_lt] */

@@ -83,6 +83,15 @@ float soft_gsu_forward(soft_gsu *g, float *score, const float *ea, const float *
     return nn_bce_logits_forward(g->aux_logit, label, b);
 }
 
+void soft_gsu_score_shared(soft_gsu *g, float *score, const float *ea, const float *el, size_t n, size_t b)
+{
+    size_t E = g->e, D = g->d;
+    g->r = 0; /* no backward after this path */
+    nn_linear_forward(g->q, ea, g->wa, NULL, b, E, D);
+    nn_linear_forward(g->k, el, g->wb, NULL, n, E, D);
+    nn_linear_forward(score, g->q, g->k, NULL, b, D, n); /* score[b, i] = q_b . k_i */
+}
+
 void soft_gsu_backward(soft_gsu *g, float *dea, float *del, const float *label, float alpha)
 {
     size_t E = g->e, D = g->d, R = g->r, b = g->b;

@@ -45,6 +45,13 @@ void soft_gsu_carve(soft_gsu *g, arena *a, size_t max_b, size_t max_rows);
  * returns Loss_GSU (else 0). */
 float soft_gsu_forward(soft_gsu *g, float *score, const float *ea, const float *el, const uint32_t *off, size_t b,
                        const float *label, int train);
+/* Scores when all B samples search the same sequence el (N, E), as one
+ * request's candidates do (inference): W_b e_i once per behavior, then one
+ * (B, d) x (d, N) product. score (B, N) row-major, that is, sample b's rows
+ * at b N .. b N + N - 1. Equal to soft_gsu_forward's scores up to float
+ * rounding; no backward follows. */
+void soft_gsu_score_shared(soft_gsu *g, float *score, const float *ea, const float *el, size_t n, size_t b);
+
 /* Backward of alpha * Loss_GSU: dea (B, E) +=, del (R, E) +=. */
 void soft_gsu_backward(soft_gsu *g, float *dea, float *del, const float *label, float alpha);
 

@@ -132,3 +132,72 @@ Test(sim, hard_search_with_a_dsin_branch_matches_pytorch)
     run_case("sim_branches.safetensors", "ss.", SIM_GSU_HARD, 0);
     run_case("sim_branches.safetensors", "ss.", SIM_GSU_HARD, 1);
 }
+
+/* One request: every candidate has the same history and long sequence. At
+ * inference the GSU then scores the sequence once (soft_gsu_score_shared)
+ * and the DIN branch takes its shared path; scores and the behaviors kept
+ * must equal the general path's (nn_force_reference(1) selects it). */
+static void shared_request_case(sim_gsu_mode gsu)
+{
+    sim_config cfg;
+    sim_config_default(&cfg, 300, 20, gsu, 1);
+    cfg.topk = 8;
+    const size_t B = 25, S = 12, K = 60;
+    sim *m;
+    cr_assert_eq(sim_new(&m, &cfg, B, S, K), 0);
+    sim_init(m, 4);
+    param_set *p = sim_params(m);
+    uint64_t seed = 17;
+    for (size_t i = 0; i < p->n; i++)
+        if (strncmp(p->specs[i].name, "emb.", 4) == 0)
+            for (size_t j = 0; j < p->numel[i]; j++)
+                p->ptr[i][j] = (float)((double)(tu_rand(&seed) >> 11) / 9007199254740992.0 * 2.0 - 1.0);
+    static uint32_t ti[25], tc[25], hi[25 * 12], hc[25 * 12], hl[25], li[25 * 60], lc[25 * 60], ll[25];
+    static int64_t lts[25 * 60], now[25];
+    for (size_t b = 0; b < B; b++) {
+        ti[b] = (uint32_t)(tu_rand(&seed) % 310);
+        tc[b] = (uint32_t)(tu_rand(&seed) % 21);
+        hl[b] = 10;
+        ll[b] = 55;
+        now[b] = 1600000000;
+        for (size_t j = 0; j < S; j++) {
+            hi[b * S + j] = b ? hi[j] : (uint32_t)(tu_rand(&seed) % 300);
+            hc[b * S + j] = b ? hc[j] : (uint32_t)(tu_rand(&seed) % 20);
+        }
+        for (size_t j = 0; j < K; j++) {
+            li[b * K + j] = b ? li[j] : (uint32_t)(tu_rand(&seed) % 300);
+            lc[b * K + j] = b ? lc[j] : (uint32_t)(tu_rand(&seed) % 20);
+            lts[b * K + j] = 1500000000 + (int64_t)j * 100000;
+        }
+    }
+    model_batch bt = {.b = B, .target_item = ti, .target_cat = tc, .s = S, .hist_item = hi, .hist_cat = hc,
+                      .hist_len = hl, .k = K, .long_item = li, .long_cat = lc, .long_ts = lts, .long_len = ll,
+                      .now = now};
+    float fast[25], ref[25];
+    uint32_t kept[25][8];
+    size_t nkept[25];
+    sim_forward(m, &bt, fast, 0);
+    for (size_t b = 0; b < B; b++) {
+        const uint32_t *rows;
+        nkept[b] = sim_selected(m, b, &rows);
+        memcpy(kept[b], rows, nkept[b] * sizeof *rows);
+    }
+    nn_force_reference(1);
+    sim_forward(m, &bt, ref, 0);
+    nn_force_reference(0);
+    for (size_t b = 0; b < B; b++) {
+        const uint32_t *rows;
+        cr_assert_eq(sim_selected(m, b, &rows), nkept[b]);
+        cr_assert_eq(memcmp(rows, kept[b], nkept[b] * sizeof *rows), 0, "candidate %zu: other behaviors kept", b);
+    }
+    /* the same sums in another order: 1e-4 */
+    cr_assert_eq(tu_compare_f32("shared-request logits", fast, ref, B, 1e-4), 0,
+                 "the shared-request path differs from the general path (%s)", gsu == SIM_GSU_SOFT ? "soft" : "hard");
+    sim_free(m);
+}
+
+Test(sim, shared_request_path_equals_the_general_path)
+{
+    shared_request_case(SIM_GSU_SOFT);
+    shared_request_case(SIM_GSU_HARD);
+}
