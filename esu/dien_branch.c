@@ -93,9 +93,20 @@ float dien_branch_forward(dien_branch *br, float *out, const float *ea, const mo
     br->b = B;
     br->s = S;
     for (size_t b = 0; b < B; b++) br->len[b] = bt->hist_len[b] < S ? bt->hist_len[b] : (uint32_t)S;
-    embed_forward(br->emb, br->es, bt->hist_item, bt->hist_cat, B * S);
-    nn_gru_forward(br->h, NULL, br->gru_saved, br->scratch, br->es, br->len, br->gru_w, br->gru_u, br->gru_b, B, S, E,
-                   E);
+    if (!train && B > 1 && !nn_reference_forced() && batch_shared_history(bt)) {
+        /* one request: the interest extractor does not depend on the candidate, run it once */
+        embed_forward(br->emb, br->es, bt->hist_item, bt->hist_cat, S);
+        nn_gru_forward(br->h, NULL, br->gru_saved, br->scratch, br->es, br->len, br->gru_w, br->gru_u, br->gru_b, 1, S,
+                       E, E);
+        for (size_t b = 1; b < B; b++) {
+            memcpy(br->es + b * S * E, br->es, S * E * sizeof(float));
+            memcpy(br->h + b * S * E, br->h, S * E * sizeof(float));
+        }
+    } else {
+        embed_forward(br->emb, br->es, bt->hist_item, bt->hist_cat, B * S);
+        nn_gru_forward(br->h, NULL, br->gru_saved, br->scratch, br->es, br->len, br->gru_w, br->gru_u, br->gru_b, B, S,
+                       E, E);
+    }
     /* attention toward the target */
     nn_linear_forward(br->q, ea, br->att_w, NULL, B, E, E);
     for (size_t b = 0; b < B; b++)

@@ -46,7 +46,9 @@ static inline size_t dien_branch_width(const dien_branch *br)
 }
 
 /* out (B, 3E); ea (B, E) must stay until backward. In training with
- * negatives in the batch, returns alpha_aux * L_aux (else 0). */
+ * negatives in the batch, returns alpha_aux * L_aux (else 0). At inference,
+ * when every sample has the same history (one request's candidates), the
+ * extractor GRU runs once; nn_force_reference(1) keeps the general path. */
 float dien_branch_forward(dien_branch *br, float *out, const float *ea, const model_batch *bt, int train);
 /* dea (B, E) +=; dout (B, 3E); the behaviors' embedding gradients go to the embedding layer. */
 void dien_branch_backward(dien_branch *br, float *dea, const float *dout, const model_batch *bt);

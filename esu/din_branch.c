@@ -34,25 +34,12 @@ void din_branch_carve(din_branch *br, arena *a, size_t max_b, size_t max_s)
     din_unit_carve(&br->unit, a, B, R);
 }
 
-/* Whether every sample of the batch has sample 0's history (a request's candidates). */
-static int shared_history(const model_batch *bt)
-{
-    size_t s = bt->s, n = bt->hist_len[0] < s ? bt->hist_len[0] : s;
-    for (size_t b = 1; b < bt->b; b++) {
-        size_t m = bt->hist_len[b] < s ? bt->hist_len[b] : s;
-        if (m != n || memcmp(bt->hist_item + b * s, bt->hist_item, n * sizeof *bt->hist_item) ||
-            memcmp(bt->hist_cat + b * s, bt->hist_cat, n * sizeof *bt->hist_cat))
-            return 0;
-    }
-    return 1;
-}
-
 void din_branch_forward(din_branch *br, float *out, const float *ea, const model_batch *bt, int train)
 {
     size_t B = bt->b, E = br->e;
     br->ea = ea;
     br->b = B;
-    if (!train && B > 1 && !nn_reference_forced() && shared_history(bt)) {
+    if (!train && B > 1 && !nn_reference_forced() && batch_shared_history(bt)) {
         /* one request: embed the history once, split fc1 (din_unit_forward_shared) */
         size_t s = bt->hist_len[0] < bt->s ? bt->hist_len[0] : bt->s;
         embed_forward(br->emb, br->es, bt->hist_item, bt->hist_cat, s);

@@ -190,20 +190,6 @@ size_t sim_selected(const sim *m, size_t b, const uint32_t **rows)
     return m->sel_off[b + 1] - m->sel_off[b];
 }
 
-/* Whether every sample has sample 0's long sequence (a request's candidates). */
-static int shared_long(const model_batch *bt)
-{
-    size_t k = bt->k, n = bt->long_len[0] < k ? bt->long_len[0] : k;
-    for (size_t b = 1; b < bt->b; b++) {
-        size_t m = bt->long_len[b] < k ? bt->long_len[b] : k;
-        if (m != n || memcmp(bt->long_item + b * k, bt->long_item, n * sizeof *bt->long_item) ||
-            memcmp(bt->long_cat + b * k, bt->long_cat, n * sizeof *bt->long_cat) ||
-            memcmp(bt->long_ts + b * k, bt->long_ts, n * sizeof *bt->long_ts))
-            return 0;
-    }
-    return 1;
-}
-
 float sim_forward(sim *m, const model_batch *bt, float *logits, int train)
 {
     const sim_config *cfg = &m->cfg;
@@ -221,7 +207,7 @@ float sim_forward(sim *m, const model_batch *bt, float *logits, int train)
     m->trained_gsu = 0;
     /* one request (inference, every sample with sample 0's long sequence): embed and
      * score the sequence once; sample b's rows are then the virtual rows b N .. b N + N - 1 */
-    int shared = !train && B > 1 && !nn_reference_forced() && shared_long(bt);
+    int shared = !train && B > 1 && !nn_reference_forced() && batch_shared_long(bt);
     size_t n0 = shared ? (bt->long_len[0] < bt->k ? bt->long_len[0] : bt->k) : 0;
     if (shared) {
         embed_forward(&m->emb, m->el, bt->long_item, bt->long_cat, n0);

@@ -14,6 +14,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 typedef struct model_batch {
     size_t b;                    /* samples */
@@ -38,5 +39,34 @@ typedef struct model_batch {
     const int64_t *now;          /* (B) the sample's time: every behavior is before it */
     const float *label;          /* (B), 0 or 1; NULL at inference */
 } model_batch;
+
+/* Whether every sample has sample 0's short-term history, as the candidates
+ * of one request do: the models then compute what depends on it once. */
+static inline int batch_shared_history(const model_batch *bt)
+{
+    size_t s = bt->s, n = bt->hist_len[0] < s ? bt->hist_len[0] : s;
+    for (size_t b = 1; b < bt->b; b++) {
+        size_t m = bt->hist_len[b] < s ? bt->hist_len[b] : s;
+        if (m != n || memcmp(bt->hist_item + b * s, bt->hist_item, n * sizeof *bt->hist_item) ||
+            memcmp(bt->hist_cat + b * s, bt->hist_cat, n * sizeof *bt->hist_cat) ||
+            (bt->hist_ts && memcmp(bt->hist_ts + b * s, bt->hist_ts, n * sizeof *bt->hist_ts)))
+            return 0;
+    }
+    return 1;
+}
+
+/* The same for the long-term sequence (items, categories, times). */
+static inline int batch_shared_long(const model_batch *bt)
+{
+    size_t k = bt->k, n = bt->long_len[0] < k ? bt->long_len[0] : k;
+    for (size_t b = 1; b < bt->b; b++) {
+        size_t m = bt->long_len[b] < k ? bt->long_len[b] : k;
+        if (m != n || memcmp(bt->long_item + b * k, bt->long_item, n * sizeof *bt->long_item) ||
+            memcmp(bt->long_cat + b * k, bt->long_cat, n * sizeof *bt->long_cat) ||
+            (bt->long_ts && memcmp(bt->long_ts + b * k, bt->long_ts, n * sizeof *bt->long_ts)))
+            return 0;
+    }
+    return 1;
+}
 
 #endif
