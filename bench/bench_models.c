@@ -6,37 +6,47 @@
  * A request is one user and B candidates (default 200). Every candidate row
  * carries a copy of the same behaviors, because that is how the models take
  * a request today (models/batch.h: one sample per candidate):
- *   short-term   S = 50 behaviors (DIN branch of DIN and SIM; DIEN's sequence)
+ *   short-term   S = 50 behaviors (DIN branch of DIN and SIM; DIEN's sequence;
+ *                DSIN's sessions: only DSIN gets their timestamps, seconds to
+ *                minutes apart within a session of 3 to 14 behaviors and
+ *                hours to days between sessions: more than K = 5 sessions,
+ *                some longer than T = 10; "dsin_sessions" in the output)
  *   long-term    avgpool-din: K = 50 behaviors, mean-pooled;
  *                sim-hard: K = 50, the hard-search result (the index's answer,
  *                  here one fixed sequence of one category for every candidate);
  *                sim-soft, sim-soft-time: a sequence of 1,000 behaviors that
  *                  the soft GSU scores, keeping the top K = 50 for the ESU;
- *                din, dien: none.
+ *                din, dien, dsin: none.
  * Ids, categories and timestamps are random from a fixed seed; the model
  * has the library's default widths (din_config_default etc.) and random
  * weights, with the embeddings scaled to std 0.5 and non-trivial Dice
  * running statistics so that every path carries signal for the PyTorch
- * comparison.
+ * comparison (DSIN also: a non-zero bias encoding, LayerNorm weights away
+ * from 1 / 0 and non-zero attention biases, as tests/golden/gen_dsin.py).
  *
  * Measured (medians of ROUNDS after warm-up, inference mode, train = 0):
- *   forward     din_forward / sim_forward / dien_forward, the whole request;
+ *   forward     din_forward / sim_forward / dien_forward / dsin_forward, the
+ *               whole request;
  *   parts       the same forward decomposed into the library's own component
  *               calls (embed_forward, din_unit_forward, soft_gsu_forward +
  *               soft_gsu_topk, esu_attention_forward, nn_gru_forward ...,
- *               mlp_head_forward), with a clock around each part. The
+ *               nn_encoder_forward, nn_bilstm_forward, mlp_head_forward),
+ *               with a clock around each part (DSIN: also around the pieces
+ *               of its attention part, "sub_ms"). The
  *               decomposition must reproduce the model's logits (checked,
  *               "parts_max_abs_diff"), so the parts time the same work;
  *   sgemm       cblas_sgemm on the attention unit's first layer shape
- *               (B*S x 4E times (h1 x 4E)^T, the largest GEMM of the models),
- *               on the head's first layer shape, and on 1024^3.
+ *               (B*S x 4E times (h1 x 4E)^T, the largest GEMM of the models;
+ *               DIEN: its GRU's input projection; DSIN: its transformer's
+ *               FFN first layer, R x E times (d_ffn x E)^T over the R valid
+ *               session rows), on the head's first layer shape, and on 1024^3.
  * It writes OUT (safetensors): the parameters and buffers under the model's
  * names, the request ("in.*"), and the logits ("out.logits"), with the
  * configuration in the metadata; and prints one JSON object on stdout.
  * The library is used as is (nothing here changes it).
  *
  * usage: bench_models KIND OUT [ROUNDS=30] [B=200] [forward]
- *   KIND: din, avgpool-din, sim-hard, sim-soft, sim-soft-time, dien
+ *   KIND: din, avgpool-din, sim-hard, sim-soft, sim-soft-time, dien, dsin
  *   "forward": only the whole forward, ROUNDS times, nothing else measured
  *   or written (for `perf record`).
  *   Threads: OpenBLAS's (OPENBLAS_NUM_THREADS); the rest is single-threaded.
@@ -44,6 +54,7 @@
 #include "esu/dien.h"
 #include "esu/din.h"
 #include "esu/din_unit.h"
+#include "esu/dsin.h"
 #include "esu/esu_attention.h"
 #include "esu/sim.h"
 #include "gsu/soft_search.h"
@@ -53,6 +64,7 @@
 #include "models/embed.h"
 #include "models/mlp_head.h"
 #include "models/nn.h"
+#include "models/nn_attention.h"
 #include "models/nn_rnn.h"
 #include "models/seq_pack.h"
 
@@ -71,13 +83,25 @@
 #define WARMUP 5
 #define SEED 20261129u
 
-typedef enum kind { KIND_DIN, KIND_AVGPOOL_DIN, KIND_SIM_HARD, KIND_SIM_SOFT, KIND_SIM_SOFT_TIME, KIND_DIEN } kind;
-static const char *const kind_names[] = {"din", "avgpool-din", "sim-hard", "sim-soft", "sim-soft-time", "dien"};
+typedef enum kind {
+    KIND_DIN,
+    KIND_AVGPOOL_DIN,
+    KIND_SIM_HARD,
+    KIND_SIM_SOFT,
+    KIND_SIM_SOFT_TIME,
+    KIND_DIEN,
+    KIND_DSIN
+} kind;
+static const char *const kind_names[] = {"din", "avgpool-din", "sim-hard", "sim-soft", "sim-soft-time", "dien", "dsin"};
 #define N_KINDS (sizeof kind_names / sizeof kind_names[0])
 
 /* Parts of a forward, for timing and FLOPs. */
 enum { P_EMBED, P_ATT, P_GSU, P_MLP, P_OTHER, N_PARTS };
 static const char *const part_names[N_PARTS] = {"embed", "attention", "gsu", "mlp", "other"};
+/* DSIN's attention part, in pieces: the bias encoding, the transformer block
+ * with the mean pooling of its output, the Bi-LSTM, the two activation units. */
+enum { S_BIAS, S_ENCODER, S_LSTM, S_UNITS, N_SUBS };
+static const char *const sub_names[N_SUBS] = {"bias", "encoder", "bilstm", "units"};
 
 static double now_s(void)
 {
@@ -131,10 +155,11 @@ typedef struct request {
     uint32_t *long_item, *long_cat;     /* (B, K): one long sequence, copied per candidate */
     uint32_t *long_len;                 /* (B) */
     int64_t *long_ts, *now;             /* (B, K), (B) */
+    int64_t *hist_ts;                   /* (B, S) or NULL: one history's timestamps, copied */
     model_batch bt;
 } request;
 
-static void request_make(request *q, size_t b, size_t s, size_t k, int one_cat, uint64_t seed)
+static void request_make(request *q, size_t b, size_t s, size_t k, int one_cat, int with_ts, uint64_t seed)
 {
     uint64_t r = seed;
     q->b = b;
@@ -173,6 +198,29 @@ static void request_make(request *q, size_t b, size_t s, size_t k, int one_cat, 
         q->long_item[j] = (uint32_t)(splitmix(&r) % N_ITEMS);
         q->long_cat[j] = one_cat ? cat0 : (uint32_t)(splitmix(&r) % N_CATS);
     }
+    /* short-term timestamps (DSIN), oldest first, from their own random stream
+     * (the other models' requests stay as they are): going back from now,
+     * sessions of 3 to 14 behaviors (uniform; the oldest one cut by the
+     * history's start), 5 s to 15 min apart within a session and 1 h to
+     * 3 days between sessions (log-uniform); the newest behavior 1 s to
+     * ~17 min before now. */
+    q->hist_ts = NULL;
+    if (with_ts) {
+        uint64_t r2 = seed ^ 0x7d5a1e55c0ffee00ull;
+        q->hist_ts = xmalloc(b * s * sizeof(int64_t));
+        int64_t ht = now - 1 - (int64_t)pow(10.0, 3.0 * unif(&r2));
+        size_t left = 3 + (size_t)(splitmix(&r2) % 12); /* behaviors left in this session */
+        for (size_t j = s; j-- > 0;) {
+            q->hist_ts[j] = ht;
+            if (--left == 0) {
+                ht -= (int64_t)(3600.0 * pow(72.0, unif(&r2)));
+                left = 3 + (size_t)(splitmix(&r2) % 12);
+            } else {
+                ht -= (int64_t)(5.0 * pow(180.0, unif(&r2)));
+            }
+        }
+        for (size_t i = 1; i < b; i++) memcpy(q->hist_ts + i * s, q->hist_ts, s * sizeof(int64_t));
+    }
     for (size_t i = 1; i < b; i++) {
         memcpy(q->hist_item + i * s, q->hist_item, s * sizeof(uint32_t));
         memcpy(q->hist_cat + i * s, q->hist_cat, s * sizeof(uint32_t));
@@ -188,6 +236,7 @@ static void request_make(request *q, size_t b, size_t s, size_t k, int one_cat, 
     q->bt.hist_item = q->hist_item;
     q->bt.hist_cat = q->hist_cat;
     q->bt.hist_len = q->hist_len;
+    q->bt.hist_ts = q->hist_ts;
     q->bt.k = k;
     if (k) {
         q->bt.long_item = q->long_item;
@@ -211,6 +260,7 @@ static void request_free(request *q)
     free(q->long_len);
     free(q->long_ts);
     free(q->now);
+    free(q->hist_ts);
 }
 
 /* ---- the model, whichever kind ---- */
@@ -219,12 +269,19 @@ typedef struct model {
     kind kind;
     din_config dc; /* embeddings, DIN branch, head widths (also SIM's and DIEN's base) */
     sim_config sc;
+    dsin_config ds; /* DSIN: its config as dsin_new resolves it (d_ffn, d_lstm, min_session_len filled in) */
     din *din;
     sim *sim;
     dien *dien;
+    dsin *dsin;
     param_set *params, *buffers;
     size_t e, m_in; /* behavior width, head input width */
 } model;
+
+static float unif_pm(uint64_t *s, float a) /* [-a, a) */
+{
+    return (float)((2.0 * unif(s) - 1.0) * a);
+}
 
 static int model_new(model *md, kind k, const request *q)
 {
@@ -268,11 +325,27 @@ static int model_new(model *md, kind k, const request *q)
         }
         break;
     }
+    case KIND_DSIN:
+        dsin_config_default(&md->ds, N_ITEMS, N_CATS);
+        md->dc = md->ds.base;
+        rc = dsin_new(&md->dsin, &md->ds, q->b, q->s);
+        if (!rc) {
+            dsin_init(md->dsin, SEED);
+            md->params = dsin_params(md->dsin);
+            md->buffers = dsin_buffers(md->dsin);
+            size_t e = (size_t)md->dc.d_item + md->dc.d_cat;
+            if (!md->ds.d_ffn) md->ds.d_ffn = (uint32_t)(4 * e); /* as dsin_new resolves 0 */
+            if (!md->ds.d_lstm) md->ds.d_lstm = (uint32_t)e;
+            if (!md->ds.min_session_len) md->ds.min_session_len = 1;
+        }
+        break;
     }
     if (rc) return rc;
     md->e = (size_t)md->dc.d_item + md->dc.d_cat;
     if (md->sim)
         md->m_in = 3 * md->e + (size_t)md->sc.heads * (md->e + md->sc.d_time);
+    else if (md->dsin)
+        md->m_in = 2 * md->e + md->ds.d_lstm;
     else if (md->dien || md->dc.long_avgpool)
         md->m_in = 4 * md->e;
     else
@@ -290,6 +363,24 @@ static int model_new(model *md, kind k, const request *q)
         for (size_t j = 0; j < bf->numel[i]; j++)
             bf->ptr[i][j] = is_var ? (float)(0.5 + unif(&r)) : (float)(0.2 * unif(&r) - 0.1);
     }
+    /* DSIN: dsin_init starts the bias encoding at 0, the LayerNorms at 1 / 0
+     * and the attention biases at 0 (PyTorch's init); move them away from
+     * that, as tests/golden/gen_dsin.py does, so that a mix-up shows. */
+    if (md->dsin)
+        for (size_t i = 0; i < p->n; i++) {
+            const char *nm = p->specs[i].name;
+            int bias_enc = !strncmp(nm, "dsin.bias.", 10), norm = strstr(nm, ".norm") != NULL;
+            int att_bias = !strcmp(nm, "dsin.encoder.self_attn.in_proj_bias") ||
+                           !strcmp(nm, "dsin.encoder.self_attn.out_proj.bias");
+            for (size_t j = 0; j < p->numel[i] && (bias_enc || norm || att_bias); j++) {
+                if (bias_enc)
+                    p->ptr[i][j] = unif_pm(&r, 0.5f);
+                else if (norm && strstr(nm, ".weight"))
+                    p->ptr[i][j] = 1.0f + unif_pm(&r, 0.5f);
+                else
+                    p->ptr[i][j] = unif_pm(&r, 0.3f);
+            }
+        }
     return 0;
 }
 
@@ -299,6 +390,8 @@ static void model_forward(model *md, const request *q, float *logits)
         din_forward(md->din, &q->bt, logits, 0);
     else if (md->sim)
         sim_forward(md->sim, &q->bt, logits, 0);
+    else if (md->dsin)
+        dsin_forward(md->dsin, &q->bt, logits, 0);
     else
         dien_forward(md->dien, &q->bt, logits, 0);
 }
@@ -308,6 +401,50 @@ static void model_free(model *md)
     din_free(md->din);
     sim_free(md->sim);
     dien_free(md->dien);
+    dsin_free(md->dsin);
+}
+
+/* ---- DSIN's sessions ----
+ * One sample's sessions as esu/dsin.h defines them (a new session where the
+ * gap to the previous behavior is > session_gap seconds; sessions shorter
+ * than min_session_len dropped; the K most recent kept, each cut to its T
+ * most recent behaviors, numbered 0 .. n-1 oldest first): len (K), pos
+ * (K, T) positions in the hist row, valid for t < len[k]. Returns n. The
+ * library keeps this in esu/dsin_branch.c (static); main checks that this
+ * copy gives the layout dsin_sessions reports. */
+static int dsin_new_session(const int64_t *ts, size_t i, int64_t gap)
+{
+    return ts && ts[i] > ts[i - 1] && (uint64_t)ts[i] - (uint64_t)ts[i - 1] > (uint64_t)gap;
+}
+
+static size_t dsin_split(const dsin_config *c, const int64_t *ts, size_t len_b, uint32_t *len, uint32_t *pos)
+{
+    size_t K = c->max_sessions, T = c->session_len, min_len = c->min_session_len ? c->min_session_len : 1, n = 0;
+    for (int pass = 0; pass < 2; pass++) { /* count the kept sessions, then lay them out */
+        size_t found = 0, end = len_b;
+        while (end > 0 && found < K) {
+            size_t start = end - 1;
+            while (start > 0 && !dsin_new_session(ts, start, c->session_gap)) start--;
+            if (end - start >= min_len) {
+                if (pass) {
+                    size_t k = n - 1 - found, m = end - start < T ? end - start : T;
+                    len[k] = (uint32_t)m;
+                    for (size_t t = 0; t < m; t++) pos[k * T + t] = (uint32_t)(end - m + t);
+                }
+                found++;
+            }
+            end = start;
+        }
+        n = found;
+    }
+    for (size_t k = n; k < K; k++) len[k] = 0;
+    return n;
+}
+
+static size_t dsin_split_b(const dsin_config *c, const model_batch *bt, size_t b, uint32_t *len, uint32_t *pos)
+{
+    size_t S = bt->s, l = bt->hist_len[b] < S ? bt->hist_len[b] : S;
+    return dsin_split(c, bt->hist_ts ? bt->hist_ts + b * S : NULL, l, len, pos);
 }
 
 /* ---- FLOPs, counted analytically ----
@@ -389,10 +526,64 @@ static double flops_dien_interest(double b, double t, double E)
     return b * (gru + 2 * E * E + t * (2 * E + 4) + aug);
 }
 
+/* DSIN's attention part (esu/dsin_branch.c), C = E, F = d_ffn, NH heads of
+ * D = C / NH, H = d_lstm; "rows" are the behaviors kept in sessions.
+ *   bias encoding, per row: kt = w_K[k] + w_T[t]; x[c] += kt + w_C[c]    2C + 1
+ *   transformer block (models/nn_attention.c), over the packed rows:
+ *     in projection C -> 3C with bias      6C^2 + 3C
+ *     out projection C -> C with bias      2C^2 + C;  residual  C
+ *     LayerNorm: mean (C), variance (sub, mul, add: 3C), y = (x - m) r g + b (4C)   8C
+ *     FFN C -> F with bias                 2CF + F;  ReLU 0 (a comparison)
+ *     FFN F -> C with bias                 2FC + C;  residual  C;  LayerNorm  8C
+ *     = 8C^2 + 4CF + 23C + F per row
+ *     attention core, per session of L rows, per head:
+ *       scores q_i . k_j and the 1/sqrt(D) scale   L^2 (2D + 1)
+ *       softmax (sub, exp, add, mul)               4 L^2
+ *       context sum_j p_ij v_j                     2D L^2
+ *       = L^2 (4C + 5 NH) over the heads
+ *   mean pooling, per session of L rows: L C + C
+ *   Bi-LSTM (models/nn_rnn.c), per direction:
+ *     input projection with both biases, over all B K session slots (the
+ *       code projects the empty ones too)  8CH + 8H per slot
+ *     per valid step: recurrent w_hh h     8H^2
+ *       gates: 4 adds, 3 sigmoids, 1 tanh; c = f c + i g (3); tanh(c); h = o tanh(c)   13H
+ *     the reverse direction adds its output into the forward's   H per valid step
+ *   activation units, per candidate with n sessions (widths E, then H):
+ *     q = W^I e_a, W^H e_a                 2E^2 + 2HE
+ *     scores v_k . q                       n (2E + 2H)
+ *     softmax (sub, exp, add, mul), twice  8n
+ *     weighted sums                        n (2E + 2H)
+ * Fills sub[] (N_SUBS) and returns the total; *rows = the kept rows. */
+static double flops_dsin(const model *md, const request *q, double *sub, size_t *rows)
+{
+    const dsin_config *c = &md->ds;
+    size_t K = c->max_sessions, T = c->session_len, B = q->b;
+    double E = (double)md->e, C = E, F = c->d_ffn, NH = c->heads, H = c->d_lstm;
+    uint32_t *len = xmalloc(K * sizeof(uint32_t)), *pos = xmalloc(K * T * sizeof(uint32_t));
+    memset(sub, 0, N_SUBS * sizeof *sub);
+    *rows = 0;
+    for (size_t b = 0; b < B; b++) {
+        size_t n = dsin_split_b(c, &q->bt, b, len, pos);
+        double steps = (double)n; /* valid Bi-LSTM steps: one per session */
+        for (size_t k = 0; k < n; k++) {
+            double L = len[k];
+            *rows += len[k];
+            sub[S_BIAS] += L * (2 * C + 1);
+            sub[S_ENCODER] += L * (8 * C * C + 4 * C * F + 23 * C + F) + L * L * (4 * C + 5 * NH) + L * C + C;
+        }
+        sub[S_LSTM] += 2 * ((double)K * (8 * C * H + 8 * H) + steps * (8 * H * H + 13 * H)) + steps * H;
+        sub[S_UNITS] += 2 * E * E + 2 * H * E + steps * (2 * E + 2 * H) + 8 * steps + steps * (2 * E + 2 * H);
+    }
+    free(len);
+    free(pos);
+    return sub[S_BIAS] + sub[S_ENCODER] + sub[S_LSTM] + sub[S_UNITS];
+}
+
 /* "other": the head input (and pooling) built from the parts.
  *   DIN, SIM: e_a * v                 E per candidate
  *   avg-pooling long DIN: mean of K rows   K E + E
- *   DIEN: pool = sum_t e_t, e_a * pool     T E + E */
+ *   DIEN: pool = sum_t e_t, e_a * pool     T E + E
+ *   DSIN: copies only, and the sessions (integer work)   0 */
 static void count_flops(const model *md, const request *q, double *f)
 {
     const din_config *c = &md->dc;
@@ -423,13 +614,20 @@ static void count_flops(const model *md, const request *q, double *f)
         f[P_ATT] = flops_dien_interest(B, S, E);
         f[P_OTHER] = B * (S * E + E);
         break;
+    case KIND_DSIN: {
+        double sub[N_SUBS];
+        size_t rows;
+        f[P_ATT] = flops_dsin(md, q, sub, &rows);
+        break;
+    }
     }
 }
 
 /* ---- the forward, decomposed into the library's component calls ----
  * The same calls, in the same order, as din_forward / sim_forward /
- * dien_forward (esu/din.c, esu/sim.c, esu/dien.c), with a clock between
- * parts. Components are bound to the model's own parameters and buffers. */
+ * dien_forward / dsin_forward (esu/din.c, esu/sim.c, esu/dien.c, esu/dsin.c
+ * with esu/dsin_branch.c), with a clock between parts. Components are bound
+ * to the model's own parameters and buffers. */
 
 typedef struct parts {
     embed_layer emb;
@@ -444,6 +642,12 @@ typedef struct parts {
     /* DIEN */
     const float *gru_w, *gru_u, *gru_b, *att_w, *aug_w, *aug_u, *aug_b;
     float *h, *dq, *sc, *att, *hfin, *pool, *gru_saved, *aug_saved, *scratch;
+    /* DSIN (scratch above is shared) */
+    nn_encoder_weights enc;
+    const float *be_k, *be_t, *be_c, *w_ih, *w_hh, *b_ih, *b_hh, *att_i, *att_h;
+    uint32_t *n_sess, *sess_len, *sess_pos, *sess_item, *sess_cat;
+    float *x, *y, *ik, *hk, *qi, *qh, *si, *ai, *sh, *ah, *bout, *enc_saved, *lstm_saved;
+    double sub[N_SUBS]; /* seconds per piece of DSIN's attention part, added by parts_forward */
     void *ws;
 } parts;
 
@@ -488,6 +692,30 @@ static void parts_carve(parts *p, const model *md, arena *a)
         p->aug_saved = ARENA_FLOATS(a, nn_augru_saved_floats(B, S, E, E));
         p->scratch = ARENA_FLOATS(a, s1 > s2 ? s1 : s2);
     }
+    if (md->dsin) {
+        const dsin_config *c = &md->ds;
+        size_t K = c->max_sessions, T = c->session_len, H = c->d_lstm, BK = B * K, BKT = BK * T;
+        size_t se = nn_encoder_scratch_floats(BK, T, E, c->d_ffn, c->heads), sl = nn_bilstm_scratch_floats(B, K, E, H);
+        p->n_sess = ARENA_U32(a, B);
+        p->sess_len = ARENA_U32(a, BK);
+        p->sess_pos = ARENA_U32(a, BKT);
+        p->sess_item = ARENA_U32(a, BKT);
+        p->sess_cat = ARENA_U32(a, BKT);
+        p->x = ARENA_FLOATS(a, BKT * E);
+        p->y = ARENA_FLOATS(a, BKT * E);
+        p->ik = ARENA_FLOATS(a, BK * E);
+        p->hk = ARENA_FLOATS(a, BK * H);
+        p->qi = ARENA_FLOATS(a, B * E);
+        p->qh = ARENA_FLOATS(a, B * H);
+        p->si = ARENA_FLOATS(a, BK);
+        p->ai = ARENA_FLOATS(a, BK);
+        p->sh = ARENA_FLOATS(a, BK);
+        p->ah = ARENA_FLOATS(a, BK);
+        p->bout = ARENA_FLOATS(a, B * (E + H));
+        p->enc_saved = ARENA_FLOATS(a, nn_encoder_saved_floats(BK, T, E, c->d_ffn, c->heads));
+        p->lstm_saved = ARENA_FLOATS(a, nn_bilstm_saved_floats(B, K, E, H));
+        p->scratch = ARENA_FLOATS(a, se > sl ? se : sl);
+    }
     mlp_head_carve(&p->head, a, B);
 }
 
@@ -518,6 +746,31 @@ static void parts_new(parts *p, const model *md, const request *q)
         p->aug_u = param_find(md->params, "dien.augru.u");
         p->aug_b = param_find(md->params, "dien.augru.b");
     }
+    if (md->dsin) {
+        const param_set *ps = md->params;
+        nn_encoder_weights *w = &p->enc;
+        w->in_w = param_find(ps, "dsin.encoder.self_attn.in_proj_weight");
+        w->in_b = param_find(ps, "dsin.encoder.self_attn.in_proj_bias");
+        w->out_w = param_find(ps, "dsin.encoder.self_attn.out_proj.weight");
+        w->out_b = param_find(ps, "dsin.encoder.self_attn.out_proj.bias");
+        w->l1_w = param_find(ps, "dsin.encoder.linear1.weight");
+        w->l1_b = param_find(ps, "dsin.encoder.linear1.bias");
+        w->l2_w = param_find(ps, "dsin.encoder.linear2.weight");
+        w->l2_b = param_find(ps, "dsin.encoder.linear2.bias");
+        w->n1_w = param_find(ps, "dsin.encoder.norm1.weight");
+        w->n1_b = param_find(ps, "dsin.encoder.norm1.bias");
+        w->n2_w = param_find(ps, "dsin.encoder.norm2.weight");
+        w->n2_b = param_find(ps, "dsin.encoder.norm2.bias");
+        p->be_k = param_find(ps, "dsin.bias.k");
+        p->be_t = param_find(ps, "dsin.bias.t");
+        p->be_c = param_find(ps, "dsin.bias.c");
+        p->w_ih = param_find(ps, "dsin.lstm.w_ih");
+        p->w_hh = param_find(ps, "dsin.lstm.w_hh");
+        p->b_ih = param_find(ps, "dsin.lstm.b_ih");
+        p->b_hh = param_find(ps, "dsin.lstm.b_hh");
+        p->att_i = param_find(ps, "dsin.att_i.w");
+        p->att_h = param_find(ps, "dsin.att_h.w");
+    }
     mlp_head_bind(&p->head, "mlp", md->m_in, c->mlp_h1, c->mlp_h2, c->dice_momentum, md->params, NULL, md->buffers);
     arena a = {0};
     parts_carve(p, md, &a);
@@ -535,9 +788,105 @@ static float dot_plain(const float *a, const float *b, size_t n) /* as esu/dien.
     return s;
 }
 
+/* DSIN's activation unit, as esu/dsin_branch.c's unit_forward: u (B, W) with
+ * row stride ld = sum_{k < n} softmax_k(v_k . q) v_k; v (B, K, W), q (B, W) */
+static void dsin_unit_plain(float *u, size_t ld, float *sc, float *att, const float *v, const float *q,
+                            const uint32_t *n, size_t B, size_t K, size_t W)
+{
+    for (size_t b = 0; b < B; b++)
+        for (size_t k = 0; k < n[b]; k++) sc[b * K + k] = dot_plain(v + (b * K + k) * W, q + b * W, W);
+    nn_softmax_masked_forward(att, sc, n, B, K);
+    for (size_t b = 0; b < B; b++) {
+        float *ub = u + b * ld;
+        memset(ub, 0, W * sizeof *ub);
+        for (size_t k = 0; k < n[b]; k++) {
+            const float a = att[b * K + k], *vk = v + (b * K + k) * W;
+            for (size_t d = 0; d < W; d++) ub[d] += a * vk[d];
+        }
+    }
+}
+
+/* DSIN's forward (dsin_forward, then dsin_branch_forward's steps), decomposed. */
+static void parts_forward_dsin(parts *p, const model *md, const request *q, double *t)
+{
+    const model_batch *bt = &q->bt;
+    const dsin_config *c = &md->ds;
+    size_t B = bt->b, S = bt->s, E = md->e, M = md->m_in, K = c->max_sessions, T = c->session_len, H = c->d_lstm,
+           W = E + H, BK = B * K;
+    double c0 = now_s(), c1;
+#define LAP(part) (c1 = now_s(), t[part] += c1 - c0, c0 = c1)
+#define SUB(piece) (c1 = now_s(), t[P_ATT] += c1 - c0, p->sub[piece] += c1 - c0, c0 = c1)
+    /* the sessions, with their ids (0 at padding) */
+    for (size_t b = 0; b < B; b++) {
+        uint32_t *len = p->sess_len + b * K, *pos = p->sess_pos + b * K * T;
+        p->n_sess[b] = (uint32_t)dsin_split_b(c, bt, b, len, pos);
+        for (size_t k = 0; k < K; k++)
+            for (size_t s = 0; s < T; s++) {
+                size_t i = (b * K + k) * T + s;
+                if (s < len[k]) {
+                    p->sess_item[i] = bt->hist_item[b * S + pos[k * T + s]];
+                    p->sess_cat[i] = bt->hist_cat[b * S + pos[k * T + s]];
+                } else {
+                    pos[k * T + s] = 0;
+                    p->sess_item[i] = p->sess_cat[i] = 0;
+                }
+            }
+    }
+    LAP(P_OTHER);
+    embed_forward(&p->emb, p->ea, bt->target_item, bt->target_cat, B);
+    for (size_t bk = 0; bk < BK; bk++) {
+        size_t L = p->sess_len[bk];
+        float *x = p->x + bk * T * E;
+        embed_forward(&p->emb, x, p->sess_item + bk * T, p->sess_cat + bk * T, L);
+        memset(x + L * E, 0, (T - L) * E * sizeof *x);
+    }
+    LAP(P_EMBED);
+    for (size_t bk = 0; bk < BK; bk++) { /* bias encoding */
+        size_t L = p->sess_len[bk], k = bk % K;
+        float *x = p->x + bk * T * E;
+        for (size_t s = 0; s < L; s++) {
+            const float kt = p->be_k[k] + p->be_t[s];
+            for (size_t d = 0; d < E; d++) x[s * E + d] += kt + p->be_c[d];
+        }
+    }
+    SUB(S_BIAS);
+    nn_encoder_forward(p->y, p->enc_saved, p->scratch, p->x, p->sess_len, &p->enc, BK, T, E, c->d_ffn, c->heads);
+    for (size_t bk = 0; bk < BK; bk++) { /* I_k: the mean of the block's output over the session */
+        size_t L = p->sess_len[bk];
+        float *ik = p->ik + bk * E;
+        memset(ik, 0, E * sizeof *ik);
+        for (size_t s = 0; s < L; s++)
+            for (size_t d = 0; d < E; d++) ik[d] += p->y[(bk * T + s) * E + d];
+        if (L)
+            for (size_t d = 0; d < E; d++) ik[d] /= (float)L;
+    }
+    SUB(S_ENCODER);
+    nn_bilstm_forward(p->hk, NULL, NULL, p->lstm_saved, p->scratch, p->ik, p->n_sess, p->w_ih, p->w_hh, p->b_ih,
+                      p->b_hh, B, K, E, H);
+    SUB(S_LSTM);
+    nn_linear_forward(p->qi, p->ea, p->att_i, NULL, B, E, E);
+    nn_linear_forward(p->qh, p->ea, p->att_h, NULL, B, E, H);
+    dsin_unit_plain(p->bout, W, p->si, p->ai, p->ik, p->qi, p->n_sess, B, K, E);
+    dsin_unit_plain(p->bout + E, W, p->sh, p->ah, p->hk, p->qh, p->n_sess, B, K, H);
+    SUB(S_UNITS);
+    for (size_t b = 0; b < B; b++) { /* the head's input: [e_a, U^I, U^H] */
+        memcpy(p->m_in + b * M, p->ea + b * E, E * sizeof(float));
+        memcpy(p->m_in + b * M + E, p->bout + b * W, W * sizeof(float));
+    }
+    LAP(P_OTHER);
+    mlp_head_forward(&p->head, p->logit, p->m_in, B, 0);
+    LAP(P_MLP);
+#undef SUB
+#undef LAP
+}
+
 /* One decomposed forward; adds each part's seconds into t[]. */
 static void parts_forward(parts *p, const model *md, const request *q, double *t)
 {
+    if (md->dsin) {
+        parts_forward_dsin(p, md, q, t);
+        return;
+    }
     const model_batch *bt = &q->bt;
     size_t B = bt->b, S = bt->s, E = md->e, M = md->m_in;
     double c0 = now_s(), c1;
@@ -712,6 +1061,7 @@ static int write_file(const char *path, const model *md, const request *q, const
     if (!rc) rc = add_u32(w, "in.hist_item", q->hist_item, B, S);
     if (!rc) rc = add_u32(w, "in.hist_cat", q->hist_cat, B, S);
     if (!rc) rc = add_u32(w, "in.hist_len", q->hist_len, B, 0);
+    if (!rc && q->hist_ts) rc = add_i64(w, "in.hist_ts", q->hist_ts, B, S);
     if (!rc && K) rc = add_u32(w, "in.long_item", q->long_item, B, K);
     if (!rc && K) rc = add_u32(w, "in.long_cat", q->long_cat, B, K);
     if (!rc && K) rc = add_u32(w, "in.long_len", q->long_len, B, 0);
@@ -734,6 +1084,13 @@ static int write_file(const char *path, const model *md, const request *q, const
     if (!rc && md->sim) rc = meta_u(w, "d_head", md->sc.d_head);
     if (!rc && md->sim) rc = meta_u(w, "d_time", md->sc.d_time);
     if (!rc && md->sim) rc = meta_u(w, "gsu_d", md->sc.gsu_d);
+    if (!rc && md->dsin) rc = meta_u(w, "max_sessions", md->ds.max_sessions);
+    if (!rc && md->dsin) rc = meta_u(w, "session_len", md->ds.session_len);
+    if (!rc && md->dsin) rc = meta_u(w, "min_session_len", md->ds.min_session_len);
+    if (!rc && md->dsin) rc = meta_u(w, "session_gap", (size_t)md->ds.session_gap);
+    if (!rc && md->dsin) rc = meta_u(w, "heads", md->ds.heads);
+    if (!rc && md->dsin) rc = meta_u(w, "d_ffn", md->ds.d_ffn);
+    if (!rc && md->dsin) rc = meta_u(w, "d_lstm", md->ds.d_lstm);
     char err[512] = "";
     if (!rc) rc = st_writer_write(w, path, err, sizeof err);
     if (rc) fprintf(stderr, "%s: cannot write: %s (%s)\n", path, lsim_strerror(rc), err);
@@ -745,7 +1102,7 @@ int main(int argc, char **argv)
 {
     if (argc < 3) {
         fprintf(stderr, "usage: %s KIND OUT.safetensors [ROUNDS=30] [B=200] [forward]\n"
-                        "  KIND: din, avgpool-din, sim-hard, sim-soft, sim-soft-time, dien\n",
+                        "  KIND: din, avgpool-din, sim-hard, sim-soft, sim-soft-time, dien, dsin\n",
                 argv[0]);
         return 2;
     }
@@ -764,7 +1121,7 @@ int main(int argc, char **argv)
     if (k == KIND_AVGPOOL_DIN || k == KIND_SIM_HARD) K = LONG_K;
     if (k == KIND_SIM_SOFT || k == KIND_SIM_SOFT_TIME) K = SOFT_LEN;
     request q;
-    request_make(&q, B, SHORT_LEN, K, k == KIND_SIM_HARD, SEED);
+    request_make(&q, B, SHORT_LEN, K, k == KIND_SIM_HARD, k == KIND_DSIN, SEED);
     model md;
     int rc = model_new(&md, k, &q);
     if (rc) {
@@ -796,22 +1153,56 @@ int main(int argc, char **argv)
     parts p;
     parts_new(&p, &md, &q);
     double *pt = xmalloc((size_t)rounds * N_PARTS * sizeof(double)), acc[N_PARTS];
+    double *st = xmalloc((size_t)rounds * N_SUBS * sizeof(double));
     for (int i = -WARMUP; i < rounds; i++) {
         memset(acc, 0, sizeof acc);
+        memset(p.sub, 0, sizeof p.sub);
         parts_forward(&p, &md, &q, acc);
-        if (i >= 0)
+        if (i >= 0) {
             for (int j = 0; j < N_PARTS; j++) pt[(size_t)j * (size_t)rounds + (size_t)i] = acc[j];
+            for (int j = 0; j < N_SUBS; j++) st[(size_t)j * (size_t)rounds + (size_t)i] = p.sub[j];
+        }
     }
-    double part_ms[N_PARTS], parts_sum = 0;
+    double part_ms[N_PARTS], parts_sum = 0, sub_ms[N_SUBS];
     for (int j = 0; j < N_PARTS; j++) {
         part_ms[j] = median(pt + (size_t)j * (size_t)rounds, (size_t)rounds) * 1e3;
         parts_sum += part_ms[j];
     }
+    for (int j = 0; j < N_SUBS; j++) sub_ms[j] = median(st + (size_t)j * (size_t)rounds, (size_t)rounds) * 1e3;
     double diff = 0;
     for (size_t i = 0; i < B; i++) diff = fmax(diff, fabs((double)p.logit[i] - (double)logits[i]));
 
-    /* sgemm: the attention unit's fc1 shape (or DIEN's GRU input projection), the head's fc1, and 1024^3 */
+    /* DSIN: the sessions cut here must be the library's (dsin_sessions, of its last forward) */
+    double sub_fl[N_SUBS] = {0};
+    size_t dsin_rows = 0;
+    if (md.dsin) {
+        size_t KS = md.ds.max_sessions, TS = md.ds.session_len;
+        model_forward(&md, &q, logits);
+        for (size_t b = 0; b < B; b++) {
+            const uint32_t *len, *pos;
+            size_t n = dsin_sessions(md.dsin, b, &len, &pos);
+            int same = n == p.n_sess[b];
+            for (size_t kk = 0; kk < KS && same; kk++) {
+                same = len[kk] == p.sess_len[b * KS + kk];
+                for (size_t s = 0; s < len[kk] && same; s++)
+                    same = pos[kk * TS + s] == p.sess_pos[(b * KS + kk) * TS + s];
+            }
+            if (!same) {
+                fprintf(stderr, "dsin: the bench's sessions of sample %zu differ from dsin_sessions'\n", b);
+                return 1;
+            }
+        }
+        flops_dsin(&md, &q, sub_fl, &dsin_rows);
+    }
+
+    /* sgemm: the attention unit's fc1 shape (or DIEN's GRU input projection, or DSIN's
+     * FFN first layer over the kept session rows), the head's fc1, and 1024^3 */
     size_t att_m = B * q.s, att_n = md.dien ? 3 * md.e : md.dc.att_h1, att_k = md.dien ? md.e : 4 * md.e;
+    if (md.dsin) {
+        att_m = dsin_rows;
+        att_n = md.ds.d_ffn;
+        att_k = md.e;
+    }
     sgemm_result g_att = sgemm_bench(att_m, att_n, att_k, rounds, 1);
     sgemm_result g_head = sgemm_bench(B, md.dc.mlp_h1, md.m_in, rounds, 1);
     sgemm_result g_sq = sgemm_bench(1024, 1024, 1024, rounds < 10 ? rounds : 10, 0);
@@ -835,6 +1226,22 @@ int main(int argc, char **argv)
     for (int j = 0; j < N_PARTS; j++)
         printf("%s\"%s\": %.3f", j ? ", " : "", part_names[j], part_ms[j] > 0 ? fl[j] / (part_ms[j] * 1e6) : 0.0);
     printf("}, \"flops\": %.0f, \"gflops\": %.3f, ", fl_total, fl_total / (fwd_ms * 1e6));
+    if (md.dsin) { /* the pieces of the attention part, and the sessions of candidate 0 (all alike) */
+        printf("\"sub_ms\": {");
+        for (int j = 0; j < N_SUBS; j++) printf("%s\"%s\": %.4f", j ? ", " : "", sub_names[j], sub_ms[j]);
+        printf("}, \"sub_flops\": {");
+        for (int j = 0; j < N_SUBS; j++) printf("%s\"%s\": %.0f", j ? ", " : "", sub_names[j], sub_fl[j]);
+        size_t S = q.s, cut = 0, start = 0;
+        printf("}, \"dsin_sessions\": {\"all\": [");
+        for (size_t j = 1; j <= S; j++) /* every session of the history, before the K / T cut */
+            if (j == S || dsin_new_session(q.hist_ts, j, md.ds.session_gap)) {
+                printf("%s%zu", cut++ ? ", " : "", j - start);
+                start = j;
+            }
+        printf("], \"kept\": [");
+        for (size_t kk = 0; kk < p.n_sess[0]; kk++) printf("%s%u", kk ? ", " : "", p.sess_len[kk]);
+        printf("], \"rows\": %zu}, ", dsin_rows);
+    }
     printf("\"sgemm\": {\"attention_shape\": [%zu, %zu, %zu], \"attention_gflops\": %.3f, "
            "\"head_shape\": [%zu, %zu, %zu], \"head_gflops\": %.3f, \"square_shape\": [1024, 1024, 1024], "
            "\"square_gflops\": %.3f}}\n",
@@ -842,6 +1249,7 @@ int main(int argc, char **argv)
 
     free(p.ws);
     free(pt);
+    free(st);
     free(t);
     free(logits);
     model_free(&md);

@@ -2,21 +2,22 @@
 """bench_models.py: the forward pass of each lsim model against the same model in
 PyTorch, on the same inputs and thread count, in one run.
 
-For each model (din, avgpool-din, sim-hard, sim-soft, sim-soft-time, dien) and
-each thread count N:
+For each model (din, avgpool-din, sim-hard, sim-soft, sim-soft-time, dien, dsin;
+--models picks some) and each thread count N:
   lsim     build/bench_models (bench/bench_models.c) builds one request (one user,
            B = 200 candidates, each carrying the same 50 short-term behaviors and
            the same long-term sequence: 50 behaviors for avgpool-din and sim-hard,
-           1,000 behaviors searched down to the top 50 for sim-soft*), times
-           din_forward / sim_forward / dien_forward in inference mode (median of
-           --rounds after warm-up), times the parts of that forward
+           1,000 behaviors searched down to the top 50 for sim-soft*; for dsin the
+           50 behaviors have timestamps that cut them into sessions), times
+           din_forward / sim_forward / dien_forward / dsin_forward in inference
+           mode (median of --rounds after warm-up), times the parts of that forward
            (attention, GSU, MLP head, embeddings, the rest), counts their FLOPs,
            and times OpenBLAS cblas_sgemm in the same process. It writes the
            weights, the request and its logits to a safetensors file.
   PyTorch  a worker process (Debian's PyTorch, float32, eval mode, torch.no_grad(),
            torch.set_num_threads(N)) loads that file into the reference models of
-           tests/golden (gen_din.DIN, gen_sim.SIM, gen_dien.DIEN, with their Head
-           and Dice), checks its logits against lsim's (max |difference| over
+           tests/golden (gen_din.DIN, gen_sim.SIM, gen_dien.DIEN, gen_dsin.DSIN, with
+           their Head and Dice), checks its logits against lsim's (max |difference| over
            max |logit| <= 1e-4, or the script fails), and times the forward
            (median of --rounds after warm-up) in two forms:
              golden      the tests/golden forward code as written. For DIEN, gru_ref
@@ -26,8 +27,12 @@ each thread count N:
                          loops in Python: SIM's per-candidate top-K and time
                          buckets become batched torch.topk / comparisons; DIEN's
                          extractor is torch.nn.GRU (nn_rnn.h's exact conversion)
-                         and its AUGRU projects the inputs in one GEMM. DIN's
-                         golden code is already batched (no second form).
+                         and its AUGRU projects the inputs in one GEMM. DSIN's
+                         sessions are cut and gathered with tensor operations
+                         instead of Python loops over samples and sessions (the
+                         transformer block, Bi-LSTM and units as in the golden
+                         code). DIN's golden code is already batched (no second
+                         form).
            The speedup is against the faster of the two. The float64 golden forward
            is checked against lsim too (the numerical truth).
 Both sides use the same OpenBLAS (PyTorch's BLAS here is the system libblas.so.3,
@@ -40,10 +45,13 @@ It prints Markdown tables for docs/BENCHMARKS.md; --json writes every number.
 Run from the repository root after ./test.sh or scripts/build.sh:
 
     bench/bench_models.py [--runs 3] [--rounds 30] [--threads 1,2] [--build build]
+                          [--models din,dsin,...]
 
-DSIN: not built yet; its rows print as "not yet built". To add it: a kind in
-bench/bench_models.c (model_new, parts_forward, count_flops), then "dsin" in KINDS
-below with a builder in torch_model() and its reference class from tests/golden.
+To add a model: a kind in bench/bench_models.c (model_new, parts_forward,
+count_flops, write_file's metadata), then its name in KINDS below, a builder in
+build() and a forward in torch_worker() from its reference class in tests/golden.
+Until its C side exists, a model can be listed in PENDING: its rows then print as
+a placeholder.
 """
 import argparse
 import copy
@@ -56,8 +64,8 @@ import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 GOLDEN = os.path.join(ROOT, "tests", "golden")
-KINDS = ["din", "avgpool-din", "sim-hard", "sim-soft", "sim-soft-time", "dien"]
-PENDING = {"dsin": "not yet built"}  # models whose C side does not exist yet: a row says so
+KINDS = ["din", "avgpool-din", "sim-hard", "sim-soft", "sim-soft-time", "dien", "dsin"]
+PENDING = {}  # models whose C side does not exist yet, name -> why: a placeholder row says so
 TOL = 1e-4  # max |lsim - PyTorch| / max |PyTorch logit|
 LABELS = {
     "din": "DIN", "avgpool-din": "avg-pooling long DIN (K=50)", "sim-hard": "SIM hard (K=50)",
@@ -76,6 +84,7 @@ def torch_worker(a):
     sys.path.insert(0, GOLDEN)
     import gen_dien  # noqa: E402  (imports gen_nn_rnn, which sets the default dtype to float64)
     import gen_din  # noqa: E402
+    import gen_dsin  # noqa: E402
     import gen_esu  # noqa: E402
     import gen_sim  # noqa: E402
     import safetensors_io  # noqa: E402
@@ -119,6 +128,12 @@ def torch_worker(a):
                                meta_int(meta, "gsu_d"), meta_int(meta, "topk"), alpha=0.0)
         if kind == "dien":
             return gen_dien.DIEN(n_items, n_cats, d_item, d_cat, mlp)
+        if kind == "dsin":
+            if meta_int(meta, "session_gap") != gen_dsin.GAP:
+                raise SystemExit(f"dsin: session_gap {meta['session_gap']}, gen_dsin.DSIN has {gen_dsin.GAP}")
+            return gen_dsin.DSIN(n_items, n_cats, d_item, d_cat, meta_int(meta, "max_sessions"),
+                                 meta_int(meta, "session_len"), meta_int(meta, "heads"), meta_int(meta, "d_ffn"),
+                                 meta_int(meta, "d_lstm"), mlp, meta_int(meta, "min_session_len"))
         raise SystemExit(f"unknown model kind {kind}")
 
     def load_weights(model, t, path):
@@ -130,9 +145,15 @@ def torch_worker(a):
                              f"{sorted(have - set(want))}, only in PyTorch {sorted(set(want) - have)}")
         with torch.no_grad():
             for k, v in want.items():
-                if tuple(v.shape) != tuple(t[k].shape):
-                    raise SystemExit(f"{path}: {k}: shape {tuple(t[k].shape)}, PyTorch has {tuple(v.shape)}")
-                v.copy_(t[k])
+                parts = v if isinstance(v, tuple) else None  # DSIN's Bi-LSTM: (forward, reverse), stacked in the file
+                shape = (len(parts),) + tuple(parts[0].shape) if parts else tuple(v.shape)
+                if shape != tuple(t[k].shape):
+                    raise SystemExit(f"{path}: {k}: shape {tuple(t[k].shape)}, PyTorch has {shape}")
+                if parts:
+                    for i, x in enumerate(parts):
+                        x.copy_(t[k][i])
+                else:
+                    v.copy_(t[k])
 
     def sim_fast(m, bt):
         """gen_sim.SIM.forward at inference without its per-candidate Python loops."""
@@ -199,6 +220,47 @@ def torch_worker(a):
         pool = es.sum(1)
         return m.head(torch.cat([ea, hs, pool, ea * pool], -1))
 
+    def dsin_fast(m, bt):
+        """gen_dsin.DSIN.forward at inference with the sessions cut and gathered by tensor operations."""
+        K, T, H = m.K, m.T, m.H
+        ea = m.embed(bt["target_item"], bt["target_cat"])
+        B, e = ea.shape
+        ts, lens = bt["hist_ts"], bt["hist_len"]
+        S = ts.shape[1]
+        ar = torch.arange(S)
+        valid = ar[None, :] < lens[:, None]
+        brk = torch.zeros(B, S, dtype=torch.bool)
+        brk[:, 1:] = (ts[:, 1:] - ts[:, :-1]) > gen_dsin.GAP  # a new session (a negative gap is no gap)
+        sid = torch.where(valid, (brk & valid).long().cumsum(1), torch.full_like(ts, S))  # session id, S at padding
+        cnt = torch.zeros(B, S + 1, dtype=torch.long).scatter_add_(1, sid, torch.ones_like(sid))[:, :S]  # (B, ids)
+        kept = cnt >= max(m.min_len, 1)
+        newer = kept.flip(1).long().cumsum(1).flip(1) - kept.long()  # kept sessions after each id
+        n_sess = kept.sum(1).clamp(max=K)
+        start = cnt.cumsum(1) - cnt  # the sessions are contiguous: first position of each id
+        sc = sid.clamp(max=S - 1)
+        c_b, r_b = cnt.gather(1, sc), newer.gather(1, sc)
+        from_end = c_b - 1 - (ar[None, :] - start.gather(1, sc))
+        take = valid & kept.gather(1, sc) & (r_b < K) & (from_end < T)
+        bi, ji = take.nonzero(as_tuple=True)
+        slot = (n_sess[:, None] - 1 - r_b)[bi, ji]
+        t = (c_b.clamp(max=T) - 1 - from_end)[bi, ji]
+        x = torch.zeros(B, K, T, e)
+        x[bi, slot, t] = m.embed(bt["hist_item"][bi, ji], bt["hist_cat"][bi, ji]) + m.be_k[slot, None] + \
+            m.be_t[t, None] + m.be_c[None, :]
+        slen = torch.zeros(B * K, dtype=torch.long).index_add_(0, bi * K + slot, torch.ones_like(bi))
+        y = gen_dsin.encode(m.enc, x.view(B * K, T, e), slen)
+        ik = (y.sum(1) / slen.clamp(min=1)[:, None]).view(B, K, e)
+        hs = torch.zeros(B, K, H)
+        keep = n_sess > 0
+        if keep.any():
+            pk = nn.utils.rnn.pack_padded_sequence(ik[keep], n_sess[keep], batch_first=True, enforce_sorted=False)
+            o, _ = m.lstm(pk)
+            o, _ = nn.utils.rnn.pad_packed_sequence(o, batch_first=True, total_length=K)
+            hs = hs.index_add(0, keep.nonzero().squeeze(1), o[..., :H] + o[..., H:])
+        u_i = m.unit(ik, ea @ m.att_i.T, n_sess)
+        u_h = m.unit(hs, ea @ m.att_h.T, n_sess)
+        return m.head(torch.cat([ea, u_i, u_h], -1))
+
     def timed(fn, rounds):
         with torch.no_grad():
             for _ in range(5):
@@ -242,6 +304,10 @@ def torch_worker(a):
             golden = lambda: model(bt, False)[0]  # noqa: E731
             golden64 = as64(lambda: m64(bt, False)[0])
             fast = lambda: sim_fast(model, bt)  # noqa: E731
+        elif kind == "dsin":
+            golden = lambda: model(bt)[0]  # noqa: E731
+            golden64 = as64(lambda: m64(bt)[0])
+            fast = lambda: dsin_fast(model, bt)  # noqa: E731
         else:
             g = dien_gru(model)
 
@@ -298,6 +364,8 @@ def main():
     ap.add_argument("--rounds", type=int, default=30, help="timed forwards per measurement (default 30)")
     ap.add_argument("--threads", default="1,2", help="thread counts, comma-separated (default 1,2)")
     ap.add_argument("--b", type=int, default=200, help="candidates per request (default 200)")
+    ap.add_argument("--models", default=",".join(KINDS + list(PENDING)),
+                    help="models to run, comma-separated (default all: %(default)s)")
     ap.add_argument("--build", default="build")
     ap.add_argument("--work", default="bench-out/models")
     ap.add_argument("--json", help="write the numbers here")
@@ -314,9 +382,15 @@ def main():
         sys.exit(f"{driver} is missing: build first (scripts/build.sh)")
     os.makedirs(a.work, exist_ok=True)
     threads = [int(x) for x in a.threads.split(",")]
+    wanted = [x.strip() for x in a.models.split(",") if x.strip()]
+    unknown = [x for x in wanted if x not in KINDS and x not in PENDING]
+    if unknown or not wanted:
+        sys.exit(f"--models: unknown {unknown} (known: {', '.join(KINDS + list(PENDING))})")
+    kinds = [k for k in KINDS if k in wanted]
+    pending = {k: why for k, why in PENDING.items() if k in wanted}
     coretype = os.environ.get("OPENBLAS_CORETYPE")
-    c_res = {(k, n): [] for k in KINDS for n in threads}
-    t_res = {(k, n): [] for k in KINDS for n in threads}
+    c_res = {(k, n): [] for k in kinds for n in threads}
+    t_res = {(k, n): [] for k in kinds for n in threads}
     # OpenMP threads that spin while OpenBLAS's own threads work starve them on a
     # 2-core machine (PyTorch's 2-thread forward was up to 20x slower); lsim does
     # not use OpenMP, so this only keeps the alternative out of that pathology.
@@ -324,17 +398,17 @@ def main():
     for run in range(a.runs):
         for n in threads:
             env = dict(os.environ, OPENBLAS_NUM_THREADS=str(n), OMP_NUM_THREADS=str(n), OMP_WAIT_POLICY=wait_policy)
-            for k in KINDS:  # lsim then PyTorch on each model, so that both see the same load
+            for k in kinds:  # lsim then PyTorch on each model, so that both see the same load
                 print(f"# run {run + 1}/{a.runs}, {n} thread(s): {k}", file=sys.stderr)
                 path = os.path.join(a.work, f"{k}.safetensors")
                 c_res[(k, n)].append(run_c(driver, k, path, a.rounds, a.b, env))
                 t_res[(k, n)].append(run_torch([path], n, a.rounds, env)[k])
 
     summary = {"runs": a.runs, "rounds": a.rounds, "b": a.b, "openblas_coretype": coretype,
-               "omp_wait_policy": wait_policy,
+               "omp_wait_policy": wait_policy, "models": kinds, "date": time.strftime("%Y-%m-%d"),
                "machine": f"{os.uname().machine}, {os.cpu_count()} cpus", "results": []}
     for n in threads:
-        for k in KINDS:
+        for k in kinds:
             cs, ts = c_res[(k, n)], t_res[(k, n)]
             best = [min(x for x in (t["golden_ms"], t["vectorized_ms"]) if x is not None) for t in ts]
             pm = {p: med([c["part_ms"][p] for c in cs]) for p in cs[0]["part_ms"]}
@@ -358,6 +432,10 @@ def main():
                 "blas_core": cs[0]["blas_core"], "blas_threads": cs[0]["blas_threads"],
                 "torch_threads": ts[0]["torch_threads"], "torch": ts[0]["torch"],
             }
+            if "sub_ms" in cs[0]:  # DSIN: the pieces of the attention part, and its sessions
+                r["sub_ms"] = {p: med([c["sub_ms"][p] for c in cs]) for p in cs[0]["sub_ms"]}
+                r["sub_flops"] = cs[0]["sub_flops"]
+                r["dsin_sessions"] = cs[0]["dsin_sessions"]
             r["att_frac"] = r["att_gflops"] / r["sgemm_gflops"]
             r["mlp_frac"] = r["mlp_gflops"] / r["sgemm_gflops"]
             summary["results"].append(r)
@@ -366,6 +444,10 @@ def main():
             json.dump(summary, f, indent=1)
 
     res = summary["results"]
+    if not res:  # only placeholders selected
+        for k, why in pending.items():
+            print(f"| {LABELS[k]} | {why} | | | | | |")
+        return
     r0 = res[0]
     ct = f"`OPENBLAS_CORETYPE={coretype}` (as the environment sets it)" if coretype else \
         "`OPENBLAS_CORETYPE` unset in this environment"
@@ -384,7 +466,7 @@ def main():
             print(f"| {LABELS[r['kind']]} | {r['lsim_ms']:.2f} | {r['torch_golden_ms']:.2f} / {vec} | "
                   f"{r['speedup']:.2f}x | {r['gflops']:.1f} / {r['att_gflops']:.1f} / {r['mlp_gflops']:.1f} | "
                   f"{r['sgemm_gflops']:.1f} | {r['att_frac']:.2f} / {r['mlp_frac']:.2f} |")
-        for k, why in PENDING.items():
+        for k, why in pending.items():
             print(f"| {LABELS[k]} | {why} | | | | | |")
     print("\nWhere lsim's time goes (ms per request, median; MFLOP per request in parentheses):\n")
     print("| model | threads | embeddings | attention | GSU | MLP head | rest | GFLOP/s: GSU | sgemm: head shape, 1024^3 |")
@@ -396,6 +478,14 @@ def main():
         print(f"| {LABELS[r['kind']]} | {r['threads']} | {pm['embed']:.2f} | {cell('attention')} | "
               f"{cell('gsu') if pf['gsu'] else '—'} | {cell('mlp')} | {pm['other']:.2f} | {gsu} | "
               f"{r['sgemm_head_gflops']:.1f}, {r['sgemm_square_gflops']:.1f} |")
+    for r in res:
+        if "sub_ms" in r:
+            sm, sf, ss = r["sub_ms"], r["sub_flops"], r["dsin_sessions"]
+            print(f"\n{LABELS[r['kind']]}, {r['threads']} thread{'s' if r['threads'] > 1 else ''}, its attention part "
+                  f"(ms per request, median; MFLOP in parentheses): "
+                  + ", ".join(f"{p} {sm[p]:.2f} ({sf[p] / 1e6:.1f})" for p in sm)
+                  + f". Sessions of the history: {ss['all']}; kept (K, T cut): {ss['kept']}; "
+                  f"{ss['rows']} session rows per request.")
     worst = {}
     for r in res:
         for e, v in r["errors"].items():
