@@ -32,9 +32,14 @@
  *               soft_gsu_topk, esu_attention_forward, nn_gru_forward ...,
  *               nn_encoder_forward, nn_bilstm_forward, mlp_head_forward),
  *               with a clock around each part (DSIN: also around the pieces
- *               of its attention part, "sub_ms"). The
- *               decomposition must reproduce the model's logits (checked,
- *               "parts_max_abs_diff"), so the parts time the same work;
+ *               of its attention part, "sub_ms"). The parts follow the
+ *               general path, the one every training batch takes; the
+ *               forward above takes the shared-request path (a request's
+ *               candidates share their history and long sequence, so the
+ *               models compute what depends only on them once). The two must
+ *               give the same logits to float rounding (checked,
+ *               "parts_max_abs_diff" <= 1e-5), and the forward/parts ratio
+ *               shows what sharing saves;
  *   sgemm       cblas_sgemm on the attention unit's first layer shape
  *               (B*S x 4E times (h1 x 4E)^T, the largest GEMM of the models;
  *               DIEN: its GRU's input projection; DSIN: its transformer's
@@ -676,7 +681,7 @@ static void parts_carve(parts *p, const model *md, arena *a)
     p->len = ARENA_U32(a, B);
     p->l_ts = (int64_t *)arena_take(a, L, sizeof(int64_t));
     p->ts_sel = (int64_t *)arena_take(a, L, sizeof(int64_t));
-    if (md->din || md->sim) din_unit_carve(&p->unit, a, R);
+    if (md->din || md->sim) din_unit_carve(&p->unit, a, B, R);
     if (md->sim) esu_attention_carve(&p->esu, a, B, L);
     if (md->sim && md->sc.gsu == SIM_GSU_SOFT) soft_gsu_carve(&p->gsu, a, B, L);
     if (md->dien) {

@@ -129,7 +129,7 @@ float dsin_forward(dsin *m, const model_batch *bt, float *logits, int train)
     size_t B = bt->b, E = m->e, W = E + m->h, M = m->m;
     m->b = B;
     embed_forward(&m->emb, m->ea, bt->target_item, bt->target_cat, B);
-    dsin_branch_forward(&m->branch, m->bout, m->ea, bt);
+    dsin_branch_forward(&m->branch, m->bout, m->ea, bt, train);
     for (size_t b = 0; b < B; b++) { /* the head's input: [e_a, U^I, U^H] */
         memcpy(m->m_in + b * M, m->ea + b * E, E * sizeof(float));
         memcpy(m->m_in + b * M + E, m->bout + b * W, W * sizeof(float));

@@ -267,12 +267,17 @@ static void unit_backward(float *dv, float *dq, float *datt, float *dsc, const f
     }
 }
 
-void dsin_branch_forward(dsin_branch *m, float *out, const float *ea, const model_batch *bt)
+void dsin_branch_forward(dsin_branch *m, float *out, const float *ea, const model_batch *bt, int train)
 {
-    size_t B = bt->b, K = m->k, T = m->t, E = m->e, H = m->h, BK = B * K;
+    size_t B = bt->b, K = m->k, T = m->t, E = m->e, H = m->h;
     m->b = B;
     m->ea = ea;
     split_sessions(m, bt);
+    /* one request (inference, one history for every candidate): sessions, the
+     * transformer and the Bi-LSTM do not depend on the candidate: run them for
+     * sample 0 and copy; only the activation units see each candidate */
+    int shared = !train && B > 1 && !nn_reference_forced() && batch_shared_history(bt);
+    size_t BR = shared ? 1 : B, BK = BR * K;
     /* session behaviors + bias encoding; padded rows 0 */
     for (size_t bk = 0; bk < BK; bk++) {
         size_t L = m->sess_len[bk], k = bk % K;
@@ -297,7 +302,11 @@ void dsin_branch_forward(dsin_branch *m, float *out, const float *ea, const mode
     }
     /* session interest interacting */
     nn_bilstm_forward(m->hk, NULL, NULL, m->lstm_saved, m->scratch, m->ik, m->n_sess, m->w_ih, m->w_hh, m->b_ih,
-                      m->b_hh, B, K, E, H);
+                      m->b_hh, BR, K, E, H);
+    for (size_t b = BR; b < B; b++) {
+        memcpy(m->ik + b * K * E, m->ik, K * E * sizeof(float));
+        memcpy(m->hk + b * K * H, m->hk, K * H * sizeof(float));
+    }
     /* activation units toward the target: out = [U^I, U^H], written with row stride E + H */
     nn_linear_forward(m->qi, ea, m->att_i, NULL, B, E, E);
     nn_linear_forward(m->qh, ea, m->att_h, NULL, B, E, H);

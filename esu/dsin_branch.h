@@ -58,8 +58,11 @@ static inline size_t dsin_branch_width(const dsin_branch *br)
     return br->e + br->h;
 }
 
-// out (B, E + H) = [U^I, U^H]; ea (B, E) must stay until backward
-void dsin_branch_forward(dsin_branch *br, float *out, const float *ea, const model_batch *bt);
+// out (B, E + H) = [U^I, U^H]; ea (B, E) must stay until backward. At
+// inference, when every sample has the same history (one request's
+// candidates), sessions, transformer and Bi-LSTM run once; nn_force_reference(1)
+// keeps the general path.
+void dsin_branch_forward(dsin_branch *br, float *out, const float *ea, const model_batch *bt, int train);
 // dea (B, E) +=; dout (B, E + H)
 void dsin_branch_backward(dsin_branch *br, float *dea, const float *dout, const model_batch *bt);
 

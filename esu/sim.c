@@ -201,7 +201,7 @@ float sim_forward(sim *m, const model_batch *bt, float *logits, int train)
     switch (cfg->branch) {
     case SIM_BRANCH_DIN: din_branch_forward(&m->din, m->bout, m->ea, bt, train); break;
     case SIM_BRANCH_DIEN: branch_aux = dien_branch_forward(&m->dien, m->bout, m->ea, bt, train); break;
-    case SIM_BRANCH_DSIN: dsin_branch_forward(&m->dsin, m->bout, m->ea, bt); break;
+    case SIM_BRANCH_DSIN: dsin_branch_forward(&m->dsin, m->bout, m->ea, bt, train); break;
     }
     float aux_loss = 0;
     m->trained_gsu = 0;

@@ -263,3 +263,47 @@ Test(dsin, config_checks)
     cr_expect_eq(dsin_new(&m, &cfg, 0, 8), LSIM_E_INVAL);
     dsin_free(NULL);
 }
+
+/* One request: every candidate has the same history, so at inference the
+ * sessions, the transformer and the Bi-LSTM run once; scores must equal the
+ * general path's (nn_force_reference(1)). */
+Test(dsin, shared_history_path_equals_the_general_path)
+{
+    dsin_config cfg;
+    dsin_config_default(&cfg, 60, 7);
+    cfg.base.d_item = 6;
+    cfg.base.d_cat = 6;
+    cfg.base.mlp_h1 = 16;
+    cfg.base.mlp_h2 = 8;
+    const size_t B = 19, S = 24;
+    dsin *m;
+    cr_assert_eq(dsin_new(&m, &cfg, B, S), 0);
+    dsin_init(m, 6);
+    param_set *p = dsin_params(m);
+    uint64_t seed = 29;
+    for (size_t i = 0; i < p->n; i++)
+        for (size_t j = 0; j < p->numel[i]; j++)
+            p->ptr[i][j] += (float)((double)(tu_rand(&seed) >> 11) / 9007199254740992.0 * 2.0 - 1.0) * 0.3f;
+    static uint32_t ti[19], tc[19], hi[19 * 24], hc[19 * 24], hl[19];
+    static int64_t ts[19 * 24];
+    for (size_t b = 0; b < B; b++) {
+        ti[b] = (uint32_t)(tu_rand(&seed) % 65);
+        tc[b] = (uint32_t)(tu_rand(&seed) % 8);
+        hl[b] = 22;
+        for (size_t j = 0; j < S; j++) {
+            hi[b * S + j] = b ? hi[j] : (uint32_t)(tu_rand(&seed) % 60);
+            hc[b * S + j] = b ? hc[j] : (uint32_t)(tu_rand(&seed) % 7);
+            ts[b * S + j] = b ? ts[j] : 1500000000 + (int64_t)j * 700 + (j % 5 == 0 ? (int64_t)j * 4000 : 0);
+        }
+    }
+    model_batch bt = {.b = B, .target_item = ti, .target_cat = tc, .s = S, .hist_item = hi, .hist_cat = hc,
+                      .hist_len = hl, .hist_ts = ts};
+    float fast[19], ref[19];
+    dsin_forward(m, &bt, fast, 0);
+    nn_force_reference(1);
+    dsin_forward(m, &bt, ref, 0);
+    nn_force_reference(0);
+    cr_assert_eq(tu_compare_f32("shared-history logits", fast, ref, B, 1e-4), 0,
+                 "the shared-history path differs from the general path");
+    dsin_free(m);
+}
