@@ -60,6 +60,7 @@
 #include "esu/din.h"
 #include "esu/din_unit.h"
 #include "esu/dsin.h"
+#include "esu/dsin_branch.h"
 #include "esu/esu_attention.h"
 #include "esu/sim.h"
 #include "gsu/soft_search.h"
@@ -647,11 +648,10 @@ typedef struct parts {
     /* DIEN */
     const float *gru_w, *gru_u, *gru_b, *att_w, *aug_w, *aug_u, *aug_b;
     float *h, *dq, *sc, *att, *hfin, *pool, *gru_saved, *aug_saved, *scratch;
-    /* DSIN (scratch above is shared) */
-    nn_encoder_weights enc;
-    const float *be_k, *be_t, *be_c, *w_ih, *w_hh, *b_ih, *b_hh, *att_i, *att_h;
-    uint32_t *n_sess, *sess_len, *sess_pos, *sess_item, *sess_cat;
-    float *x, *y, *ik, *hk, *qi, *qh, *si, *ai, *sh, *ah, *bout, *enc_saved, *lstm_saved;
+    /* DSIN: the library's branch, bound and carved as esu/dsin.c does; its
+     * weights and buffers are driven step by step below */
+    dsin_branch ds;
+    float *bout;
     double sub[N_SUBS]; /* seconds per piece of DSIN's attention part, added by parts_forward */
     void *ws;
 } parts;
@@ -698,28 +698,8 @@ static void parts_carve(parts *p, const model *md, arena *a)
         p->scratch = ARENA_FLOATS(a, s1 > s2 ? s1 : s2);
     }
     if (md->dsin) {
-        const dsin_config *c = &md->ds;
-        size_t K = c->max_sessions, T = c->session_len, H = c->d_lstm, BK = B * K, BKT = BK * T;
-        size_t se = nn_encoder_scratch_floats(BK, T, E, c->d_ffn, c->heads), sl = nn_bilstm_scratch_floats(B, K, E, H);
-        p->n_sess = ARENA_U32(a, B);
-        p->sess_len = ARENA_U32(a, BK);
-        p->sess_pos = ARENA_U32(a, BKT);
-        p->sess_item = ARENA_U32(a, BKT);
-        p->sess_cat = ARENA_U32(a, BKT);
-        p->x = ARENA_FLOATS(a, BKT * E);
-        p->y = ARENA_FLOATS(a, BKT * E);
-        p->ik = ARENA_FLOATS(a, BK * E);
-        p->hk = ARENA_FLOATS(a, BK * H);
-        p->qi = ARENA_FLOATS(a, B * E);
-        p->qh = ARENA_FLOATS(a, B * H);
-        p->si = ARENA_FLOATS(a, BK);
-        p->ai = ARENA_FLOATS(a, BK);
-        p->sh = ARENA_FLOATS(a, BK);
-        p->ah = ARENA_FLOATS(a, BK);
-        p->bout = ARENA_FLOATS(a, B * (E + H));
-        p->enc_saved = ARENA_FLOATS(a, nn_encoder_saved_floats(BK, T, E, c->d_ffn, c->heads));
-        p->lstm_saved = ARENA_FLOATS(a, nn_bilstm_saved_floats(B, K, E, H));
-        p->scratch = ARENA_FLOATS(a, se > sl ? se : sl);
+        dsin_branch_carve(&p->ds, a, B);
+        p->bout = ARENA_FLOATS(a, B * (E + md->ds.d_lstm));
     }
     mlp_head_carve(&p->head, a, B);
 }
@@ -752,29 +732,9 @@ static void parts_new(parts *p, const model *md, const request *q)
         p->aug_b = param_find(md->params, "dien.augru.b");
     }
     if (md->dsin) {
-        const param_set *ps = md->params;
-        nn_encoder_weights *w = &p->enc;
-        w->in_w = param_find(ps, "dsin.encoder.self_attn.in_proj_weight");
-        w->in_b = param_find(ps, "dsin.encoder.self_attn.in_proj_bias");
-        w->out_w = param_find(ps, "dsin.encoder.self_attn.out_proj.weight");
-        w->out_b = param_find(ps, "dsin.encoder.self_attn.out_proj.bias");
-        w->l1_w = param_find(ps, "dsin.encoder.linear1.weight");
-        w->l1_b = param_find(ps, "dsin.encoder.linear1.bias");
-        w->l2_w = param_find(ps, "dsin.encoder.linear2.weight");
-        w->l2_b = param_find(ps, "dsin.encoder.linear2.bias");
-        w->n1_w = param_find(ps, "dsin.encoder.norm1.weight");
-        w->n1_b = param_find(ps, "dsin.encoder.norm1.bias");
-        w->n2_w = param_find(ps, "dsin.encoder.norm2.weight");
-        w->n2_b = param_find(ps, "dsin.encoder.norm2.bias");
-        p->be_k = param_find(ps, "dsin.bias.k");
-        p->be_t = param_find(ps, "dsin.bias.t");
-        p->be_c = param_find(ps, "dsin.bias.c");
-        p->w_ih = param_find(ps, "dsin.lstm.w_ih");
-        p->w_hh = param_find(ps, "dsin.lstm.w_hh");
-        p->b_ih = param_find(ps, "dsin.lstm.b_ih");
-        p->b_hh = param_find(ps, "dsin.lstm.b_hh");
-        p->att_i = param_find(ps, "dsin.att_i.w");
-        p->att_h = param_find(ps, "dsin.att_h.w");
+        const dsin_config *d = &md->ds;
+        dsin_branch_bind(&p->ds, E, d->max_sessions, d->session_len, d->d_lstm, d->d_ffn, d->heads,
+                         d->min_session_len, d->session_gap, &p->emb, md->params, NULL);
     }
     mlp_head_bind(&p->head, "mlp", md->m_in, c->mlp_h1, c->mlp_h2, c->dice_momentum, md->params, NULL, md->buffers);
     arena a = {0};
@@ -823,56 +783,56 @@ static void parts_forward_dsin(parts *p, const model *md, const request *q, doub
 #define SUB(piece) (c1 = now_s(), t[P_ATT] += c1 - c0, p->sub[piece] += c1 - c0, c0 = c1)
     /* the sessions, with their ids (0 at padding) */
     for (size_t b = 0; b < B; b++) {
-        uint32_t *len = p->sess_len + b * K, *pos = p->sess_pos + b * K * T;
-        p->n_sess[b] = (uint32_t)dsin_split_b(c, bt, b, len, pos);
+        uint32_t *len = p->ds.sess_len + b * K, *pos = p->ds.sess_pos + b * K * T;
+        p->ds.n_sess[b] = (uint32_t)dsin_split_b(c, bt, b, len, pos);
         for (size_t k = 0; k < K; k++)
             for (size_t s = 0; s < T; s++) {
                 size_t i = (b * K + k) * T + s;
                 if (s < len[k]) {
-                    p->sess_item[i] = bt->hist_item[b * S + pos[k * T + s]];
-                    p->sess_cat[i] = bt->hist_cat[b * S + pos[k * T + s]];
+                    p->ds.sess_item[i] = bt->hist_item[b * S + pos[k * T + s]];
+                    p->ds.sess_cat[i] = bt->hist_cat[b * S + pos[k * T + s]];
                 } else {
                     pos[k * T + s] = 0;
-                    p->sess_item[i] = p->sess_cat[i] = 0;
+                    p->ds.sess_item[i] = p->ds.sess_cat[i] = 0;
                 }
             }
     }
     LAP(P_OTHER);
     embed_forward(&p->emb, p->ea, bt->target_item, bt->target_cat, B);
     for (size_t bk = 0; bk < BK; bk++) {
-        size_t L = p->sess_len[bk];
-        float *x = p->x + bk * T * E;
-        embed_forward(&p->emb, x, p->sess_item + bk * T, p->sess_cat + bk * T, L);
+        size_t L = p->ds.sess_len[bk];
+        float *x = p->ds.x + bk * T * E;
+        embed_forward(&p->emb, x, p->ds.sess_item + bk * T, p->ds.sess_cat + bk * T, L);
         memset(x + L * E, 0, (T - L) * E * sizeof *x);
     }
     LAP(P_EMBED);
     for (size_t bk = 0; bk < BK; bk++) { /* bias encoding */
-        size_t L = p->sess_len[bk], k = bk % K;
-        float *x = p->x + bk * T * E;
+        size_t L = p->ds.sess_len[bk], k = bk % K;
+        float *x = p->ds.x + bk * T * E;
         for (size_t s = 0; s < L; s++) {
-            const float kt = p->be_k[k] + p->be_t[s];
-            for (size_t d = 0; d < E; d++) x[s * E + d] += kt + p->be_c[d];
+            const float kt = p->ds.be_k[k] + p->ds.be_t[s];
+            for (size_t d = 0; d < E; d++) x[s * E + d] += kt + p->ds.be_c[d];
         }
     }
     SUB(S_BIAS);
-    nn_encoder_forward(p->y, p->enc_saved, p->scratch, p->x, p->sess_len, &p->enc, BK, T, E, c->d_ffn, c->heads);
+    nn_encoder_forward(p->ds.y, p->ds.enc_saved, p->ds.scratch, p->ds.x, p->ds.sess_len, &p->ds.enc, BK, T, E, c->d_ffn, c->heads);
     for (size_t bk = 0; bk < BK; bk++) { /* I_k: the mean of the block's output over the session */
-        size_t L = p->sess_len[bk];
-        float *ik = p->ik + bk * E;
+        size_t L = p->ds.sess_len[bk];
+        float *ik = p->ds.ik + bk * E;
         memset(ik, 0, E * sizeof *ik);
         for (size_t s = 0; s < L; s++)
-            for (size_t d = 0; d < E; d++) ik[d] += p->y[(bk * T + s) * E + d];
+            for (size_t d = 0; d < E; d++) ik[d] += p->ds.y[(bk * T + s) * E + d];
         if (L)
             for (size_t d = 0; d < E; d++) ik[d] /= (float)L;
     }
     SUB(S_ENCODER);
-    nn_bilstm_forward(p->hk, NULL, NULL, p->lstm_saved, p->scratch, p->ik, p->n_sess, p->w_ih, p->w_hh, p->b_ih,
-                      p->b_hh, B, K, E, H);
+    nn_bilstm_forward(p->ds.hk, NULL, NULL, p->ds.lstm_saved, p->ds.scratch, p->ds.ik, p->ds.n_sess, p->ds.w_ih, p->ds.w_hh, p->ds.b_ih,
+                      p->ds.b_hh, B, K, E, H);
     SUB(S_LSTM);
-    nn_linear_forward(p->qi, p->ea, p->att_i, NULL, B, E, E);
-    nn_linear_forward(p->qh, p->ea, p->att_h, NULL, B, E, H);
-    dsin_unit_plain(p->bout, W, p->si, p->ai, p->ik, p->qi, p->n_sess, B, K, E);
-    dsin_unit_plain(p->bout + E, W, p->sh, p->ah, p->hk, p->qh, p->n_sess, B, K, H);
+    nn_linear_forward(p->ds.qi, p->ea, p->ds.att_i, NULL, B, E, E);
+    nn_linear_forward(p->ds.qh, p->ea, p->ds.att_h, NULL, B, E, H);
+    dsin_unit_plain(p->bout, W, p->ds.si, p->ds.ai, p->ds.ik, p->ds.qi, p->ds.n_sess, B, K, E);
+    dsin_unit_plain(p->bout + E, W, p->ds.sh, p->ds.ah, p->ds.hk, p->ds.qh, p->ds.n_sess, B, K, H);
     SUB(S_UNITS);
     for (size_t b = 0; b < B; b++) { /* the head's input: [e_a, U^I, U^H] */
         memcpy(p->m_in + b * M, p->ea + b * E, E * sizeof(float));
@@ -1186,11 +1146,11 @@ int main(int argc, char **argv)
         for (size_t b = 0; b < B; b++) {
             const uint32_t *len, *pos;
             size_t n = dsin_sessions(md.dsin, b, &len, &pos);
-            int same = n == p.n_sess[b];
+            int same = n == p.ds.n_sess[b];
             for (size_t kk = 0; kk < KS && same; kk++) {
-                same = len[kk] == p.sess_len[b * KS + kk];
+                same = len[kk] == p.ds.sess_len[b * KS + kk];
                 for (size_t s = 0; s < len[kk] && same; s++)
-                    same = pos[kk * TS + s] == p.sess_pos[(b * KS + kk) * TS + s];
+                    same = pos[kk * TS + s] == p.ds.sess_pos[(b * KS + kk) * TS + s];
             }
             if (!same) {
                 fprintf(stderr, "dsin: the bench's sessions of sample %zu differ from dsin_sessions'\n", b);
@@ -1244,7 +1204,7 @@ int main(int argc, char **argv)
                 start = j;
             }
         printf("], \"kept\": [");
-        for (size_t kk = 0; kk < p.n_sess[0]; kk++) printf("%s%u", kk ? ", " : "", p.sess_len[kk]);
+        for (size_t kk = 0; kk < p.ds.n_sess[0]; kk++) printf("%s%u", kk ? ", " : "", p.ds.sess_len[kk]);
         printf("], \"rows\": %zu}, ", dsin_rows);
     }
     printf("\"sgemm\": {\"attention_shape\": [%zu, %zu, %zu], \"attention_gflops\": %.3f, "
