@@ -11,6 +11,7 @@
  * taken from lsim's own output. JSON is checked with a small strict parser
  * below, so a malformed document fails the test rather than a strstr.
  */
+#include "tests/ref_log.h"
 #include "tests/test_util.h"
 
 #include <criterion/criterion.h>
@@ -389,69 +390,17 @@ Test(cli_json_parser, accepts_valid_rejects_invalid)
         cr_assert_neq(jparse(bad[i], &v), 0, "accepted invalid JSON «%s»", bad[i]);
 }
 
-/* ---- the reference: events of a log, as written ---- */
-
-typedef struct ref_ev {
-    char user[300], item[300], cat[300], type[300];
-    int64_t ts;
-    size_t line; /* order in the log (over all inputs) */
-} ref_ev;
-
-typedef struct ref_log {
-    ref_ev *v;
-    size_t n, cap;
-} ref_log;
-
-static void ref_add(ref_log *r, const char *u, const char *i, const char *c, const char *t, int64_t ts)
-{
-    if (r->n == r->cap) {
-        r->cap = r->cap ? r->cap * 2 : 256;
-        r->v = realloc(r->v, r->cap * sizeof *r->v);
-    }
-    ref_ev *e = &r->v[r->n];
-    snprintf(e->user, sizeof e->user, "%s", u);
-    snprintf(e->item, sizeof e->item, "%s", i);
-    snprintf(e->cat, sizeof e->cat, "%s", c);
-    snprintf(e->type, sizeof e->type, "%s", t);
-    e->ts = ts;
-    e->line = r->n;
-    r->n++;
-}
-
-static int newest_first(const void *a, const void *b)
-{
-    const ref_ev *x = *(const ref_ev *const *)a, *y = *(const ref_ev *const *)b;
-    if (x->ts != y->ts) return x->ts < y->ts ? 1 : -1;
-    return x->line < y->line ? 1 : -1;
-}
-
-static int oldest_first(const void *a, const void *b)
-{
-    return newest_first(b, a);
-}
-
-/* Brute-force hard search: out must hold r->n pointers; returns the count. */
-static size_t ref_search(const ref_log *r, const char *user, const char *cat, int64_t before, size_t k,
-                         const ref_ev **out)
-{
-    size_t m = 0;
-    for (size_t i = 0; i < r->n; i++) {
-        const ref_ev *e = &r->v[i];
-        if (!strcmp(e->user, user) && (!cat || !strcmp(e->cat, cat)) && e->ts < before) out[m++] = e;
-    }
-    qsort(out, m, sizeof *out, newest_first);
-    return m < k ? m : k;
-}
+/* ---- the reference (tests/ref_log.h) and its summaries ---- */
 
 /* The distinct values of one field. */
 static size_t ref_distinct(const ref_log *r, size_t field_offset)
 {
     size_t n = 0;
     for (size_t i = 0; i < r->n; i++) {
-        const char *s = (const char *)&r->v[i] + field_offset;
+        const char *s = (const char *)&r->ev[i] + field_offset;
         size_t j = 0;
         for (; j < i; j++)
-            if (!strcmp((const char *)&r->v[j] + field_offset, s)) break;
+            if (!strcmp((const char *)&r->ev[j] + field_offset, s)) break;
         if (j == i) n++;
     }
     return n;
@@ -477,7 +426,7 @@ static void random_log(const char *path, ref_log *ref, uint64_t *seed, const log
     FILE *f = fopen(path, "wb");
     cr_assert(f);
     char prev[1024] = "";
-    ref_ev prev_ev = {0};
+    ref_event prev_ev = {0};
     for (size_t l = 0; l < s->lines; l++) {
         uint64_t r = tu_rand(seed);
         if (prev[0] && r % 10 == 0) { /* an exact duplicate of the previous line */
@@ -504,7 +453,7 @@ static void random_log(const char *path, ref_log *ref, uint64_t *seed, const log
         snprintf(prev, sizeof prev, "%s,%s,%s,%s,%lld\n", u, it, c, t, (long long)ts);
         fputs(prev, f);
         ref_add(ref, u, it, c, t, ts);
-        prev_ev = ref->v[ref->n - 1];
+        prev_ev = ref->ev[ref->n - 1];
     }
     cr_assert_eq(fclose(f), 0);
 }
@@ -728,19 +677,19 @@ Test(cli_build, amazon_sample_unknown_categories)
     jval s;
     stats_json(idx, &s);
     cr_assert_eq(jint(&s, "events"), 1000);
-    cr_assert_eq(jint(&s, "users"), (long long)ref_distinct(&ref, offsetof(ref_ev, user)));
-    cr_assert_eq(jint(&s, "items"), (long long)ref_distinct(&ref, offsetof(ref_ev, item)));
-    cr_assert_eq(jint(&s, "categories"), (long long)ref_distinct(&ref, offsetof(ref_ev, cat)),
+    cr_assert_eq(jint(&s, "users"), (long long)ref_distinct(&ref, offsetof(ref_event, user)));
+    cr_assert_eq(jint(&s, "items"), (long long)ref_distinct(&ref, offsetof(ref_event, item)));
+    cr_assert_eq(jint(&s, "categories"), (long long)ref_distinct(&ref, offsetof(ref_event, cat)),
                  "the categories are those of the reviewed items plus 'unknown'");
     jfree(&s);
 
     /* every user: dump's categories, and query --cat unknown, against the reference */
-    const ref_ev **want = malloc(ref.n * sizeof *want);
+    const ref_event **want = malloc(ref.n * sizeof *want);
     size_t seen_unknown = 0, users = 0;
     for (size_t i = 0; i < ref.n; i++) {
-        const char *u = ref.v[i].user;
+        const char *u = ref.ev[i].user;
         size_t j = 0;
-        while (j < i && strcmp(ref.v[j].user, u)) j++;
+        while (j < i && strcmp(ref.ev[j].user, u)) j++;
         if (j < i) continue; /* done already */
         users++;
         char *out = NULL;
@@ -753,7 +702,7 @@ Test(cli_build, amazon_sample_unknown_categories)
         cr_assert_eq(evs->n, m, "user %s: %zu events dumped, want %zu", u, evs->n, m);
         size_t want_unknown = 0;
         for (size_t e = 0; e < m; e++) {
-            const ref_ev *w = want[m - 1 - e]; /* dump is oldest first */
+            const ref_event *w = want[m - 1 - e]; /* dump is oldest first */
             cr_assert_str_eq(jstr(&evs->items[e], "category"), w->cat, "user %s event %zu", u, e);
             cr_assert_str_eq(jstr(&evs->items[e], "item"), w->item);
             cr_assert_str_eq(jstr(&evs->items[e], "type"), "review");
@@ -780,7 +729,7 @@ Test(cli_build, amazon_sample_unknown_categories)
     cr_assert_eq(seen_unknown, 154);
     cr_log_info("amazon sample: %zu users, %zu reviews of unknown items, all found", users, seen_unknown);
     free(want);
-    free(ref.v);
+    ref_free(&ref);
     free(items);
     free(icats);
     free(reviews);
@@ -1203,7 +1152,7 @@ Test(cli_bad_lines, strict_build_writes_nothing_strict_append_changes_nothing)
 /* ---- 6. query against a brute force ---- */
 
 /* Runs one query and compares its JSON with the reference. */
-static void check_one_query(const char *idx, const ref_log *ref, const ref_ev **want, const char *user,
+static void check_one_query(const char *idx, const ref_log *ref, const ref_event **want, const char *user,
                             const char *cat, int64_t before, int has_before, long k, int q)
 {
     char bbuf[32], kbuf[32];
@@ -1250,7 +1199,7 @@ static void check_one_query(const char *idx, const ref_log *ref, const ref_ev **
     for (size_t i = 0; i < m; i++) {
         const jval *e = &evs->items[i];
         cr_assert(e->kind == J_OBJ && e->n == (cat ? 3u : 4u), "query %d event %zu: keys", q, i);
-        const ref_ev *w = want[i];
+        const ref_event *w = want[i];
         cr_assert(!strcmp(jstr(e, "item"), w->item) && jint(e, "ts") == w->ts && !strcmp(jstr(e, "type"), w->type) &&
                       (cat || !strcmp(jstr(e, "category"), w->cat)),
                   "query %d (user %s cat %s before %s k %ld) event %zu: (%s, %lld, %s), "
@@ -1272,10 +1221,10 @@ Test(cli_query, matches_brute_force)
     const log_shape shape = {400, 6, 40, 5, 60, 1};
     random_log(log, &ref, &seed, &shape);
     build_ok(idx, log);
-    const ref_ev **want = malloc(ref.n * sizeof *want);
+    const ref_event **want = malloc(ref.n * sizeof *want);
     int empty = 0;
     for (int q = 0; q < 200; q++) {
-        const ref_ev *pick = &ref.v[tu_rand(&seed) % ref.n];
+        const ref_event *pick = &ref.ev[tu_rand(&seed) % ref.n];
         const char *user = pick->user, *cat = pick->cat;
         uint64_t r = tu_rand(&seed);
         if (r % 11 == 0) user = "nobody";
@@ -1290,7 +1239,7 @@ Test(cli_query, matches_brute_force)
         case 3: has_before = 0; break;
         case 4: before = 1500000000; break; /* before everything */
         case 5: before = INT64_MIN; break;
-        default: before = ref.v[tu_rand(&seed) % ref.n].ts; break;
+        default: before = ref.ev[tu_rand(&seed) % ref.n].ts; break;
         }
         long k;
         switch (tu_rand(&seed) % 5) {
@@ -1304,7 +1253,7 @@ Test(cli_query, matches_brute_force)
     }
     cr_assert(empty >= 10, "only %d queries of unknown users or categories", empty);
     free(want);
-    free(ref.v);
+    ref_free(&ref);
     tu_rmrf(dir);
 }
 
@@ -1335,10 +1284,10 @@ Test(cli_stats, keys_and_counts_match_the_input)
             cr_assert(v && v->kind == J_NUM, "stats --json lacks the number '%s'", keys[i]);
         }
         cr_assert_eq(jint(&s, "events"), (long long)ref.n);
-        cr_assert_eq(jint(&s, "users"), (long long)ref_distinct(&ref, offsetof(ref_ev, user)));
-        cr_assert_eq(jint(&s, "items"), (long long)ref_distinct(&ref, offsetof(ref_ev, item)));
-        cr_assert_eq(jint(&s, "categories"), (long long)ref_distinct(&ref, offsetof(ref_ev, cat)));
-        cr_assert_eq(jint(&s, "types"), (long long)ref_distinct(&ref, offsetof(ref_ev, type)));
+        cr_assert_eq(jint(&s, "users"), (long long)ref_distinct(&ref, offsetof(ref_event, user)));
+        cr_assert_eq(jint(&s, "items"), (long long)ref_distinct(&ref, offsetof(ref_event, item)));
+        cr_assert_eq(jint(&s, "categories"), (long long)ref_distinct(&ref, offsetof(ref_event, cat)));
+        cr_assert_eq(jint(&s, "types"), (long long)ref_distinct(&ref, offsetof(ref_event, type)));
         char *data = path_in(idx, "data.mdb"), *lock = path_in(idx, "lock.mdb");
         long long bytes = file_size(data) + file_size(lock);
         cr_assert_eq(jint(&s, "bytes"), bytes, "bytes = data.mdb + lock.mdb");
@@ -1353,7 +1302,7 @@ Test(cli_stats, keys_and_counts_match_the_input)
             cr_assert_eq(RUN(NULL, NULL, "index", "append", "--index", idx, "--input", log2), 0);
         }
     }
-    free(ref.v);
+    ref_free(&ref);
     tu_rmrf(dir);
 }
 
@@ -1430,8 +1379,8 @@ static size_t ref_users(const ref_log *r, const char ***out)
     size_t n = 0;
     for (size_t i = 0; i < r->n; i++) {
         size_t j = 0;
-        while (j < n && strcmp(u[j], r->v[i].user)) j++;
-        if (j == n) u[n++] = r->v[i].user;
+        while (j < n && strcmp(u[j], r->ev[i].user)) j++;
+        if (j == n) u[n++] = r->ev[i].user;
     }
     *out = u;
     return n;
@@ -1481,7 +1430,7 @@ Test(cli_verify, good_index_verifies)
     cr_assert(!strncmp(out, "ok", 2) && strstr(out, want), "verify: %s", out);
     free(out);
     free(err);
-    free(ref.v);
+    ref_free(&ref);
     tu_rmrf(dir);
 }
 
@@ -1538,7 +1487,7 @@ Test(cli_verify, flipped_bytes_inside_event_blocks_are_detected)
     free(data);
     free(data_path);
     free(users);
-    free(ref.v);
+    ref_free(&ref);
     tu_rmrf(dir);
 }
 
@@ -1590,7 +1539,7 @@ Test(cli_verify, random_flips_in_data_mdb_never_crash)
     free(data);
     free(data_path);
     free(users);
-    free(ref.v);
+    ref_free(&ref);
     tu_rmrf(dir);
 }
 
@@ -1627,7 +1576,7 @@ Test(cli_verify, oversized_block_value_is_refused)
     free(data);
     free(data_path);
     free(users);
-    free(ref.v);
+    ref_free(&ref);
     tu_rmrf(dir);
 }
 
@@ -1750,13 +1699,13 @@ Test(cli_dump, equals_the_users_log_lines_in_time_order)
     build_ok(idx, log);
     const char **users;
     size_t n_users = ref_users(&ref, &users);
-    const ref_ev **mine = malloc(ref.n * sizeof *mine);
+    const ref_event **mine = malloc(ref.n * sizeof *mine);
     for (size_t u = 0; u < n_users; u++) {
         /* the user's lines, stably sorted by time */
         size_t m = 0;
         for (size_t i = 0; i < ref.n; i++)
-            if (!strcmp(ref.v[i].user, users[u])) mine[m++] = &ref.v[i];
-        qsort(mine, m, sizeof *mine, oldest_first);
+            if (!strcmp(ref.ev[i].user, users[u])) mine[m++] = &ref.ev[i];
+        qsort(mine, m, sizeof *mine, ref_oldest_first);
         char *out = NULL, *err = NULL;
         int rc = RUN(&out, &err, "index", "dump", "--index", idx, "--user", users[u], "--json");
         cr_assert_eq(rc, 0, "dump %s: exit %d: %s", users[u], rc, err);
@@ -1781,6 +1730,6 @@ Test(cli_dump, equals_the_users_log_lines_in_time_order)
     }
     free(mine);
     free(users);
-    free(ref.v);
+    ref_free(&ref);
     tu_rmrf(dir);
 }

@@ -11,6 +11,7 @@
 #include "index/index_verify.h"
 #include "index/index_write.h"
 #include "lsim.h"
+#include "tests/ref_log.h"
 #include "tests/test_util.h"
 
 #include <criterion/criterion.h>
@@ -23,57 +24,6 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
-
-typedef struct ref_event {
-    char user[32], item[32], cat[32], type[8];
-    int64_t ts;
-    uint64_t line; /* global log order */
-} ref_event;
-
-typedef struct ref_log {
-    ref_event *ev;
-    size_t n, cap;
-} ref_log;
-
-static void ref_add(ref_log *r, const char *u, const char *i, const char *c, const char *t, int64_t ts)
-{
-    if (r->n == r->cap) {
-        r->cap = r->cap ? r->cap * 2 : 1024;
-        r->ev = realloc(r->ev, r->cap * sizeof *r->ev);
-    }
-    ref_event *e = &r->ev[r->n];
-    snprintf(e->user, sizeof e->user, "%s", u);
-    snprintf(e->item, sizeof e->item, "%s", i);
-    snprintf(e->cat, sizeof e->cat, "%s", c);
-    snprintf(e->type, sizeof e->type, "%s", t);
-    e->ts = ts;
-    e->line = r->n;
-    r->n++;
-}
-
-static int newest_first(const void *a, const void *b)
-{
-    const ref_event *x = *(const ref_event *const *)a, *y = *(const ref_event *const *)b;
-    if (x->ts != y->ts) return x->ts < y->ts ? 1 : -1;
-    return x->line < y->line ? 1 : -1;
-}
-
-/* Brute-force hard search. */
-static size_t ref_search(const ref_log *r, const char *user, const char *cat, int64_t before, size_t k,
-                         const ref_event **out)
-{
-    const ref_event **all = malloc((r->n + 1) * sizeof *all);
-    size_t m = 0;
-    for (size_t i = 0; i < r->n; i++) {
-        const ref_event *e = &r->ev[i];
-        if (strcmp(e->user, user) == 0 && (!cat || strcmp(e->cat, cat) == 0) && e->ts < before) all[m++] = e;
-    }
-    qsort(all, m, sizeof *all, newest_first);
-    size_t n = m < k ? m : k;
-    memcpy(out, all, n * sizeof *all);
-    free(all);
-    return n;
-}
 
 static const char *const types[] = {"pv", "buy", "cart", "fav"};
 
@@ -148,7 +98,7 @@ static void check_queries(const char *dir, const ref_log *ref, uint64_t *seed, i
     const ref_event **want = malloc(kmax * sizeof *want);
     for (int q = 0; q < n_queries; q++) {
         const ref_event *pick = &ref->ev[tu_rand(seed) % ref->n];
-        char user[32], cat[32];
+        char user[sizeof pick->user], cat[sizeof pick->cat];
         snprintf(user, sizeof user, "%s", pick->user);
         snprintf(cat, sizeof cat, "%s", pick->cat);
         uint64_t r = tu_rand(seed);
@@ -225,7 +175,7 @@ Test(index, build_matches_brute_force)
     check_verify(idx);
     check_queries(idx, &ref, &seed, 3000);
     tu_rmrf(dir);
-    free(ref.ev);
+    ref_free(&ref);
 }
 
 Test(index, small_chain_policy_matches_brute_force)
@@ -241,7 +191,7 @@ Test(index, small_chain_policy_matches_brute_force)
     check_verify(idx);
     check_queries(idx, &ref, &seed, 2000);
     tu_rmrf(dir);
-    free(ref.ev);
+    ref_free(&ref);
 }
 
 Test(index, several_inputs_and_appends_match_brute_force)
@@ -267,7 +217,7 @@ Test(index, several_inputs_and_appends_match_brute_force)
     check_verify(idx);
     check_queries(idx, &ref, &seed, 1500);
     tu_rmrf(dir);
-    free(ref.ev);
+    ref_free(&ref);
 }
 
 Test(index, batches_under_a_small_memory_limit)
@@ -288,7 +238,7 @@ Test(index, batches_under_a_small_memory_limit)
     check_verify(idx);
     check_queries(idx, &ref, &seed, 2000);
     tu_rmrf(dir);
-    free(ref.ev);
+    ref_free(&ref);
 }
 
 Test(index, append_to_missing_or_incomplete_index_is_refused)
@@ -381,7 +331,7 @@ Test(index, real_taobao_sample_every_line_indexed)
     uint64_t seed = 3;
     check_queries(idx, &ref, &seed, 3000);
     tu_rmrf(dir);
-    free(ref.ev);
+    ref_free(&ref);
     free(sample);
 }
 
@@ -492,7 +442,7 @@ Test(index, killed_build_leaves_no_index_or_the_whole_one, .timeout = 240)
     cr_log_info("killed %d of 8 builds mid-run", killed);
     free(want);
     tu_rmrf(dir);
-    free(ref.ev);
+    ref_free(&ref);
 }
 
 Test(index, killed_append_leaves_old_or_new_state, .timeout = 240)
@@ -540,7 +490,7 @@ Test(index, killed_append_leaves_old_or_new_state, .timeout = 240)
     free(old_state);
     free(new_state);
     tu_rmrf(dir);
-    free(ref.ev);
+    ref_free(&ref);
 }
 
 Test(index, shards_partition_the_users)
@@ -596,5 +546,5 @@ Test(index, shards_partition_the_users)
     cr_assert_eq(got_len, strlen(want));
     free(want);
     tu_rmrf(dir);
-    free(ref.ev);
+    ref_free(&ref);
 }
