@@ -78,20 +78,6 @@ static size_t wsize(const prob *p, int i)
     return s[i];
 }
 
-static float *falloc(size_t n)
-{
-    float *p = calloc(n ? n : 1, sizeof *p);
-    cr_assert(p, "out of memory");
-    return p;
-}
-
-static float *nan_alloc(size_t n)
-{
-    float *p = falloc(n);
-    for (size_t i = 0; i < n; i++) p[i] = NAN;
-    return p;
-}
-
 static nn_encoder_weights weights_of(const prob *p)
 {
     nn_encoder_weights w = {p->w[0], p->w[1], p->w[2], p->w[3], p->w[4],  p->w[5],
@@ -109,9 +95,9 @@ static nn_encoder_grads grads_of(const res *r)
 static void res_alloc(res *r, const prob *p)
 {
     size_t n = p->N * p->T * p->C;
-    r->out = falloc(n);
-    r->dinp = falloc(n);
-    for (int i = 0; i < NW; i++) r->g[i] = falloc(wsize(p, i));
+    r->out = tu_floats(n);
+    r->dinp = tu_floats(n);
+    for (int i = 0; i < NW; i++) r->g[i] = tu_floats(wsize(p, i));
 }
 
 static void res_free(res *r)
@@ -143,8 +129,8 @@ static size_t scratch_n(const prob *p)
  * saved/scratch: NaN-filled here unless the caller passes its own. */
 static void run(res *r, const prob *p, int nback, float *saved_in)
 {
-    float *saved = saved_in ? saved_in : nan_alloc(saved_n(p));
-    float *scratch = nan_alloc(scratch_n(p));
+    float *saved = saved_in ? saved_in : tu_nan_floats(saved_n(p));
+    float *scratch = tu_nan_floats(scratch_n(p));
     nn_encoder_weights w = weights_of(p);
     nn_encoder_grads g = grads_of(r);
     for (size_t i = 0; i < p->N * p->T * p->C; i++) r->out[i] = NAN;
@@ -195,7 +181,7 @@ static float urand(uint64_t *s, float lo, float hi)
 
 static float *rand_buf(uint64_t *s, size_t n, float lo, float hi)
 {
-    float *p = falloc(n);
+    float *p = tu_floats(n);
     for (size_t i = 0; i < n; i++) p[i] = urand(s, lo, hi);
     return p;
 }
@@ -244,7 +230,7 @@ static void fixture_load(prob *p, res *want, st_file **fp)
 #define GET(dst, nm, nd, shape, cnt)                                                                  \
     do {                                                                                              \
         cr_assert_eq(st_get(f, nm, ST_F32, nd, shape, &data, err, sizeof err), 0, "%s", err);        \
-        dst = falloc(cnt);                                                                            \
+        dst = tu_floats(cnt);                                                                            \
         memcpy(dst, data, (cnt) * sizeof(float));                                                     \
     } while (0)
     GET(p->inp, "enc.inp", 3, sh3, n);
@@ -348,11 +334,11 @@ Test(nn_attention, accumulates_and_skips_null)
     for (size_t i = 0; i < n; i++) two.dinp[i] = 0.25f;
     for (int j = 0; j < NW; j++)
         for (size_t i = 0; i < wsize(&p, j); i++) two.g[j][i] = 0.25f;
-    float *saved = nan_alloc(saved_n(&p));
+    float *saved = tu_nan_floats(saved_n(&p));
     run(&two, &p, 0, saved);
-    float *copy = falloc(saved_n(&p));
+    float *copy = tu_floats(saved_n(&p));
     memcpy(copy, saved, saved_n(&p) * sizeof *copy);
-    float *scratch = nan_alloc(scratch_n(&p));
+    float *scratch = tu_nan_floats(scratch_n(&p));
     nn_encoder_weights w = weights_of(&p);
     nn_encoder_grads g = grads_of(&two);
     for (int k = 0; k < 2; k++)

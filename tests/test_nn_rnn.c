@@ -99,30 +99,16 @@ static size_t wsize(const prob *p, size_t i)
     return s[i];
 }
 
-static float *falloc(size_t n)
-{
-    float *p = calloc(n ? n : 1, sizeof *p);
-    cr_assert(p, "out of memory");
-    return p;
-}
-
-static float *nan_alloc(size_t n)
-{
-    float *p = falloc(n);
-    for (size_t i = 0; i < n; i++) p[i] = NAN;
-    return p;
-}
-
 static void res_alloc(res *r, const prob *p)
 {
     size_t B = p->B, T = p->T, H = p->H, nd = ndir(p->k);
     memset(r, 0, sizeof *r);
-    r->out = falloc(B * T * H);
-    r->hT = falloc(nd * B * H);
-    r->cT = falloc(nd * B * H);
-    r->dinp = falloc(B * T * p->C);
-    r->datt = falloc(B * T);
-    for (size_t i = 0; i < nweights(p->k); i++) r->dw[i] = falloc(wsize(p, i));
+    r->out = tu_floats(B * T * H);
+    r->hT = tu_floats(nd * B * H);
+    r->cT = tu_floats(nd * B * H);
+    r->dinp = tu_floats(B * T * p->C);
+    r->datt = tu_floats(B * T);
+    for (size_t i = 0; i < nweights(p->k); i++) r->dw[i] = tu_floats(wsize(p, i));
 }
 
 static void res_free(res *r)
@@ -211,8 +197,8 @@ static void nan_fill(float *x, size_t n)
  * forward outputs start as NaN (forward must write every entry). */
 static void run(res *r, const prob *p, int nback)
 {
-    float *saved = nan_alloc(saved_floats(p));
-    float *scratch = nan_alloc(scratch_floats(p));
+    float *saved = tu_nan_floats(saved_floats(p));
+    float *scratch = tu_nan_floats(scratch_floats(p));
     size_t nbh = ndir(p->k) * p->B * p->H;
     nan_fill(r->out, p->B * p->T * p->H);
     nan_fill(r->hT, nbh);
@@ -300,7 +286,7 @@ static float urand(uint64_t *s, float lo, float hi)
 
 static float *rand_buf(uint64_t *s, size_t n, float k)
 {
-    float *p = falloc(n);
+    float *p = tu_floats(n);
     for (size_t i = 0; i < n; i++) p[i] = urand(s, -k, k);
     return p;
 }
@@ -364,7 +350,7 @@ static float *fx_get(kind k, int ci, const char *name, size_t ndim, const uint64
     cr_assert_eq(rc, 0, "%s", err);
     size_t n = 1;
     for (size_t i = 0; i < ndim; i++) n *= (size_t)shape[i];
-    float *p = falloc(n);
+    float *p = tu_floats(n);
     memcpy(p, data, n * sizeof *p);
     return p;
 }
@@ -606,10 +592,10 @@ Test(nn_rnn, accumulates_and_skips_null)
         for (size_t i = 0; i < natt; i++) two.datt[i] = 0.25f;
         for (size_t j = 0; j < nw; j++)
             for (size_t i = 0; i < wsize(&p, j); i++) two.dw[j][i] = 0.25f;
-        float *saved = nan_alloc(saved_floats(&p)), *scratch = nan_alloc(scratch_floats(&p));
+        float *saved = tu_nan_floats(saved_floats(&p)), *scratch = tu_nan_floats(scratch_floats(&p));
         forward(&two, saved, scratch, &p);
         size_t ns = saved_floats(&p);
-        float *copy = falloc(ns);
+        float *copy = tu_floats(ns);
         memcpy(copy, saved, ns * sizeof *copy);
         backward(&two, scratch, saved, &p);
         backward(&two, scratch, saved, &p);
@@ -669,7 +655,7 @@ Test(nn_rnn, accumulates_and_skips_null)
             q.dout = q.dh = q.dc = NULL;
             forward(&r, saved, scratch, &q);
             backward(&r, scratch, saved, &q);
-            float *zero = falloc(ninp);
+            float *zero = tu_floats(ninp);
             snprintf(tag, sizeof tag, "%s no upstream", kind_name[k]);
             expect_close(tag, r.dinp, zero, ninp, 0);
             free(zero);

@@ -3,6 +3,7 @@
  */
 #include "tests/test_util.h"
 
+#include <criterion/criterion.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <math.h>
@@ -150,4 +151,18 @@ int tu_compare_f32(const char *what, const float *got, const float *want, size_t
         fprintf(stderr, "%s: %d of %zu values beyond %.0e (worst relative error %.3g)\n", what, bad, n, tol, worst);
     if (getenv("LSIM_TEST_VERBOSE")) fprintf(stderr, "%-32s worst relative error %.3g\n", what, worst);
     return bad;
+}
+
+float *tu_floats(size_t n)
+{
+    float *p = calloc(n ? n : 1, sizeof *p);
+    cr_assert(p, "out of memory");
+    return p;
+}
+
+float *tu_nan_floats(size_t n)
+{
+    float *p = tu_floats(n);
+    for (size_t i = 0; i < n; i++) p[i] = NAN;
+    return p;
 }

@@ -41,4 +41,9 @@ int tu_compare_f32(const char *what, const float *got, const float *want, size_t
 /* A small deterministic PRNG (splitmix64) for random test cases. */
 uint64_t tu_rand(uint64_t *state);
 
+/* n floats (at least one), zeroed, or all NaN (so that a value the code
+ * under test forgets to write shows); out of memory fails the test. */
+float *tu_floats(size_t n);
+float *tu_nan_floats(size_t n);
+
 #endif
