@@ -14,6 +14,7 @@
  *
  * usage: bench_hard_search INDEX USER [C=20] [K=200] [ROUNDS=200]
  */
+#include "bench/bench_timing.h"
 #include "index/index_internal.h"
 #include "lsim.h"
 
@@ -21,19 +22,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-
-static double now_s(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
 
 static int newer_first(const void *a, const void *b)
 {

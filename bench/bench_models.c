@@ -56,6 +56,7 @@
  *   or written (for `perf record`).
  *   Threads: OpenBLAS's (OPENBLAS_NUM_THREADS); the rest is single-threaded.
  */
+#include "bench/bench_timing.h"
 #include "esu/dien.h"
 #include "esu/din.h"
 #include "esu/din_unit.h"
@@ -108,25 +109,6 @@ static const char *const part_names[N_PARTS] = {"embed", "attention", "gsu", "ml
  * with the mean pooling of its output, the Bi-LSTM, the two activation units. */
 enum { S_BIAS, S_ENCODER, S_LSTM, S_UNITS, N_SUBS };
 static const char *const sub_names[N_SUBS] = {"bias", "encoder", "bilstm", "units"};
-
-static double now_s(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-static double median(double *x, size_t n)
-{
-    qsort(x, n, sizeof *x, cmp_double);
-    return n % 2 ? x[n / 2] : 0.5 * (x[n / 2 - 1] + x[n / 2]);
-}
 
 static uint64_t splitmix(uint64_t *s)
 {
