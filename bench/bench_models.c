@@ -58,6 +58,7 @@
  */
 #include "bench/bench_timing.h"
 #include "esu/dien.h"
+#include "esu/dien_branch.h"
 #include "esu/din.h"
 #include "esu/din_unit.h"
 #include "esu/dsin.h"
@@ -627,9 +628,8 @@ typedef struct parts {
     float *ea, *es, *el, *v, *lp, *m_in, *el_sel, *score, *ul, *logit;
     uint32_t *off, *loff, *sel_off, *sel, *topk_scratch, *r_item, *r_cat, *l_item, *l_cat, *len;
     int64_t *l_ts, *ts_sel;
-    /* DIEN */
-    const float *gru_w, *gru_u, *gru_b, *att_w, *aug_w, *aug_u, *aug_b;
-    float *h, *dq, *sc, *att, *hfin, *pool, *gru_saved, *aug_saved, *scratch;
+    /* DIEN: the library's branch, bound and carved as esu/dien.c does */
+    dien_branch dn;
     /* DSIN: the library's branch, bound and carved as esu/dsin.c does; its
      * weights and buffers are driven step by step below */
     dsin_branch ds;
@@ -666,19 +666,7 @@ static void parts_carve(parts *p, const model *md, arena *a)
     if (md->din || md->sim) din_unit_carve(&p->unit, a, B, R);
     if (md->sim) esu_attention_carve(&p->esu, a, B, L);
     if (md->sim && md->sc.gsu == SIM_GSU_SOFT) soft_gsu_carve(&p->gsu, a, B, L);
-    if (md->dien) {
-        size_t sv = nn_gru_saved_floats(B, S, E, E), s1 = nn_gru_scratch_floats(B, S, E, E),
-               s2 = nn_augru_scratch_floats(B, S, E, E);
-        p->h = ARENA_FLOATS(a, R * E);
-        p->dq = ARENA_FLOATS(a, B * E);
-        p->sc = ARENA_FLOATS(a, R);
-        p->att = ARENA_FLOATS(a, R);
-        p->hfin = ARENA_FLOATS(a, B * E);
-        p->pool = ARENA_FLOATS(a, B * E);
-        p->gru_saved = ARENA_FLOATS(a, sv);
-        p->aug_saved = ARENA_FLOATS(a, nn_augru_saved_floats(B, S, E, E));
-        p->scratch = ARENA_FLOATS(a, s1 > s2 ? s1 : s2);
-    }
+    if (md->dien) dien_branch_carve(&p->dn, a, B, S);
     if (md->dsin) {
         dsin_branch_carve(&p->ds, a, B);
         p->bout = ARENA_FLOATS(a, B * (E + md->ds.d_lstm));
@@ -704,15 +692,7 @@ static void parts_new(parts *p, const model *md, const request *q)
             soft_gsu_bind(&p->gsu, E, md->sc.gsu_d, c->mlp_h1, c->mlp_h2, c->dice_momentum, md->params, NULL,
                           md->buffers);
     }
-    if (md->dien) {
-        p->gru_w = param_find(md->params, "dien.gru.w");
-        p->gru_u = param_find(md->params, "dien.gru.u");
-        p->gru_b = param_find(md->params, "dien.gru.b");
-        p->att_w = param_find(md->params, "dien.att.w");
-        p->aug_w = param_find(md->params, "dien.augru.w");
-        p->aug_u = param_find(md->params, "dien.augru.u");
-        p->aug_b = param_find(md->params, "dien.augru.b");
-    }
+    if (md->dien) dien_branch_bind(&p->dn, E, 0, &p->emb, md->params, NULL);
     if (md->dsin) {
         const dsin_config *d = &md->ds;
         dsin_branch_bind(&p->ds, E, d->max_sessions, d->session_len, d->d_lstm, d->d_ffn, d->heads,
@@ -797,7 +777,8 @@ static void parts_forward_dsin(parts *p, const model *md, const request *q, doub
         }
     }
     SUB(S_BIAS);
-    nn_encoder_forward(p->ds.y, p->ds.enc_saved, p->ds.scratch, p->ds.x, p->ds.sess_len, &p->ds.enc, BK, T, E, c->d_ffn, c->heads);
+    nn_encoder_forward(p->ds.y, p->ds.enc_saved, p->ds.scratch, p->ds.x, p->ds.sess_len, &p->ds.enc, BK, T, E,
+                       c->d_ffn, c->heads);
     for (size_t bk = 0; bk < BK; bk++) { /* I_k: the mean of the block's output over the session */
         size_t L = p->ds.sess_len[bk];
         float *ik = p->ds.ik + bk * E;
@@ -808,8 +789,8 @@ static void parts_forward_dsin(parts *p, const model *md, const request *q, doub
             for (size_t d = 0; d < E; d++) ik[d] /= (float)L;
     }
     SUB(S_ENCODER);
-    nn_bilstm_forward(p->ds.hk, NULL, NULL, p->ds.lstm_saved, p->ds.scratch, p->ds.ik, p->ds.n_sess, p->ds.w_ih, p->ds.w_hh, p->ds.b_ih,
-                      p->ds.b_hh, B, K, E, H);
+    nn_bilstm_forward(p->ds.hk, NULL, NULL, p->ds.lstm_saved, p->ds.scratch, p->ds.ik, p->ds.n_sess, p->ds.w_ih,
+                      p->ds.w_hh, p->ds.b_ih, p->ds.b_hh, B, K, E, H);
     SUB(S_LSTM);
     nn_linear_forward(p->ds.qi, p->ea, p->ds.att_i, NULL, B, E, E);
     nn_linear_forward(p->ds.qh, p->ea, p->ds.att_h, NULL, B, E, H);
@@ -843,24 +824,25 @@ static void parts_forward(parts *p, const model *md, const request *q, double *t
         embed_forward(&p->emb, p->ea, bt->target_item, bt->target_cat, B);
         embed_forward(&p->emb, p->es, bt->hist_item, bt->hist_cat, B * S);
         LAP(P_EMBED);
-        nn_gru_forward(p->h, NULL, p->gru_saved, p->scratch, p->es, p->len, p->gru_w, p->gru_u, p->gru_b, B, S, E, E);
-        nn_linear_forward(p->dq, p->ea, p->att_w, NULL, B, E, E);
+        nn_gru_forward(p->dn.h, NULL, p->dn.gru_saved, p->dn.scratch, p->es, p->len, p->dn.gru_w, p->dn.gru_u,
+                       p->dn.gru_b, B, S, E, E);
+        nn_linear_forward(p->dn.q, p->ea, p->dn.att_w, NULL, B, E, E);
         for (size_t b = 0; b < B; b++)
             for (size_t s = 0; s < p->len[b]; s++)
-                p->sc[b * S + s] = dot_plain(p->h + (b * S + s) * E, p->dq + b * E, E);
-        nn_softmax_masked_forward(p->att, p->sc, p->len, B, S);
-        nn_augru_forward(NULL, p->hfin, p->aug_saved, p->scratch, p->h, p->att, p->len, p->aug_w, p->aug_u,
-                         p->aug_b, B, S, E, E);
+                p->dn.sc[b * S + s] = dot_plain(p->dn.h + (b * S + s) * E, p->dn.q + b * E, E);
+        nn_softmax_masked_forward(p->dn.att, p->dn.sc, p->len, B, S);
+        nn_augru_forward(NULL, p->dn.hfin, p->dn.aug_saved, p->dn.scratch, p->dn.h, p->dn.att, p->len, p->dn.aug_w,
+                         p->dn.aug_u, p->dn.aug_b, B, S, E, E);
         LAP(P_ATT);
         for (size_t b = 0; b < B; b++) {
-            float *pool = p->pool + b * E, *mi = p->m_in + b * 4 * E;
+            float *pool = p->dn.pool + b * E, *mi = p->m_in + b * 4 * E;
             const float *ea = p->ea + b * E;
             memset(pool, 0, E * sizeof(float));
             for (size_t s = 0; s < p->len[b]; s++)
                 for (size_t d = 0; d < E; d++) pool[d] += p->es[(b * S + s) * E + d];
             for (size_t d = 0; d < E; d++) {
                 mi[d] = ea[d];
-                mi[E + d] = p->hfin[b * E + d];
+                mi[E + d] = p->dn.hfin[b * E + d];
                 mi[2 * E + d] = pool[d];
                 mi[3 * E + d] = ea[d] * pool[d];
             }
