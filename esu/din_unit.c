@@ -62,8 +62,7 @@ void din_unit_carve(din_unit *u, arena *a, size_t max_b, size_t max_rows)
     u->dw = ARENA_FLOATS(a, R);
 }
 
-static void unit_tail(din_unit *u, float *v, const float *es, size_t s_shared, const uint32_t *off, size_t b,
-                      size_t R);
+static void unit_tail(din_unit *u, float *v, const float *es, const uint32_t *off, size_t b, size_t R);
 
 void din_unit_forward(din_unit *u, float *v, const float *ea, const float *es, const uint32_t *off, size_t b)
 {
@@ -87,7 +86,7 @@ void din_unit_forward(din_unit *u, float *v, const float *ea, const float *es, c
         }
     }
     nn_linear_forward(u->a1, u->x, u->w1, u->b1, R, 4 * E, u->h1);
-    unit_tail(u, v, es, 0, off, b, R);
+    unit_tail(u, v, es, off, b, R);
 }
 
 void din_unit_backward(din_unit *u, float *dea, float *des, const float *dv)
@@ -142,9 +141,9 @@ void din_unit_backward(din_unit *u, float *dea, float *des, const float *dv)
     }
 }
 
-/* The tail shared by both forwards: from fc1's pre-activations in u->a1 (R rows,
- * sample i's rows off[i] .. off[i+1]) to v. es_rows(r) gives row r's behavior. */
-static void unit_tail(din_unit *u, float *v, const float *es, size_t s_shared, const uint32_t *off, size_t b, size_t R)
+/* From fc1's pre-activations in u->a1 (R rows, sample i's rows
+ * off[i] .. off[i+1]) to v. */
+static void unit_tail(din_unit *u, float *v, const float *es, const uint32_t *off, size_t b, size_t R)
 {
     size_t E = u->e;
     nn_sigmoid_forward(u->a1, u->a1, R * u->h1);
@@ -152,7 +151,7 @@ static void unit_tail(din_unit *u, float *v, const float *es, size_t s_shared, c
     nn_sigmoid_forward(u->a2, u->a2, R * u->h2);
     nn_linear_forward(u->sc, u->a2, u->w3, u->b3, R, u->h2, 1);
     for (size_t i = 0; i < b; i++) {
-        size_t lo = off ? off[i] : i * s_shared, hi = off ? off[i + 1] : (i + 1) * s_shared;
+        size_t lo = off[i], hi = off[i + 1];
         if (!u->softmax) {
             memcpy(u->w + lo, u->sc + lo, (hi - lo) * sizeof(float));
         } else if (hi > lo) {
@@ -162,15 +161,20 @@ static void unit_tail(din_unit *u, float *v, const float *es, size_t s_shared, c
         float *vi = v + i * E;
         memset(vi, 0, E * sizeof(float));
         for (size_t r = lo; r < hi; r++) {
-            const float *ej = es + (off ? r : r - lo) * E;
+            const float *ej = es + r * E;
             for (size_t d = 0; d < E; d++) vi[d] += u->w[r] * ej[d];
         }
     }
 }
 
+/* Rows of (candidate, behavior) pairs per tile of the shared path: its fc1
+ * and fc2 activations (rows x (E + h1 + h2) floats, 156 KB at the default
+ * widths) stay in a core's L2 cache from one layer to the next. */
+#define SHARED_TILE_ROWS 256
+
 void din_unit_forward_shared(din_unit *u, float *v, const float *ea, const float *es, size_t s, size_t b)
 {
-    size_t E = u->e, H1 = u->h1, R = b * s;
+    size_t E = u->e, H1 = u->h1, H2 = u->h2;
     u->r = 0; /* no backward after this path */
     for (size_t o = 0; o < H1; o++) {
         const float *w = u->w1 + o * 4 * E;
@@ -182,16 +186,36 @@ void din_unit_forward_shared(din_unit *u, float *v, const float *ea, const float
     }
     nn_linear_forward(u->p, es, u->wj, NULL, s, E, H1); /* once per behavior */
     nn_linear_forward(u->q, ea, u->wa, u->b1, b, E, H1); /* once per candidate */
-    float *z = u->x; /* (R, E) e_j * e_a */
-    for (size_t i = 0; i < b; i++)
-        for (size_t j = 0; j < s; j++)
-            for (size_t d = 0; d < E; d++) z[(i * s + j) * E + d] = es[j * E + d] * ea[i * E + d];
-    nn_linear_forward(u->a1, z, u->wd, NULL, R, E, H1);
-    for (size_t i = 0; i < b; i++)
-        for (size_t j = 0; j < s; j++) {
-            float *pre = u->a1 + (i * s + j) * H1;
-            const float *pj = u->p + j * H1, *qi = u->q + i * H1;
-            for (size_t o = 0; o < H1; o++) pre[o] += pj[o] + qi[o];
+    size_t per_tile = s ? (SHARED_TILE_ROWS + s - 1) / s : b;
+    for (size_t i0 = 0; i0 < b; i0 += per_tile) {
+        size_t nb = b - i0 < per_tile ? b - i0 : per_tile, R = nb * s;
+        float *z = u->x, *a1 = u->a1, *a2 = u->a2, *sc = u->sc + i0 * s; /* z (R, E): e_j * e_a */
+        for (size_t i = 0; i < nb; i++) {
+            const float *qi = u->q + (i0 + i) * H1, *eai = ea + (i0 + i) * E;
+            for (size_t j = 0; j < s; j++) {
+                float *pre = a1 + (i * s + j) * H1, *zr = z + (i * s + j) * E;
+                const float *pj = u->p + j * H1, *ej = es + j * E;
+                for (size_t o = 0; o < H1; o++) pre[o] = pj[o] + qi[o];
+                for (size_t d = 0; d < E; d++) zr[d] = ej[d] * eai[d];
+            }
         }
-    unit_tail(u, v, es, s, NULL, b, R);
+        nn_linear_forward_acc(a1, z, u->wd, R, E, H1);
+        nn_sigmoid_forward(a1, a1, R * H1);
+        nn_linear_forward(a2, a1, u->w2, u->b2, R, H1, H2);
+        nn_sigmoid_forward(a2, a2, R * H2);
+        nn_linear_forward(sc, a2, u->w3, u->b3, R, H2, 1);
+    }
+    for (size_t i = 0; i < b; i++) {
+        size_t lo = i * s;
+        if (!u->softmax) {
+            memcpy(u->w + lo, u->sc + lo, s * sizeof(float));
+        } else if (s) {
+            uint32_t n = (uint32_t)s;
+            nn_softmax_masked_forward(u->w + lo, u->sc + lo, &n, 1, n);
+        }
+        float *vi = v + i * E;
+        memset(vi, 0, E * sizeof(float));
+        for (size_t j = 0; j < s; j++)
+            for (size_t d = 0; d < E; d++) vi[d] += u->w[lo + j] * es[j * E + d];
+    }
 }

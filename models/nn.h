@@ -37,6 +37,10 @@ void nn_init_from_env(void);
 // out (N, OC), inp (N, C), w (OC, C), b (OC) or NULL
 void nn_linear_forward(float *out, const float *inp, const float *w, const float *b, size_t n, size_t c,
                        size_t oc);
+/* out += inp @ w^T: accumulates onto what out holds (a bias or other terms
+ * already laid down), sparing a pass over out */
+// out (N, OC), inp (N, C), w (OC, C)
+void nn_linear_forward_acc(float *out, const float *inp, const float *w, size_t n, size_t c, size_t oc);
 // dinp (N, C), dw (OC, C), db (OC): each may be NULL; dout (N, OC)
 void nn_linear_backward(float *dinp, float *dw, float *db, const float *dout, const float *inp, const float *w,
                         size_t n, size_t c, size_t oc);

@@ -19,6 +19,7 @@
  *     so the inner loops are contiguous and nothing is allocated.
  */
 #include "models/nn.h"
+#include "models/nn_vmath.h"
 
 #include <cblas.h>
 #include <limits.h>
@@ -98,15 +99,29 @@ void nn_linear_forward(float *out, const float *inp, const float *w, const float
         linear_forward_ref(out, inp, w, b, n, c, oc);
         return;
     }
-    // out (N, OC) = b broadcast, then out += inp (N, C) @ w^T (C, OC)
-    float beta = 0.0f;
-    if (b != NULL) {
+    // out (N, OC) = b broadcast (or 0), then out += inp (N, C) @ w^T (C, OC). beta = 0
+    // would cost OpenBLAS a slow scaling pass over out; memset and beta = 1 is cheaper.
+    if (b != NULL)
         for (size_t i = 0; i < n; i++)
             memcpy(out + i * oc, b, oc * sizeof *b);
-        beta = 1.0f;
+    else
+        memset(out, 0, n * oc * sizeof *out);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)n, (int)oc, (int)c, 1.0f, inp, (int)c, w, (int)c,
+                1.0f, out, (int)oc);
+}
+
+void nn_linear_forward_acc(float *out, const float *inp, const float *w, size_t n, size_t c, size_t oc)
+{
+    if (n == 0 || oc == 0 || c == 0)
+        return;
+    if (g_reference || !blas_ok(n, c, oc)) {
+        for (size_t i = 0; i < n; i++)
+            for (size_t o = 0; o < oc; o++)
+                out[i * oc + o] += dot_f32(inp + i * c, w + o * c, c);
+        return;
     }
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)n, (int)oc, (int)c, 1.0f, inp, (int)c, w, (int)c,
-                beta, out, (int)oc);
+                1.0f, out, (int)oc);
 }
 
 static void linear_backward_ref(float *dinp, float *dw, const float *dout, const float *inp, const float *w,
@@ -193,52 +208,12 @@ void nn_embedding_backward(float *dtable, const float *dout, const uint32_t *ids
 
 static inline float sigmoidf(float x)
 {
-    /* exp(-x) overflows to inf for x < -88, giving exactly 0: no NaN */
-    return 1.0f / (1.0f + expf(-x));
+    return vm_sigmoid_ref(x);
 }
-
-#if defined(__SSE2__)
-#include <emmintrin.h>
-/* exp(x) of 4 floats with SSE2: the argument clamped to [-87, 89], x = k ln2 + r
- * (Cody-Waite, two parts of ln 2), Cephes' degree-6 polynomial for exp(r) on
- * |r| <= ln(2)/2, and 2^k built in the exponent bits. Relative error about
- * 2 ulp against expf (tests/test_nn_basic.c). */
-static inline __m128 exp4(__m128 x)
-{
-    x = _mm_min_ps(_mm_max_ps(x, _mm_set1_ps(-87.0f)), _mm_set1_ps(89.0f)); /* 2^128 = inf from ~88.4 */
-    __m128 t = _mm_mul_ps(x, _mm_set1_ps(1.44269504088896341f));
-    __m128i k = _mm_cvtps_epi32(t); /* round to nearest (the default MXCSR mode) */
-    __m128 kf = _mm_cvtepi32_ps(k);
-    __m128 r = _mm_sub_ps(x, _mm_mul_ps(kf, _mm_set1_ps(0.693359375f)));
-    r = _mm_sub_ps(r, _mm_mul_ps(kf, _mm_set1_ps(-2.12194440e-4f)));
-    __m128 p = _mm_set1_ps(1.9875691500e-4f);
-    p = _mm_add_ps(_mm_mul_ps(p, r), _mm_set1_ps(1.3981999507e-3f));
-    p = _mm_add_ps(_mm_mul_ps(p, r), _mm_set1_ps(8.3334519073e-3f));
-    p = _mm_add_ps(_mm_mul_ps(p, r), _mm_set1_ps(4.1665795894e-2f));
-    p = _mm_add_ps(_mm_mul_ps(p, r), _mm_set1_ps(1.6666665459e-1f));
-    p = _mm_add_ps(_mm_mul_ps(p, r), _mm_set1_ps(5.0000001201e-1f));
-    p = _mm_add_ps(_mm_add_ps(_mm_mul_ps(_mm_mul_ps(p, r), r), r), _mm_set1_ps(1.0f));
-    __m128i e = _mm_slli_epi32(_mm_add_epi32(k, _mm_set1_epi32(127)), 23);
-    return _mm_mul_ps(p, _mm_castsi128_ps(e));
-}
-#endif
 
 void nn_sigmoid_forward(float *out, const float *inp, size_t n)
 {
-    size_t i = 0;
-#if defined(__SSE2__)
-    if (!g_reference) {
-        /* 1 / (1 + exp(-x)): exp4 gives inf from about 88.4 (expf from 88.72), so a
-         * large negative x gives exactly 0, as sigmoidf does */
-        const __m128 one = _mm_set1_ps(1.0f);
-        for (; i + 4 <= n; i += 4) {
-            __m128 x = _mm_loadu_ps(inp + i);
-            _mm_storeu_ps(out + i, _mm_div_ps(one, _mm_add_ps(one, exp4(_mm_sub_ps(_mm_setzero_ps(), x)))));
-        }
-    }
-#endif
-    for (; i < n; i++)
-        out[i] = sigmoidf(inp[i]);
+    vm_sigmoid(out, inp, n);
 }
 
 void nn_sigmoid_backward(float *dinp, const float *dout, const float *out, size_t n)
@@ -251,8 +226,7 @@ void nn_sigmoid_backward(float *dinp, const float *dout, const float *out, size_
 
 void nn_tanh_forward(float *out, const float *inp, size_t n)
 {
-    for (size_t i = 0; i < n; i++)
-        out[i] = tanhf(inp[i]);
+    vm_tanh(out, inp, n);
 }
 
 void nn_tanh_backward(float *dinp, const float *dout, const float *out, size_t n)
@@ -353,11 +327,12 @@ void nn_dice_forward(float *out, float *mean, float *var, float *run_mean, float
         const float *a = alpha + c0;
         for (size_t i = 0; i < n; i++) {
             const float *x = inp + i * c + c0;
-            float *y = out + i * c + c0;
-            for (size_t k = 0; k < cb; k++) {
-                const float p = sigmoidf((x[k] - mu[k]) * rs[k]);
-                y[k] = x[k] * (a[k] + p * (1.0f - a[k]));
-            }
+            float *y = out + i * c + c0, p[NN_BLK];
+            for (size_t k = 0; k < cb; k++)
+                p[k] = (x[k] - mu[k]) * rs[k];
+            vm_sigmoid(p, p, cb);
+            for (size_t k = 0; k < cb; k++)
+                y[k] = x[k] * (a[k] + p[k] * (1.0f - a[k]));
         }
     }
 }

@@ -12,7 +12,10 @@
  *      gradients of all steps in scratch, and ends with GEMMs over all B*T
  *      rows for dinp, dW and dU / dW_hh.
  * The GEMMs go through mm_nt / mm_nn / mm_tn: cblas_sgemm, or plain loops
- * when nn_reference_forced(). The element-wise math has a single version.
+ * when nn_reference_forced(). The gate activations go through
+ * nn_sigmoid_forward / nn_tanh_forward over each row's gates (vectorized, or
+ * libm when nn_reference_forced()); the rest of the element-wise math has a
+ * single version.
  *
  * Invariants: the running state is compact (row b of a (B, H) buffer), the
  * saved tensors are indexed by time t (b, t); step s of sequence b is time
@@ -39,8 +42,10 @@ static void mm_nt(float *c, const float *a, const float *b, size_t m, size_t n, 
         return;
     }
     if (!nn_reference_forced()) {
+        /* beta = 0 costs OpenBLAS a slow scaling pass over C; memset and beta = 1 is cheaper */
+        if (!acc) memset(c, 0, m * n * sizeof *c);
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)m, (int)n, (int)k, 1.0f, a, (int)k, b, (int)k,
-                    acc ? 1.0f : 0.0f, c, (int)n);
+                    1.0f, c, (int)n);
         return;
     }
     for (size_t i = 0; i < m; i++) {
@@ -94,11 +99,6 @@ static void mm_tn(float *c, const float *a, const float *b, size_t m, size_t n, 
 }
 
 /* ---- small helpers ---- */
-
-static float sigm(float x)
-{
-    return 1.0f / (1.0f + expf(-x));
-}
 
 /* One past the last sequence with a step s (len[b] > s); 0 when none. */
 static size_t n_active(const uint32_t *len, size_t B, size_t s)
@@ -183,17 +183,18 @@ static void gru_forward(float *out, float *hfinal, float *saved, float *scratch,
             float *hb = h + b * H;
             float a = att ? att[bt] : 1.0f;
             memcpy(hprev + bt * H, hb, H * sizeof *hb);
+            /* u, r = sigmoid(x W + b + h U), h~ = tanh(x W_h + b_h + r * (h U_h)), in place in g */
+            for (size_t j = 0; j < 2 * H; j++) g[j] += rb[j];
+            nn_sigmoid_forward(g, g, 2 * H);
             for (size_t j = 0; j < H; j++) {
-                float uu = sigm(g[j] + rb[j]);
-                float rr = sigm(g[H + j] + rb[H + j]);
                 float uhj = rb[2 * H + j];
-                float hh = tanhf(g[2 * H + j] + rr * uhj);
-                float ue = a * uu;
-                float hn = (1.0f - ue) * hb[j] + ue * hh;
-                g[j] = uu;
-                g[H + j] = rr;
-                g[2 * H + j] = hh;
+                g[2 * H + j] += g[H + j] * uhj;
                 uh[bt * H + j] = uhj;
+            }
+            nn_tanh_forward(g + 2 * H, g + 2 * H, H);
+            for (size_t j = 0; j < H; j++) {
+                float ue = a * g[j];
+                float hn = (1.0f - ue) * hb[j] + ue * g[2 * H + j];
                 hb[j] = hn;
                 if (out) out[bt * H + j] = hn;
             }
@@ -363,20 +364,19 @@ static void lstm_forward(float *out, int add_out, float *hfinal, float *cfinal, 
             float *hb = h + b * H, *cb = c + b * H;
             memcpy(hprev + bt * H, hb, H * sizeof *hb);
             memcpy(cprev + bt * H, cb, H * sizeof *cb);
+            /* [i, f, g, o] in place in g: sigmoid, sigmoid, tanh, sigmoid of x W_ih + b + h W_hh */
+            for (size_t j = 0; j < G; j++) g[j] += rb[j];
+            nn_sigmoid_forward(g, g, 2 * H);
+            nn_tanh_forward(g + 2 * H, g + 2 * H, H);
+            nn_sigmoid_forward(g + 3 * H, g + 3 * H, H);
+            float *tcb = tc + bt * H;
             for (size_t j = 0; j < H; j++) {
-                float ig = sigm(g[j] + rb[j]);
-                float fg = sigm(g[H + j] + rb[H + j]);
-                float gg = tanhf(g[2 * H + j] + rb[2 * H + j]);
-                float og = sigm(g[3 * H + j] + rb[3 * H + j]);
-                float cn = fg * cb[j] + ig * gg;
-                float tcn = tanhf(cn);
-                float hn = og * tcn;
-                g[j] = ig;
-                g[H + j] = fg;
-                g[2 * H + j] = gg;
-                g[3 * H + j] = og;
-                tc[bt * H + j] = tcn;
-                cb[j] = cn;
+                cb[j] = g[H + j] * cb[j] + g[j] * g[2 * H + j];
+                tcb[j] = cb[j];
+            }
+            nn_tanh_forward(tcb, tcb, H);
+            for (size_t j = 0; j < H; j++) {
+                float hn = g[3 * H + j] * tcb[j];
                 hb[j] = hn;
                 if (out) out[bt * H + j] = add_out ? out[bt * H + j] + hn : hn;
             }

@@ -24,6 +24,7 @@
 #include "loaders/safetensors.h"
 #include "lsim.h"
 #include "models/nn.h"
+#include "models/nn_vmath.h"
 #include "tests/test_util.h"
 
 #include <criterion/criterion.h>
@@ -902,26 +903,48 @@ Test(nn_switch, env_read_once)
     unsetenv("LSIM_NN_REFERENCE");
 }
 
-/* The fast sigmoid (SSE2 exp) against the reference (expf) over the whole
- * useful range, every alignment and tail length: within 4 float ulps
- * (5e-7 relative), or 1e-30 absolute where the value underflows. */
-Test(nn_fast, sigmoid_matches_reference)
+/* The fast activations (models/nn_vmath.c) against the libm forms over the
+ * whole useful range, every alignment and tail length, on each vector path
+ * (AVX2 where the CPU has it, then SSE2): within 5e-7 relative (4 float
+ * ulps), or 1e-30 absolute where the value underflows. */
+static double worst_fast_error(void (*f)(float *, const float *, size_t), float lo, float hi)
 {
     enum { N = 200003 };
-    float *x = malloc(N * sizeof *x), *fast = malloc(N * sizeof *fast), *ref = malloc(N * sizeof *ref);
-    for (size_t i = 0; i < N; i++) x[i] = -100.0f + 200.0f * (float)i / (float)(N - 1);
-    nn_sigmoid_forward(fast + 1, x + 1, N - 1); /* an unaligned start and a ragged tail */
-    nn_sigmoid_forward(fast, x, 1);
+    float *x = tu_floats(N), *fast = tu_floats(N), *ref = tu_floats(N);
+    for (size_t i = 0; i < N; i++) x[i] = lo + (hi - lo) * (float)i / (float)(N - 1);
+    f(fast + 1, x + 1, N - 1); /* an unaligned start and a ragged tail */
+    f(fast, x, 1);
     nn_force_reference(1);
-    nn_sigmoid_forward(ref, x, N);
+    f(ref, x, N);
     nn_force_reference(0);
     double worst = 0;
     for (size_t i = 0; i < N; i++) {
         double d = fabs((double)fast[i] - ref[i]);
         if (d > 1e-30) worst = fmax(worst, d / fabs((double)ref[i]));
     }
-    cr_expect(worst < 5e-7, "fast sigmoid: worst relative error %g", worst);
     free(x);
     free(fast);
     free(ref);
+    return worst;
+}
+
+Test(nn_fast, activations_match_reference)
+{
+    for (int avx2 = 1; avx2 >= 0; avx2--) {
+        vm_allow_avx2(avx2);
+        double ws = worst_fast_error(nn_sigmoid_forward, -100.0f, 100.0f);
+        double wt = worst_fast_error(nn_tanh_forward, -30.0f, 30.0f);
+        double wt0 = worst_fast_error(nn_tanh_forward, -1.0f, 1.0f); /* the polynomial and the switch at 0.625 */
+        cr_expect(ws < 5e-7, "fast sigmoid (avx2 allowed %d): worst relative error %g", avx2, ws);
+        cr_expect(wt < 5e-7 && wt0 < 5e-7, "fast tanh (avx2 allowed %d): worst relative error %g, %g on [-1, 1]",
+                  avx2, wt, wt0);
+    }
+    vm_allow_avx2(1);
+    /* saturation: exactly 0 / 1 / -1 where libm saturates */
+    float x[8] = {-200, -120, 120, 200, 0, -0.0f, 1e-30f, -1e-30f}, y[8];
+    nn_sigmoid_forward(y, x, 8);
+    cr_expect(y[0] == 0 && y[1] == 0 && y[2] == 1 && y[3] == 1 && y[4] == 0.5f, "sigmoid saturation");
+    nn_tanh_forward(y, x, 8);
+    cr_expect(y[0] == -1 && y[1] == -1 && y[2] == 1 && y[3] == 1 && y[4] == 0 && y[6] == 1e-30f && y[7] == -1e-30f,
+              "tanh saturation and tiny values: %g %g %g %g %g %g %g", y[0], y[1], y[2], y[3], y[4], y[6], y[7]);
 }
