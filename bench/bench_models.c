@@ -626,7 +626,8 @@ typedef struct parts {
     mlp_head head;
     size_t max_b, max_s, max_l;
     float *ea, *es, *el, *v, *lp, *m_in, *el_sel, *score, *ul, *logit;
-    uint32_t *off, *loff, *sel_off, *sel, *topk_scratch, *r_item, *r_cat, *l_item, *l_cat, *len;
+    uint64_t *topk_scratch;
+    uint32_t *off, *loff, *sel_off, *sel, *r_item, *r_cat, *l_item, *l_cat, *len;
     int64_t *l_ts, *ts_sel;
     /* DIEN: the library's branch, bound and carved as esu/dien.c does */
     dien_branch dn;
@@ -655,7 +656,7 @@ static void parts_carve(parts *p, const model *md, arena *a)
     p->loff = ARENA_U32(a, B + 1);
     p->sel_off = ARENA_U32(a, B + 1);
     p->sel = ARENA_U32(a, L);
-    p->topk_scratch = ARENA_U32(a, md->sim ? md->sc.topk : 1);
+    p->topk_scratch = (uint64_t *)arena_take(a, md->sim ? md->sc.topk : 1, sizeof(uint64_t));
     p->r_item = ARENA_U32(a, R);
     p->r_cat = ARENA_U32(a, R);
     p->l_item = ARENA_U32(a, L);

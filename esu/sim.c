@@ -36,7 +36,8 @@ struct sim {
     /* activations */
     float *ea, *el, *bout, *ul, *m_in, *el_sel, *score;
     float *dea, *del, *del_sel, *dbout, *dul, *dm, *dlogit;
-    uint32_t *loff, *sel_off, *sel, *sel_pos, *topk_scratch, *l_item, *l_cat;
+    uint32_t *loff, *sel_off, *sel, *sel_pos, *l_item, *l_cat;
+    uint64_t *topk_scratch;
     int64_t *l_ts, *ts_sel;
     size_t b, lr, nsel;
     int trained_gsu; /* the last forward ran the auxiliary head */
@@ -84,7 +85,7 @@ static void carve(void *ctx, arena *a)
     m->sel_off = ARENA_U32(a, B + 1);
     m->sel = ARENA_U32(a, L);
     m->sel_pos = ARENA_U32(a, L);
-    m->topk_scratch = ARENA_U32(a, m->cfg.topk);
+    m->topk_scratch = (uint64_t *)arena_take(a, m->cfg.topk, sizeof(uint64_t));
     m->l_item = ARENA_U32(a, L);
     m->l_cat = ARENA_U32(a, L);
     m->l_ts = (int64_t *)arena_take(a, L, sizeof(int64_t));

@@ -123,26 +123,32 @@ void soft_gsu_backward(soft_gsu *g, float *dea, float *del, const float *label, 
     nn_linear_backward(del, g->gwb, NULL, g->dk, g->el, g->wb, R, E, D);
 }
 
-/* 1 when row x ranks above row y: a higher score, or an equal score and a
- * later row (the more recent behavior). */
-static int ranks_above(const float *score, uint32_t x, uint32_t y)
+/* A row's rank as one integer: the score's bits made to order as unsigned
+ * (negative floats flipped, -0 made +0 first) above the row number, so that
+ * a higher key is a higher score or an equal score and a later row (the
+ * more recent behavior). Scores are never NaN. */
+static uint64_t rank_key(float score, uint32_t row)
 {
-    return score[x] > score[y] || (score[x] == score[y] && x > y);
+    float s = score + 0.0f; /* -0 -> +0: they compare equal */
+    uint32_t u;
+    memcpy(&u, &s, sizeof u);
+    u = (u & 0x80000000u) ? ~u : (u | 0x80000000u);
+    return (uint64_t)u << 32 | row;
 }
 
-/* Restores the min-heap (the lowest-ranked row at the root) below i. */
-static void sift_down(uint32_t *h, size_t n, size_t i, const float *score)
+/* Restores the min-heap (the lowest key at the root) below i. */
+static void sift_down(uint64_t *h, size_t n, size_t i)
 {
+    uint64_t x = h[i];
     for (;;) {
-        size_t l = 2 * i + 1, r = l + 1, m = i;
-        if (l < n && ranks_above(score, h[m], h[l])) m = l;
-        if (r < n && ranks_above(score, h[m], h[r])) m = r;
-        if (m == i) return;
-        uint32_t t = h[i];
+        size_t l = 2 * i + 1, m = l;
+        if (l >= n) break;
+        if (l + 1 < n && h[l + 1] < h[l]) m = l + 1;
+        if (h[m] >= x) break;
         h[i] = h[m];
-        h[m] = t;
         i = m;
     }
+    h[i] = x;
 }
 
 static int by_row(const void *a, const void *b)
@@ -151,7 +157,21 @@ static int by_row(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
-size_t soft_gsu_topk(uint32_t *sel_off, uint32_t *rows, uint32_t *scratch, const float *score, const uint32_t *off,
+static void sort_rows(uint32_t *r, size_t n)
+{
+    if (n > 64) {
+        qsort(r, n, sizeof *r, by_row);
+        return;
+    }
+    for (size_t i = 1; i < n; i++) {
+        uint32_t x = r[i];
+        size_t j = i;
+        for (; j > 0 && r[j - 1] > x; j--) r[j] = r[j - 1];
+        r[j] = x;
+    }
+}
+
+size_t soft_gsu_topk(uint32_t *sel_off, uint32_t *rows, uint64_t *scratch, const float *score, const uint32_t *off,
                      size_t b, size_t k)
 {
     size_t n = 0;
@@ -162,16 +182,19 @@ size_t soft_gsu_topk(uint32_t *sel_off, uint32_t *rows, uint32_t *scratch, const
             for (size_t r = lo; r < hi; r++) rows[n++] = (uint32_t)r;
             continue;
         }
-        /* a min-heap of the k best rows seen so far: O(m log k) */
-        for (size_t j = 0; j < k; j++) scratch[j] = (uint32_t)(lo + j);
-        for (size_t j = k / 2; j-- > 0;) sift_down(scratch, k, j, score);
-        for (size_t r = lo + k; r < hi; r++)
-            if (ranks_above(score, (uint32_t)r, scratch[0])) {
-                scratch[0] = (uint32_t)r;
-                sift_down(scratch, k, 0, score);
+        /* a min-heap of the k best keys seen so far: O(m log k), a new row
+         * costing one compare against the root unless it enters */
+        for (size_t j = 0; j < k; j++) scratch[j] = rank_key(score[lo + j], (uint32_t)(lo + j));
+        for (size_t j = k / 2; j-- > 0;) sift_down(scratch, k, j);
+        for (size_t r = lo + k; r < hi; r++) {
+            uint64_t key = rank_key(score[r], (uint32_t)r);
+            if (key > scratch[0]) {
+                scratch[0] = key;
+                sift_down(scratch, k, 0);
             }
-        qsort(scratch, k, sizeof *scratch, by_row);
-        memcpy(rows + n, scratch, k * sizeof *scratch);
+        }
+        for (size_t j = 0; j < k; j++) rows[n + j] = (uint32_t)scratch[j];
+        sort_rows(rows + n, k);
         n += k;
     }
     sel_off[b] = (uint32_t)n;

@@ -58,8 +58,8 @@ void soft_gsu_backward(soft_gsu *g, float *dea, float *del, const float *label, 
 /* For each sample, its k best rows by score (ties: the later row, the more
  * recent behavior), written in row (time) order into rows[], with sel_off
  * (B + 1) the offsets. Returns the number of rows selected. scratch holds
- * k entries. Thread-safe; O(rows log k). */
-size_t soft_gsu_topk(uint32_t *sel_off, uint32_t *rows, uint32_t *scratch, const float *score, const uint32_t *off,
+ * k entries. Rows are numbered below 2^32. Thread-safe; O(rows log k). */
+size_t soft_gsu_topk(uint32_t *sel_off, uint32_t *rows, uint64_t *scratch, const float *score, const uint32_t *off,
                      size_t b, size_t k);
 
 #endif

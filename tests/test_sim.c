@@ -17,6 +17,7 @@
 #include "loaders/safetensors.h"
 #include "lsim.h"
 #include "esu/sim.h"
+#include "gsu/soft_search.h"
 #include "models/nn.h"
 #include "tests/model_fixture.h"
 #include "tests/test_util.h"
@@ -200,4 +201,62 @@ Test(sim, shared_request_path_equals_the_general_path)
 {
     shared_request_case(SIM_GSU_SOFT);
     shared_request_case(SIM_GSU_HARD);
+}
+
+/* The GSU's top-K against a brute-force ranking: scores from a small set of
+ * values (many ties, negatives, -0 beside +0), samples shorter than, equal
+ * to and longer than k, and empty ones. Brute force: every row of the sample
+ * ranked by (score, row) descending, the first k, in row order. */
+static uint32_t lcg_next(uint32_t *s)
+{
+    *s = *s * 1664525u + 1013904223u;
+    return *s >> 8;
+}
+
+Test(sim, soft_topk_equals_a_brute_force_ranking)
+{
+    static const float values[] = {-3.5f, -1.0f, -0.0f, 0.0f, 0.25f, 1.0f, 2.0f, 1e-30f, -1e30f, 7.0f};
+    enum { B = 60, MAXN = 300 };
+    uint32_t seed = 7, off[B + 1], sel_off[B + 1], rows[B * MAXN], want[MAXN], idx[MAXN];
+    uint64_t scratch[64];
+    float *score = tu_floats(B * MAXN);
+    for (size_t k = 1; k <= 64; k = k * 3 + 1) {
+        off[0] = 0;
+        for (size_t b = 0; b < B; b++) {
+            size_t n = b % 7 == 0 ? 0 : b % 5 == 0 ? k : lcg_next(&seed) % MAXN;
+            off[b + 1] = off[b] + (uint32_t)n;
+        }
+        for (size_t r = 0; r < off[B]; r++) score[r] = values[lcg_next(&seed) % 10];
+        size_t got = soft_gsu_topk(sel_off, rows, scratch, score, off, B, k);
+        size_t total = 0;
+        for (size_t b = 0; b < B; b++) {
+            size_t lo = off[b], n = off[b + 1] - lo, m = n < k ? n : k;
+            for (size_t j = 0; j < n; j++) idx[j] = (uint32_t)(lo + j);
+            for (size_t j = 0; j < m; j++) /* selection: the best remaining by (score, row) */
+                for (size_t t = j + 1; t < n; t++) {
+                    float a = score[idx[t]], c = score[idx[j]];
+                    if (a > c || (a == c && idx[t] > idx[j])) {
+                        uint32_t x = idx[j];
+                        idx[j] = idx[t];
+                        idx[t] = x;
+                    }
+                }
+            for (size_t j = 0; j < m; j++) want[j] = idx[j];
+            for (size_t j = 1; j < m; j++) /* row order */
+                for (size_t t = j; t > 0 && want[t - 1] > want[t]; t--) {
+                    uint32_t x = want[t];
+                    want[t] = want[t - 1];
+                    want[t - 1] = x;
+                }
+            cr_assert_eq(sel_off[b], total, "k %zu sample %zu: offset", k, b);
+            cr_assert_eq(sel_off[b + 1] - sel_off[b], m, "k %zu sample %zu: %u rows kept, want %zu", k, b,
+                         sel_off[b + 1] - sel_off[b], m);
+            for (size_t j = 0; j < m; j++)
+                cr_assert_eq(rows[total + j], want[j], "k %zu sample %zu: kept row %u at %zu, want %u", k, b,
+                             rows[total + j], j, want[j]);
+            total += m;
+        }
+        cr_assert_eq(got, total);
+    }
+    free(score);
 }
