@@ -89,9 +89,7 @@ void esu_attention_forward(esu_attention *u, float *out, const float *ea, const 
             const float *q = u->q + i * H + h * D;
             float mx = -INFINITY;
             for (size_t r = lo; r < hi; r++) {
-                const float *k = u->k + r * H + h * D;
-                float s = 0;
-                for (size_t d = 0; d < D; d++) s += k[d] * q[d];
+                float s = nn_dot(u->k + r * H + h * D, q, D);
                 u->att[r * Q + h] = s;
                 if (s > mx) mx = s;
             }

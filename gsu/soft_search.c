@@ -132,7 +132,7 @@ static uint64_t rank_key(float score, uint32_t row)
     float s = score + 0.0f; /* -0 -> +0: they compare equal */
     uint32_t u;
     memcpy(&u, &s, sizeof u);
-    u = (u & 0x80000000u) ? ~u : (u | 0x80000000u);
+    u ^= (0u - (u >> 31)) | 0x80000000u; /* negative: all bits flipped; else the sign bit set; no branch */
     return (uint64_t)u << 32 | row;
 }
 

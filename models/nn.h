@@ -33,6 +33,9 @@ void nn_force_reference(int on);
 int nn_reference_forced(void);
 void nn_init_from_env(void);
 
+/* ---- dot product (8 partial sums: vectorized, in a fixed order) ---- */
+float nn_dot(const float *a, const float *b, size_t n);
+
 /* ---- linear: out = inp @ w^T + b ---- */
 // out (N, OC), inp (N, C), w (OC, C), b (OC) or NULL
 void nn_linear_forward(float *out, const float *inp, const float *w, const float *b, size_t n, size_t c,

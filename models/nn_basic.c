@@ -66,6 +66,13 @@ static int blas_ok(size_t n, size_t c, size_t oc)
 
 /* Dot product with 8 independent partial sums, so that the compiler can keep
  * them in one vector register (a float reduction is otherwise sequential). */
+static float dot_f32(const float *a, const float *b, size_t n);
+
+float nn_dot(const float *a, const float *b, size_t n)
+{
+    return dot_f32(a, b, n);
+}
+
 static float dot_f32(const float *a, const float *b, size_t n)
 {
     float acc[8] = {0};
