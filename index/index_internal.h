@@ -59,6 +59,13 @@ void index_reader_end(lsim_index_reader *rd);
 int index_hard_search_dense(lsim_index_reader *rd, uint32_t user, uint32_t cat, int64_t before,
                             size_t k, ubt_event *out, size_t *n);
 
+/* Every event of dense user `user` with ts < before, oldest first (time,
+ * then log order), in one snapshot, into *buf (grown with realloc as
+ * needed; *cap its capacity in events, the caller frees it). An unknown
+ * user has none. */
+int index_user_events(lsim_index_reader *rd, uint32_t user, int64_t before, ubt_event **buf, size_t *cap,
+                      size_t *n);
+
 /* The summary (event count, first and last ts) of a user given by raw id,
  * in a snapshot of its own. LSIM_E_NOTFOUND for an unknown user. */
 int index_user_summary(lsim_index_reader *rd, const char *user, size_t len, ubt_user_summary *s);

@@ -14,6 +14,7 @@
 #include "index/index_internal.h"
 #include "storage/lmdb_env.h"
 
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -400,6 +401,39 @@ LSIM_API int lsim_index_hard_search(lsim_index_reader *rd, const char *user, siz
     index_reader_end(rd);
     if (rc) return rc;
     *n = got;
+    return 0;
+}
+
+int index_user_events(lsim_index_reader *rd, uint32_t user, int64_t before, ubt_event **buf, size_t *cap,
+                      size_t *n)
+{
+    *n = 0;
+    int rc = index_reader_begin(rd);
+    if (rc) return rc;
+    uint8_t key[4];
+    ubt_put_u32be(key, user);
+    MDB_val k = {4, key}, d;
+    ubt_user_summary s;
+    rc = mdb_get(rd->txn, rd->ix->db_users, &k, &d);
+    if (rc == MDB_NOTFOUND) rc = 0, s.events = 0;
+    else if (rc) rc = lmdb_err(rc, rd->errmsg, sizeof rd->errmsg, "reading a user summary");
+    else if (ubt_summary_decode(&s, d.mv_data, d.mv_size)) rc = rd_err(rd, LSIM_E_CORRUPT, "corrupt user summary");
+    if (!rc && s.events > SIZE_MAX / 2 / sizeof(ubt_event))
+        rc = err_set(rd->errmsg, sizeof rd->errmsg, LSIM_E_CORRUPT, "user summary of user %u: %llu events", user,
+                     (unsigned long long)s.events);
+    if (!rc && s.events > *cap) {
+        ubt_event *b = realloc(*buf, (size_t)s.events * sizeof *b);
+        if (!b) rc = rd_err(rd, LSIM_E_NOMEM, "out of memory");
+        else *buf = b, *cap = (size_t)s.events;
+    }
+    if (!rc && s.events) rc = search_all_categories(rd, user, before, (size_t)s.events, *buf, n);
+    index_reader_end(rd);
+    if (rc) return rc;
+    for (size_t i = 0, j = *n; i + 1 < j; i++, j--) { /* newest first -> oldest first */
+        ubt_event t = (*buf)[i];
+        (*buf)[i] = (*buf)[j - 1];
+        (*buf)[j - 1] = t;
+    }
     return 0;
 }
 

@@ -1,0 +1,86 @@
+/*
+ * samples.h: training and test samples drawn from the behavior index,
+ * time-respecting, streamed batch by batch (private).
+ *
+ * A sample is (user, time t, target item, label):
+ *   positives  the user's logged events: each event at time t is a positive
+ *              for its item (every behavior type counts: pv, cart, fav, buy);
+ *   negatives  `negatives` per positive, at the same user and time, items
+ *              drawn uniformly from the item vocabulary or by popularity (the
+ *              items' event counts before test_from); a draw may hit the
+ *              positive's item (it stays a negative: the truth output's
+ *              posterior assumes exactly this sampling).
+ * What a sample sees is the user's events strictly before t (DESIGN.md, time
+ * discipline: an event at t itself, or a tie at t, is never visible):
+ *   short-term   the last short_len of them, oldest first;
+ *   long-term    per long_mode:
+ *                  LONG_NONE  nothing;
+ *                  LONG_HARD  the last long_k in the target's category (SIM
+ *                             hard's GSU: what the index's hard search returns);
+ *                  LONG_FULL  the last long_max of them, any category (SIM
+ *                             soft's sequence to search; avg-pooling DIN's).
+ * The split is by time: SAMPLES_TRAIN takes positives with t < test_from,
+ * SAMPLES_TEST those with t >= test_from (their history still includes
+ * everything before t, test-window events too).
+ *
+ * Streaming: users are visited in a random order (seeded; a new one each
+ * pass), window_users at a time: their events are read from the index, their
+ * samples listed (at most user_cap positives per user, chosen at random, with
+ * their negatives), shuffled, and handed out in batches. Memory is one
+ * window's events and samples, never the whole set. Deterministic for a
+ * seed.
+ */
+#ifndef LSIM_SAMPLES_H
+#define LSIM_SAMPLES_H
+
+#include "lsim.h"
+#include "models/batch.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef enum long_mode { LONG_NONE, LONG_HARD, LONG_FULL } long_mode;
+typedef enum sample_split { SAMPLES_TRAIN, SAMPLES_TEST } sample_split;
+typedef enum neg_mode { NEG_UNIFORM, NEG_POPULARITY } neg_mode;
+
+typedef struct sample_config {
+    sample_split split;
+    int64_t test_from;      /* the split time (unix seconds) */
+    uint32_t batch;         /* samples per batch (default 256) */
+    uint32_t short_len;     /* S (default 50) */
+    long_mode long_mode;
+    uint32_t long_k;        /* LONG_HARD's K (default 50) */
+    uint32_t long_max;      /* LONG_FULL's cap (default 1000) */
+    uint32_t negatives;     /* per positive (default 1) */
+    neg_mode neg;           /* default NEG_POPULARITY */
+    uint32_t user_cap;      /* positives per user and pass, 0 = all (default 200) */
+    uint32_t window_users;  /* users per shuffle window (default 512) */
+    int dien_negatives;     /* also draw hist_neg_* (DIEN's auxiliary loss) */
+    uint64_t seed;
+} sample_config;
+
+void sample_config_default(sample_config *c);
+
+typedef struct sample_source sample_source;
+
+/* Reads the vocabularies and counts the items' events before test_from (one
+ * pass over the index). err gets a message on failure. */
+int sample_source_open(sample_source **out, lsim_index *ix, const sample_config *c, char *err, size_t errlen);
+void sample_source_free(sample_source *s);
+
+/* The next batch: 0 and *bt (valid until the next call) with bt->b > 0, or
+ * 0 and bt->b == 0 at the end of the pass; a negative code on an index
+ * error (detail in err). users (B) gets the samples' dense user ids. */
+int sample_source_next(sample_source *s, model_batch *bt, const uint32_t **users, char *err, size_t errlen);
+
+/* Starts another pass (a new user order and new draws). */
+void sample_source_rewind(sample_source *s);
+
+/* The index's vocabulary sizes, the item counts before test_from (n_items
+ * entries), and how many positives a pass over the split yields. */
+uint32_t sample_source_items(const sample_source *s);
+uint32_t sample_source_cats(const sample_source *s);
+const uint32_t *sample_source_item_counts(const sample_source *s);
+uint64_t sample_source_positives(const sample_source *s);
+
+#endif
