@@ -253,6 +253,12 @@ static const meta_field fields[] = {
 
 int model_save(model *m, const char *path, const char *const *extra, char *err, size_t errlen)
 {
+    return model_save_ex(m, path, extra, NULL, NULL, err, errlen);
+}
+
+int model_save_ex(model *m, const char *path, const char *const *extra, int (*add)(st_writer *w, void *ud), void *ud,
+                  char *err, size_t errlen)
+{
     st_writer *w;
     if (st_writer_new(&w)) return err_set(err, errlen, LSIM_E_NOMEM, "out of memory");
     int rc = st_writer_meta(w, "lsim.format", "1");
@@ -271,6 +277,7 @@ int model_save(model *m, const char *path, const char *const *extra, char *err, 
     for (size_t i = 0; extra && extra[i] && extra[i + 1] && !rc; i += 2) rc = st_writer_meta(w, extra[i], extra[i + 1]);
     if (!rc) rc = param_set_save(model_params(m), w);
     if (!rc) rc = param_set_save(model_buffers(m), w);
+    if (!rc && add) rc = add(w, ud);
     if (rc) {
         st_writer_free(w);
         return err_set(err, errlen, rc, "%s: cannot assemble the checkpoint: %s", path, lsim_strerror(rc));
@@ -362,7 +369,8 @@ int model_load(model **out, const char *path, size_t max_b, size_t max_s, size_t
     if (!rc) rc = load_set(model_buffers(m), f, path, err, errlen);
     for (size_t i = 0; !rc && i < st_count(f); i++) {
         const char *name = st_at(f, i)->name;
-        if (!param_find(model_params(m), name) && !param_find(model_buffers(m), name))
+        if (!param_find(model_params(m), name) && !param_find(model_buffers(m), name) &&
+            strncmp(name, "optim.", 6) != 0) /* training state (train/optim.h): not the model's */
             rc = err_set(err, errlen, LSIM_E_FORMAT, "%s: tensor %s is not part of a %s model", path, name,
                          model_kind_name(spec.kind));
     }

@@ -19,8 +19,9 @@
  *          lsim.heads, lsim.d_ffn, lsim.d_lstm
  * Other metadata (e.g. how negatives were sampled) is kept and ignored here.
  * Loading checks every key and every tensor (name, dtype F32, shape) and
- * refuses tensors the model does not have; each failure names the file and
- * the key or tensor.
+ * refuses tensors the model does not have, except the training state
+ * ("optim.*", read by train/optim.h when training resumes); each failure
+ * names the file and the key or tensor.
  */
 #ifndef LSIM_MODEL_H
 #define LSIM_MODEL_H
@@ -68,6 +69,10 @@ void model_backward(model *m, const model_batch *batch);
 
 /* Writes a checkpoint (atomically). extra: NULL or key, value, key, value, ..., NULL. */
 int model_save(model *m, const char *path, const char *const *extra, char *err, size_t errlen);
+/* The same, with add(w, ud) called to put more tensors (the optimizer's
+ * state, named "optim.*") into the file before it is written. */
+int model_save_ex(model *m, const char *path, const char *const *extra, int (*add)(st_writer *w, void *ud), void *ud,
+                  char *err, size_t errlen);
 
 /* Reads the spec from a checkpoint's metadata. */
 int model_spec_from_file(model_spec *s, const st_file *f, const char *path, char *err, size_t errlen);

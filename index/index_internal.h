@@ -66,6 +66,10 @@ int index_hard_search_dense(lsim_index_reader *rd, uint32_t user, uint32_t cat, 
 int index_user_events(lsim_index_reader *rd, uint32_t user, int64_t before, ubt_event **buf, size_t *cap,
                       size_t *n);
 
+/* The first and last event times over all users (INT64_MAX / INT64_MIN
+ * for an empty index), from the user summaries. */
+int index_time_range(lsim_index_reader *rd, int64_t *first, int64_t *last);
+
 /* The summary (event count, first and last ts) of a user given by raw id,
  * in a snapshot of its own. LSIM_E_NOTFOUND for an unknown user. */
 int index_user_summary(lsim_index_reader *rd, const char *user, size_t len, ubt_user_summary *s);

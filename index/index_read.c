@@ -437,6 +437,34 @@ int index_user_events(lsim_index_reader *rd, uint32_t user, int64_t before, ubt_
     return 0;
 }
 
+int index_time_range(lsim_index_reader *rd, int64_t *first, int64_t *last)
+{
+    *first = INT64_MAX;
+    *last = INT64_MIN;
+    int rc = index_reader_begin(rd);
+    if (rc) return rc;
+    MDB_cursor *cur;
+    MDB_val k, d;
+    if ((rc = mdb_cursor_open(rd->txn, rd->ix->db_users, &cur))) {
+        rc = lmdb_err(rc, rd->errmsg, sizeof rd->errmsg, "listing the user summaries");
+    } else {
+        int r = mdb_cursor_get(cur, &k, &d, MDB_FIRST);
+        for (; r == 0; r = mdb_cursor_get(cur, &k, &d, MDB_NEXT)) {
+            ubt_user_summary s;
+            if (ubt_summary_decode(&s, d.mv_data, d.mv_size)) {
+                rc = rd_err(rd, LSIM_E_CORRUPT, "corrupt user summary");
+                break;
+            }
+            if (s.events && s.first_ts < *first) *first = s.first_ts;
+            if (s.events && s.last_ts > *last) *last = s.last_ts;
+        }
+        if (!rc && r != MDB_NOTFOUND) rc = lmdb_err(r, rd->errmsg, sizeof rd->errmsg, "listing the user summaries");
+        mdb_cursor_close(cur);
+    }
+    index_reader_end(rd);
+    return rc;
+}
+
 int index_user_summary(lsim_index_reader *rd, const char *user, size_t len, ubt_user_summary *s)
 {
     int rc = index_reader_begin(rd);

@@ -23,6 +23,19 @@ int cli_parse_i64(const char *opt, const char *s, int64_t lo, int64_t hi, int64_
     return 0;
 }
 
+int cli_parse_double(const char *opt, const char *s, double lo, double hi, double *out)
+{
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (!*s || *end || errno || !(v >= lo && v <= hi)) {
+        fprintf(stderr, "lsim: %s: '%s' is not a number in [%g, %g]\n", opt, s, lo, hi);
+        return -1;
+    }
+    *out = v;
+    return 0;
+}
+
 void cli_json_string(FILE *f, const char *s)
 {
     fputc('"', f);

@@ -14,6 +14,8 @@ enum { EXIT_OK = 0, EXIT_FAIL = 1, EXIT_USAGE = 2 };
 
 /* Parses a whole decimal integer in [lo, hi]; 0 or -1 (and a message naming opt). */
 int cli_parse_i64(const char *opt, const char *s, int64_t lo, int64_t hi, int64_t *out);
+/* The same for a finite number in [lo, hi]. */
+int cli_parse_double(const char *opt, const char *s, double lo, double hi, double *out);
 
 /* Writes s as a JSON string (quoted, escaped; bytes >= 0x80 pass through). */
 void cli_json_string(FILE *f, const char *s);

@@ -21,6 +21,8 @@ static const char help[] =
     "  index verify   check every block and count of an index\n"
     "  index dump     print one user's events\n"
     "  query          hard search: a user's most recent events of a category\n"
+    "  train          train a model (DIN, DIEN, DSIN, SIM ...) on the index's samples\n"
+    "  eval           AUC, GAUC and logloss of a checkpoint on the index's test samples\n"
     "  version        print the version\n";
 
 int main(int argc, char **argv)
@@ -41,6 +43,8 @@ int main(int argc, char **argv)
     if (!strcmp(cmd, "gen")) return cmd_gen(argc - 1, argv + 1);
     if (!strcmp(cmd, "index")) return cmd_index(argc - 1, argv + 1);
     if (!strcmp(cmd, "query")) return cmd_query(argc - 1, argv + 1);
+    if (!strcmp(cmd, "train")) return cmd_train(argc - 1, argv + 1);
+    if (!strcmp(cmd, "eval")) return cmd_eval(argc - 1, argv + 1);
     fprintf(stderr, "lsim: unknown command '%s'\n\n", cmd);
     fputs(help, stderr);
     return EXIT_USAGE;

@@ -18,7 +18,9 @@ struct sample_source {
     uint32_t *item_count;  /* (n_items) events before test_from */
     uint64_t *pop_cum;     /* (n_items) cumulative counts; NULL: uniform */
     uint64_t positives;    /* per pass */
-    uint64_t rng;
+    uint64_t rng;          /* order, caps, negatives */
+    uint64_t rng_aux;      /* DIEN's history negatives: a stream of their own, so that
+                              the samples are the same whether they are drawn or not */
     uint32_t *order;       /* (n_users) this pass's user order */
     size_t next_user;
     /* the window: its users' events, back to back */
@@ -71,10 +73,10 @@ static uint64_t rnd_below(uint64_t *s, uint64_t n)
     return rnd(s) % n;
 }
 
-static uint32_t draw_item(sample_source *s)
+static uint32_t draw_item(sample_source *s, uint64_t *rng)
 {
-    if (!s->pop_cum) return (uint32_t)rnd_below(&s->rng, s->n_items);
-    uint64_t x = rnd_below(&s->rng, s->pop_cum[s->n_items - 1]);
+    if (!s->pop_cum) return (uint32_t)rnd_below(rng, s->n_items);
+    uint64_t x = rnd_below(rng, s->pop_cum[s->n_items - 1]);
     size_t lo = 0, hi = s->n_items - 1; /* the first i with cum[i] > x */
     while (lo < hi) {
         size_t mid = lo + (hi - lo) / 2;
@@ -138,6 +140,7 @@ int sample_source_open(sample_source **out, lsim_index *ix, const sample_config 
     s->c = *c;
     s->ix = ix;
     s->rng = c->seed ^ 0x5851f42d4c957f2dULL;
+    s->rng_aux = c->seed ^ 0x2545f4914f6cdd1dULL;
     int rc = lsim_index_reader_new(ix, &s->rd);
     if (rc) {
         free(s);
@@ -275,7 +278,7 @@ static int load_window(sample_source *s, char *err, size_t errlen)
                 uint32_t pos = before_count(e, n, pe->ts);
                 s->smp[s->smp_n++] = (struct sample_ref){slot, pos, pe->item, pe->cat, pe->ts, 1.0f};
                 for (size_t k = 0; k < c->negatives; k++) {
-                    uint32_t it = draw_item(s);
+                    uint32_t it = draw_item(s, &s->rng);
                     s->smp[s->smp_n++] = (struct sample_ref){slot, pos, it, s->item_cat[it], pe->ts, 0.0f};
                 }
             }
@@ -312,8 +315,8 @@ static void fill_one(sample_source *s, size_t b, const struct sample_ref *r)
             s->hist_cat[o] = x->cat;
             s->hist_ts[o] = x->ts;
             if (c->dien_negatives) {
-                uint32_t it = draw_item(s);
-                if (it == x->item) it = draw_item(s);
+                uint32_t it = draw_item(s, &s->rng_aux);
+                if (it == x->item) it = draw_item(s, &s->rng_aux);
                 s->hist_neg_item[o] = it;
                 s->hist_neg_cat[o] = s->item_cat[it];
             }
@@ -406,4 +409,9 @@ const uint32_t *sample_source_item_counts(const sample_source *s)
 uint64_t sample_source_positives(const sample_source *s)
 {
     return s->positives;
+}
+
+const uint32_t *sample_source_item_cats(const sample_source *s)
+{
+    return s->item_cat;
 }

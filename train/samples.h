@@ -81,6 +81,7 @@ void sample_source_rewind(sample_source *s);
 uint32_t sample_source_items(const sample_source *s);
 uint32_t sample_source_cats(const sample_source *s);
 const uint32_t *sample_source_item_counts(const sample_source *s);
+const uint32_t *sample_source_item_cats(const sample_source *s); /* (n_items) each item's category */
 uint64_t sample_source_positives(const sample_source *s);
 
 #endif

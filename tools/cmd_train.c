@@ -1,0 +1,206 @@
+/*
+ * cmd_train.c: `lsim train`: a model trained on the index's samples, written
+ * as a checkpoint. Thin: options in, train_run, a summary out.
+ */
+#include "index/index_internal.h"
+#include "tools/cli_util.h"
+#include "tools/commands.h"
+#include "train/trainer.h"
+
+#include <cblas.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static const char train_help[] =
+    "usage: lsim train --index DIR --model KIND --out CKPT [options]\n"
+    "Trains a model on time-respecting samples from the index and writes a checkpoint\n"
+    "(safetensors; docs/CHECKPOINT_FORMAT.md). A sample is a logged event (label 1) or a\n"
+    "sampled item at the same user and time (label 0); it sees only the user's events\n"
+    "strictly before its time. Samples before --test-from are for training; the rest are\n"
+    "the test set of `lsim eval`.\n"
+    "\n"
+    "  --model KIND        din, avgpool-din, dien, dsin, sim-hard, sim-soft\n"
+    "  --time-info         sim-*: the time-interval embedding in the ESU\n"
+    "  --test-from TS      the split time (default: the start of the UTC day of the last event)\n"
+    "  --epochs N          passes over the training samples (default 1)\n"
+    "  --batch B           samples per step (default 256)\n"
+    "  --optimizer O       adam (default) or adagrad\n"
+    "  --lr X              learning rate (default: adam 0.001, adagrad 0.01)\n"
+    "  --lr-decay X        lr / (1 + X step) (default 0)\n"
+    "  --lambda X          mini-batch aware L2 on the embeddings, DIN's (default 0.01)\n"
+    "  --negatives N       sampled negatives per positive (default 1)\n"
+    "  --neg-sampling S    popularity (default) or uniform\n"
+    "  --short-len S       short-term behaviors (default 50)\n"
+    "  --long-max L        sim-soft, avgpool-din: long-term behaviors searched (default 1000)\n"
+    "  --user-cap N        positives per user and epoch, 0 = all (default 200)\n"
+    "  --seed N            model initialization and sampling (default 1)\n"
+    "  --threads N         BLAS threads (default: the machine's cores)\n"
+    "  --every N           also write the checkpoint every N steps\n"
+    "  --resume CKPT       go on from a checkpoint of the same configuration\n"
+    "  --json              print the summary as JSON on stdout\n"
+    "A progress line (samples/s, loss, ETA) goes to stderr when it is a terminal.\n";
+
+static void on_step(const train_progress *p, void *ud)
+{
+    cli_progress *pr = ud;
+    if (p->step % 20) return;
+    double eta = p->samples_per_s > 0 ? (double)(p->total_samples - p->samples) / p->samples_per_s : 0;
+    cli_progress_line(pr, "epoch %u step %" PRIu64 ": %" PRIu64 " of %" PRIu64 " samples, %.0f samples/s, "
+                      "loss %.4f, ETA %.0f s", p->epoch + 1, p->step, p->samples, p->total_samples,
+                      p->samples_per_s, p->loss, eta);
+}
+
+int cmd_train(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"index", required_argument, 0, 'i'},     {"model", required_argument, 0, 'm'},
+        {"out", required_argument, 0, 'o'},       {"time-info", no_argument, 0, 'T'},
+        {"test-from", required_argument, 0, 't'}, {"epochs", required_argument, 0, 'e'},
+        {"batch", required_argument, 0, 'b'},     {"optimizer", required_argument, 0, 'O'},
+        {"lr", required_argument, 0, 'l'},        {"lr-decay", required_argument, 0, 'd'},
+        {"lambda", required_argument, 0, 'L'},    {"negatives", required_argument, 0, 'n'},
+        {"neg-sampling", required_argument, 0, 'N'}, {"short-len", required_argument, 0, 's'},
+        {"long-max", required_argument, 0, 'k'},  {"user-cap", required_argument, 0, 'u'},
+        {"seed", required_argument, 0, 'S'},      {"threads", required_argument, 0, 'j'},
+        {"every", required_argument, 0, 'E'},     {"resume", required_argument, 0, 'r'},
+        {"json", no_argument, 0, 'J'},            {"help", no_argument, 0, 'h'},
+        {0, 0, 0, 0}};
+    const char *dir = NULL, *kind_s = NULL;
+    train_config c;
+    train_config_default(&c, MODEL_DIN);
+    int64_t v, test_from = INT64_MIN, threads = sysconf(_SC_NPROCESSORS_ONLN);
+    double x, lr = -1;
+    int json = 0, ch;
+    optim_kind ok = OPTIM_ADAM;
+    double lr_decay = 0;
+    optind = 1;
+    while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        switch (ch) {
+        case 'i': dir = optarg; break;
+        case 'm': kind_s = optarg; break;
+        case 'o': c.out = optarg; break;
+        case 'T': c.time_info = 1; break;
+        case 't':
+            if (cli_parse_i64("--test-from", optarg, INT64_MIN + 1, INT64_MAX, &test_from)) return EXIT_USAGE;
+            break;
+        case 'e':
+            if (cli_parse_i64("--epochs", optarg, 1, 1000, &v)) return EXIT_USAGE;
+            c.epochs = (uint32_t)v;
+            break;
+        case 'b':
+            if (cli_parse_i64("--batch", optarg, 1, 65536, &v)) return EXIT_USAGE;
+            c.samples.batch = (uint32_t)v;
+            break;
+        case 'O':
+            if (optim_kind_parse(optarg, &ok)) return cli_usage_error("train", "--optimizer: adam or adagrad");
+            break;
+        case 'l':
+            if (cli_parse_double("--lr", optarg, 1e-12, 100, &lr)) return EXIT_USAGE;
+            break;
+        case 'd':
+            if (cli_parse_double("--lr-decay", optarg, 0, 1e6, &lr_decay)) return EXIT_USAGE;
+            break;
+        case 'L':
+            if (cli_parse_double("--lambda", optarg, 0, 1e6, &x)) return EXIT_USAGE;
+            c.lambda = (float)x;
+            break;
+        case 'n':
+            if (cli_parse_i64("--negatives", optarg, 0, 1000, &v)) return EXIT_USAGE;
+            c.samples.negatives = (uint32_t)v;
+            break;
+        case 'N':
+            if (!strcmp(optarg, "uniform")) c.samples.neg = NEG_UNIFORM;
+            else if (!strcmp(optarg, "popularity")) c.samples.neg = NEG_POPULARITY;
+            else return cli_usage_error("train", "--neg-sampling: popularity or uniform");
+            break;
+        case 's':
+            if (cli_parse_i64("--short-len", optarg, 1, 100000, &v)) return EXIT_USAGE;
+            c.samples.short_len = (uint32_t)v;
+            break;
+        case 'k':
+            if (cli_parse_i64("--long-max", optarg, 1, 1000000, &v)) return EXIT_USAGE;
+            c.samples.long_max = (uint32_t)v;
+            break;
+        case 'u':
+            if (cli_parse_i64("--user-cap", optarg, 0, UINT32_MAX, &v)) return EXIT_USAGE;
+            c.samples.user_cap = (uint32_t)v;
+            break;
+        case 'S':
+            if (cli_parse_i64("--seed", optarg, 0, INT64_MAX, &v)) return EXIT_USAGE;
+            c.seed = c.samples.seed = (uint64_t)v;
+            break;
+        case 'j':
+            if (cli_parse_i64("--threads", optarg, 1, 256, &threads)) return EXIT_USAGE;
+            break;
+        case 'E':
+            if (cli_parse_i64("--every", optarg, 0, INT64_MAX, &v)) return EXIT_USAGE;
+            c.every = (uint64_t)v;
+            break;
+        case 'r': c.resume = optarg; break;
+        case 'J': json = 1; break;
+        case 'h': fputs(train_help, stdout); return EXIT_OK;
+        default: return cli_usage_error("train", "unknown option");
+        }
+    }
+    if (optind < argc) return cli_usage_error("train", "unexpected argument '%s'", argv[optind]);
+    if (!dir || !kind_s || !c.out) return cli_usage_error("train", "--index DIR, --model KIND and --out CKPT are required");
+    if (model_kind_parse(kind_s, &c.kind))
+        return cli_usage_error("train", "--model: '%s' is not one of din, avgpool-din, dien, dsin, sim-hard, sim-soft",
+                               kind_s);
+    if (c.time_info && c.kind != MODEL_SIM_HARD && c.kind != MODEL_SIM_SOFT)
+        return cli_usage_error("train", "--time-info is for sim-hard and sim-soft");
+    optim_config_default(&c.optim, ok);
+    if (lr > 0) c.optim.lr = lr;
+    c.optim.decay = lr_decay;
+    if (threads < 1) threads = 1;
+    openblas_set_num_threads((int)threads);
+
+    char err[LSIM_ERRLEN];
+    lsim_index *ix;
+    if (lsim_index_open(&ix, dir, err, sizeof err)) {
+        fprintf(stderr, "lsim train: %s\n", err);
+        return EXIT_FAIL;
+    }
+    int rc = 0;
+    if (test_from == INT64_MIN) {
+        lsim_index_reader *rd;
+        int64_t first, last;
+        if (!(rc = lsim_index_reader_new(ix, &rd))) {
+            if ((rc = index_time_range(rd, &first, &last)))
+                fprintf(stderr, "lsim train: %s: %s\n", dir, lsim_index_reader_errmsg(rd));
+            lsim_index_reader_free(rd);
+        }
+        if (!rc && last == INT64_MIN) {
+            fprintf(stderr, "lsim train: %s: the index holds no events\n", dir);
+            rc = LSIM_E_NOTFOUND;
+        }
+        if (!rc) test_from = (last >= 0 ? last / 86400 : (last - 86399) / 86400) * 86400;
+    }
+    c.samples.test_from = test_from;
+    cli_progress pr;
+    cli_progress_init(&pr);
+    train_progress fin;
+    if (!rc && (rc = train_run(ix, &c, on_step, &pr, &fin, err, sizeof err))) {
+        cli_progress_done(&pr);
+        fprintf(stderr, "lsim train: %s\n", err);
+    } else if (!rc) {
+        cli_progress_done(&pr);
+        if (json) {
+            printf("{\"model\": \"%s\", \"out\": ", model_kind_name(c.kind));
+            cli_json_string(stdout, c.out);
+            printf(", \"steps\": %" PRIu64 ", \"samples\": %" PRIu64 ", \"seconds\": %.3f, \"samples_per_s\": %.1f, "
+                   "\"loss\": %.6f, \"test_from\": %" PRId64 "}\n",
+                   fin.step, fin.samples, fin.seconds, fin.samples_per_s, fin.loss, test_from);
+        } else {
+            printf("trained %s: %" PRIu64 " steps, %" PRIu64 " samples in %.1f s (%.0f samples/s), final loss %.4f; "
+                   "test from %" PRId64 "; wrote %s\n",
+                   model_kind_name(c.kind), fin.step, fin.samples, fin.seconds, fin.samples_per_s, fin.loss, test_from,
+                   c.out);
+        }
+    }
+    lsim_index_close(ix);
+    return rc ? EXIT_FAIL : EXIT_OK;
+}

@@ -1,0 +1,93 @@
+/*
+ * evaluate.c: see evaluate.h.
+ */
+#include "train/evaluate.h"
+
+#include "storage/error_detail.h"
+#include "train/trainer.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+static int meta_i64(const st_file *f, const char *path, const char *key, int64_t lo, int64_t hi, int64_t *out,
+                    char *err, size_t errlen)
+{
+    const char *v = st_meta(f, key);
+    if (!v) return 0;
+    char *end;
+    errno = 0;
+    long long x = strtoll(v, &end, 10);
+    if (errno || end == v || *end || x < lo || x > hi)
+        return err_set(err, errlen, LSIM_E_FORMAT, "%s: metadata %s: want an integer in [%lld, %lld], found '%.40s'",
+                       path, key, (long long)lo, (long long)hi, v);
+    *out = x;
+    return 1;
+}
+
+int eval_samples_from_checkpoint(sample_config *sc, const char *path, const model_spec *spec, char *err,
+                                 size_t errlen)
+{
+    st_file *f;
+    int rc = st_open(&f, path, err, errlen);
+    if (rc) return rc;
+    int64_t v = 0;
+    struct { const char *key; int64_t lo, hi; uint32_t *dst; } u32s[] = {
+        {"lsim.negatives", 0, 1000, &sc->negatives},     {"lsim.short_len", 1, 100000, &sc->short_len},
+        {"lsim.long_max", 1, 10000000, &sc->long_max},   {"lsim.user_cap", 0, UINT32_MAX, &sc->user_cap},
+    };
+    for (size_t i = 0; i < sizeof u32s / sizeof u32s[0] && rc >= 0; i++)
+        if ((rc = meta_i64(f, path, u32s[i].key, u32s[i].lo, u32s[i].hi, &v, err, errlen)) > 0)
+            *u32s[i].dst = (uint32_t)v;
+    if (rc >= 0 && (rc = meta_i64(f, path, "lsim.test_from", INT64_MIN, INT64_MAX, &v, err, errlen)) > 0)
+        sc->test_from = v;
+    const char *ns = st_meta(f, "lsim.neg_sampling");
+    if (rc >= 0 && ns) {
+        if (!strcmp(ns, "uniform")) sc->neg = NEG_UNIFORM;
+        else if (!strcmp(ns, "popularity")) sc->neg = NEG_POPULARITY;
+        else rc = err_set(err, errlen, LSIM_E_FORMAT, "%s: metadata lsim.neg_sampling: want uniform or popularity, "
+                                                      "found '%.40s'", path, ns);
+    }
+    st_close(f);
+    if (rc < 0) return rc;
+    sc->split = SAMPLES_TEST;
+    train_samples_for(sc, spec);
+    return 0;
+}
+
+int eval_score(lsim_index *ix, model *m, const sample_config *sc, metric_row **rows, size_t *n, char *err,
+               size_t errlen)
+{
+    *rows = NULL;
+    *n = 0;
+    sample_source *src;
+    int rc = sample_source_open(&src, ix, sc, err, errlen);
+    if (rc) return rc;
+    size_t cap = sample_source_positives(src) * (1 + (size_t)sc->negatives), got = 0;
+    metric_row *r = malloc((cap ? cap : 1) * sizeof *r);
+    float *logits = malloc(sc->batch * sizeof *logits);
+    if (!r || !logits) rc = err_set(err, errlen, LSIM_E_NOMEM, "out of memory");
+    while (!rc) {
+        model_batch bt;
+        const uint32_t *users;
+        if ((rc = sample_source_next(src, &bt, &users, err, errlen)) || !bt.b) break;
+        if (got + bt.b > cap) { /* cannot happen: the pass yields what the count said */
+            rc = err_set(err, errlen, LSIM_E_LIMIT, "eval: more samples than counted");
+            break;
+        }
+        model_batch in = bt;
+        in.label = NULL; /* inference: no loss */
+        model_forward(m, &in, logits, 0);
+        for (size_t b = 0; b < bt.b; b++)
+            r[got++] = (metric_row){logits[b], logits[b], users[b], bt.label[b]};
+    }
+    free(logits);
+    sample_source_free(src);
+    if (rc) {
+        free(r);
+        return rc;
+    }
+    *rows = r;
+    *n = got;
+    return 0;
+}

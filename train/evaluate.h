@@ -1,0 +1,32 @@
+/*
+ * evaluate.h: `lsim eval` as library calls: the test samples of a
+ * checkpoint, scored in inference mode (private).
+ *
+ * The test set is the index's samples with t >= test_from, drawn as the
+ * checkpoint's metadata says its training samples were (negatives per
+ * positive, uniform or popularity sampling, lengths, per-user cap), from a
+ * seed of their own: every model evaluated with the same seed on the same
+ * index sees the same test samples (the draws do not depend on the model),
+ * which is what makes their AUCs comparable.
+ */
+#ifndef LSIM_EVALUATE_H
+#define LSIM_EVALUATE_H
+
+#include "esu/model.h"
+#include "lsim.h"
+#include "train/metrics.h"
+#include "train/samples.h"
+
+/* Fills sc from the checkpoint's lsim.* sampling keys (those absent, as in
+ * a checkpoint written by PyTorch, keep sc's values) and sets split = TEST
+ * and the long-term list the model needs. */
+int eval_samples_from_checkpoint(sample_config *sc, const char *path, const model_spec *spec, char *err,
+                                 size_t errlen);
+
+/* Scores every sample of sc with m (built for batches of sc->batch).
+ * *rows (caller frees) gets one row per sample: the logit, the dense user,
+ * the label; *n their count. */
+int eval_score(lsim_index *ix, model *m, const sample_config *sc, metric_row **rows, size_t *n, char *err,
+               size_t errlen);
+
+#endif

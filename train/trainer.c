@@ -1,0 +1,258 @@
+/*
+ * trainer.c: see trainer.h.
+ */
+#include "train/trainer.h"
+
+#include "storage/error_detail.h"
+#include "train/regularize.h"
+
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+void train_config_default(train_config *c, model_kind kind)
+{
+    memset(c, 0, sizeof *c);
+    c->kind = kind;
+    sample_config_default(&c->samples);
+    optim_config_default(&c->optim, OPTIM_ADAM);
+    c->epochs = 1;
+    c->lambda = 0.01f;
+    c->seed = 1;
+}
+
+void train_samples_for(sample_config *s, const model_spec *spec)
+{
+    s->dien_negatives = spec->kind == MODEL_DIEN ||
+                        ((spec->kind == MODEL_SIM_HARD || spec->kind == MODEL_SIM_SOFT) &&
+                         spec->short_branch == SIM_BRANCH_DIEN);
+    switch (spec->kind) {
+    case MODEL_AVGPOOL_DIN:
+    case MODEL_SIM_SOFT: s->long_mode = LONG_FULL; break;
+    case MODEL_SIM_HARD:
+        s->long_mode = LONG_HARD;
+        s->long_k = spec->topk;
+        break;
+    default: s->long_mode = LONG_NONE; break;
+    }
+}
+
+static double now_s(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
+/* What a checkpoint says about how it was trained (metadata). */
+typedef struct meta_kv {
+    char key[32], val[48];
+} meta_kv;
+
+enum { N_META = 16 };
+
+static void put(meta_kv *kv, size_t *n, const char *k, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    snprintf(kv[*n].key, sizeof kv[*n].key, "%s", k);
+    vsnprintf(kv[*n].val, sizeof kv[*n].val, fmt, ap);
+    va_end(ap);
+    (*n)++;
+}
+
+static int add_optim(st_writer *w, void *ud)
+{
+    return optim_state_save((const optim *)ud, w);
+}
+
+static int save(model *m, const optim *o, const train_config *c, uint64_t step, char *err, size_t errlen)
+{
+    meta_kv kv[N_META];
+    size_t n = 0;
+    const sample_config *s = &c->samples;
+    put(kv, &n, "lsim.train_step", "%" PRIu64, step);
+    put(kv, &n, "lsim.train_seed", "%" PRIu64, c->seed);
+    put(kv, &n, "lsim.sample_seed", "%" PRIu64, s->seed);
+    put(kv, &n, "lsim.epochs", "%u", c->epochs);
+    put(kv, &n, "lsim.test_from", "%" PRId64, s->test_from);
+    put(kv, &n, "lsim.negatives", "%u", s->negatives);
+    put(kv, &n, "lsim.neg_sampling", "%s", s->neg == NEG_UNIFORM ? "uniform" : "popularity");
+    put(kv, &n, "lsim.short_len", "%u", s->short_len);
+    put(kv, &n, "lsim.long_max", "%u", s->long_max);
+    put(kv, &n, "lsim.user_cap", "%u", s->user_cap);
+    put(kv, &n, "lsim.batch", "%u", s->batch);
+    put(kv, &n, "lsim.lambda", "%.9g", (double)c->lambda);
+    put(kv, &n, "lsim.lr", "%.9g", c->optim.lr);
+    put(kv, &n, "lsim.lr_decay", "%.9g", c->optim.decay);
+    const char *extra[2 * N_META + 1];
+    for (size_t i = 0; i < n; i++) {
+        extra[2 * i] = kv[i].key;
+        extra[2 * i + 1] = kv[i].val;
+    }
+    extra[2 * n] = NULL;
+    return model_save_ex(m, c->out, extra, add_optim, (void *)o, err, errlen);
+}
+
+/* The rows of a batch that the regularizer sees: targets, then each
+ * sample's valid history, long-term list and DIEN negatives. */
+typedef struct id_lists {
+    const uint32_t **ids;
+    size_t *n, count;
+} id_lists;
+
+static void batch_lists(id_lists *l, const model_batch *bt, int item)
+{
+    l->count = 0;
+    l->ids[l->count] = item ? bt->target_item : bt->target_cat;
+    l->n[l->count++] = bt->b;
+    for (size_t b = 0; b < bt->b; b++) {
+        l->ids[l->count] = (item ? bt->hist_item : bt->hist_cat) + b * bt->s;
+        l->n[l->count++] = bt->hist_len[b] < bt->s ? bt->hist_len[b] : bt->s;
+        if (bt->long_len) {
+            l->ids[l->count] = (item ? bt->long_item : bt->long_cat) + b * bt->k;
+            l->n[l->count++] = bt->long_len[b] < bt->k ? bt->long_len[b] : bt->k;
+        }
+        if (bt->hist_neg_item) {
+            l->ids[l->count] = (item ? bt->hist_neg_item : bt->hist_neg_cat) + b * bt->s;
+            l->n[l->count++] = bt->hist_len[b] < bt->s ? bt->hist_len[b] : bt->s;
+        }
+    }
+}
+
+static int parse_step(const char *path, uint64_t *step, char *err, size_t errlen)
+{
+    char e2[LSIM_ERRLEN];
+    st_file *f;
+    int rc = st_open(&f, path, e2, sizeof e2);
+    if (rc) return err_set(err, errlen, rc, "%s", e2);
+    const char *v = st_meta(f, "lsim.train_step");
+    char *end = NULL;
+    if (v) *step = strtoull(v, &end, 10);
+    if (!v || *v < '0' || *v > '9' || *end)
+        rc = err_set(err, errlen, LSIM_E_FORMAT, "%s: metadata lsim.train_step: %s", path,
+                     v ? "not a step count" : "missing (not a checkpoint written by lsim train)");
+    st_close(f);
+    return rc;
+}
+
+int train_run(lsim_index *ix, const train_config *c, train_progress_fn fn, void *ud, train_progress *final,
+              char *err, size_t errlen)
+{
+    sample_config sc = c->samples;
+    sc.split = SAMPLES_TRAIN;
+    model_spec spec;
+    model_spec_default(&spec, c->kind, 1, 1);
+    if (!c->time_info) spec.d_time = 0;
+    train_samples_for(&sc, &spec);
+    sample_source *src = NULL;
+    model *m = NULL;
+    optim o;
+    memset(&o, 0, sizeof o);
+    float *logits = NULL;
+    id_lists lists = {0};
+    mbar_table ti = {0}, tc = {0};
+    uint32_t *cat_counts = NULL;
+    int rc = sample_source_open(&src, ix, &sc, err, errlen);
+    if (rc) return rc;
+    size_t K = sc.long_mode == LONG_HARD ? sc.long_k : sc.long_mode == LONG_FULL ? sc.long_max : 0;
+    uint64_t skip = 0;
+    if (c->resume) {
+        if (!(rc = parse_step(c->resume, &skip, err, errlen)) &&
+            !(rc = model_load(&m, c->resume, sc.batch, sc.short_len, K, err, errlen)) &&
+            model_get_spec(m)->kind != c->kind)
+            rc = err_set(err, errlen, LSIM_E_FORMAT, "%s: a %s checkpoint; resuming needs a %s one", c->resume,
+                         model_kind_name(model_get_spec(m)->kind), model_kind_name(c->kind));
+    } else {
+        spec.base.n_items = sample_source_items(src);
+        spec.base.n_cats = sample_source_cats(src);
+        model_spec_default(&spec, c->kind, spec.base.n_items, spec.base.n_cats);
+        if (!c->time_info) spec.d_time = 0;
+        if ((rc = model_new(&m, &spec, sc.batch, sc.short_len, K)))
+            err_set(err, errlen, rc, "cannot build a %s model: %s", model_kind_name(c->kind), lsim_strerror(rc));
+        else model_init(m, c->seed);
+    }
+    if (!rc && (rc = optim_init(&o, &c->optim, model_params(m))))
+        err_set(err, errlen, rc, "out of memory (optimizer state)");
+    if (!rc && c->resume) {
+        st_file *f;
+        if (!(rc = st_open(&f, c->resume, err, errlen))) {
+            rc = optim_state_load(&o, f, c->resume, err, errlen);
+            st_close(f);
+        }
+    }
+    const model_spec *ms = rc ? NULL : model_get_spec(m);
+    size_t max_lists = 1 + 3 * (size_t)sc.batch;
+    if (!rc) {
+        uint32_t ni = ms->base.n_items, nc = ms->base.n_cats;
+        logits = malloc(sc.batch * sizeof *logits);
+        lists.ids = malloc(max_lists * sizeof *lists.ids);
+        lists.n = malloc(max_lists * sizeof *lists.n);
+        cat_counts = calloc((size_t)nc + 1, sizeof *cat_counts);
+        ti.mark = calloc((size_t)ni + 1, 1);
+        tc.mark = calloc((size_t)nc + 1, 1);
+        if (!logits || !lists.ids || !lists.n || !cat_counts || !ti.mark || !tc.mark)
+            rc = err_set(err, errlen, LSIM_E_NOMEM, "out of memory");
+    }
+    if (!rc) {
+        /* counts over the index's vocabulary; a checkpoint's smaller vocabulary maps the rest to OOV */
+        const uint32_t *ic = sample_source_item_counts(src), *icat = sample_source_item_cats(src);
+        uint32_t ni = ms->base.n_items < sample_source_items(src) ? ms->base.n_items : sample_source_items(src);
+        for (uint32_t i = 0; i < sample_source_items(src); i++)
+            if (icat[i] < ms->base.n_cats) cat_counts[icat[i]] += ic[i];
+        ti = (mbar_table){param_find(model_grads(m), "emb.item"), param_find(model_params(m), "emb.item"),
+                          ms->base.d_item, ni, ic, ti.mark};
+        tc = (mbar_table){param_find(model_grads(m), "emb.cat"), param_find(model_params(m), "emb.cat"),
+                          ms->base.d_cat, ms->base.n_cats, cat_counts, tc.mark};
+    }
+    train_progress p = {0};
+    p.total_samples = sample_source_positives(src) * (1 + (uint64_t)sc.negatives) * c->epochs;
+    double t0 = now_s(), loss_acc = 0;
+    uint64_t loss_n = 0;
+    for (uint32_t ep = 0; !rc && ep < c->epochs; ep++) {
+        if (ep) sample_source_rewind(src);
+        p.epoch = ep;
+        for (;;) {
+            model_batch bt;
+            if ((rc = sample_source_next(src, &bt, NULL, err, errlen)) || !bt.b) break;
+            p.samples += bt.b;
+            if (p.step < skip) { /* resuming: replay the stream up to the checkpoint */
+                p.step++;
+                continue;
+            }
+            param_set_zero(model_grads(m));
+            float loss = model_forward(m, &bt, logits, 1);
+            model_backward(m, &bt);
+            if (c->lambda > 0) {
+                batch_lists(&lists, &bt, 1);
+                mbar_add_lists(&ti, lists.ids, lists.n, lists.count, c->lambda);
+                batch_lists(&lists, &bt, 0);
+                mbar_add_lists(&tc, lists.ids, lists.n, lists.count, c->lambda);
+            }
+            optim_step(&o, model_params(m), model_grads(m));
+            p.step++;
+            loss_acc = loss_n < 100 ? loss_acc + loss : loss_acc * 0.99 + loss;
+            loss_n++;
+            p.loss = loss_n < 100 ? loss_acc / (double)loss_n : loss_acc / 100.0;
+            p.seconds = now_s() - t0;
+            p.samples_per_s = p.seconds > 0 ? (double)p.samples / p.seconds : 0;
+            if (fn) fn(&p, ud);
+            if (c->every && p.step % c->every == 0 && (rc = save(m, &o, c, p.step, err, errlen))) break;
+        }
+    }
+    if (!rc) rc = save(m, &o, c, p.step, err, errlen);
+    if (final) *final = p;
+    free(logits);
+    free(lists.ids);
+    free(lists.n);
+    free(cat_counts);
+    free(ti.mark);
+    free(tc.mark);
+    optim_free(&o);
+    model_free(m);
+    sample_source_free(src);
+    return rc;
+}

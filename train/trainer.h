@@ -1,0 +1,62 @@
+/*
+ * trainer.h: `lsim train` as a library call: samples from the index, a
+ * model, its loss and gradients, the regularizer and the optimizer, and
+ * checkpoints (private).
+ *
+ * One step: a batch of training samples (train/samples.h), the model's
+ * training forward (BCE, plus DIEN's auxiliary loss and SIM soft's
+ * alpha L_GSU where the model has them: esu/), its backward, DIN's
+ * mini-batch aware regularization on the embedding tables
+ * (train/regularize.h), and one optimizer step (train/optim.h).
+ *
+ * Checkpoints (docs/CHECKPOINT_FORMAT.md) carry the model, the optimizer's
+ * state (tensors "optim.*") and, in the metadata, how the samples were
+ * drawn (lsim.negatives, lsim.neg_sampling, lsim.test_from, lsim.short_len,
+ * lsim.long_max ...) and the training position (lsim.train_step,
+ * lsim.train_seed). Resuming replays the sample stream up to that step
+ * (it is deterministic for the seed) and goes on, so a resumed run ends
+ * with the same weights as an uninterrupted one.
+ */
+#ifndef LSIM_TRAINER_H
+#define LSIM_TRAINER_H
+
+#include "esu/model.h"
+#include "lsim.h"
+#include "train/optim.h"
+#include "train/samples.h"
+
+#include <stdint.h>
+
+typedef struct train_config {
+    model_kind kind;
+    int time_info;           /* SIM: the time-interval embedding in the ESU */
+    sample_config samples;   /* split, test_from, batch, lengths, negatives (long_mode is set from kind) */
+    optim_config optim;
+    uint32_t epochs;         /* passes over the training samples (default 1) */
+    float lambda;            /* mini-batch aware regularization (default 0.01; 0 off) */
+    uint64_t seed;           /* model initialization (the samples have their own) */
+    uint64_t every;          /* a checkpoint every N steps, 0: only at the end */
+    const char *out;         /* checkpoint path */
+    const char *resume;      /* NULL, or a checkpoint written by a run of the same configuration */
+} train_config;
+
+/* Defaults for a kind: the samples' defaults, Adam 1e-3, 1 epoch, lambda 0.01. */
+void train_config_default(train_config *c, model_kind kind);
+
+/* The sample configuration a kind needs (long-term list and DIEN's negatives). */
+void train_samples_for(sample_config *s, const model_spec *spec);
+
+typedef struct train_progress {
+    uint64_t step, samples, total_samples; /* total over all epochs */
+    uint32_t epoch;
+    double loss;          /* mean loss of the recent steps */
+    double seconds, samples_per_s;
+} train_progress;
+
+typedef void (*train_progress_fn)(const train_progress *p, void *ud);
+
+/* Trains and writes c->out. fn (may be NULL) is called after every step. */
+int train_run(lsim_index *ix, const train_config *c, train_progress_fn fn, void *ud, train_progress *final,
+              char *err, size_t errlen);
+
+#endif
