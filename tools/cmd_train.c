@@ -39,6 +39,7 @@ static const char train_help[] =
     "  --seed N            model initialization and sampling (default 1)\n"
     "  --threads N         BLAS threads (default: the machine's cores)\n"
     "  --every N           also write the checkpoint every N steps\n"
+    "  --steps N           stop after N steps (resumed ones included)\n"
     "  --resume CKPT       go on from a checkpoint of the same configuration\n"
     "  --json              print the summary as JSON on stdout\n"
     "A progress line (samples/s, loss, ETA) goes to stderr when it is a terminal.\n";
@@ -66,7 +67,8 @@ int cmd_train(int argc, char **argv)
         {"long-max", required_argument, 0, 'k'},  {"user-cap", required_argument, 0, 'u'},
         {"seed", required_argument, 0, 'S'},      {"threads", required_argument, 0, 'j'},
         {"every", required_argument, 0, 'E'},     {"resume", required_argument, 0, 'r'},
-        {"json", no_argument, 0, 'J'},            {"help", no_argument, 0, 'h'},
+        {"steps", required_argument, 0, 'x'},     {"json", no_argument, 0, 'J'},
+        {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0}};
     const char *dir = NULL, *kind_s = NULL;
     train_config c;
@@ -140,6 +142,10 @@ int cmd_train(int argc, char **argv)
             c.every = (uint64_t)v;
             break;
         case 'r': c.resume = optarg; break;
+        case 'x':
+            if (cli_parse_i64("--steps", optarg, 1, INT64_MAX, &v)) return EXIT_USAGE;
+            c.max_steps = (uint64_t)v;
+            break;
         case 'J': json = 1; break;
         case 'h': fputs(train_help, stdout); return EXIT_OK;
         default: return cli_usage_error("train", "unknown option");

@@ -212,10 +212,11 @@ int train_run(lsim_index *ix, const train_config *c, train_progress_fn fn, void 
     p.total_samples = sample_source_positives(src) * (1 + (uint64_t)sc.negatives) * c->epochs;
     double t0 = now_s(), loss_acc = 0;
     uint64_t loss_n = 0;
-    for (uint32_t ep = 0; !rc && ep < c->epochs; ep++) {
+    for (uint32_t ep = 0; !rc && ep < c->epochs && !(c->max_steps && p.step >= c->max_steps); ep++) {
         if (ep) sample_source_rewind(src);
         p.epoch = ep;
         for (;;) {
+            if (c->max_steps && p.step >= c->max_steps) break;
             model_batch bt;
             if ((rc = sample_source_next(src, &bt, NULL, err, errlen)) || !bt.b) break;
             p.samples += bt.b;

@@ -36,6 +36,7 @@ typedef struct train_config {
     float lambda;            /* mini-batch aware regularization (default 0.01; 0 off) */
     uint64_t seed;           /* model initialization (the samples have their own) */
     uint64_t every;          /* a checkpoint every N steps, 0: only at the end */
+    uint64_t max_steps;      /* stop after this many steps (counted from the start, resumed ones included); 0: none */
     const char *out;         /* checkpoint path */
     const char *resume;      /* NULL, or a checkpoint written by a run of the same configuration */
 } train_config;
