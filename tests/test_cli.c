@@ -1733,3 +1733,62 @@ Test(cli_dump, equals_the_users_log_lines_in_time_order)
     ref_free(&ref);
     tu_rmrf(dir);
 }
+
+/* Training and evaluation on the real Taobao sample, end to end through the
+ * binary: too small to mean much, so the check is that it works and prints
+ * well-formed numbers: AUC and GAUC in [0, 1], a positive logloss, the
+ * samples counted. Then the errors: an unknown model kind (usage, exit 2),
+ * a file that is not a checkpoint and a missing index (exit 1, named). */
+static double json_field(const char *json, const char *key)
+{
+    char pat[64];
+    snprintf(pat, sizeof pat, "\"%s\": ", key);
+    const char *p = strstr(json, pat);
+    cr_assert(p, "no %s in %s", key, json);
+    return strtod(p + strlen(pat), NULL);
+}
+
+Test(cli, train_and_eval_on_the_taobao_sample)
+{
+    char *log = tu_shared_data("taobao/UserBehavior_sample.csv");
+    if (!log) cr_skip_test("the shared Taobao sample (../shared/data/taobao) is absent");
+    char *dir = tu_tmpdir("cli_train"), idx[512], ckpt[512], bad[512];
+    snprintf(idx, sizeof idx, "%s/idx", dir);
+    snprintf(ckpt, sizeof ckpt, "%s/m.safetensors", dir);
+    snprintf(bad, sizeof bad, "%s/bad.safetensors", dir);
+    char *out = NULL, *err = NULL;
+    const char *build[] = {"index", "build", "--index", idx, "--input", log, NULL};
+    cr_assert_eq(tu_run_lsim(build, NULL, &err), 0, "%s", err);
+    free(err);
+    static const char *const kinds[][2] = {{"din", NULL}, {"sim-hard", "--time-info"}, {"sim-soft", "--time-info"}};
+    for (size_t k = 0; k < 3; k++) {
+        const char *train[] = {"train", "--index", idx, "--model", kinds[k][0], "--out", ckpt, "--threads", "1",
+                               kinds[k][1], NULL};
+        cr_assert_eq(tu_run_lsim(train, &out, &err), 0, "train %s: %s", kinds[k][0], err);
+        cr_expect(strstr(out, "trained") != NULL, "%s", out);
+        free(out);
+        free(err);
+        const char *eval[] = {"eval", "--index", idx, "--model", ckpt, "--json", NULL};
+        cr_assert_eq(tu_run_lsim(eval, &out, &err), 0, "eval %s: %s", kinds[k][0], err);
+        double auc = json_field(out, "auc"), gauc = json_field(out, "gauc"), ll = json_field(out, "logloss"),
+               n = json_field(out, "samples");
+        cr_expect(auc >= 0 && auc <= 1 && gauc >= 0 && gauc <= 1 && ll > 0 && n >= 100, "%s: %s", kinds[k][0], out);
+        free(out);
+        free(err);
+    }
+    const char *bogus[] = {"train", "--index", idx, "--model", "transformer", "--out", ckpt, NULL};
+    cr_expect_eq(tu_run_lsim(bogus, NULL, &err), 2);
+    cr_expect(strstr(err, "transformer") != NULL, "%s", err);
+    free(err);
+    cr_assert_eq(tu_write_file(bad, "{\"not\": \"a checkpoint\"}", 23), 0);
+    const char *eval_bad[] = {"eval", "--index", idx, "--model", bad, NULL};
+    cr_expect_eq(tu_run_lsim(eval_bad, NULL, &err), 1);
+    cr_expect(strstr(err, "bad.safetensors") != NULL, "%s", err);
+    free(err);
+    const char *no_index[] = {"train", "--index", bad, "--model", "din", "--out", ckpt, NULL};
+    cr_expect_eq(tu_run_lsim(no_index, NULL, &err), 1);
+    cr_expect(strstr(err, "bad.safetensors") != NULL, "%s", err);
+    free(err);
+    tu_rmrf(dir);
+    free(log);
+}
