@@ -640,6 +640,29 @@ static inline char *gen_put_u64(char *d, uint64_t v)
     return end;
 }
 
+/* One event of a session of category c (slot its pool): the item (a repeat
+ * of the pool with probability rho, else a fresh draw) and the type. The
+ * only code that draws from stream 1: the log and the truth replay share it. */
+static inline uint32_t gen_next_item(gen_user *u, const gen_catalog *cat, gen_rng *r, uint32_t c, uint32_t slot,
+                                     int *type)
+{
+    uint32_t *pool = u->pool + u->slot_off[slot];
+    uint32_t n = u->slot_cnt[slot];
+    uint32_t it;
+    if (n > 0 && gen_u01(r) < GEN_P_REPEAT)
+        it = pool[gen_below(r, n)];
+    else
+        it = gen_draw_item(cat, r, c);
+    pool[n] = it;
+    u->slot_cnt[slot] = n + 1;
+    double z = gen_u01(r);
+    *type = z < GEN_P_PV ? 0
+            : z < GEN_P_PV + GEN_P_CART ? 1
+            : z < GEN_P_PV + GEN_P_CART + GEN_P_FAV ? 2
+            : 3;
+    return it;
+}
+
 /* Stream 1: the items and types, written as they are drawn. */
 static void gen_user_items(gen_user *u, const gen_ctx *g, uint32_t user_id, gen_out *o,
                            uint8_t *item_seen, uint8_t *cat_seen, uint64_t *items_used)
@@ -657,29 +680,17 @@ static void gen_user_items(gen_user *u, const gen_ctx *g, uint32_t user_id, gen_
     for (uint32_t s = 0; s < u->n_sess; s++) {
         uint32_t c = u->sess_cat[s];
         uint32_t slot = (uint32_t)u->cat_slot[c];
-        uint32_t *pool = u->pool + u->slot_off[slot];
         uint32_t craw = cat->cat_raw[c];
         cat_seen[c >> 3] |= (uint8_t)(1u << (c & 7));
         int64_t ts = t0 + u->sess_start[s];
         for (uint32_t j = 0; j < u->sess_size[s]; j++, e++) {
             ts += u->gap[e];
-            uint32_t n = u->slot_cnt[slot];
-            uint32_t it;
-            if (n > 0 && gen_u01(&r) < GEN_P_REPEAT)
-                it = pool[gen_below(&r, n)];
-            else
-                it = gen_draw_item(cat, &r, c);
-            pool[n] = it;
-            u->slot_cnt[slot] = n + 1;
+            int type;
+            uint32_t it = gen_next_item(u, cat, &r, c, slot, &type);
             if (!(item_seen[it >> 3] & (1u << (it & 7)))) {
                 item_seen[it >> 3] |= (uint8_t)(1u << (it & 7));
                 (*items_used)++;
             }
-            double z = gen_u01(&r);
-            int type = z < GEN_P_PV ? 0
-                       : z < GEN_P_PV + GEN_P_CART ? 1
-                       : z < GEN_P_PV + GEN_P_CART + GEN_P_FAV ? 2
-                       : 3;
 
             if (GEN_OUTBUF - o->len < 96) gen_out_flush(o);
             char *d = o->buf + o->len;
@@ -871,4 +882,172 @@ double gen_log_expected_len(const gen_log_params *p)
         sum += pow(m, a) * tail;
     }
     return m + sum;
+}
+
+/* ---- the truth: p(next item | the generator's state) --------------------- */
+
+struct gen_truth {
+    gen_log_params p;
+    gen_ctx g;
+    gen_catalog cat;
+    gen_user u;
+    uint32_t user;      /* the user replayed in u / items / ts (0: none) */
+    uint32_t *items;    /* (max_len) item index of each event */
+    int64_t *ts;        /* (max_len) */
+    uint32_t *ev_sess;  /* (max_len) session of each event */
+    uint32_t *by_raw;   /* (n_items) item indices sorted by raw id */
+};
+
+static int gen_cmp_u64(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return (x > y) - (x < y);
+}
+
+size_t gen_truth_catalog(const gen_truth *t, const uint32_t **item_raw)
+{
+    *item_raw = t->cat.item_raw;
+    return t->cat.n_items;
+}
+
+int gen_truth_new(gen_truth **out, const gen_log_params *p, char *err, size_t errlen)
+{
+    *out = NULL;
+    int rc = gen_validate(p, err, errlen);
+    if (rc) return rc;
+    gen_truth *t = calloc(1, sizeof *t);
+    if (!t) return err_set(err, errlen, LSIM_E_NOMEM, "out of memory");
+    t->p = *p;
+    uint64_t n_items, n_cats;
+    gen_derive(p, &n_items, &n_cats);
+    t->g.p = &t->p;
+    t->g.span = (int64_t)p->days * 86400;
+    int64_t ms = (t->g.span - 1) / GEN_SESS_GAP_MIN + 1;
+    t->g.max_sess = ms < (int64_t)p->max_len ? (uint32_t)ms : p->max_len;
+    rc = gen_catalog_build(&t->cat, (uint32_t)n_items, (uint32_t)n_cats);
+    t->g.cat = &t->cat;
+    if (!rc) rc = gen_user_alloc(&t->u, p->max_len, t->g.max_sess, t->cat.n_cats);
+    t->items = malloc((size_t)p->max_len * sizeof *t->items);
+    t->ts = malloc((size_t)p->max_len * sizeof *t->ts);
+    t->ev_sess = malloc((size_t)p->max_len * sizeof *t->ev_sess);
+    t->by_raw = malloc(n_items * sizeof *t->by_raw);
+    if (rc || !t->items || !t->ts || !t->ev_sess || !t->by_raw) {
+        gen_truth_free(t);
+        return err_set(err, errlen, LSIM_E_NOMEM, "gen truth: out of memory (max_len %u)", p->max_len);
+    }
+    uint64_t *key = malloc(n_items * sizeof *key); /* (raw << 32 | index), sorted */
+    if (!key) {
+        gen_truth_free(t);
+        return err_set(err, errlen, LSIM_E_NOMEM, "gen truth: out of memory");
+    }
+    for (uint32_t i = 0; i < n_items; i++) key[i] = (uint64_t)t->cat.item_raw[i] << 32 | i;
+    qsort(key, n_items, sizeof *key, gen_cmp_u64);
+    for (uint32_t i = 0; i < n_items; i++) t->by_raw[i] = (uint32_t)key[i];
+    free(key);
+    *out = t;
+    return 0;
+}
+
+void gen_truth_free(gen_truth *t)
+{
+    if (!t) return;
+    free(t->u.block);
+    gen_catalog_free(&t->cat);
+    free(t->items);
+    free(t->ts);
+    free(t->ev_sess);
+    free(t->by_raw);
+    free(t);
+}
+
+/* Replays user `user` (its plan, then its items exactly as the log drew them). */
+static void truth_replay(gen_truth *t, uint32_t user)
+{
+    gen_user *u = &t->u;
+    if (t->user) gen_user_reset(u);
+    gen_user_plan(u, &t->g, user);
+    gen_rng r;
+    gen_rng_seed(&r, t->p.seed, user, 1);
+    int64_t t0 = t->p.end_ts - t->g.span;
+    uint32_t e = 0;
+    for (uint32_t s = 0; s < u->n_sess; s++) {
+        uint32_t c = u->sess_cat[s], slot = (uint32_t)u->cat_slot[c];
+        int64_t ts = t0 + u->sess_start[s];
+        for (uint32_t j = 0; j < u->sess_size[s]; j++, e++) {
+            int type;
+            ts += u->gap[e];
+            t->items[e] = gen_next_item(u, &t->cat, &r, c, slot, &type);
+            t->ts[e] = ts;
+            t->ev_sess[e] = s;
+        }
+    }
+    t->user = user;
+}
+
+static uint32_t cat_of_item(const gen_catalog *cat, uint32_t it)
+{
+    uint32_t lo = 0, hi = cat->n_cats; /* the last c with cat_first[c] <= it */
+    while (hi - lo > 1) {
+        uint32_t mid = lo + (hi - lo) / 2;
+        if (cat->cat_first[mid] <= it) lo = mid;
+        else hi = mid;
+    }
+    return lo;
+}
+
+static double pi_of(const gen_catalog *cat, uint32_t c)
+{
+    return (cat->cat_cum[c] - (c ? cat->cat_cum[c - 1] : 0.0)) / cat->cat_cum[cat->n_cats - 1];
+}
+
+static double omega_of(const gen_user *u, uint32_t c)
+{
+    for (uint32_t k = 0; k < u->n_interests; k++)
+        if (u->interest_cat[k] == c) return u->interest_cum[k] - (k ? u->interest_cum[k - 1] : 0.0);
+    return 0.0;
+}
+
+int gen_truth_prob(gen_truth *t, uint32_t user, int64_t ts, uint32_t item_raw, double *prob)
+{
+    *prob = 0;
+    if (user < 1 || user > t->p.users) return LSIM_E_NOTFOUND;
+    if (t->user != user) truth_replay(t, user);
+    const gen_user *u = &t->u;
+    const gen_catalog *cat = &t->cat;
+    size_t lo = 0, hi = u->len; /* j: the first event at or after ts */
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (t->ts[mid] < ts) lo = mid + 1;
+        else hi = mid;
+    }
+    size_t j = lo;
+    if (j == u->len) return LSIM_E_NOTFOUND;
+    lo = 0, hi = cat->n_items; /* the item's index from its raw id */
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (cat->item_raw[t->by_raw[mid]] < item_raw) lo = mid + 1;
+        else hi = mid;
+    }
+    if (lo == cat->n_items || cat->item_raw[t->by_raw[lo]] != item_raw) return 0; /* not in the catalog: 0 */
+    uint32_t it = t->by_raw[lo], c = cat_of_item(cat, it);
+    uint32_t s = t->ev_sess[j];
+    uint64_t n_c = 0, n_i = 0;
+    for (size_t e = 0; e < j; e++) {
+        n_c += u->sess_cat[t->ev_sess[e]] == c;
+        n_i += t->items[e] == it;
+    }
+    uint32_t first = cat->cat_first[c], n_in = cat->cat_first[c + 1] - first, r = it - first;
+    double q = (cat->rank_cum[r] - (r ? cat->rank_cum[r - 1] : 0.0)) / cat->rank_cum[n_in - 1];
+    double g = n_c ? GEN_P_REPEAT * (double)n_i / (double)n_c + (1.0 - GEN_P_REPEAT) * q : q;
+    if (j > 0 && t->ev_sess[j - 1] == s) { /* within a session: its category is known */
+        *prob = u->sess_cat[s] == c ? g : 0.0;
+        return 0;
+    }
+    double e = s > 0 ? gen_exp_det(-(double)(u->sess_start[s] - u->sess_start[s - 1]) / GEN_DRIFT_MEAN_S) : 0.0;
+    double fresh = GEN_DRIFT_P_INTEREST * omega_of(u, c) + (1.0 - GEN_DRIFT_P_INTEREST) * pi_of(cat, c);
+    double p_drift = e * (s > 0 && u->sess_drift[s - 1] == c ? 1.0 : 0.0) + (1.0 - e) * fresh;
+    double p_sess = GEN_SESS_P_DRIFT * p_drift + GEN_SESS_P_INTEREST * omega_of(u, c) +
+                    (1.0 - GEN_SESS_P_DRIFT - GEN_SESS_P_INTEREST) * pi_of(cat, c);
+    *prob = p_sess * g;
+    return 0;
 }

@@ -60,4 +60,19 @@ int gen_log_write(FILE *out, const gen_log_params *p, gen_log_summary *summary, 
  * not included. Returns 0 if min_len, max_len or len_alpha is invalid. */
 double gen_log_expected_len(const gen_log_params *p);
 
+/* ---- the truth: what the generator knows ----
+ * p(item | the state of user `user` just before time ts) under the
+ * generative model (docs/GENERATOR.md, "The next-item distribution"): the
+ * user is replayed from (seed, user), its state taken before its first event
+ * at or after ts, and the formula evaluated for the item (a raw id). An item
+ * not in the catalog has probability 0. LSIM_E_NOTFOUND: no such user, or
+ * no event of the user at or after ts. One handle per thread; the last
+ * user's replay is kept, so queries grouped by user are cheap. */
+typedef struct gen_truth gen_truth;
+int gen_truth_new(gen_truth **out, const gen_log_params *p, char *err, size_t errlen);
+void gen_truth_free(gen_truth *t);
+int gen_truth_prob(gen_truth *t, uint32_t user, int64_t ts, uint32_t item_raw, double *prob);
+/* The catalog's raw item ids (all items, used or not). */
+size_t gen_truth_catalog(const gen_truth *t, const uint32_t **item_raw);
+
 #endif

@@ -718,3 +718,68 @@ Test(gen_log, write_error_is_io)
     cr_expect_eq(rc, LSIM_E_IO, "got %d (%s)", rc, err);
     cr_expect(strstr(err, "write") != NULL, "message: %s", err);
 }
+
+/* The truth (gen_truth_prob) against the log it describes:
+ *   - it is a distribution: at random (user, event time) states, the
+ *     probabilities of all catalog items sum to 1 (within 1e-9);
+ *   - every logged event had a positive probability under the state before it;
+ *   - it is calibrated: with the candidate fixed before the outcome (the
+ *     item of the user's previous event), the number of events that repeat it
+ *     equals the sum of the predicted probabilities within 4 standard
+ *     deviations (sqrt of the sum of p (1 - p)); and likewise for a random
+ *     catalog item drawn by the test.
+ * Events sharing a timestamp with the previous one are skipped: the truth
+ * takes the state before the first event at a time. */
+Test(gen_log, truth_is_a_calibrated_distribution)
+{
+    gen_log_params p = small_params();
+    p.users = 200;
+    p.max_len = 1500;
+    tlog lg;
+    make_log(&lg, &p);
+    char err[LSIM_ERRLEN];
+    gen_truth *t;
+    cr_assert_eq(gen_truth_new(&t, &p, err, sizeof err), 0, "%s", err);
+    const uint32_t *raw;
+    size_t n_items = gen_truth_catalog(t, &raw);
+    uint64_t seed = 3;
+    double sum_p = 0, var = 0, sum_pr = 0, var_r = 0;
+    size_t hits = 0, hits_r = 0, checked_sums = 0;
+    for (size_t i = 1; i < lg.n; i++) {
+        const tev *e = &lg.ev[i], *prev = &lg.ev[i - 1];
+        if (prev->user != e->user || prev->ts == e->ts) continue;
+        double pe, pp, pr;
+        cr_assert_eq(gen_truth_prob(t, e->user, e->ts, e->item, &pe), 0);
+        cr_assert(pe > 0, "event %zu (user %u, item %u, ts %lld) has probability 0", i, e->user, e->item,
+                  (long long)e->ts);
+        cr_assert_eq(gen_truth_prob(t, e->user, e->ts, prev->item, &pp), 0);
+        sum_p += pp;
+        var += pp * (1 - pp);
+        hits += e->item == prev->item;
+        uint32_t cand = raw[tu_rand(&seed) % n_items];
+        cr_assert_eq(gen_truth_prob(t, e->user, e->ts, cand, &pr), 0);
+        sum_pr += pr;
+        var_r += pr * (1 - pr);
+        hits_r += e->item == cand;
+        if (tu_rand(&seed) % 2000 == 0 && checked_sums < 12) {
+            double total = 0, x;
+            for (size_t k = 0; k < n_items; k++) {
+                cr_assert_eq(gen_truth_prob(t, e->user, e->ts, raw[k], &x), 0);
+                total += x;
+            }
+            cr_expect(fabs(total - 1.0) < 1e-9, "user %u at %lld: probabilities sum to %.12f", e->user,
+                      (long long)e->ts, total);
+            checked_sums++;
+        }
+    }
+    cr_expect(checked_sums >= 5, "only %zu sums checked", checked_sums);
+    cr_expect(fabs((double)hits - sum_p) < 4 * sqrt(var), "repeats of the previous item: %zu, predicted %.1f (sd %.1f)",
+              hits, sum_p, sqrt(var));
+    cr_expect(fabs((double)hits_r - sum_pr) < 4 * sqrt(var_r) + 1, "random items: %zu, predicted %.2f (sd %.2f)",
+              hits_r, sum_pr, sqrt(var_r));
+    double x;
+    cr_expect_eq(gen_truth_prob(t, p.users + 1, lg.ev[0].ts, lg.ev[0].item, &x), LSIM_E_NOTFOUND);
+    cr_expect_eq(gen_truth_prob(t, 1, INT64_MAX, lg.ev[0].item, &x), LSIM_E_NOTFOUND);
+    gen_truth_free(t);
+    free_log(&lg);
+}
