@@ -898,6 +898,19 @@ struct gen_truth {
     uint32_t *by_raw;   /* (n_items) item indices sorted by raw id */
 };
 
+void gen_log_derive(gen_log_params *p)
+{
+    uint64_t it, ca;
+    gen_derive(p, &it, &ca);
+    p->items = (uint32_t)it;
+    p->categories = (uint32_t)ca;
+}
+
+int gen_log_check(const gen_log_params *p, char *err, size_t errlen)
+{
+    return gen_validate(p, err, errlen);
+}
+
 static int gen_cmp_u64(const void *a, const void *b)
 {
     uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;

@@ -60,6 +60,11 @@ int gen_log_write(FILE *out, const gen_log_params *p, gen_log_summary *summary, 
  * not included. Returns 0 if min_len, max_len or len_alpha is invalid. */
 double gen_log_expected_len(const gen_log_params *p);
 
+/* items and categories as derived from the other fields (docs/GENERATOR.md) */
+void gen_log_derive(gen_log_params *p);
+/* 0, or LSIM_E_INVAL with a message naming the bad field */
+int gen_log_check(const gen_log_params *p, char *err, size_t errlen);
+
 /* ---- the truth: what the generator knows ----
  * p(item | the state of user `user` just before time ts) under the
  * generative model (docs/GENERATOR.md, "The next-item distribution"): the

@@ -14,6 +14,7 @@
 #include "esu/model.h"
 #include "index/index_write.h"
 #include "loaders/gen_log.h"
+#include "loaders/gen_truth_file.h"
 #include "lsim.h"
 #include "storage/error_detail.h"
 #include "tests/test_util.h"
@@ -21,6 +22,7 @@
 #include "train/metrics.h"
 #include "train/regularize.h"
 #include "train/trainer.h"
+#include "train/truth.h"
 
 #include <cblas.h>
 #include <criterion/criterion.h>
@@ -51,6 +53,9 @@ static void setup(void)
     gen_log_summary sum;
     cr_assert_eq(gen_log_write(f, &p, &sum, err, sizeof err), 0, "%s", err);
     fclose(f);
+    char truth[600];
+    snprintf(truth, sizeof truth, "%s/truth.txt", g_dir);
+    cr_assert_eq(gen_truth_file_write(truth, &p, err, sizeof err), 0, "%s", err);
     ubt_write_opts o;
     ubt_write_result res;
     const char *inputs[1] = {log};
@@ -104,7 +109,7 @@ static metrics evaluate(const char *ckpt, const model_spec **spec_out)
     cr_assert_eq(model_load(&m, ckpt, sc.batch, sc.short_len, K, err, sizeof err), 0, "%s", err);
     metric_row *rows;
     size_t n;
-    cr_assert_eq(eval_score(g_ix, m, &sc, &rows, &n, err, sizeof err), 0, "%s", err);
+    cr_assert_eq(eval_score(g_ix, m, &sc, NULL, &rows, NULL, &n, err, sizeof err), 0, "%s", err);
     cr_assert(n > 100, "%zu test samples", n);
     for (size_t i = 0; i < n; i++) cr_assert(isfinite(rows[i].logit), "sample %zu: logit %g", i, rows[i].logit);
     metrics mt;
@@ -231,4 +236,76 @@ Test(regularize, hand_worked)
     float want[8] = {0.125f, 0.25f, 0, 0, 2.5f, 3.0f, 3.5f, 4.0f};
     for (int i = 0; i < 8; i++) cr_expect_float_eq(grad[i], want[i], 1e-7, "grad[%d] = %g, want %g", i, grad[i], want[i]);
     for (int i = 0; i < 4; i++) cr_expect_eq(mark[i], 0, "mark %d left set", i);
+}
+
+/* The truth's AUC is the best any model reaches on the same samples: above
+ * the trained DIN's, and high (the generator's within-session structure
+ * makes most negatives impossible). Its rows are the same samples, labels
+ * included. */
+Test(train, the_truth_bounds_a_trained_model)
+{
+    char err[LSIM_ERRLEN];
+    train_config c;
+    config(&c, MODEL_DIN, path("dint.st"));
+    c.epochs = 2;
+    cr_assert_eq(train_run(g_ix, &c, NULL, NULL, NULL, err, sizeof err), 0, "%s", err);
+    truth_ctx *t;
+    cr_assert_eq(truth_open(&t, g_ix, path("truth.txt"), err, sizeof err), 0, "%s", err);
+    sample_config sc;
+    sample_config_default(&sc);
+    sc.batch = 64;
+    model_spec spec;
+    model_spec_default(&spec, MODEL_DIN, 1, 1);
+    cr_assert_eq(eval_samples_from_checkpoint(&sc, c.out, &spec, err, sizeof err), 0, "%s", err);
+    model *m;
+    cr_assert_eq(model_load(&m, c.out, sc.batch, sc.short_len, 0, err, sizeof err), 0, "%s", err);
+    metric_row *rows, *trows;
+    size_t n;
+    cr_assert_eq(eval_score(g_ix, m, &sc, t, &rows, &trows, &n, err, sizeof err), 0, "%s", err);
+    for (size_t i = 0; i < n; i++) {
+        cr_assert(rows[i].user == trows[i].user && rows[i].label == trows[i].label, "row %zu differs", i);
+        cr_assert(trows[i].score >= 0 && trows[i].score <= 1, "row %zu: truth %g", i, trows[i].score);
+    }
+    metrics mm, tm;
+    metrics_compute(rows, n, &mm);
+    metrics_compute(trows, n, &tm);
+    cr_expect(tm.auc > mm.auc && tm.auc > 0.9, "truth AUC %.4f, DIN %.4f", tm.auc, mm.auc);
+    cr_expect(tm.logloss < mm.logloss, "truth logloss %.4f, DIN %.4f", tm.logloss, mm.logloss);
+    free(rows);
+    free(trows);
+    model_free(m);
+    truth_free(t);
+}
+
+Test(truth_file, round_trip_and_errors)
+{
+    char *dir = tu_tmpdir("truth"), f[600], err[LSIM_ERRLEN];
+    snprintf(f, sizeof f, "%s/t.txt", dir);
+    gen_log_params p, q;
+    gen_log_params_default(&p);
+    p.seed = 77;
+    p.users = 321;
+    p.len_alpha = 1.37;
+    cr_assert_eq(gen_truth_file_write(f, &p, err, sizeof err), 0, "%s", err);
+    cr_assert_eq(gen_truth_file_read(f, &q, err, sizeof err), 0, "%s", err);
+    gen_log_derive(&p);
+    cr_expect(q.seed == 77 && q.users == 321 && q.len_alpha == 1.37 && q.items == p.items &&
+              q.categories == p.categories && q.end_ts == p.end_ts && q.days == p.days);
+    static const struct { const char *text, *want; } bad[] = {
+        {"format=lsim-gen-truth-1\nseed=1\n", "no users="},
+        {"format=other\n", "format 'other'"},
+        {"format=lsim-gen-truth-1\nseed=1\nseed=2\n", ":3: seed given twice"},
+        {"format=lsim-gen-truth-1\nusers=-4\n", ":2: users: want an integer"},
+        {"format=lsim-gen-truth-1\ncolour=blue\n", ":2: unknown key 'colour'"},
+        {"just text\n", ":1: want key=value"},
+        {"format=lsim-gen-truth-1\nseed=1\nusers=0\nitems=0\ncategories=0\nmin_len=1\nmax_len=5\nalpha=1\n"
+         "days=1\nend_ts=100000\n", "users"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        cr_assert_eq(tu_write_file(f, bad[i].text, strlen(bad[i].text)), 0);
+        int rc = gen_truth_file_read(f, &q, err, sizeof err);
+        cr_expect(rc == LSIM_E_FORMAT && strstr(err, f) && strstr(err, bad[i].want), "case %zu: rc %d: %s", i, rc,
+                  err);
+    }
+    tu_rmrf(dir);
 }

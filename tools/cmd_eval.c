@@ -28,7 +28,10 @@ static const char eval_help[] =
     "  --seed N         the test samples' seed (default 1)\n"
     "  --batch B        samples per forward (default 256)\n"
     "  --threads N      BLAS threads (default 1)\n"
-    "  --json           {\"auc\": .., \"gauc\": .., \"logloss\": .., \"samples\": ..}\n";
+    "  --truth FILE     the truth file of `lsim gen log --truth` that made the index's log:\n"
+    "                   also the Bayes-optimal AUC, GAUC and logloss on the same samples\n"
+    "  --json           {\"auc\": .., \"gauc\": .., \"logloss\": .., \"samples\": ..}, with --truth\n"
+    "                   also \"truth\": {\"auc\": .., \"gauc\": .., \"logloss\": ..}\n";
 
 static void json_num(double v)
 {
@@ -42,9 +45,10 @@ int cmd_eval(int argc, char **argv)
         {"index", required_argument, 0, 'i'}, {"model", required_argument, 0, 'm'},
         {"test-from", required_argument, 0, 't'}, {"seed", required_argument, 0, 'S'},
         {"batch", required_argument, 0, 'b'}, {"threads", required_argument, 0, 'j'},
-        {"json", no_argument, 0, 'J'},        {"help", no_argument, 0, 'h'},
+        {"truth", required_argument, 0, 'T'}, {"json", no_argument, 0, 'J'},
+        {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0}};
-    const char *dir = NULL, *ckpt = NULL;
+    const char *dir = NULL, *ckpt = NULL, *truth_path = NULL;
     int64_t v, test_from = INT64_MIN, threads = 1, seed = 1, batch = 256;
     int json = 0, ch;
     optind = 1;
@@ -64,6 +68,7 @@ int cmd_eval(int argc, char **argv)
         case 'j':
             if (cli_parse_i64("--threads", optarg, 1, 256, &threads)) return EXIT_USAGE;
             break;
+        case 'T': truth_path = optarg; break;
         case 'J': json = 1; break;
         case 'h': fputs(eval_help, stdout); return EXIT_OK;
         default: return cli_usage_error("eval", "unknown option");
@@ -81,7 +86,8 @@ int cmd_eval(int argc, char **argv)
     sc.test_from = INT64_MIN;
     model *m = NULL;
     lsim_index *ix = NULL;
-    metric_row *rows = NULL;
+    metric_row *rows = NULL, *trows = NULL;
+    truth_ctx *truth = NULL;
     size_t n = 0;
     /* the sampling first (it sizes the model's batches), then the model */
     model_spec spec;
@@ -99,12 +105,14 @@ int cmd_eval(int argc, char **argv)
     size_t K = sc.long_mode == LONG_HARD ? sc.long_k : sc.long_mode == LONG_FULL ? sc.long_max : 0;
     if (!rc) rc = model_load(&m, ckpt, sc.batch, sc.short_len, K, err, sizeof err);
     if (!rc) rc = lsim_index_open(&ix, dir, err, sizeof err);
-    if (!rc) rc = eval_score(ix, m, &sc, &rows, &n, err, sizeof err);
+    if (!rc && truth_path) rc = truth_open(&truth, ix, truth_path, err, sizeof err);
+    if (!rc) rc = eval_score(ix, m, &sc, truth, &rows, &trows, &n, err, sizeof err);
     if (rc) {
         if (rc != LSIM_E_INVAL || err[0]) fprintf(stderr, "lsim eval: %s\n", err);
     } else {
-        metrics mt;
+        metrics mt, tt;
         metrics_compute(rows, n, &mt);
+        if (trows) metrics_compute(trows, n, &tt);
         if (json) {
             printf("{\"auc\": ");
             json_num(mt.auc);
@@ -112,17 +120,34 @@ int cmd_eval(int argc, char **argv)
             json_num(mt.gauc);
             printf(", \"logloss\": ");
             json_num(mt.logloss);
-            printf(", \"samples\": %zu, \"positives\": %zu, \"gauc_users\": %zu, \"test_from\": %" PRId64 "}\n",
+            printf(", \"samples\": %zu, \"positives\": %zu, \"gauc_users\": %zu, \"test_from\": %" PRId64,
                    mt.samples, mt.positives, mt.gauc_users, sc.test_from);
+            if (trows) {
+                printf(", \"truth\": {\"auc\": ");
+                json_num(tt.auc);
+                printf(", \"gauc\": ");
+                json_num(tt.gauc);
+                printf(", \"logloss\": ");
+                json_num(tt.logloss);
+                printf("}");
+            }
+            printf("}\n");
         } else {
             printf("model      %s (%s)\n", ckpt, model_kind_name(spec.kind));
             printf("samples    %zu (%zu positive), test from %" PRId64 "\n", mt.samples, mt.positives, sc.test_from);
-            printf("AUC        %.4f\n", mt.auc);
-            printf("GAUC       %.4f (%zu users with both labels)\n", mt.gauc, mt.gauc_users);
-            printf("logloss    %.4f\n", mt.logloss);
+            if (trows) printf("           model     Bayes-optimal\n");
+            printf("AUC        %.4f", mt.auc);
+            if (trows) printf("    %.4f", tt.auc);
+            printf("\nGAUC       %.4f", mt.gauc);
+            if (trows) printf("    %.4f", tt.gauc);
+            printf("\nlogloss    %.4f", mt.logloss);
+            if (trows) printf("    %.4f", tt.logloss);
+            printf("\n(GAUC over %zu users with both labels)\n", mt.gauc_users);
         }
     }
     free(rows);
+    free(trows);
+    truth_free(truth);
     model_free(m);
     lsim_index_close(ix);
     return rc ? EXIT_FAIL : EXIT_OK;

@@ -2,6 +2,7 @@
  * cmd_gen.c: `lsim gen log`: the synthetic log generator (loaders/gen_log.h).
  */
 #include "loaders/gen_log.h"
+#include "loaders/gen_truth_file.h"
 #include "lsim.h"
 #include "tools/cli_util.h"
 #include "tools/commands.h"
@@ -26,7 +27,9 @@ static const char gen_help[] =
     "  --max-len N      longest sequence; user 1 has exactly this many events (default 54000)\n"
     "  --alpha A        Pareto exponent of sequence lengths (default 1.1)\n"
     "  --days N         span of the log in days (default 180)\n"
-    "  --end-ts TS      end of the log, unix seconds (default 1512345600, 2017-12-04)\n";
+    "  --end-ts TS      end of the log, unix seconds (default 1512345600, 2017-12-04)\n"
+    "  --truth FILE     also write the truth file: the parameters from which `lsim eval\n"
+    "                   --truth FILE` gives each test sample its true probability\n";
 
 int cmd_gen(int argc, char **argv)
 {
@@ -45,10 +48,11 @@ int cmd_gen(int argc, char **argv)
         {"categories", required_argument, 0, 'c'}, {"min-len", required_argument, 0, 'm'},
         {"max-len", required_argument, 0, 'M'},    {"alpha", required_argument, 0, 'a'},
         {"days", required_argument, 0, 'd'},       {"end-ts", required_argument, 0, 'e'},
+        {"truth", required_argument, 0, 't'},
         {"help", no_argument, 0, 'h'},             {0, 0, 0, 0}};
     gen_log_params p;
     gen_log_params_default(&p);
-    const char *out = NULL;
+    const char *out = NULL, *truth = NULL;
     int have_users = 0, c;
     int64_t v;
     optind = 1;
@@ -57,6 +61,7 @@ int cmd_gen(int argc, char **argv)
         case 'u': if (cli_parse_i64("--users", optarg, 1, UINT32_MAX, &v)) return EXIT_USAGE; p.users = (uint32_t)v; have_users = 1; break;
         case 's': if (cli_parse_i64("--seed", optarg, 0, INT64_MAX, &v)) return EXIT_USAGE; p.seed = (uint64_t)v; break;
         case 'o': out = optarg; break;
+        case 't': truth = optarg; break;
         case 'i': if (cli_parse_i64("--items", optarg, 1, UINT32_MAX, &v)) return EXIT_USAGE; p.items = (uint32_t)v; break;
         case 'c': if (cli_parse_i64("--categories", optarg, 1, UINT32_MAX, &v)) return EXIT_USAGE; p.categories = (uint32_t)v; break;
         case 'm': if (cli_parse_i64("--min-len", optarg, 1, UINT32_MAX, &v)) return EXIT_USAGE; p.min_len = (uint32_t)v; break;
@@ -91,6 +96,10 @@ int cmd_gen(int argc, char **argv)
     if (rc) {
         fprintf(stderr, "lsim gen log: %s\n", err);
         return rc == LSIM_E_INVAL ? EXIT_USAGE : EXIT_FAIL;
+    }
+    if (truth && (rc = gen_truth_file_write(truth, &p, err, sizeof err))) {
+        fprintf(stderr, "lsim gen log: %s\n", err);
+        return EXIT_FAIL;
     }
     fprintf(stderr, "lsim gen log: %" PRIu64 " events, %" PRIu64 " users, %" PRIu64 " items, %" PRIu64
             " categories, longest sequence %u -> %s\n",

@@ -7,6 +7,7 @@
 #include "train/trainer.h"
 
 #include <errno.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -55,18 +56,26 @@ int eval_samples_from_checkpoint(sample_config *sc, const char *path, const mode
     return 0;
 }
 
-int eval_score(lsim_index *ix, model *m, const sample_config *sc, metric_row **rows, size_t *n, char *err,
-               size_t errlen)
+int eval_score(lsim_index *ix, model *m, const sample_config *sc, truth_ctx *truth, metric_row **rows,
+               metric_row **truth_rows, size_t *n, char *err, size_t errlen)
 {
     *rows = NULL;
+    if (truth_rows) *truth_rows = NULL;
     *n = 0;
     sample_source *src;
     int rc = sample_source_open(&src, ix, sc, err, errlen);
     if (rc) return rc;
     size_t cap = sample_source_positives(src) * (1 + (size_t)sc->negatives), got = 0;
-    metric_row *r = malloc((cap ? cap : 1) * sizeof *r);
+    metric_row *r = m ? malloc((cap ? cap : 1) * sizeof *r) : NULL;
+    metric_row *tr = truth ? malloc((cap ? cap : 1) * sizeof *tr) : NULL;
     float *logits = malloc(sc->batch * sizeof *logits);
-    if (!r || !logits) rc = err_set(err, errlen, LSIM_E_NOMEM, "out of memory");
+    if ((m && !r) || (truth && !tr) || !logits) rc = err_set(err, errlen, LSIM_E_NOMEM, "out of memory");
+    /* the negative distribution n(i), for the truth's posterior */
+    const uint32_t *counts = sample_source_item_counts(src);
+    uint32_t n_items = sample_source_items(src);
+    double total = 0;
+    for (uint32_t i = 0; i < n_items; i++) total += counts[i];
+    int uniform = sc->neg == NEG_UNIFORM || total == 0;
     while (!rc) {
         model_batch bt;
         const uint32_t *users;
@@ -75,19 +84,31 @@ int eval_score(lsim_index *ix, model *m, const sample_config *sc, metric_row **r
             rc = err_set(err, errlen, LSIM_E_LIMIT, "eval: more samples than counted");
             break;
         }
-        model_batch in = bt;
-        in.label = NULL; /* inference: no loss */
-        model_forward(m, &in, logits, 0);
-        for (size_t b = 0; b < bt.b; b++)
-            r[got++] = (metric_row){logits[b], logits[b], users[b], bt.label[b]};
+        if (m) {
+            model_batch in = bt;
+            in.label = NULL; /* inference: no loss */
+            model_forward(m, &in, logits, 0);
+            for (size_t b = 0; b < bt.b; b++) r[got + b] = (metric_row){logits[b], logits[b], users[b], bt.label[b]};
+        }
+        for (size_t b = 0; truth && b < bt.b && !rc; b++) {
+            double p, neg = uniform ? 1.0 / n_items : counts[bt.target_item[b]] / total;
+            if ((rc = truth_prob(truth, users[b], bt.target_item[b], bt.now[b], &p, err, errlen))) break;
+            double den = p + (double)sc->negatives * neg, post = den > 0 ? p / den : 0.5;
+            double pc = post < 1e-15 ? 1e-15 : post > 1 - 1e-15 ? 1 - 1e-15 : post;
+            tr[got + b] = (metric_row){post, log(pc / (1 - pc)), users[b], bt.label[b]};
+        }
+        got += bt.b;
     }
     free(logits);
     sample_source_free(src);
     if (rc) {
         free(r);
+        free(tr);
         return rc;
     }
     *rows = r;
+    if (truth_rows) *truth_rows = tr;
+    else free(tr);
     *n = got;
     return 0;
 }

@@ -16,6 +16,7 @@
 #include "lsim.h"
 #include "train/metrics.h"
 #include "train/samples.h"
+#include "train/truth.h"
 
 /* Fills sc from the checkpoint's lsim.* sampling keys (those absent, as in
  * a checkpoint written by PyTorch, keep sc's values) and sets split = TEST
@@ -25,8 +26,11 @@ int eval_samples_from_checkpoint(sample_config *sc, const char *path, const mode
 
 /* Scores every sample of sc with m (built for batches of sc->batch).
  * *rows (caller frees) gets one row per sample: the logit, the dense user,
- * the label; *n their count. */
-int eval_score(lsim_index *ix, model *m, const sample_config *sc, metric_row **rows, size_t *n, char *err,
-               size_t errlen);
+ * the label; *n their count. With truth (train/truth.h), *truth_rows gets
+ * the same samples scored by their Bayes-optimal probability
+ * p / (p + N n(i)) (score; logit its log-odds). m may be NULL (truth only;
+ * *rows is then NULL). */
+int eval_score(lsim_index *ix, model *m, const sample_config *sc, truth_ctx *truth, metric_row **rows,
+               metric_row **truth_rows, size_t *n, char *err, size_t errlen);
 
 #endif
