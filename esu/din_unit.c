@@ -46,14 +46,17 @@ void din_unit_carve(din_unit *u, arena *a, size_t max_b, size_t max_rows)
     u->wj = ARENA_FLOATS(a, u->h1 * u->e);
     u->wa = ARENA_FLOATS(a, u->h1 * u->e);
     u->wd = ARENA_FLOATS(a, u->h1 * u->e);
+    u->w2e = ARENA_FLOATS(a, u->h1 * 2 * u->e);
+    u->gw2e = ARENA_FLOATS(a, u->h1 * 2 * u->e);
+    u->g2 = ARENA_FLOATS(a, u->h1 * u->e);
     u->p = ARENA_FLOATS(a, R * u->h1);
     u->q = ARENA_FLOATS(a, max_b * u->h1);
-    u->x = ARENA_FLOATS(a, R * 4 * u->e);
+    u->x = ARENA_FLOATS(a, R * 2 * u->e);
     u->a1 = ARENA_FLOATS(a, R * u->h1);
     u->a2 = ARENA_FLOATS(a, R * u->h2);
     u->sc = ARENA_FLOATS(a, R);
     u->w = ARENA_FLOATS(a, R);
-    u->dx = ARENA_FLOATS(a, R * 4 * u->e);
+    u->dx = ARENA_FLOATS(a, R * 2 * u->e);
     u->da1 = ARENA_FLOATS(a, R * u->h1);
     u->da2 = ARENA_FLOATS(a, R * u->h2);
     u->dp1 = ARENA_FLOATS(a, R * u->h1);
@@ -64,28 +67,43 @@ void din_unit_carve(din_unit *u, arena *a, size_t max_b, size_t max_rows)
 
 static void unit_tail(din_unit *u, float *v, const float *es, const uint32_t *off, size_t b, size_t R);
 
+/* wj, wa, wd and w2e from fc1's weight */
+static void fold_fc1(din_unit *u)
+{
+    size_t E = u->e;
+    for (size_t o = 0; o < u->h1; o++) {
+        const float *w = u->w1 + o * 4 * E;
+        for (size_t d = 0; d < E; d++) {
+            u->wj[o * E + d] = u->w2e[o * 2 * E + d] = w[d] + w[2 * E + d];
+            u->wa[o * E + d] = w[E + d] - w[2 * E + d];
+            u->wd[o * E + d] = u->w2e[o * 2 * E + E + d] = w[3 * E + d];
+        }
+    }
+}
+
 void din_unit_forward(din_unit *u, float *v, const float *ea, const float *es, const uint32_t *off, size_t b)
 {
-    size_t E = u->e, R = off[b];
+    size_t E = u->e, H1 = u->h1, R = off[b];
     u->ea = ea;
     u->es = es;
     u->off = off;
     u->b = b;
     u->r = R;
+    fold_fc1(u);
+    nn_linear_forward(u->q, ea, u->wa, u->b1, b, E, H1); /* once per sample */
     for (size_t i = 0; i < b; i++) {
-        const float *a = ea + i * E;
+        const float *a = ea + i * E, *qi = u->q + i * H1;
         for (size_t r = off[i]; r < off[i + 1]; r++) {
             const float *ej = es + r * E;
-            float *x = u->x + r * 4 * E;
+            float *x = u->x + r * 2 * E; /* [e_j, e_j * e_a] */
             for (size_t d = 0; d < E; d++) {
                 x[d] = ej[d];
-                x[E + d] = a[d];
-                x[2 * E + d] = ej[d] - a[d];
-                x[3 * E + d] = ej[d] * a[d];
+                x[E + d] = ej[d] * a[d];
             }
+            memcpy(u->a1 + r * H1, qi, H1 * sizeof(float));
         }
     }
-    nn_linear_forward(u->a1, u->x, u->w1, u->b1, R, 4 * E, u->h1);
+    nn_linear_forward_acc(u->a1, u->x, u->w2e, R, 2 * E, H1);
     unit_tail(u, v, es, off, b, R);
 }
 
@@ -124,18 +142,45 @@ void din_unit_backward(din_unit *u, float *dea, float *des, const float *dv)
     nn_linear_backward(u->da1, u->gw2, u->gb2, u->dp2, u->a1, u->w2, R, u->h1, u->h2);
     memset(u->dp1, 0, R * u->h1 * sizeof(float));
     nn_sigmoid_backward(u->dp1, u->da1, u->a1, R * u->h1);
-    memset(u->dx, 0, R * 4 * E * sizeof(float));
-    nn_linear_backward(u->dx, u->gw1, u->gb1, u->dp1, u->x, u->w1, R, 4 * E, u->h1);
-    /* x = [e_j, e_a, e_j - e_a, e_j * e_a] */
+    /* fc1, folded: dpre (R, h1) in dp1 */
+    size_t H1 = u->h1;
+    memset(u->dx, 0, R * 2 * E * sizeof(float));
+    memset(u->gw2e, 0, H1 * 2 * E * sizeof(float));
+    nn_linear_backward(u->dx, u->gw1 ? u->gw2e : NULL, u->gb1, u->dp1, u->x, u->w2e, R, 2 * E, H1);
+    float *srow = u->q; /* (B, h1): each sample's sum of dpre (q is not needed after the forward) */
+    for (size_t i = 0; i < b; i++) {
+        float *si = srow + i * H1;
+        memset(si, 0, H1 * sizeof(float));
+        for (size_t r = off[i]; r < off[i + 1]; r++) {
+            const float *dp = u->dp1 + r * H1;
+            for (size_t o = 0; o < H1; o++) si[o] += dp[o];
+        }
+    }
+    nn_linear_backward(dea, NULL, NULL, srow, u->ea, u->wa, b, E, H1); /* d e_a += sum dpre (W2 - W3) */
+    if (u->gw1) {
+        memset(u->g2, 0, H1 * E * sizeof(float));
+        nn_linear_backward(NULL, u->g2, NULL, srow, u->ea, u->wa, b, E, H1); /* G2 = sum dpre e_a^T */
+        for (size_t o = 0; o < H1; o++) {
+            float *g = u->gw1 + o * 4 * E;
+            const float *g14 = u->gw2e + o * 2 * E, *g2 = u->g2 + o * E;
+            for (size_t d = 0; d < E; d++) {
+                g[d] += g14[d];
+                g[E + d] += g2[d];
+                g[2 * E + d] += g14[d] - g2[d];
+                g[3 * E + d] += g14[E + d];
+            }
+        }
+    }
+    /* x = [e_j, e_j * e_a] */
     for (size_t i = 0; i < b; i++) {
         const float *a = u->ea + i * E;
         float *da = dea + i * E;
         for (size_t r = off[i]; r < off[i + 1]; r++) {
-            const float *dx = u->dx + r * 4 * E, *ej = u->es + r * E;
+            const float *dx = u->dx + r * 2 * E, *ej = u->es + r * E;
             float *dej = des + r * E;
             for (size_t d = 0; d < E; d++) {
-                dej[d] += dx[d] + dx[2 * E + d] + dx[3 * E + d] * a[d];
-                da[d] += dx[E + d] - dx[2 * E + d] + dx[3 * E + d] * ej[d];
+                dej[d] += dx[d] + dx[E + d] * a[d];
+                da[d] += dx[E + d] * ej[d];
             }
         }
     }
@@ -176,14 +221,7 @@ void din_unit_forward_shared(din_unit *u, float *v, const float *ea, const float
 {
     size_t E = u->e, H1 = u->h1, H2 = u->h2;
     u->r = 0; /* no backward after this path */
-    for (size_t o = 0; o < H1; o++) {
-        const float *w = u->w1 + o * 4 * E;
-        for (size_t d = 0; d < E; d++) {
-            u->wj[o * E + d] = w[d] + w[2 * E + d];
-            u->wa[o * E + d] = w[E + d] - w[2 * E + d];
-            u->wd[o * E + d] = w[3 * E + d];
-        }
-    }
+    fold_fc1(u);
     nn_linear_forward(u->p, es, u->wj, NULL, s, E, H1); /* once per behavior */
     nn_linear_forward(u->q, ea, u->wa, u->b1, b, E, H1); /* once per candidate */
     size_t per_tile = s ? (SHARED_TILE_ROWS + s - 1) / s : b;

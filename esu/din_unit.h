@@ -31,7 +31,11 @@ typedef struct din_unit {
     size_t b, r;
     float *x, *a1, *a2, *sc, *w;
     float *dx, *da1, *da2, *dp1, *dp2, *dsc, *dw;
-    float *wj, *wa, *wd, *p, *q; /* the shared-history path (din_unit_forward_shared) */
+    /* fc1 folded by its column blocks (see below): wj = W1 + W3, wa = W2 - W3,
+     * wd = W4 (h1, E) each; w2e = [wj | wd] (h1, 2E); q (B, h1) the
+     * per-sample term wa e_a + b1; p (S, h1) the shared path's per-behavior term */
+    float *wj, *wa, *wd, *w2e, *p, *q;
+    float *gw2e, *g2; /* backward scratch: d[wj | wd] (h1, 2E), d(W2) (h1, E) */
 } din_unit;
 
 int din_unit_register(param_list *p, const char *prefix, size_t e, size_t h1, size_t h2);
@@ -39,6 +43,14 @@ void din_unit_bind(din_unit *u, const char *prefix, size_t e, size_t h1, size_t 
                    const param_set *g);
 void din_unit_carve(din_unit *u, arena *a, size_t max_b, size_t max_rows);
 
+/* Both forwards fold fc1 of [e_j, e_a, e_j - e_a, e_j * e_a] by its column
+ * blocks [W1 | W2 | W3 | W4] into (W1 + W3) e_j + W4 (e_j * e_a) per row and
+ * (W2 - W3) e_a + b1 once per sample: 2E inputs a row instead of 4E, half
+ * of fc1's work in the forward and in the backward. Backward maps the
+ * gradients back: dW1 = G1, dW2 = G2, dW3 = G1 - G2, dW4 = G4 with
+ * G1 = sum dpre e_j^T, G2 = sum dpre e_a^T, G4 = sum dpre (e_j * e_a)^T.
+ * The same function as the unfolded form, summed in another order (the
+ * PyTorch fixtures hold it to 1e-5 / 1e-4). */
 // v (B, E); ea (B, E); es (R, E) packed; off (B + 1)
 void din_unit_forward(din_unit *u, float *v, const float *ea, const float *es, const uint32_t *off, size_t b);
 // dea (B, E) +=, des (R, E) +=; dv (B, E)

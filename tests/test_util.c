@@ -139,7 +139,7 @@ int tu_compare_f32(const char *what, const float *got, const float *want, size_t
     double worst = 0, maxabs = 0;
     for (size_t i = 0; i < n; i++) maxabs = fmax(maxabs, fabs((double)want[i]));
     for (size_t i = 0; i < n; i++) {
-        double scale = fmax(fmax(fabs((double)want[i]), 0.02 * maxabs), 1e-6);
+        double scale = fmax(fmax(fabs((double)want[i]), 0.02 * maxabs), 1e-5);
         double d = fabs((double)got[i] - (double)want[i]);
         if (d / scale > worst || d != d) worst = d / scale;
         if (!(d <= tol * scale)) {

@@ -31,9 +31,13 @@ const char *tu_lsim_bin(void);
 
 /* Compares got[0..n) with want[0..n) (the reference, e.g. PyTorch's):
  * element i passes when |got - want| <= tol * max(|want_i|, 2% of the
- * largest |want|, 1e-6). The floors keep values near zero, where float32
+ * largest |want|, 1e-5). The floors keep values near zero, where float32
  * sums in another order differ most, measured against the tensor's scale
- * (not an absolute 1, which would hide every small gradient). Prints the
+ * (not an absolute 1, which would hide every small gradient). The last one,
+ * 1e-5 (an absolute 1e-9 at tol 1e-4), is for a tensor that is zero in
+ * exact arithmetic, such as the bias before a softmax: both sides give
+ * float32 noise of ~1e-10 there, or an exact 0, depending on the order of
+ * their sums. Prints the
  * first mismatches and returns their count; with LSIM_TEST_VERBOSE set it
  * also prints the worst relative error of every comparison. */
 int tu_compare_f32(const char *what, const float *got, const float *want, size_t n, double tol);
