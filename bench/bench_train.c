@@ -8,7 +8,9 @@
  *   It draws STEPS training batches from INDEX exactly as `lsim train` does
  *   (train/samples.h, the split at the start of the last day), initializes
  *   the model (seed 1), and times STEPS steps of what `lsim train` does per
- *   step (training forward, backward, Adam with lr 1e-3), ROUNDS times from
+ *   step (training forward and backward split across T model replicas, one
+ *   thread each, T = OPENBLAS_NUM_THREADS, as `lsim train --threads T` does
+ *   (train/data_parallel.h); Adam with lr 1e-3), ROUNDS times from
  *   the same initial state; the samples/s is the median. The mini-batch
  *   aware regularization is off (lambda 0) so that both sides compute the
  *   same thing. It writes OUT (safetensors): the initial parameters and
@@ -16,16 +18,18 @@
  *   ("b<k>.target_item" ..., I32 ids, I64 times, F32 labels) and the loss of
  *   every step of the first round ("out.loss", F32 [STEPS]); and prints one
  *   JSON object on stdout.
- *   Threads: OpenBLAS's (OPENBLAS_NUM_THREADS); the rest is single-threaded.
+ *   Threads: T replicas, each calling OpenBLAS single-threaded.
  */
 #include "bench/bench_timing.h"
 #include "esu/model.h"
 #include "index/index_internal.h"
 #include "lsim.h"
+#include "train/data_parallel.h"
 #include "train/optim.h"
 #include "train/samples.h"
 #include "train/trainer.h"
 
+#include <cblas.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -200,11 +204,20 @@ int main(int argc, char **argv)
     model_init(m, 1);
     memcpy(init_p.block, model_params(m)->block, init_p.total * sizeof(float));
     memcpy(init_b.block, model_buffers(m)->block, init_b.total * sizeof(float));
-    float *logits = malloc(batch * sizeof *logits), *loss = calloc(steps, sizeof *loss);
+    const char *tenv = getenv("OPENBLAS_NUM_THREADS");
+    size_t T = tenv && atoi(tenv) > 0 ? (size_t)atoi(tenv) : 1;
+    openblas_set_num_threads(1);
+    dp_group *dp;
+    if (dp_new(&dp, m, T, batch, tc.samples.short_len, K)) {
+        fprintf(stderr, "cannot build the replicas\n");
+        return 1;
+    }
+    float *loss = calloc(steps, sizeof *loss);
     double *sps = calloc(rounds, sizeof *sps);
     for (size_t r = 0; r < rounds; r++) {
         memcpy(model_params(m)->block, init_p.block, init_p.total * sizeof(float));
         memcpy(model_buffers(m)->block, init_b.block, init_b.total * sizeof(float));
+        dp_sync(dp);
         optim o;
         optim_config oc;
         optim_config_default(&oc, OPTIM_ADAM);
@@ -212,10 +225,9 @@ int main(int argc, char **argv)
         double t0 = now_s();
         for (size_t k = 0; k < steps; k++) {
             model_batch bt = view(&st[k]);
-            param_set_zero(model_grads(m));
-            float l = model_forward(m, &bt, logits, 1);
-            model_backward(m, &bt);
+            float l = dp_step(dp, &bt);
             optim_step(&o, model_params(m), model_grads(m));
+            dp_sync(dp);
             if (r == 0) loss[k] = l;
         }
         sps[r] = (double)samples / (now_s() - t0);
@@ -229,10 +241,9 @@ int main(int argc, char **argv)
         fprintf(stderr, "%s\n", err);
         return 1;
     }
-    const char *threads = getenv("OPENBLAS_NUM_THREADS");
     printf("{\"kind\": \"%s\", \"time_info\": %d, \"steps\": %zu, \"batch\": %u, \"samples\": %zu, "
-           "\"blas_threads\": %s, \"samples_per_s\": %.1f, \"first_loss\": %.6f, \"last_loss\": %.6f}\n",
-           argv[1], time_info, steps, batch, samples, threads ? threads : "null", median(sps, rounds), loss[0],
+           "\"threads\": %zu, \"samples_per_s\": %.1f, \"first_loss\": %.6f, \"last_loss\": %.6f}\n",
+           argv[1], time_info, steps, batch, samples, T, median(sps, rounds), loss[0],
            loss[steps - 1]);
     return 0;
 }

@@ -37,7 +37,9 @@ static const char train_help[] =
     "  --long-max L        sim-soft, avgpool-din: long-term behaviors searched (default 1000)\n"
     "  --user-cap N        positives per user and epoch, 0 = all (default 200)\n"
     "  --seed N            model initialization and sampling (default 1)\n"
-    "  --threads N         BLAS threads (default: the machine's cores)\n"
+    "  --threads N         threads, each training a model replica on its part of every\n"
+    "                      batch (default: the machine's cores); deterministic for a seed\n"
+    "                      and a thread count\n"
     "  --every N           also write the checkpoint every N steps\n"
     "  --steps N           stop after N steps (resumed ones included)\n"
     "  --resume CKPT       go on from a checkpoint of the same configuration\n"
@@ -162,7 +164,8 @@ int cmd_train(int argc, char **argv)
     if (lr > 0) c.optim.lr = lr;
     c.optim.decay = lr_decay;
     if (threads < 1) threads = 1;
-    openblas_set_num_threads((int)threads);
+    c.threads = (uint32_t)threads; /* model replicas, one thread each, each calling BLAS single-threaded */
+    openblas_set_num_threads(1);
 
     char err[LSIM_ERRLEN];
     lsim_index *ix;

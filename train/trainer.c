@@ -4,6 +4,7 @@
 #include "train/trainer.h"
 
 #include "storage/error_detail.h"
+#include "train/data_parallel.h"
 #include "train/regularize.h"
 
 #include <inttypes.h>
@@ -22,6 +23,7 @@ void train_config_default(train_config *c, model_kind kind)
     c->epochs = 1;
     c->lambda = 0.01f;
     c->seed = 1;
+    c->threads = 1;
 }
 
 void train_samples_for(sample_config *s, const model_spec *spec)
@@ -152,10 +154,10 @@ int train_run(lsim_index *ix, const train_config *c, train_progress_fn fn, void 
     model *m = NULL;
     optim o;
     memset(&o, 0, sizeof o);
-    float *logits = NULL;
     id_lists lists = {0};
     mbar_table ti = {0}, tc = {0};
     uint32_t *cat_counts = NULL;
+    dp_group *dp = NULL;
     int rc = sample_source_open(&src, ix, &sc, err, errlen);
     if (rc) return rc;
     size_t K = sc.long_mode == LONG_HARD ? sc.long_k : sc.long_mode == LONG_FULL ? sc.long_max : 0;
@@ -184,17 +186,18 @@ int train_run(lsim_index *ix, const train_config *c, train_progress_fn fn, void 
             st_close(f);
         }
     }
+    if (!rc && (rc = dp_new(&dp, m, c->threads ? c->threads : 1, sc.batch, sc.short_len, K)))
+        err_set(err, errlen, rc, "cannot build %u model replicas: %s", c->threads, lsim_strerror(rc));
     const model_spec *ms = rc ? NULL : model_get_spec(m);
     size_t max_lists = 1 + 3 * (size_t)sc.batch;
     if (!rc) {
         uint32_t ni = ms->base.n_items, nc = ms->base.n_cats;
-        logits = malloc(sc.batch * sizeof *logits);
         lists.ids = malloc(max_lists * sizeof *lists.ids);
         lists.n = malloc(max_lists * sizeof *lists.n);
         cat_counts = calloc((size_t)nc + 1, sizeof *cat_counts);
         ti.mark = calloc((size_t)ni + 1, 1);
         tc.mark = calloc((size_t)nc + 1, 1);
-        if (!logits || !lists.ids || !lists.n || !cat_counts || !ti.mark || !tc.mark)
+        if (!lists.ids || !lists.n || !cat_counts || !ti.mark || !tc.mark)
             rc = err_set(err, errlen, LSIM_E_NOMEM, "out of memory");
     }
     if (!rc) {
@@ -224,9 +227,7 @@ int train_run(lsim_index *ix, const train_config *c, train_progress_fn fn, void 
                 p.step++;
                 continue;
             }
-            param_set_zero(model_grads(m));
-            float loss = model_forward(m, &bt, logits, 1);
-            model_backward(m, &bt);
+            float loss = dp_step(dp, &bt);
             if (c->lambda > 0) {
                 batch_lists(&lists, &bt, 1);
                 mbar_add_lists(&ti, lists.ids, lists.n, lists.count, c->lambda);
@@ -234,6 +235,7 @@ int train_run(lsim_index *ix, const train_config *c, train_progress_fn fn, void 
                 mbar_add_lists(&tc, lists.ids, lists.n, lists.count, c->lambda);
             }
             optim_step(&o, model_params(m), model_grads(m));
+            dp_sync(dp);
             p.step++;
             loss_acc = loss_n < 100 ? loss_acc + loss : loss_acc * 0.99 + loss;
             loss_n++;
@@ -246,13 +248,13 @@ int train_run(lsim_index *ix, const train_config *c, train_progress_fn fn, void 
     }
     if (!rc) rc = save(m, &o, c, p.step, err, errlen);
     if (final) *final = p;
-    free(logits);
     free(lists.ids);
     free(lists.n);
     free(cat_counts);
     free(ti.mark);
     free(tc.mark);
     optim_free(&o);
+    dp_free(dp);
     model_free(m);
     sample_source_free(src);
     return rc;

@@ -9,6 +9,10 @@
  * mini-batch aware regularization on the embedding tables
  * (train/regularize.h), and one optimizer step (train/optim.h).
  *
+ * With threads > 1 each batch is split across that many model replicas,
+ * one thread each (train/data_parallel.h); a run is deterministic for its
+ * seed and thread count.
+ *
  * Checkpoints (docs/CHECKPOINT_FORMAT.md) carry the model, the optimizer's
  * state (tensors "optim.*") and, in the metadata, how the samples were
  * drawn (lsim.negatives, lsim.neg_sampling, lsim.test_from, lsim.short_len,
@@ -36,6 +40,7 @@ typedef struct train_config {
     float lambda;            /* mini-batch aware regularization (default 0.01; 0 off) */
     uint64_t seed;           /* model initialization (the samples have their own) */
     uint64_t every;          /* a checkpoint every N steps, 0: only at the end */
+    uint32_t threads;        /* model replicas, one thread each (train/data_parallel.h); default 1 */
     uint64_t max_steps;      /* stop after this many steps (counted from the start, resumed ones included); 0: none */
     const char *out;         /* checkpoint path */
     const char *resume;      /* NULL, or a checkpoint written by a run of the same configuration */
