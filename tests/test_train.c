@@ -18,6 +18,7 @@
 #include "lsim.h"
 #include "storage/error_detail.h"
 #include "tests/test_util.h"
+#include "train/data_parallel.h"
 #include "train/evaluate.h"
 #include "train/metrics.h"
 #include "train/regularize.h"
@@ -308,4 +309,108 @@ Test(truth_file, round_trip_and_errors)
                   err);
     }
     tu_rmrf(dir);
+}
+
+/* Data-parallel steps: the batch split in two replicas (threads) gives the
+ * gradients, loss and Dice statistics of the two halves run one after the
+ * other on the primary from the same state, combined half and half. The
+ * halves here are copied out by hand (not batch_slice). Then a 2-thread
+ * training run learns and is deterministic. */
+static uint32_t *copy_u32(const uint32_t *p, size_t n)
+{
+    uint32_t *q = malloc(n * sizeof *q + 4);
+    memcpy(q, p, n * sizeof *q);
+    return q;
+}
+
+static int64_t *copy_i64(const int64_t *p, size_t n)
+{
+    int64_t *q = malloc(n * sizeof *q + 8);
+    memcpy(q, p, n * sizeof *q);
+    return q;
+}
+
+Test(train, data_parallel_equals_the_halves_run_in_turn)
+{
+    char err[LSIM_ERRLEN];
+    sample_config sc;
+    sample_config_default(&sc);
+    sc.batch = 64;
+    sc.short_len = 20;
+    sc.test_from = END_TS - 3 * 86400;
+    sc.long_mode = LONG_HARD;
+    sample_source *src;
+    cr_assert_eq(sample_source_open(&src, g_ix, &sc, err, sizeof err), 0, "%s", err);
+    model_batch bt;
+    cr_assert_eq(sample_source_next(src, &bt, NULL, err, sizeof err), 0);
+    cr_assert_eq(bt.b, 64u);
+    model_spec spec;
+    model_spec_default(&spec, MODEL_SIM_HARD, sample_source_items(src), sample_source_cats(src));
+    model *a, *ref;
+    cr_assert_eq(model_new(&a, &spec, 64, 20, sc.long_k), 0);
+    cr_assert_eq(model_new(&ref, &spec, 64, 20, sc.long_k), 0);
+    model_init(a, 5);
+    model_init(ref, 5);
+    dp_group *dp;
+    cr_assert_eq(dp_new(&dp, a, 2, 64, 20, sc.long_k), 0);
+    float loss = dp_step(dp, &bt);
+    /* by hand: half 0 then half 1 on ref, grads and buffers saved after each */
+    const param_set *g = model_grads(ref), *bu = model_buffers(ref);
+    float *gsum = calloc(g->total, sizeof *gsum), *bsum = calloc(bu->total, sizeof *bsum);
+    float *b0 = malloc(bu->total * sizeof *b0), lsum = 0, logits[64];
+    memcpy(b0, bu->block, bu->total * sizeof *b0);
+    for (size_t h = 0; h < 2; h++) {
+        size_t o = 32 * h, S = bt.s, K = bt.k;
+        model_batch x = bt;
+        x.b = 32;
+        uint32_t *ti = copy_u32(bt.target_item + o, 32), *tc = copy_u32(bt.target_cat + o, 32),
+                 *hi = copy_u32(bt.hist_item + o * S, 32 * S), *hc = copy_u32(bt.hist_cat + o * S, 32 * S),
+                 *hl = copy_u32(bt.hist_len + o, 32), *li = copy_u32(bt.long_item + o * K, 32 * K),
+                 *lc = copy_u32(bt.long_cat + o * K, 32 * K), *ll = copy_u32(bt.long_len + o, 32);
+        int64_t *hts = copy_i64(bt.hist_ts + o * S, 32 * S), *lts = copy_i64(bt.long_ts + o * K, 32 * K),
+                *now = copy_i64(bt.now + o, 32);
+        float lab[32];
+        memcpy(lab, bt.label + o, sizeof lab);
+        x.target_item = ti, x.target_cat = tc, x.hist_item = hi, x.hist_cat = hc, x.hist_len = hl, x.hist_ts = hts;
+        x.long_item = li, x.long_cat = lc, x.long_len = ll, x.long_ts = lts, x.now = now, x.label = lab;
+        memcpy(model_buffers(ref)->block, b0, bu->total * sizeof *b0);
+        param_set_zero(model_grads(ref));
+        lsum += 0.5f * model_forward(ref, &x, logits, 1);
+        model_backward(ref, &x);
+        for (size_t k = 0; k < g->total; k++) gsum[k] += 0.5f * g->block[k];
+        for (size_t k = 0; k < bu->total; k++) bsum[k] += 0.5f * bu->block[k];
+        void *ptrs[] = {ti, tc, hi, hc, hl, li, lc, ll, hts, lts, now};
+        for (size_t k = 0; k < sizeof ptrs / sizeof ptrs[0]; k++) free(ptrs[k]);
+    }
+    cr_expect_float_eq(loss, lsum, 1e-6 * fabsf(lsum) + 1e-7, "loss %g, by hand %g", loss, lsum);
+    cr_expect_eq(tu_compare_f32("data-parallel gradients", model_grads(a)->block, gsum, g->total, 1e-5), 0);
+    cr_expect_eq(tu_compare_f32("data-parallel Dice statistics", model_buffers(a)->block, bsum, bu->total, 1e-5), 0);
+    free(gsum);
+    free(bsum);
+    free(b0);
+    dp_free(dp);
+    model_free(a);
+    model_free(ref);
+    sample_source_free(src);
+}
+
+Test(train, two_threads_learn_and_are_deterministic)
+{
+    char err[LSIM_ERRLEN];
+    train_config c;
+    config(&c, MODEL_DIN, path("t2a.st"));
+    c.epochs = 3;
+    c.threads = 2;
+    cr_assert_eq(train_run(g_ix, &c, NULL, NULL, NULL, err, sizeof err), 0, "%s", err);
+    metrics mt = evaluate(c.out, NULL);
+    cr_expect(mt.auc > 0.75, "DIN, 2 threads: test AUC %.4f", mt.auc);
+    c.out = path("t2b.st");
+    cr_assert_eq(train_run(g_ix, &c, NULL, NULL, NULL, err, sizeof err), 0, "%s", err);
+    param_set *a, *b;
+    model *ma, *mb;
+    load_params(path("t2a.st"), &a, &ma);
+    load_params(path("t2b.st"), &b, &mb);
+    cr_expect_eq(memcmp(a->block, b->block, a->total * sizeof(float)), 0, "2 threads, same seed: other weights");
+    model_free(ma);
+    model_free(mb);
 }
