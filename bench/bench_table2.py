@@ -12,9 +12,9 @@ beside the Bayes-optimal AUC.
   3. a table: AUC and GAUC, mean and standard deviation over the seeds, the training
      time, and the Bayes-optimal AUC / GAUC of the same test samples.
 Models: DIN, avg-pooling long DIN, SIM hard, SIM soft, SIM soft + time info (SIM's
-Table 2), plus DIEN and DSIN.
+Table 2), plus SIM hard + time info, DIEN and DSIN.
 
-    bench/bench_table2.py [--users 1200] [--seeds 1,2,3] [--epochs 2] [--models ...]
+    bench/bench_table2.py [--users 800] [--seeds 1,2,3] [--epochs 2] [--models ...]
                           [--build build] [--work bench-out/table2] [--json OUT]
 Extra `lsim train` options can follow `--`.
 """
@@ -27,6 +27,7 @@ import sys
 import time
 
 MODELS = [("din", "DIN", []), ("avgpool-din", "avg-pooling long DIN", []), ("sim-hard", "SIM hard", []),
+          ("sim-hard-time", "SIM hard + time info", ["--time-info"]),
           ("sim-soft", "SIM soft", []), ("sim-soft-time", "SIM soft + time info", ["--time-info"]),
           ("dien", "DIEN", []), ("dsin", "DSIN", [])]
 
@@ -40,7 +41,7 @@ def run(cmd):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--users", type=int, default=1200)
+    ap.add_argument("--users", type=int, default=800)
     ap.add_argument("--seeds", default="1,2,3")
     ap.add_argument("--epochs", type=int, default=2)
     ap.add_argument("--threads", type=int, default=2)
@@ -63,7 +64,7 @@ def main():
     for key, label, opts in MODELS:
         if key not in wanted:
             continue
-        kind = "sim-soft" if key == "sim-soft-time" else key
+        kind = key[:-5] if key.endswith("-time") else key
         runs = []
         for s in seeds:
             ckpt = os.path.join(a.work, f"{key}.s{s}.safetensors")
