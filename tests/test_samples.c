@@ -124,7 +124,8 @@ static size_t check_pass(fixture *fx, const sample_config *c, size_t *seen)
         for (size_t b = 0; b < bt.b; b++) {
             const char *u = vocab_str(fx->ix->voc[IX_USER], users[b]);
             int64_t t = bt.now[b];
-            cr_assert(c->split == SAMPLES_TRAIN ? t < c->test_from : t >= c->test_from, "sample out of its split");
+            cr_assert(c->split == SAMPLES_TRAIN ? t < c->test_from && t >= c->train_from : t >= c->test_from,
+                      "sample out of its split");
             size_t nb = ref_before(&fx->ref, u, t, before);
             /* short-term: the last S before t */
             size_t S = c->short_len, h0 = nb > S ? nb - S : 0;
@@ -196,7 +197,7 @@ Test(samples, every_sample_equals_the_brute_force)
     fixture fx;
     setup(&fx, 3000);
     int64_t split = T0 + SPAN * 3 / 4;
-    for (int mode = 0; mode < 3; mode++)
+    for (int mode = 0; mode < 4; mode++)
         for (int sp = 0; sp < 2; sp++) {
             sample_config c;
             sample_config_default(&c);
@@ -204,7 +205,8 @@ Test(samples, every_sample_equals_the_brute_force)
             c.test_from = split;
             c.batch = 37;
             c.short_len = 12;
-            c.long_mode = (long_mode)mode;
+            c.long_mode = (long_mode)(mode % 3);
+            if (mode == 3) c.train_from = split - SPAN / 3; /* a training window: only its positives */
             c.long_k = 7;
             c.long_max = 40;
             c.negatives = 2;
@@ -215,7 +217,7 @@ Test(samples, every_sample_equals_the_brute_force)
             size_t *seen = calloc(fx.ref.n, sizeof *seen), want = 0;
             size_t got = check_pass(&fx, &c, seen);
             for (size_t i = 0; i < fx.ref.n; i++) {
-                int in = sp ? fx.ref.ev[i].ts >= split : fx.ref.ev[i].ts < split;
+                int in = sp ? fx.ref.ev[i].ts >= split : fx.ref.ev[i].ts < split && fx.ref.ev[i].ts >= c.train_from;
                 want += (size_t)in;
                 cr_assert_eq(seen[i], (size_t)in, "log line %zu: a positive %zu times, want %d", i + 1, seen[i], in);
             }

@@ -25,6 +25,8 @@ static const char train_help[] =
     "  --model KIND        din, avgpool-din, dien, dsin, sim-hard, sim-soft\n"
     "  --time-info         sim-*: the time-interval embedding in the ESU\n"
     "  --test-from TS      the split time (default: the start of the UTC day of the last event)\n"
+    "  --train-days N      train on the positives of the N days before the split only (their\n"
+    "                      histories still reach back to the start); default: all\n"
     "  --epochs N          passes over the training samples (default 1)\n"
     "  --batch B           samples per step (default 256)\n"
     "  --optimizer O       adam (default) or adagrad\n"
@@ -69,13 +71,13 @@ int cmd_train(int argc, char **argv)
         {"long-max", required_argument, 0, 'k'},  {"user-cap", required_argument, 0, 'u'},
         {"seed", required_argument, 0, 'S'},      {"threads", required_argument, 0, 'j'},
         {"every", required_argument, 0, 'E'},     {"resume", required_argument, 0, 'r'},
-        {"steps", required_argument, 0, 'x'},     {"json", no_argument, 0, 'J'},
+        {"steps", required_argument, 0, 'x'},     {"train-days", required_argument, 0, 'D'},     {"json", no_argument, 0, 'J'},
         {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0}};
     const char *dir = NULL, *kind_s = NULL;
     train_config c;
     train_config_default(&c, MODEL_DIN);
-    int64_t v, test_from = INT64_MIN, threads = sysconf(_SC_NPROCESSORS_ONLN);
+    int64_t v, train_days = 0, test_from = INT64_MIN, threads = sysconf(_SC_NPROCESSORS_ONLN);
     double x, lr = -1;
     int json = 0, ch;
     optim_kind ok = OPTIM_ADAM;
@@ -144,6 +146,9 @@ int cmd_train(int argc, char **argv)
             c.every = (uint64_t)v;
             break;
         case 'r': c.resume = optarg; break;
+        case 'D':
+            if (cli_parse_i64("--train-days", optarg, 1, 100000, &train_days)) return EXIT_USAGE;
+            break;
         case 'x':
             if (cli_parse_i64("--steps", optarg, 1, INT64_MAX, &v)) return EXIT_USAGE;
             c.max_steps = (uint64_t)v;
@@ -189,6 +194,7 @@ int cmd_train(int argc, char **argv)
         if (!rc) test_from = (last >= 0 ? last / 86400 : (last - 86399) / 86400) * 86400;
     }
     c.samples.test_from = test_from;
+    if (train_days) c.samples.train_from = test_from - train_days * 86400;
     cli_progress pr;
     cli_progress_init(&pr);
     train_progress fin;

@@ -46,6 +46,7 @@ void sample_config_default(sample_config *c)
 {
     memset(c, 0, sizeof *c);
     c->split = SAMPLES_TRAIN;
+    c->train_from = INT64_MIN;
     c->batch = 256;
     c->short_len = 50;
     c->long_mode = LONG_NONE;
@@ -88,7 +89,7 @@ static uint32_t draw_item(sample_source *s, uint64_t *rng)
 
 static int in_split(const sample_source *s, int64_t ts)
 {
-    return s->c.split == SAMPLES_TRAIN ? ts < s->c.test_from : ts >= s->c.test_from;
+    return s->c.split == SAMPLES_TRAIN ? ts < s->c.test_from && ts >= s->c.train_from : ts >= s->c.test_from;
 }
 
 static int grow(void **p, size_t *cap, size_t need, size_t size)

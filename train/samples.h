@@ -19,9 +19,9 @@
  *                             hard's GSU: what the index's hard search returns);
  *                  LONG_FULL  the last long_max of them, any category (SIM
  *                             soft's sequence to search; avg-pooling DIN's).
- * The split is by time: SAMPLES_TRAIN takes positives with t < test_from,
- * SAMPLES_TEST those with t >= test_from (their history still includes
- * everything before t, test-window events too).
+ * The split is by time: SAMPLES_TRAIN takes positives with
+ * train_from <= t < test_from, SAMPLES_TEST those with t >= test_from (their
+ * history still includes everything before t, test-window events too).
  *
  * Streaming: users are visited in a random order (seeded; a new one each
  * pass), window_users at a time: their events are read from the index, their
@@ -46,6 +46,7 @@ typedef enum neg_mode { NEG_UNIFORM, NEG_POPULARITY } neg_mode;
 typedef struct sample_config {
     sample_split split;
     int64_t test_from;      /* the split time (unix seconds) */
+    int64_t train_from;     /* SAMPLES_TRAIN: only positives at or after this (default INT64_MIN: all) */
     uint32_t batch;         /* samples per batch (default 256) */
     uint32_t short_len;     /* S (default 50) */
     long_mode long_mode;

@@ -54,7 +54,7 @@ typedef struct meta_kv {
     char key[32], val[48];
 } meta_kv;
 
-enum { N_META = 16 };
+enum { N_META = 17 };
 
 static void put(meta_kv *kv, size_t *n, const char *k, const char *fmt, ...)
 {
@@ -81,6 +81,7 @@ static int save(model *m, const optim *o, const train_config *c, uint64_t step, 
     put(kv, &n, "lsim.sample_seed", "%" PRIu64, s->seed);
     put(kv, &n, "lsim.epochs", "%u", c->epochs);
     put(kv, &n, "lsim.test_from", "%" PRId64, s->test_from);
+    if (s->train_from != INT64_MIN) put(kv, &n, "lsim.train_from", "%" PRId64, s->train_from);
     put(kv, &n, "lsim.negatives", "%u", s->negatives);
     put(kv, &n, "lsim.neg_sampling", "%s", s->neg == NEG_UNIFORM ? "uniform" : "popularity");
     put(kv, &n, "lsim.short_len", "%u", s->short_len);
