@@ -180,6 +180,18 @@ Test(train, a_resumed_run_equals_an_uninterrupted_one)
                  0, "resumed Dice statistics differ");
     model_free(ma);
     model_free(mb);
+    /* resuming with another sample stream is refused, naming the file and the key */
+    train_config e;
+    config(&e, MODEL_DIN, path("y.st"));
+    e.samples.batch = 32;
+    e.resume = path("part.st");
+    cr_expect_eq(train_run(g_ix, &e, NULL, NULL, NULL, err, sizeof err), LSIM_E_FORMAT);
+    cr_expect(strstr(err, "part.st") && strstr(err, "lsim.batch"), "message: %s", err);
+    /* nothing before the split, nothing after it: errors, not empty results */
+    config(&e, MODEL_DIN, path("z.st"));
+    e.samples.test_from = 1000;
+    cr_expect_eq(train_run(g_ix, &e, NULL, NULL, NULL, err, sizeof err), LSIM_E_NOTFOUND);
+    cr_expect(strstr(err, "nothing to train on") != NULL, "message: %s", err);
     /* resuming with another kind is refused, naming the file */
     train_config d;
     config(&d, MODEL_DIEN, path("x.st"));
@@ -208,6 +220,24 @@ Test(train, din_learns_and_is_deterministic)
     cr_expect_eq(memcmp(a->block, b->block, a->total * sizeof(float)), 0, "the same seed gave other weights");
     model_free(ma);
     model_free(mb);
+}
+
+Test(train, eval_with_no_test_samples_is_an_error)
+{
+    char err[LSIM_ERRLEN];
+    sample_config sc;
+    sample_config_default(&sc);
+    sc.test_from = END_TS + 86400;
+    sc.split = SAMPLES_TEST;
+    model *m;
+    model_spec spec;
+    model_spec_default(&spec, MODEL_DIN, 10, 10);
+    cr_assert_eq(model_new(&m, &spec, sc.batch, sc.short_len, 0), 0);
+    metric_row *rows;
+    size_t n;
+    cr_expect_eq(eval_score(g_ix, m, &sc, NULL, &rows, NULL, &n, err, sizeof err), LSIM_E_NOTFOUND);
+    cr_expect(strstr(err, "nothing to evaluate") != NULL, "message: %s", err);
+    model_free(m);
 }
 
 Test(train, eval_refuses_what_is_not_a_training_checkpoint)

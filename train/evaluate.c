@@ -66,6 +66,11 @@ int eval_score(lsim_index *ix, model *m, const sample_config *sc, truth_ctx *tru
     int rc = sample_source_open(&src, ix, sc, err, errlen);
     if (rc) return rc;
     size_t cap = sample_source_positives(src) * (1 + (size_t)sc->negatives), got = 0;
+    if (!cap) {
+        sample_source_free(src);
+        return err_set(err, errlen, LSIM_E_NOTFOUND, "the index has no events at or after the split (test_from %lld): "
+                                                     "nothing to evaluate", (long long)sc->test_from);
+    }
     metric_row *r = m ? malloc((cap ? cap : 1) * sizeof *r) : NULL;
     metric_row *tr = truth ? malloc((cap ? cap : 1) * sizeof *tr) : NULL;
     float *logits = malloc(sc->batch * sizeof *logits);

@@ -71,15 +71,12 @@ static int add_optim(st_writer *w, void *ud)
     return optim_state_save((const optim *)ud, w);
 }
 
-static int save(model *m, const optim *o, const train_config *c, uint64_t step, char *err, size_t errlen)
+/* The keys that fix the sample stream: a resumed run must have the same. */
+static size_t stream_meta(const train_config *c, meta_kv *kv)
 {
-    meta_kv kv[N_META];
     size_t n = 0;
     const sample_config *s = &c->samples;
-    put(kv, &n, "lsim.train_step", "%" PRIu64, step);
-    put(kv, &n, "lsim.train_seed", "%" PRIu64, c->seed);
     put(kv, &n, "lsim.sample_seed", "%" PRIu64, s->seed);
-    put(kv, &n, "lsim.epochs", "%u", c->epochs);
     put(kv, &n, "lsim.test_from", "%" PRId64, s->test_from);
     if (s->train_from != INT64_MIN) put(kv, &n, "lsim.train_from", "%" PRId64, s->train_from);
     put(kv, &n, "lsim.negatives", "%u", s->negatives);
@@ -88,6 +85,16 @@ static int save(model *m, const optim *o, const train_config *c, uint64_t step, 
     put(kv, &n, "lsim.long_max", "%u", s->long_max);
     put(kv, &n, "lsim.user_cap", "%u", s->user_cap);
     put(kv, &n, "lsim.batch", "%u", s->batch);
+    return n;
+}
+
+static int save(model *m, const optim *o, const train_config *c, uint64_t step, char *err, size_t errlen)
+{
+    meta_kv kv[N_META];
+    size_t n = stream_meta(c, kv);
+    put(kv, &n, "lsim.train_step", "%" PRIu64, step);
+    put(kv, &n, "lsim.train_seed", "%" PRIu64, c->seed);
+    put(kv, &n, "lsim.epochs", "%u", c->epochs);
     put(kv, &n, "lsim.lambda", "%.9g", (double)c->lambda);
     put(kv, &n, "lsim.lr", "%.9g", c->optim.lr);
     put(kv, &n, "lsim.lr_decay", "%.9g", c->optim.decay);
@@ -126,7 +133,9 @@ static void batch_lists(id_lists *l, const model_batch *bt, int item)
     }
 }
 
-static int parse_step(const char *path, uint64_t *step, char *err, size_t errlen)
+/* The resume checkpoint's step, after checking that it was written by a run
+ * with the same sample stream (stream_meta). */
+static int resume_step(const char *path, const train_config *c, uint64_t *step, char *err, size_t errlen)
 {
     char e2[LSIM_ERRLEN];
     st_file *f;
@@ -138,6 +147,14 @@ static int parse_step(const char *path, uint64_t *step, char *err, size_t errlen
     if (!v || *v < '0' || *v > '9' || *end)
         rc = err_set(err, errlen, LSIM_E_FORMAT, "%s: metadata lsim.train_step: %s", path,
                      v ? "not a step count" : "missing (not a checkpoint written by lsim train)");
+    meta_kv kv[N_META];
+    size_t n = rc ? 0 : stream_meta(c, kv);
+    for (size_t i = 0; i < n && !rc; i++) {
+        const char *have = st_meta(f, kv[i].key);
+        if (!have || strcmp(have, kv[i].val))
+            rc = err_set(err, errlen, LSIM_E_FORMAT, "%s: metadata %s is %.40s, this run has %s: resuming replays the "
+                         "sample stream, which needs the same", path, kv[i].key, have ? have : "absent", kv[i].val);
+    }
     st_close(f);
     return rc;
 }
@@ -163,8 +180,13 @@ int train_run(lsim_index *ix, const train_config *c, train_progress_fn fn, void 
     if (rc) return rc;
     size_t K = sc.long_mode == LONG_HARD ? sc.long_k : sc.long_mode == LONG_FULL ? sc.long_max : 0;
     uint64_t skip = 0;
+    if (!sample_source_positives(src)) {
+        sample_source_free(src);
+        return err_set(err, errlen, LSIM_E_NOTFOUND, "the index has no events before the split (test_from %" PRId64
+                       ")%s: nothing to train on", sc.test_from, sc.train_from != INT64_MIN ? " in the training window" : "");
+    }
     if (c->resume) {
-        if (!(rc = parse_step(c->resume, &skip, err, errlen)) &&
+        if (!(rc = resume_step(c->resume, c, &skip, err, errlen)) &&
             !(rc = model_load(&m, c->resume, sc.batch, sc.short_len, K, err, errlen)) &&
             model_get_spec(m)->kind != c->kind)
             rc = err_set(err, errlen, LSIM_E_FORMAT, "%s: a %s checkpoint; resuming needs a %s one", c->resume,
