@@ -10,7 +10,9 @@
  *   the model (seed 1), and times STEPS steps of what `lsim train` does per
  *   step (training forward and backward split across T model replicas, one
  *   thread each, T = OPENBLAS_NUM_THREADS, as `lsim train --threads T` does
- *   (train/data_parallel.h); Adam with lr 1e-3), ROUNDS times from
+ *   (train/data_parallel.h); Adam with lr 1e-3 over every parameter, the
+ *   embedding tables included, as torch.optim.Adam does: `lsim train
+ *   --dense-embeddings`), ROUNDS times from
  *   the same initial state; the samples/s is the median. The mini-batch
  *   aware regularization is off (lambda 0) so that both sides compute the
  *   same thing. It writes OUT (safetensors): the initial parameters and
@@ -225,7 +227,7 @@ int main(int argc, char **argv)
         double t0 = now_s();
         for (size_t k = 0; k < steps; k++) {
             model_batch bt = view(&st[k]);
-            float l = dp_step(dp, &bt);
+            float l = dp_step(dp, &bt, NULL, 0); /* dense, as torch.optim.Adam */
             optim_step(&o, model_params(m), model_grads(m));
             dp_sync(dp);
             if (r == 0) loss[k] = l;

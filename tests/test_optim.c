@@ -17,6 +17,7 @@
 #include "train/optim.h"
 
 #include <criterion/criterion.h>
+#include <math.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -163,4 +164,64 @@ Test(optim, learning_rate_decays_by_inverse_time)
     optim_free(&o);
     param_set_free(&p);
     param_set_free(&g);
+}
+
+/* Lazy (row) updates: Adagrad's equal the dense step exactly when the other
+ * rows' gradients are zero; Adam's move the listed rows by the formula (the
+ * test's own float arithmetic, in PyTorch's order, with the global step) and
+ * leave every other row as it is, even rows whose momentum is not zero. */
+Test(optim, sparse_rows_move_only_the_rows_used)
+{
+    param_spec specs[2] = {{"emb", 2, {10, 3}}, {"w", 1, {4}}};
+    uint64_t st = 9;
+    for (int kind = 0; kind < 2; kind++) {
+        param_set p, q, g;
+        cr_assert_eq(param_set_init(&p, specs, 2), 0);
+        cr_assert_eq(param_set_init(&q, specs, 2), 0);
+        cr_assert_eq(param_set_init(&g, specs, 2), 0);
+        for (size_t i = 0; i < p.total; i++) p.block[i] = q.block[i] = (float)(tu_rand(&st) % 2000) / 1000.0f - 1.0f;
+        optim_config c;
+        optim_config_default(&c, kind ? OPTIM_ADAGRAD : OPTIM_ADAM);
+        c.lr = 0.05;
+        optim a, b;
+        cr_assert_eq(optim_init(&a, &c, &p), 0);
+        cr_assert_eq(optim_init(&b, &c, &q), 0);
+        float m[30] = {0}, v[30] = {0}, ref[30];
+        memcpy(ref, q.ptr[0], sizeof ref);
+        static const uint32_t sets[3][3] = {{1, 4, 7}, {4, 9, 0}, {2, 3, 5}};
+        for (int step = 1; step <= 3; step++) {
+            const uint32_t *rows = sets[step - 1];
+            param_set_zero(&g);
+            for (int k = 0; k < 3; k++)
+                for (int d = 0; d < 3; d++) g.ptr[0][rows[k] * 3 + d] = (float)(tu_rand(&st) % 2000) / 1000.0f - 1.0f;
+            for (int d = 0; d < 4; d++) g.ptr[1][d] = (float)(tu_rand(&st) % 2000) / 1000.0f - 1.0f;
+            sparse_rows sr = {0, rows, 3};
+            optim_step(&a, &p, &g);           /* dense */
+            optim_step_sparse(&b, &q, &g, &sr, 1); /* lazy */
+            cr_expect_eq(memcmp(p.ptr[1], q.ptr[1], 4 * sizeof(float)), 0, "kind %d step %d: dense tensor differs", kind,
+                         step);
+            if (kind) { /* Adagrad: the same, exactly */
+                cr_expect_eq(memcmp(p.ptr[0], q.ptr[0], 30 * sizeof(float)), 0, "Adagrad step %d: lazy differs", step);
+                continue;
+            }
+            double t = step;
+            float step_size = (float)(0.05 / (1.0 - pow(0.9, t))), bc2 = (float)sqrt(1.0 - pow(0.999, t));
+            for (int k = 0; k < 3; k++)
+                for (int d = 0; d < 3; d++) {
+                    int i = (int)rows[k] * 3 + d;
+                    float gi = g.ptr[0][i];
+                    m[i] = m[i] * 0.9f + (float)(1.0 - 0.9) * gi;
+                    v[i] = v[i] * 0.999f + (float)(1.0 - 0.999) * gi * gi;
+                    ref[i] = ref[i] + -step_size * (m[i] / (sqrtf(v[i]) / bc2 + 1e-8f));
+                }
+            cr_expect_eq(memcmp(ref, q.ptr[0], sizeof ref), 0, "lazy Adam step %d differs from the formula", step);
+        }
+        if (!kind) /* dense Adam moved row 1 at step 3 by its momentum; lazy did not */
+            cr_expect(p.ptr[0][3] != q.ptr[0][3], "dense and lazy Adam agree where they should not");
+        optim_free(&a);
+        optim_free(&b);
+        param_set_free(&p);
+        param_set_free(&q);
+        param_set_free(&g);
+    }
 }

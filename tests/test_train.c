@@ -220,6 +220,12 @@ Test(train, din_learns_and_is_deterministic)
     cr_expect_eq(memcmp(a->block, b->block, a->total * sizeof(float)), 0, "the same seed gave other weights");
     model_free(ma);
     model_free(mb);
+    /* every embedding row every step, as torch.optim.Adam: learns too */
+    c.out = path("din3.st");
+    c.dense_embeddings = 1;
+    cr_assert_eq(train_run(g_ix, &c, NULL, NULL, NULL, err, sizeof err), 0, "%s", err);
+    metrics md = evaluate(c.out, NULL);
+    cr_expect(md.auc > 0.75, "DIN, dense embedding updates: test AUC %.4f", md.auc);
 }
 
 Test(train, eval_with_no_test_samples_is_an_error)
@@ -383,7 +389,7 @@ Test(train, data_parallel_equals_the_halves_run_in_turn)
     model_init(ref, 5);
     dp_group *dp;
     cr_assert_eq(dp_new(&dp, a, 2, 64, 20, sc.long_k), 0);
-    float loss = dp_step(dp, &bt);
+    float loss = dp_step(dp, &bt, NULL, 0);
     /* by hand: half 0 then half 1 on ref, grads and buffers saved after each */
     const param_set *g = model_grads(ref), *bu = model_buffers(ref);
     float *gsum = calloc(g->total, sizeof *gsum), *bsum = calloc(bu->total, sizeof *bsum);
@@ -415,6 +421,45 @@ Test(train, data_parallel_equals_the_halves_run_in_turn)
     cr_expect_float_eq(loss, lsum, 1e-6 * fabsf(lsum) + 1e-7, "loss %g, by hand %g", loss, lsum);
     cr_expect_eq(tu_compare_f32("data-parallel gradients", model_grads(a)->block, gsum, g->total, 1e-5), 0);
     cr_expect_eq(tu_compare_f32("data-parallel Dice statistics", model_buffers(a)->block, bsum, bu->total, 1e-5), 0);
+    /* sparse mode: the embedding tables handled by the rows the batch uses give
+     * the same gradients (the other rows' are zero either way) */
+    model *c;
+    cr_assert_eq(model_new(&c, &spec, 64, 20, sc.long_k), 0);
+    model_init(c, 5);
+    dp_group *dq;
+    cr_assert_eq(dp_new(&dq, c, 2, 64, 20, sc.long_k), 0);
+    uint32_t ni = spec.base.n_items, nc = spec.base.n_cats;
+    uint8_t *mi = calloc(ni + 1, 1), *mc = calloc(nc + 1, 1);
+    uint32_t *ri = malloc((ni + 1) * 4), *rc_ = malloc((nc + 1) * 4), nri = 0, nrc = 0;
+#define ADD(id, cat)                                                                                                    \
+    do {                                                                                                               \
+        uint32_t r1 = (id) < ni ? (id) : ni, r2 = (cat) < nc ? (cat) : nc;                                             \
+        if (!mi[r1]) mi[r1] = 1, ri[nri++] = r1;                                                                       \
+        if (!mc[r2]) mc[r2] = 1, rc_[nrc++] = r2;                                                                      \
+    } while (0)
+    for (size_t b = 0; b < bt.b; b++) {
+        ADD(bt.target_item[b], bt.target_cat[b]);
+        for (size_t j = 0; j < bt.hist_len[b] && j < bt.s; j++) ADD(bt.hist_item[b * bt.s + j], bt.hist_cat[b * bt.s + j]);
+        for (size_t j = 0; j < bt.long_len[b] && j < bt.k; j++) ADD(bt.long_item[b * bt.k + j], bt.long_cat[b * bt.k + j]);
+    }
+#undef ADD
+    size_t ti = 0, tc = 0;
+    while (strcmp(model_params(c)->specs[ti].name, "emb.item")) ti++;
+    while (strcmp(model_params(c)->specs[tc].name, "emb.cat")) tc++;
+    sparse_rows sr[2] = {{ti, ri, nri}, {tc, rc_, nrc}};
+    float loss2 = dp_step(dq, &bt, sr, 2);
+    cr_expect_eq(loss2, loss, "sparse mode: loss %g, dense %g", loss2, loss);
+    cr_expect_eq(memcmp(model_grads(c)->block, model_grads(a)->block, g->total * sizeof(float)), 0,
+                 "sparse mode: other gradients");
+    dp_finish(dq, sr, 2);
+    for (size_t k = 0; k < model_grads(c)->numel[ti]; k++)
+        cr_assert_eq(model_grads(c)->ptr[ti][k], 0.0f, "dp_finish left a gradient row of emb.item");
+    free(mi);
+    free(mc);
+    free(ri);
+    free(rc_);
+    dp_free(dq);
+    model_free(c);
     free(gsum);
     free(bsum);
     free(b0);

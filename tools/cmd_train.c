@@ -33,6 +33,9 @@ static const char train_help[] =
     "  --lr X              learning rate (default: adam 0.001, adagrad 0.01)\n"
     "  --lr-decay X        lr / (1 + X step) (default 0)\n"
     "  --lambda X          mini-batch aware L2 on the embeddings, DIN's (default 0.01)\n"
+    "  --dense-embeddings  update every embedding row every step, as torch.optim does; by default\n"
+    "                      only the rows a batch uses move (lazy Adam), so a step's cost does not\n"
+    "                      grow with the catalog\n"
     "  --negatives N       sampled negatives per positive (default 1)\n"
     "  --neg-sampling S    popularity (default) or uniform\n"
     "  --short-len S       short-term behaviors (default 50)\n"
@@ -71,7 +74,8 @@ int cmd_train(int argc, char **argv)
         {"long-max", required_argument, 0, 'k'},  {"user-cap", required_argument, 0, 'u'},
         {"seed", required_argument, 0, 'S'},      {"threads", required_argument, 0, 'j'},
         {"every", required_argument, 0, 'E'},     {"resume", required_argument, 0, 'r'},
-        {"steps", required_argument, 0, 'x'},     {"train-days", required_argument, 0, 'D'},     {"json", no_argument, 0, 'J'},
+        {"steps", required_argument, 0, 'x'},     {"train-days", required_argument, 0, 'D'},
+        {"dense-embeddings", no_argument, 0, 'G'},     {"json", no_argument, 0, 'J'},
         {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0}};
     const char *dir = NULL, *kind_s = NULL;
@@ -146,6 +150,7 @@ int cmd_train(int argc, char **argv)
             c.every = (uint64_t)v;
             break;
         case 'r': c.resume = optarg; break;
+        case 'G': c.dense_embeddings = 1; break;
         case 'D':
             if (cli_parse_i64("--train-days", optarg, 1, 100000, &train_days)) return EXIT_USAGE;
             break;

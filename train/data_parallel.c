@@ -14,6 +14,8 @@ typedef struct replica {
     float *logits;
     model_batch part;
     float loss;
+    const sparse_rows *rows; /* this step's sparse tensors and rows (NULL, 0: dense) */
+    size_t nrows;
     pthread_t th;
 } replica;
 
@@ -80,18 +82,87 @@ void dp_free(dp_group *g)
     free(g);
 }
 
-void dp_sync(dp_group *g)
+static const sparse_rows *sparse_of(size_t t, const sparse_rows *rows, size_t n)
+{
+    for (size_t j = 0; j < n; j++)
+        if (rows[j].tensor == t) return &rows[j];
+    return NULL;
+}
+
+/* Calls fn(offset, count) for every range of a param_set's block that a step
+ * covers: whole tensors, and only the listed rows of the sparse ones. */
+typedef void (*range_fn)(void *ud, size_t off, size_t n);
+
+static void for_ranges(const param_set *ps, const sparse_rows *rows, size_t nrows, range_fn fn, void *ud)
+{
+    for (size_t t = 0; t < ps->n; t++) {
+        size_t i0 = (size_t)(ps->ptr[t] - ps->block);
+        const sparse_rows *sr = sparse_of(t, rows, nrows);
+        if (!sr) {
+            fn(ud, i0, ps->numel[t]);
+            continue;
+        }
+        size_t w = ps->specs[t].shape[1];
+        for (size_t j = 0; j < sr->n; j++) fn(ud, i0 + (size_t)sr->rows[j] * w, w);
+    }
+}
+
+typedef struct copy_ctx {
+    float *dst;
+    const float *src;
+} copy_ctx;
+
+static void copy_range(void *ud, size_t off, size_t n)
+{
+    copy_ctx *c = ud;
+    memcpy(c->dst + off, c->src + off, n * sizeof(float));
+}
+
+static void zero_range(void *ud, size_t off, size_t n)
+{
+    memset((float *)ud + off, 0, n * sizeof(float));
+}
+
+void dp_finish(dp_group *g, const sparse_rows *rows, size_t nrows)
 {
     const param_set *p = model_params(g->r[0].m), *b = model_buffers(g->r[0].m);
     for (size_t i = 1; i < g->n; i++) {
-        memcpy(model_params(g->r[i].m)->block, p->block, p->total * sizeof(float));
+        copy_ctx c = {model_params(g->r[i].m)->block, p->block};
+        for_ranges(p, rows, nrows, copy_range, &c);
         memcpy(model_buffers(g->r[i].m)->block, b->block, b->total * sizeof(float));
     }
+    /* the sparse tensors' gradients are zero between steps: clear the rows used */
+    for (size_t i = 0; i < g->n && nrows; i++) {
+        param_set *gr = model_grads(g->r[i].m);
+        for (size_t j = 0; j < nrows; j++) {
+            size_t t = rows[j].tensor, w = gr->specs[t].shape[1];
+            float *base = gr->ptr[t];
+            for (size_t k = 0; k < rows[j].n; k++) memset(base + (size_t)rows[j].rows[k] * w, 0, w * sizeof(float));
+        }
+    }
+}
+
+void dp_sync(dp_group *g)
+{
+    dp_finish(g, NULL, 0);
+}
+
+/* Gradients to zero before a part's backward: all of them in dense mode; in
+ * sparse mode the dense tensors only (the sparse ones are zero already). */
+static void zero_grads(replica *r)
+{
+    param_set *gr = model_grads(r->m);
+    if (!r->nrows) {
+        param_set_zero(gr);
+        return;
+    }
+    for (size_t t = 0; t < gr->n; t++)
+        if (!sparse_of(t, r->rows, r->nrows)) memset(gr->ptr[t], 0, gr->numel[t] * sizeof(float));
 }
 
 static void run_part(replica *r)
 {
-    param_set_zero(model_grads(r->m));
+    zero_grads(r);
     r->loss = r->part.b ? model_forward(r->m, &r->part, r->logits, 1) : 0.0f;
     if (r->part.b) model_backward(r->m, &r->part);
 }
@@ -102,20 +173,32 @@ static void *worker(void *arg)
     return NULL;
 }
 
-/* dst = w0 dst + sum over replicas i >= 1 of w_i src_i, on whole blocks */
-static void combine(float *dst, float *const *src, const double *w, size_t parts, size_t n)
+typedef struct combine_ctx {
+    float *dst;
+    float *const *src;
+    const double *w;
+    size_t parts;
+} combine_ctx;
+
+/* dst = w0 dst + sum over replicas i >= 1 of w_i src_i on [off, off + n) */
+static void combine_range(void *ud, size_t off, size_t n)
 {
-    const float w0 = (float)w[0];
-    for (size_t k = 0; k < n; k++) {
-        float acc = w0 * dst[k];
-        for (size_t i = 1; i < parts; i++) acc += (float)w[i] * src[i][k];
-        dst[k] = acc;
+    const combine_ctx *c = ud;
+    const float w0 = (float)c->w[0];
+    for (size_t k = off; k < off + n; k++) {
+        float acc = w0 * c->dst[k];
+        for (size_t i = 1; i < c->parts; i++) acc += (float)c->w[i] * c->src[i][k];
+        c->dst[k] = acc;
     }
 }
 
-float dp_step(dp_group *g, const model_batch *bt)
+float dp_step(dp_group *g, const model_batch *bt, const sparse_rows *rows, size_t nrows)
 {
     size_t T = g->n < bt->b ? g->n : bt->b;
+    for (size_t i = 0; i < g->n; i++) {
+        g->r[i].rows = rows;
+        g->r[i].nrows = nrows;
+    }
     if (T <= 1) {
         g->r[0].part = *bt;
         run_part(&g->r[0]);
@@ -142,7 +225,9 @@ float dp_step(dp_group *g, const model_batch *bt)
         gsrc[i] = model_grads(g->r[i].m)->block;
         bsrc[i] = model_buffers(g->r[i].m)->block;
     }
-    combine(model_grads(g->r[0].m)->block, gsrc, w, T, model_grads(g->r[0].m)->total);
-    combine(model_buffers(g->r[0].m)->block, bsrc, w, T, model_buffers(g->r[0].m)->total);
+    combine_ctx cg = {model_grads(g->r[0].m)->block, gsrc, w, T};
+    for_ranges(model_grads(g->r[0].m), rows, nrows, combine_range, &cg);
+    combine_ctx cb = {model_buffers(g->r[0].m)->block, bsrc, w, T};
+    combine_range(&cb, 0, model_buffers(g->r[0].m)->total);
     return loss;
 }

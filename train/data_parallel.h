@@ -24,6 +24,7 @@
 #define LSIM_DATA_PARALLEL_H
 
 #include "esu/model.h"
+#include "train/optim.h"
 
 typedef struct dp_group dp_group;
 
@@ -32,10 +33,20 @@ int dp_new(dp_group **out, model *primary, size_t threads, size_t max_b, size_t 
 void dp_free(dp_group *g);
 
 /* Forward and backward of bt (b >= 1): the primary's gradients (zeroed here
- * first) end as the whole batch's. Returns the batch's loss. */
-float dp_step(dp_group *g, const model_batch *bt);
+ * first) end as the whole batch's. Returns the batch's loss.
+ * Sparse mode (nrows > 0): rows lists, for the embedding tables, every row
+ * the batch uses. Those tensors are then handled by row: their gradients
+ * are kept zero between steps (dp_finish clears the rows used) instead of
+ * being zeroed whole, and only the listed rows are combined and copied. The
+ * cost of a step then no longer grows with the catalog. */
+float dp_step(dp_group *g, const model_batch *bt, const sparse_rows *rows, size_t nrows);
 
-/* The replicas take the primary's parameters and buffers. */
+/* After the optimizer step: the replicas take the primary's parameters (the
+ * sparse tensors' listed rows only) and buffers, and the sparse tensors'
+ * listed gradient rows are cleared everywhere. The same rows as dp_step. */
+void dp_finish(dp_group *g, const sparse_rows *rows, size_t nrows);
+
+/* dp_finish in dense mode: everything copied. */
 void dp_sync(dp_group *g);
 
 /* The part of bt holding samples [b0, b0 + n). */

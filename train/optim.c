@@ -67,33 +67,69 @@ float optim_lr(const optim *o)
     return (float)optim_lr_double(o);
 }
 
-void optim_step(optim *o, param_set *params, const param_set *grads)
+/* The scalars of one step. */
+typedef struct step_k {
+    int adam;
+    float b1, b2, a1, a2, step_size, bc2_sqrt, eps, clr;
+} step_k;
+
+static step_k step_begin(optim *o)
 {
     const double lr = optim_lr_double(o);
     o->step++;
-    const size_t n = params->total;
-    float *p = params->block, *v = o->v.block;
-    const float *g = grads->block;
-    const float eps = (float)o->cfg.eps;
-    if (o->cfg.kind == OPTIM_ADAM) {
+    step_k k = {o->cfg.kind == OPTIM_ADAM, 0, 0, 0, 0, 0, 0, (float)o->cfg.eps, (float)lr};
+    if (k.adam) {
         const double t = (double)o->step;
-        const float b1 = (float)o->cfg.beta1, b2 = (float)o->cfg.beta2;
-        const float a1 = (float)(1.0 - o->cfg.beta1), a2 = (float)(1.0 - o->cfg.beta2);
-        const float step_size = (float)(lr / (1.0 - pow(o->cfg.beta1, t)));
-        const float bc2_sqrt = (float)sqrt(1.0 - pow(o->cfg.beta2, t));
-        float *m = o->m.block;
-        for (size_t i = 0; i < n; i++) {
-            m[i] = m[i] * b1 + a1 * g[i];
-            v[i] = v[i] * b2 + a2 * g[i] * g[i];
-            const float denom = sqrtf(v[i]) / bc2_sqrt + eps;
-            p[i] = p[i] + -step_size * (m[i] / denom);
+        k.b1 = (float)o->cfg.beta1, k.b2 = (float)o->cfg.beta2;
+        k.a1 = (float)(1.0 - o->cfg.beta1), k.a2 = (float)(1.0 - o->cfg.beta2);
+        k.step_size = (float)(lr / (1.0 - pow(o->cfg.beta1, t)));
+        k.bc2_sqrt = (float)sqrt(1.0 - pow(o->cfg.beta2, t));
+    }
+    return k;
+}
+
+/* The update of elements [i0, i1) of the blocks. */
+static void update_range(const step_k *k, float *p, float *m, float *v, const float *g, size_t i0, size_t i1)
+{
+    if (k->adam) {
+        for (size_t i = i0; i < i1; i++) {
+            m[i] = m[i] * k->b1 + k->a1 * g[i];
+            v[i] = v[i] * k->b2 + k->a2 * g[i] * g[i];
+            const float denom = sqrtf(v[i]) / k->bc2_sqrt + k->eps;
+            p[i] = p[i] + -k->step_size * (m[i] / denom);
         }
     } else {
-        const float clr = (float)lr;
-        for (size_t i = 0; i < n; i++) {
+        for (size_t i = i0; i < i1; i++) {
             v[i] = v[i] + g[i] * g[i];
-            const float sd = sqrtf(v[i]) + eps;
-            p[i] = p[i] + -clr * (g[i] / sd);
+            const float sd = sqrtf(v[i]) + k->eps;
+            p[i] = p[i] + -k->clr * (g[i] / sd);
+        }
+    }
+}
+
+void optim_step(optim *o, param_set *params, const param_set *grads)
+{
+    optim_step_sparse(o, params, grads, NULL, 0);
+}
+
+void optim_step_sparse(optim *o, param_set *params, const param_set *grads, const sparse_rows *rows, size_t nrows)
+{
+    step_k k = step_begin(o);
+    float *p = params->block, *v = o->v.block, *m = o->m.block;
+    const float *g = grads->block;
+    for (size_t t = 0; t < params->n; t++) {
+        size_t i0 = (size_t)(params->ptr[t] - params->block), n = params->numel[t];
+        const sparse_rows *sr = NULL;
+        for (size_t j = 0; j < nrows; j++)
+            if (rows[j].tensor == t) sr = &rows[j];
+        if (!sr) {
+            update_range(&k, p, m, v, g, i0, i0 + n);
+            continue;
+        }
+        size_t w = params->specs[t].shape[1];
+        for (size_t j = 0; j < sr->n; j++) {
+            size_t r0 = i0 + (size_t)sr->rows[j] * w;
+            update_range(&k, p, m, v, g, r0, r0 + w);
         }
     }
 }

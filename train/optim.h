@@ -51,6 +51,22 @@ void optim_free(optim *o);
 /* One step: params -= update(grads). Gradients are read, not cleared. */
 void optim_step(optim *o, param_set *params, const param_set *grads);
 
+/* Rows of a 2-D tensor (its index in the param_set) that a step touched. */
+typedef struct sparse_rows {
+    size_t tensor;
+    const uint32_t *rows; /* distinct, < shape[0] */
+    size_t n;
+} sparse_rows;
+
+/* The same step, but the listed tensors (embedding tables) are updated only
+ * in the listed rows, the other rows left as they are ("lazy" updates, as
+ * TensorFlow's LazyAdam and PyTorch's SparseAdam do; the bias correction
+ * uses the global step). For Adagrad this equals optim_step whenever the
+ * unlisted rows' gradients are zero: a zero gradient does not move Adagrad.
+ * For Adam it differs: dense Adam keeps moving a row by its momentum after
+ * the row stops receiving gradients. */
+void optim_step_sparse(optim *o, param_set *params, const param_set *grads, const sparse_rows *rows, size_t nrows);
+
 /* The learning rate of the next step. */
 float optim_lr(const optim *o);
 

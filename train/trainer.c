@@ -54,7 +54,7 @@ typedef struct meta_kv {
     char key[32], val[48];
 } meta_kv;
 
-enum { N_META = 17 };
+enum { N_META = 18 };
 
 static void put(meta_kv *kv, size_t *n, const char *k, const char *fmt, ...)
 {
@@ -98,6 +98,7 @@ static int save(model *m, const optim *o, const train_config *c, uint64_t step, 
     put(kv, &n, "lsim.lambda", "%.9g", (double)c->lambda);
     put(kv, &n, "lsim.lr", "%.9g", c->optim.lr);
     put(kv, &n, "lsim.lr_decay", "%.9g", c->optim.decay);
+    put(kv, &n, "lsim.embedding_update", "%s", c->dense_embeddings ? "dense" : "lazy");
     const char *extra[2 * N_META + 1];
     for (size_t i = 0; i < n; i++) {
         extra[2 * i] = kv[i].key;
@@ -135,6 +136,30 @@ static void batch_lists(id_lists *l, const model_batch *bt, int item)
 
 /* The resume checkpoint's step, after checking that it was written by a run
  * with the same sample stream (stream_meta). */
+/* The distinct rows (ids past the vocabulary: the OOV row `vocab`) of the
+ * lists, into out; mark (vocab + 1, zeroed) is left zeroed. */
+static size_t collect_rows(const id_lists *l, uint32_t vocab, uint8_t *mark, uint32_t *out)
+{
+    size_t n = 0;
+    for (size_t k = 0; k < l->count; k++)
+        for (size_t i = 0; i < l->n[k]; i++) {
+            uint32_t r = l->ids[k][i] < vocab ? l->ids[k][i] : vocab;
+            if (!mark[r]) {
+                mark[r] = 1;
+                out[n++] = r;
+            }
+        }
+    for (size_t i = 0; i < n; i++) mark[out[i]] = 0;
+    return n;
+}
+
+static size_t tensor_index(const param_set *ps, const char *name)
+{
+    for (size_t t = 0; t < ps->n; t++)
+        if (!strcmp(ps->specs[t].name, name)) return t;
+    return ps->n;
+}
+
 static int resume_step(const char *path, const train_config *c, uint64_t *step, char *err, size_t errlen)
 {
     char e2[LSIM_ERRLEN];
@@ -176,6 +201,8 @@ int train_run(lsim_index *ix, const train_config *c, train_progress_fn fn, void 
     mbar_table ti = {0}, tc = {0};
     uint32_t *cat_counts = NULL;
     dp_group *dp = NULL;
+    uint32_t *rows_item = NULL, *rows_cat = NULL;
+    sparse_rows sparse[2];
     int rc = sample_source_open(&src, ix, &sc, err, errlen);
     if (rc) return rc;
     size_t K = sc.long_mode == LONG_HARD ? sc.long_k : sc.long_mode == LONG_FULL ? sc.long_max : 0;
@@ -220,7 +247,10 @@ int train_run(lsim_index *ix, const train_config *c, train_progress_fn fn, void 
         cat_counts = calloc((size_t)nc + 1, sizeof *cat_counts);
         ti.mark = calloc((size_t)ni + 1, 1);
         tc.mark = calloc((size_t)nc + 1, 1);
-        if (!lists.ids || !lists.n || !cat_counts || !ti.mark || !tc.mark)
+        size_t max_ids = (size_t)sc.batch * (1 + 2 * (size_t)sc.short_len + K);
+        rows_item = malloc((max_ids < ni + 1 ? max_ids : ni + 1) * sizeof *rows_item);
+        rows_cat = malloc((max_ids < nc + 1 ? max_ids : nc + 1) * sizeof *rows_cat);
+        if (!lists.ids || !lists.n || !cat_counts || !ti.mark || !tc.mark || !rows_item || !rows_cat)
             rc = err_set(err, errlen, LSIM_E_NOMEM, "out of memory");
     }
     if (!rc) {
@@ -234,6 +264,8 @@ int train_run(lsim_index *ix, const train_config *c, train_progress_fn fn, void 
         tc = (mbar_table){param_find(model_grads(m), "emb.cat"), param_find(model_params(m), "emb.cat"),
                           ms->base.d_cat, ms->base.n_cats, cat_counts, tc.mark};
     }
+    size_t t_item = rc ? 0 : tensor_index(model_params(m), "emb.item");
+    size_t t_cat = rc ? 0 : tensor_index(model_params(m), "emb.cat");
     train_progress p = {0};
     p.total_samples = sample_source_positives(src) * (1 + (uint64_t)sc.negatives) * c->epochs;
     double t0 = now_s(), loss_acc = 0;
@@ -250,15 +282,22 @@ int train_run(lsim_index *ix, const train_config *c, train_progress_fn fn, void 
                 p.step++;
                 continue;
             }
-            float loss = dp_step(dp, &bt);
+            size_t ns = 0;
+            if (!c->dense_embeddings) { /* the embedding rows this batch uses: the only ones updated */
+                batch_lists(&lists, &bt, 1);
+                sparse[ns++] = (sparse_rows){t_item, rows_item, collect_rows(&lists, ms->base.n_items, ti.mark, rows_item)};
+                batch_lists(&lists, &bt, 0);
+                sparse[ns++] = (sparse_rows){t_cat, rows_cat, collect_rows(&lists, ms->base.n_cats, tc.mark, rows_cat)};
+            }
+            float loss = dp_step(dp, &bt, sparse, ns);
             if (c->lambda > 0) {
                 batch_lists(&lists, &bt, 1);
                 mbar_add_lists(&ti, lists.ids, lists.n, lists.count, c->lambda);
                 batch_lists(&lists, &bt, 0);
                 mbar_add_lists(&tc, lists.ids, lists.n, lists.count, c->lambda);
             }
-            optim_step(&o, model_params(m), model_grads(m));
-            dp_sync(dp);
+            optim_step_sparse(&o, model_params(m), model_grads(m), sparse, ns);
+            dp_finish(dp, sparse, ns);
             p.step++;
             loss_acc = loss_n < 100 ? loss_acc + loss : loss_acc * 0.99 + loss;
             loss_n++;
@@ -274,6 +313,8 @@ int train_run(lsim_index *ix, const train_config *c, train_progress_fn fn, void 
     free(lists.ids);
     free(lists.n);
     free(cat_counts);
+    free(rows_item);
+    free(rows_cat);
     free(ti.mark);
     free(tc.mark);
     optim_free(&o);

@@ -41,6 +41,9 @@ typedef struct train_config {
     uint64_t seed;           /* model initialization (the samples have their own) */
     uint64_t every;          /* a checkpoint every N steps, 0: only at the end */
     uint32_t threads;        /* model replicas, one thread each (train/data_parallel.h); default 1 */
+    int dense_embeddings;    /* 1: every embedding row updated every step, as torch.optim does; 0 (default):
+                                only the rows a batch uses (optim_step_sparse): a step's cost does not grow
+                                with the catalog */
     uint64_t max_steps;      /* stop after this many steps (counted from the start, resumed ones included); 0: none */
     const char *out;         /* checkpoint path */
     const char *resume;      /* NULL, or a checkpoint written by a run of the same configuration */
