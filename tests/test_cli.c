@@ -1785,6 +1785,18 @@ Test(cli, train_and_eval_on_the_taobao_sample)
     cr_expect_eq(tu_run_lsim(eval_bad, NULL, &err), 1);
     cr_expect(strstr(err, "bad.safetensors") != NULL, "%s", err);
     free(err);
+    /* a checkpoint written by PyTorch has no sampling metadata: eval needs --test-from, then scores */
+    char *root = getenv("LSIM_SOURCE_ROOT"), golden[1024];
+    snprintf(golden, sizeof golden, "%s/tests/golden/ckpt_din.safetensors", root ? root : ".");
+    const char *eval_torch[] = {"eval", "--index", idx, "--model", golden, "--json", NULL};
+    cr_expect_eq(tu_run_lsim(eval_torch, NULL, &err), 1);
+    cr_expect(strstr(err, "lsim.test_from") && strstr(err, "--test-from"), "%s", err);
+    free(err);
+    const char *eval_torch2[] = {"eval", "--index", idx, "--model", golden, "--json", "--test-from", "1512259200", NULL};
+    cr_expect_eq(tu_run_lsim(eval_torch2, &out, &err), 0, "%s", err);
+    cr_expect(json_field(out, "samples") > 0, "%s", out);
+    free(out);
+    free(err);
     const char *no_index[] = {"train", "--index", bad, "--model", "din", "--out", ckpt, NULL};
     cr_expect_eq(tu_run_lsim(no_index, NULL, &err), 1);
     cr_expect(strstr(err, "bad.safetensors") != NULL, "%s", err);

@@ -78,7 +78,7 @@ int cmd_eval(int argc, char **argv)
     if (optind < argc) return cli_usage_error("eval", "unexpected argument '%s'", argv[optind]);
     if (!dir || !ckpt) return cli_usage_error("eval", "--index DIR and --model CKPT are required");
     openblas_set_num_threads((int)threads);
-    char err[LSIM_ERRLEN];
+    char err[LSIM_ERRLEN] = "";
     sample_config sc;
     sample_config_default(&sc);
     sc.batch = (uint32_t)batch;
@@ -100,15 +100,15 @@ int cmd_eval(int argc, char **argv)
     if (!rc) rc = eval_samples_from_checkpoint(&sc, ckpt, &spec, err, sizeof err);
     if (!rc && test_from != INT64_MIN) sc.test_from = test_from;
     if (!rc && sc.test_from == INT64_MIN)
-        rc = cli_usage_error("eval", "%s has no lsim.test_from (not written by lsim train): give --test-from TS",
-                             ckpt) ? LSIM_E_INVAL : LSIM_E_INVAL;
+        rc = err_set(err, sizeof err, LSIM_E_FORMAT,
+                     "%s: no metadata lsim.test_from (not written by lsim train): give --test-from TS", ckpt);
     size_t K = sc.long_mode == LONG_HARD ? sc.long_k : sc.long_mode == LONG_FULL ? sc.long_max : 0;
     if (!rc) rc = model_load(&m, ckpt, sc.batch, sc.short_len, K, err, sizeof err);
     if (!rc) rc = lsim_index_open(&ix, dir, err, sizeof err);
     if (!rc && truth_path) rc = truth_open(&truth, ix, truth_path, err, sizeof err);
     if (!rc) rc = eval_score(ix, m, &sc, truth, &rows, &trows, &n, err, sizeof err);
     if (rc) {
-        if (rc != LSIM_E_INVAL || err[0]) fprintf(stderr, "lsim eval: %s\n", err);
+        fprintf(stderr, "lsim eval: %s\n", err);
     } else {
         metrics mt, tt;
         metrics_compute(rows, n, &mt);
