@@ -14,16 +14,11 @@ import argparse
 import json
 import os
 import statistics
-import subprocess
 import sys
 import time
 
-
-def run(cmd):
-    p = subprocess.run(cmd, capture_output=True, text=True)
-    if p.returncode != 0:
-        sys.exit(f"{' '.join(cmd)} failed ({p.returncode}):\n{p.stderr}")
-    return p.stdout
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from bench_common import run  # noqa: E402
 
 
 def main():

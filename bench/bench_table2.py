@@ -22,21 +22,16 @@ import argparse
 import json
 import os
 import statistics
-import subprocess
 import sys
 import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from bench_common import run  # noqa: E402
 
 MODELS = [("din", "DIN", []), ("avgpool-din", "avg-pooling long DIN", []), ("sim-hard", "SIM hard", []),
           ("sim-hard-time", "SIM hard + time info", ["--time-info"]),
           ("sim-soft", "SIM soft", []), ("sim-soft-time", "SIM soft + time info", ["--time-info"]),
           ("dien", "DIEN", []), ("dsin", "DSIN", [])]
-
-
-def run(cmd):
-    p = subprocess.run(cmd, capture_output=True, text=True)
-    if p.returncode != 0:
-        sys.exit(f"{' '.join(cmd)} failed ({p.returncode}):\n{p.stderr}")
-    return p.stdout
 
 
 def main():
