@@ -198,7 +198,8 @@ Test(optim, sparse_rows_move_only_the_rows_used)
             sparse_rows sr = {0, rows, 3};
             optim_step(&a, &p, &g);           /* dense */
             optim_step_sparse(&b, &q, &g, &sr, 1); /* lazy */
-            cr_expect_eq(memcmp(p.ptr[1], q.ptr[1], 4 * sizeof(float)), 0, "kind %d step %d: dense tensor differs", kind,
+            cr_expect_eq(memcmp(p.ptr[1], q.ptr[1], 4 * sizeof(float)), 0, "kind %d step %d: dense tensor differs",
+                         kind,
                          step);
             if (kind) { /* Adagrad: the same, exactly */
                 cr_expect_eq(memcmp(p.ptr[0], q.ptr[0], 30 * sizeof(float)), 0, "Adagrad step %d: lazy differs", step);

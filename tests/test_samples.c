@@ -181,7 +181,8 @@ static size_t check_pass(fixture *fx, const sample_config *c, size_t *seen)
             }
             if (c->dien_negatives)
                 for (size_t j = 0; j < bt.hist_len[b]; j++)
-                    cr_assert_eq(bt.hist_neg_cat[b * S + j], vocab_cat(fx->ix->voc[IX_ITEM], bt.hist_neg_item[b * S + j]));
+                    cr_assert_eq(bt.hist_neg_cat[b * S + j],
+                                 vocab_cat(fx->ix->voc[IX_ITEM], bt.hist_neg_item[b * S + j]));
         }
     }
     cr_assert_eq(negatives, positives * c->negatives, "%zu negatives for %zu positives", negatives, positives);

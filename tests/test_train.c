@@ -271,7 +271,8 @@ Test(regularize, hand_worked)
     mbar_add_lists(&t, lists, n, 2, 0.5f);
     /* row 0: 0.5 / 4 * (1, 2); row 1 untouched; row 2: count 0 -> 1: 0.5 * (5, 6); OOV: 0.5 * (7, 8) */
     float want[8] = {0.125f, 0.25f, 0, 0, 2.5f, 3.0f, 3.5f, 4.0f};
-    for (int i = 0; i < 8; i++) cr_expect_float_eq(grad[i], want[i], 1e-7, "grad[%d] = %g, want %g", i, grad[i], want[i]);
+    for (int i = 0; i < 8; i++)
+        cr_expect_float_eq(grad[i], want[i], 1e-7, "grad[%d] = %g, want %g", i, grad[i], want[i]);
     for (int i = 0; i < 4; i++) cr_expect_eq(mark[i], 0, "mark %d left set", i);
 }
 
@@ -431,16 +432,18 @@ Test(train, data_parallel_equals_the_halves_run_in_turn)
     uint32_t ni = spec.base.n_items, nc = spec.base.n_cats;
     uint8_t *mi = calloc(ni + 1, 1), *mc = calloc(nc + 1, 1);
     uint32_t *ri = malloc((ni + 1) * 4), *rc_ = malloc((nc + 1) * 4), nri = 0, nrc = 0;
-#define ADD(id, cat)                                                                                                    \
-    do {                                                                                                               \
-        uint32_t r1 = (id) < ni ? (id) : ni, r2 = (cat) < nc ? (cat) : nc;                                             \
-        if (!mi[r1]) mi[r1] = 1, ri[nri++] = r1;                                                                       \
-        if (!mc[r2]) mc[r2] = 1, rc_[nrc++] = r2;                                                                      \
+#define ADD(id, cat) \
+    do { \
+        uint32_t r1 = (id) < ni ? (id) : ni, r2 = (cat) < nc ? (cat) : nc; \
+        if (!mi[r1]) mi[r1] = 1, ri[nri++] = r1; \
+        if (!mc[r2]) mc[r2] = 1, rc_[nrc++] = r2; \
     } while (0)
     for (size_t b = 0; b < bt.b; b++) {
         ADD(bt.target_item[b], bt.target_cat[b]);
-        for (size_t j = 0; j < bt.hist_len[b] && j < bt.s; j++) ADD(bt.hist_item[b * bt.s + j], bt.hist_cat[b * bt.s + j]);
-        for (size_t j = 0; j < bt.long_len[b] && j < bt.k; j++) ADD(bt.long_item[b * bt.k + j], bt.long_cat[b * bt.k + j]);
+        for (size_t j = 0; j < bt.hist_len[b] && j < bt.s; j++)
+            ADD(bt.hist_item[b * bt.s + j], bt.hist_cat[b * bt.s + j]);
+        for (size_t j = 0; j < bt.long_len[b] && j < bt.k; j++)
+            ADD(bt.long_item[b * bt.k + j], bt.long_cat[b * bt.k + j]);
     }
 #undef ADD
     size_t ti = 0, tc = 0;

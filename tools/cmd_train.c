@@ -164,7 +164,8 @@ int cmd_train(int argc, char **argv)
         }
     }
     if (optind < argc) return cli_usage_error("train", "unexpected argument '%s'", argv[optind]);
-    if (!dir || !kind_s || !c.out) return cli_usage_error("train", "--index DIR, --model KIND and --out CKPT are required");
+    if (!dir || !kind_s || !c.out)
+        return cli_usage_error("train", "--index DIR, --model KIND and --out CKPT are required");
     if (model_kind_parse(kind_s, &c.kind))
         return cli_usage_error("train", "--model: '%s' is not one of din, avgpool-din, dien, dsin, sim-hard, sim-soft",
                                kind_s);

@@ -167,7 +167,8 @@ int optim_state_load(optim *o, const st_file *f, const char *path, char *err, si
                                                    "a checkpoint written without it cannot resume training", path);
     optim_kind k;
     if (optim_kind_parse(kind, &k) || k != o->cfg.kind)
-        return err_set(err, errlen, LSIM_E_FORMAT, "%s: metadata lsim.optim: the state is for '%.20s', resuming with %s",
+        return err_set(err, errlen, LSIM_E_FORMAT,
+                       "%s: metadata lsim.optim: the state is for '%.20s', resuming with %s",
                        path, kind, optim_kind_name(o->cfg.kind));
     char *end;
     unsigned long long st = strtoull(step, &end, 10);

@@ -209,8 +209,10 @@ int train_run(lsim_index *ix, const train_config *c, train_progress_fn fn, void 
     uint64_t skip = 0;
     if (!sample_source_positives(src)) {
         sample_source_free(src);
-        return err_set(err, errlen, LSIM_E_NOTFOUND, "the index has no events before the split (test_from %" PRId64
-                       ")%s: nothing to train on", sc.test_from, sc.train_from != INT64_MIN ? " in the training window" : "");
+        const char *window = sc.train_from != INT64_MIN ? " in the training window" : "";
+        return err_set(err, errlen, LSIM_E_NOTFOUND,
+                       "the index has no events before the split (test_from %" PRId64 ")%s: nothing to train on",
+                       sc.test_from, window);
     }
     if (c->resume) {
         if (!(rc = resume_step(c->resume, c, &skip, err, errlen)) &&
@@ -269,7 +271,7 @@ int train_run(lsim_index *ix, const train_config *c, train_progress_fn fn, void 
     train_progress p = {0};
     p.total_samples = sample_source_positives(src) * (1 + (uint64_t)sc.negatives) * c->epochs;
     double t0 = now_s(), loss_acc = 0;
-    uint64_t loss_n = 0;
+    uint64_t loss_n = 0, trained = 0; /* samples trained in this run (a resume replays the rest) */
     for (uint32_t ep = 0; !rc && ep < c->epochs && !(c->max_steps && p.step >= c->max_steps); ep++) {
         if (ep) sample_source_rewind(src);
         p.epoch = ep;
@@ -285,11 +287,14 @@ int train_run(lsim_index *ix, const train_config *c, train_progress_fn fn, void 
             size_t ns = 0;
             if (!c->dense_embeddings) { /* the embedding rows this batch uses: the only ones updated */
                 batch_lists(&lists, &bt, 1);
-                sparse[ns++] = (sparse_rows){t_item, rows_item, collect_rows(&lists, ms->base.n_items, ti.mark, rows_item)};
+                size_t nri = collect_rows(&lists, ms->base.n_items, ti.mark, rows_item);
+                sparse[ns++] = (sparse_rows){t_item, rows_item, nri};
                 batch_lists(&lists, &bt, 0);
-                sparse[ns++] = (sparse_rows){t_cat, rows_cat, collect_rows(&lists, ms->base.n_cats, tc.mark, rows_cat)};
+                size_t nrc = collect_rows(&lists, ms->base.n_cats, tc.mark, rows_cat);
+                sparse[ns++] = (sparse_rows){t_cat, rows_cat, nrc};
             }
             float loss = dp_step(dp, &bt, sparse, ns);
+            trained += bt.b;
             if (c->lambda > 0) {
                 batch_lists(&lists, &bt, 1);
                 mbar_add_lists(&ti, lists.ids, lists.n, lists.count, c->lambda);
@@ -303,7 +308,7 @@ int train_run(lsim_index *ix, const train_config *c, train_progress_fn fn, void 
             loss_n++;
             p.loss = loss_n < 100 ? loss_acc / (double)loss_n : loss_acc / 100.0;
             p.seconds = now_s() - t0;
-            p.samples_per_s = p.seconds > 0 ? (double)p.samples / p.seconds : 0;
+            p.samples_per_s = p.seconds > 0 ? (double)trained / p.seconds : 0;
             if (fn) fn(&p, ud);
             if (c->every && p.step % c->every == 0 && (rc = save(m, &o, c, p.step, err, errlen))) break;
         }
