@@ -141,8 +141,21 @@ static size_t check_pass(fixture *fx, const sample_config *c, size_t *seen)
                           (long long)e->ts);
             }
             const char *tcat = cat_str(fx->ix, bt.target_cat[b]);
+            /* the long-term list comes from before[0 .. nl): everything before t, or
+             * with long_before_short what precedes the short-term window */
+            size_t nl = c->long_before_short ? h0 : nb;
             if (c->long_mode == LONG_HARD) {
-                size_t m = ref_search(&fx->ref, u, tcat, t, c->long_k, hard); /* newest first */
+                size_t m = 0; /* newest first: the category's events, kept if among before[0 .. nl) */
+                {
+                    size_t mm = ref_search(&fx->ref, u, tcat, c->long_before_short ? INT64_MAX : t, fx->ref.n, hard);
+                    size_t keep = 0;
+                    for (size_t j = 0; j < mm; j++) { /* in the first nl of `before` (by time, then line) */
+                        int in = 0;
+                        for (size_t q = 0; q < nl && !in; q++) in = before[q] == hard[j];
+                        if (in && keep < c->long_k) hard[keep++] = hard[j];
+                    }
+                    m = keep;
+                }
                 cr_assert_eq(bt.long_len[b], m, "user %s t %lld cat %s: hard search of %u, want %zu", u,
                              (long long)t, tcat, bt.long_len[b], m);
                 for (size_t j = 0; j < m; j++) {
@@ -153,9 +166,9 @@ static size_t check_pass(fixture *fx, const sample_config *c, size_t *seen)
                               "user %s t %lld: hard-search event %zu differs", u, (long long)t, j);
                 }
             } else if (c->long_mode == LONG_FULL) {
-                size_t l0 = nb > c->long_max ? nb - c->long_max : 0;
-                cr_assert_eq(bt.long_len[b], nb - l0);
-                for (size_t j = 0; j < nb - l0; j++) {
+                size_t l0 = nl > c->long_max ? nl - c->long_max : 0;
+                cr_assert_eq(bt.long_len[b], nl - l0);
+                for (size_t j = 0; j < nl - l0; j++) {
                     size_t o = b * bt.k + j;
                     cr_assert(bt.long_ts[o] == before[l0 + j]->ts &&
                                   !strcmp(item_str(fx->ix, bt.long_item[o]), before[l0 + j]->item),
@@ -198,7 +211,7 @@ Test(samples, every_sample_equals_the_brute_force)
     fixture fx;
     setup(&fx, 3000);
     int64_t split = T0 + SPAN * 3 / 4;
-    for (int mode = 0; mode < 4; mode++)
+    for (int mode = 0; mode < 6; mode++)
         for (int sp = 0; sp < 2; sp++) {
             sample_config c;
             sample_config_default(&c);
@@ -208,6 +221,8 @@ Test(samples, every_sample_equals_the_brute_force)
             c.short_len = 12;
             c.long_mode = (long_mode)(mode % 3);
             if (mode == 3) c.train_from = split - SPAN / 3; /* a training window: only its positives */
+            c.long_before_short = mode >= 4;                  /* modes 4, 5: hard, full lists before the window */
+            if (mode >= 4) c.long_mode = mode == 4 ? LONG_HARD : LONG_FULL;
             c.long_k = 7;
             c.long_max = 40;
             c.negatives = 2;

@@ -41,6 +41,8 @@ static const char train_help[] =
     "  --short-len S       short-term behaviors (default 50)\n"
     "  --long-max L        sim-soft, avgpool-din: long-term behaviors searched (default 1000)\n"
     "  --user-cap N        positives per user and epoch, 0 = all (default 200)\n"
+    "  --long-before-short the long-term list (SIM, avg-pooling DIN) from the events before the\n"
+    "                      short-term window only, as SIM's Taobao split; default: all before t\n"
     "  --seed N            model initialization and sampling (default 1)\n"
     "  --threads N         threads, each training a model replica on its part of every\n"
     "                      batch (default: the machine's cores); deterministic for a seed\n"
@@ -75,7 +77,7 @@ int cmd_train(int argc, char **argv)
         {"seed", required_argument, 0, 'S'},      {"threads", required_argument, 0, 'j'},
         {"every", required_argument, 0, 'E'},     {"resume", required_argument, 0, 'r'},
         {"steps", required_argument, 0, 'x'},     {"train-days", required_argument, 0, 'D'},
-        {"dense-embeddings", no_argument, 0, 'G'},     {"json", no_argument, 0, 'J'},
+        {"dense-embeddings", no_argument, 0, 'G'}, {"long-before-short", no_argument, 0, 'B'},     {"json", no_argument, 0, 'J'},
         {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0}};
     const char *dir = NULL, *kind_s = NULL;
@@ -151,6 +153,7 @@ int cmd_train(int argc, char **argv)
             break;
         case 'r': c.resume = optarg; break;
         case 'G': c.dense_embeddings = 1; break;
+        case 'B': c.samples.long_before_short = 1; break;
         case 'D':
             if (cli_parse_i64("--train-days", optarg, 1, 100000, &train_days)) return EXIT_USAGE;
             break;

@@ -42,6 +42,8 @@ int eval_samples_from_checkpoint(sample_config *sc, const char *path, const mode
             *u32s[i].dst = (uint32_t)v;
     if (rc >= 0 && (rc = meta_i64(f, path, "lsim.test_from", INT64_MIN, INT64_MAX, &v, err, errlen)) > 0)
         sc->test_from = v;
+    const char *lbs = st_meta(f, "lsim.long_before_short");
+    if (rc >= 0 && lbs) sc->long_before_short = !strcmp(lbs, "1");
     const char *ns = st_meta(f, "lsim.neg_sampling");
     if (rc >= 0 && ns) {
         if (!strcmp(ns, "uniform")) sc->neg = NEG_UNIFORM;

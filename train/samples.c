@@ -327,6 +327,7 @@ static void fill_one(sample_source *s, size_t b, const struct sample_ref *r)
         }
     }
     size_t L = s->long_width, n = 0;
+    if (c->long_before_short) p = h0; /* the long-term list ends where the short-term window starts */
     if (c->long_mode == LONG_HARD) {
         /* the newest long_k before t in the target's category, stored oldest first */
         size_t i = p;

@@ -19,6 +19,9 @@
  *                             hard's GSU: what the index's hard search returns);
  *                  LONG_FULL  the last long_max of them, any category (SIM
  *                             soft's sequence to search; avg-pooling DIN's).
+ * With long_before_short, the long-term list is drawn from the events
+ * before the short-term window only (the last short_len events are left to
+ * the short-term branch), as SIM's Taobao data split does.
  * The split is by time: SAMPLES_TRAIN takes positives with
  * train_from <= t < test_from, SAMPLES_TEST those with t >= test_from (their
  * history still includes everything before t, test-window events too).
@@ -57,6 +60,8 @@ typedef struct sample_config {
     uint32_t user_cap;      /* positives per user and pass, 0 = all (default 200) */
     uint32_t window_users;  /* users per shuffle window (default 512) */
     int dien_negatives;     /* also draw hist_neg_* (DIEN's auxiliary loss) */
+    int long_before_short;  /* the long-term list from the events before the short-term window only
+                               (SIM's Taobao split); default 0: from every event before t */
     uint64_t seed;
 } sample_config;
 

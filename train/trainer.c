@@ -54,7 +54,7 @@ typedef struct meta_kv {
     char key[32], val[48];
 } meta_kv;
 
-enum { N_META = 18 };
+enum { N_META = 19 };
 
 static void put(meta_kv *kv, size_t *n, const char *k, const char *fmt, ...)
 {
@@ -85,6 +85,7 @@ static size_t stream_meta(const train_config *c, meta_kv *kv)
     put(kv, &n, "lsim.long_max", "%u", s->long_max);
     put(kv, &n, "lsim.user_cap", "%u", s->user_cap);
     put(kv, &n, "lsim.batch", "%u", s->batch);
+    if (s->long_before_short) put(kv, &n, "lsim.long_before_short", "1");
     return n;
 }
 
