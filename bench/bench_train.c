@@ -193,8 +193,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "only %zu full batches in the index\n", got);
         return 1;
     }
-    size_t K = tc.samples.long_mode == LONG_HARD ? tc.samples.long_k
-               : tc.samples.long_mode == LONG_FULL ? tc.samples.long_max : 0;
+    size_t K = sample_config_long_width(&tc.samples);
     model *m;
     if (model_new(&m, &spec, batch, tc.samples.short_len, K)) {
         fprintf(stderr, "cannot build the model\n");

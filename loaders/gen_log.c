@@ -427,6 +427,16 @@ typedef struct gen_ctx {
     uint32_t max_sess; /* hard bound on sessions: (span - 1) / 1801 + 1, and <= max_len */
 } gen_ctx;
 
+/* The span and the bound on sessions for p (gen_ctx's derived fields); cat is set by the caller. */
+static void gen_ctx_init(gen_ctx *g, const gen_log_params *p)
+{
+    g->p = p;
+    g->cat = NULL;
+    g->span = (int64_t)p->days * 86400;
+    int64_t ms = (g->span - 1) / GEN_SESS_GAP_MIN + 1;
+    g->max_sess = ms < (int64_t)p->max_len ? (uint32_t)ms : p->max_len;
+}
+
 /* Stream 0: everything but the items. Fills u's plan for user `user_id`. */
 static void gen_user_plan(gen_user *u, const gen_ctx *g, uint32_t user_id)
 {
@@ -796,10 +806,7 @@ int gen_log_write(FILE *out, const gen_log_params *p, gen_log_summary *summary, 
     gen_derive(p, &n_items, &n_cats);
 
     gen_ctx g;
-    g.p = p;
-    g.span = (int64_t)p->days * 86400;
-    int64_t ms = (g.span - 1) / GEN_SESS_GAP_MIN + 1;
-    g.max_sess = ms < (int64_t)p->max_len ? (uint32_t)ms : p->max_len;
+    gen_ctx_init(&g, p);
 
     gen_catalog cat;
     gen_user u;
@@ -933,10 +940,7 @@ int gen_truth_new(gen_truth **out, const gen_log_params *p, char *err, size_t er
     t->p = *p;
     uint64_t n_items, n_cats;
     gen_derive(p, &n_items, &n_cats);
-    t->g.p = &t->p;
-    t->g.span = (int64_t)p->days * 86400;
-    int64_t ms = (t->g.span - 1) / GEN_SESS_GAP_MIN + 1;
-    t->g.max_sess = ms < (int64_t)p->max_len ? (uint32_t)ms : p->max_len;
+    gen_ctx_init(&t->g, &t->p);
     rc = gen_catalog_build(&t->cat, (uint32_t)n_items, (uint32_t)n_cats);
     t->g.cat = &t->cat;
     if (!rc) rc = gen_user_alloc(&t->u, p->max_len, t->g.max_sess, t->cat.n_cats);

@@ -956,6 +956,21 @@ const char *st_meta(const st_file *f, const char *key)
     return NULL;
 }
 
+int st_meta_i64(const st_file *f, const char *path, const char *key, int64_t lo, int64_t hi, int64_t *out,
+                char *err, size_t errlen)
+{
+    const char *v = st_meta(f, key);
+    if (!v) return 0;
+    char *end;
+    errno = 0;
+    long long x = strtoll(v, &end, 10);
+    if (errno || end == v || *end || (*v != '-' && (*v < '0' || *v > '9')) || x < lo || x > hi)
+        return err_set(err, errlen, LSIM_E_FORMAT, "%s: metadata %s: want an integer in [%lld, %lld], found '%.40s'",
+                       path, key, (long long)lo, (long long)hi, v);
+    *out = x;
+    return 1;
+}
+
 size_t st_meta_count(const st_file *f)
 {
     return f ? f->n_meta : 0;

@@ -58,6 +58,11 @@ int st_get(const st_file *f, const char *name, st_dtype dtype, size_t ndim, cons
 
 /* A __metadata__ value, or NULL. */
 const char *st_meta(const st_file *f, const char *key);
+/* The value of `key` as a decimal integer in [lo, hi]: 1 and *out when it is
+ * there, 0 when it is absent, LSIM_E_FORMAT when it is not such an integer
+ * ("PATH: metadata KEY: want an integer in [LO, HI], found 'V'"). */
+int st_meta_i64(const st_file *f, const char *path, const char *key, int64_t lo, int64_t hi, int64_t *out,
+                char *err, size_t errlen);
 size_t st_meta_count(const st_file *f);
 void st_meta_at(const st_file *f, size_t i, const char **key, const char **value);
 

@@ -106,7 +106,7 @@ static metrics evaluate(const char *ckpt, const model_spec **spec_out)
     cr_assert_eq(model_spec_from_file(&spec, f, ckpt, err, sizeof err), 0, "%s", err);
     st_close(f);
     cr_assert_eq(eval_samples_from_checkpoint(&sc, ckpt, &spec, err, sizeof err), 0, "%s", err);
-    size_t K = sc.long_mode == LONG_HARD ? sc.long_k : sc.long_mode == LONG_FULL ? sc.long_max : 0;
+    size_t K = sample_config_long_width(&sc);
     cr_assert_eq(model_load(&m, ckpt, sc.batch, sc.short_len, K, err, sizeof err), 0, "%s", err);
     metric_row *rows;
     size_t n;

@@ -91,18 +91,12 @@ int cmd_eval(int argc, char **argv)
     size_t n = 0;
     /* the sampling first (it sizes the model's batches), then the model */
     model_spec spec;
-    st_file *f;
-    int rc = st_open(&f, ckpt, err, sizeof err);
-    if (!rc) {
-        rc = model_spec_from_file(&spec, f, ckpt, err, sizeof err);
-        st_close(f);
-    }
-    if (!rc) rc = eval_samples_from_checkpoint(&sc, ckpt, &spec, err, sizeof err);
+    int rc = eval_samples_from_checkpoint(&sc, ckpt, &spec, err, sizeof err);
     if (!rc && test_from != INT64_MIN) sc.test_from = test_from;
     if (!rc && sc.test_from == INT64_MIN)
         rc = err_set(err, sizeof err, LSIM_E_FORMAT,
                      "%s: no metadata lsim.test_from (not written by lsim train): give --test-from TS", ckpt);
-    size_t K = sc.long_mode == LONG_HARD ? sc.long_k : sc.long_mode == LONG_FULL ? sc.long_max : 0;
+    size_t K = sample_config_long_width(&sc);
     if (!rc) rc = model_load(&m, ckpt, sc.batch, sc.short_len, K, err, sizeof err);
     if (!rc) rc = lsim_index_open(&ix, dir, err, sizeof err);
     if (!rc && truth_path) rc = truth_open(&truth, ix, truth_path, err, sizeof err);

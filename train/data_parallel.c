@@ -118,11 +118,6 @@ static void copy_range(void *ud, size_t off, size_t n)
     memcpy(c->dst + off, c->src + off, n * sizeof(float));
 }
 
-static void zero_range(void *ud, size_t off, size_t n)
-{
-    memset((float *)ud + off, 0, n * sizeof(float));
-}
-
 void dp_finish(dp_group *g, const sparse_rows *rows, size_t nrows)
 {
     const param_set *p = model_params(g->r[0].m), *b = model_buffers(g->r[0].m);

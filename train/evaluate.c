@@ -11,36 +11,24 @@
 #include <stdlib.h>
 #include <string.h>
 
-static int meta_i64(const st_file *f, const char *path, const char *key, int64_t lo, int64_t hi, int64_t *out,
-                    char *err, size_t errlen)
-{
-    const char *v = st_meta(f, key);
-    if (!v) return 0;
-    char *end;
-    errno = 0;
-    long long x = strtoll(v, &end, 10);
-    if (errno || end == v || *end || x < lo || x > hi)
-        return err_set(err, errlen, LSIM_E_FORMAT, "%s: metadata %s: want an integer in [%lld, %lld], found '%.40s'",
-                       path, key, (long long)lo, (long long)hi, v);
-    *out = x;
-    return 1;
-}
-
-int eval_samples_from_checkpoint(sample_config *sc, const char *path, const model_spec *spec, char *err,
-                                 size_t errlen)
+int eval_samples_from_checkpoint(sample_config *sc, const char *path, model_spec *spec, char *err, size_t errlen)
 {
     st_file *f;
     int rc = st_open(&f, path, err, errlen);
     if (rc) return rc;
+    if ((rc = model_spec_from_file(spec, f, path, err, errlen))) {
+        st_close(f);
+        return rc;
+    }
     int64_t v = 0;
     struct { const char *key; int64_t lo, hi; uint32_t *dst; } u32s[] = {
         {"lsim.negatives", 0, 1000, &sc->negatives},     {"lsim.short_len", 1, 100000, &sc->short_len},
         {"lsim.long_max", 1, 10000000, &sc->long_max},   {"lsim.user_cap", 0, UINT32_MAX, &sc->user_cap},
     };
     for (size_t i = 0; i < sizeof u32s / sizeof u32s[0] && rc >= 0; i++)
-        if ((rc = meta_i64(f, path, u32s[i].key, u32s[i].lo, u32s[i].hi, &v, err, errlen)) > 0)
+        if ((rc = st_meta_i64(f, path, u32s[i].key, u32s[i].lo, u32s[i].hi, &v, err, errlen)) > 0)
             *u32s[i].dst = (uint32_t)v;
-    if (rc >= 0 && (rc = meta_i64(f, path, "lsim.test_from", INT64_MIN, INT64_MAX, &v, err, errlen)) > 0)
+    if (rc >= 0 && (rc = st_meta_i64(f, path, "lsim.test_from", INT64_MIN, INT64_MAX, &v, err, errlen)) > 0)
         sc->test_from = v;
     const char *lbs = st_meta(f, "lsim.long_before_short");
     if (rc >= 0 && lbs) sc->long_before_short = !strcmp(lbs, "1");

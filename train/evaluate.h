@@ -18,11 +18,11 @@
 #include "train/samples.h"
 #include "train/truth.h"
 
-/* Fills sc from the checkpoint's lsim.* sampling keys (those absent, as in
- * a checkpoint written by PyTorch, keep sc's values) and sets split = TEST
- * and the long-term list the model needs. */
-int eval_samples_from_checkpoint(sample_config *sc, const char *path, const model_spec *spec, char *err,
-                                 size_t errlen);
+/* Reads the checkpoint's model spec into *spec, fills sc from its lsim.*
+ * sampling keys (those absent, as in a checkpoint written by PyTorch, keep
+ * sc's values), and sets split = TEST and the long-term list the model
+ * needs. One open of the file. */
+int eval_samples_from_checkpoint(sample_config *sc, const char *path, model_spec *spec, char *err, size_t errlen);
 
 /* Scores every sample of sc with m (built for batches of sc->batch).
  * *rows (caller frees) gets one row per sample: the logit, the dense user,

@@ -161,8 +161,8 @@ int optim_state_save(const optim *o, st_writer *w)
 
 int optim_state_load(optim *o, const st_file *f, const char *path, char *err, size_t errlen)
 {
-    const char *kind = st_meta(f, "lsim.optim"), *step = st_meta(f, "lsim.optim_step");
-    if (!kind || !step)
+    const char *kind = st_meta(f, "lsim.optim");
+    if (!kind || !st_meta(f, "lsim.optim_step"))
         return err_set(err, errlen, LSIM_E_FORMAT, "%s: no optimizer state (metadata lsim.optim, lsim.optim_step): "
                                                    "a checkpoint written without it cannot resume training", path);
     optim_kind k;
@@ -170,11 +170,9 @@ int optim_state_load(optim *o, const st_file *f, const char *path, char *err, si
         return err_set(err, errlen, LSIM_E_FORMAT,
                        "%s: metadata lsim.optim: the state is for '%.20s', resuming with %s",
                        path, kind, optim_kind_name(o->cfg.kind));
-    char *end;
-    unsigned long long st = strtoull(step, &end, 10);
-    if (*step < '0' || *step > '9' || *end)
-        return err_set(err, errlen, LSIM_E_FORMAT, "%s: metadata lsim.optim_step: not a step count: '%.20s'", path,
-                       step);
+    int64_t st;
+    int rc = st_meta_i64(f, path, "lsim.optim_step", 0, INT64_MAX, &st, err, errlen);
+    if (rc < 0) return rc;
     param_set *sets[2] = {&o->m, &o->v};
     const char which[2] = {'m', 'v'};
     for (int s = 0; s < 2; s++)
@@ -183,11 +181,11 @@ int optim_state_load(optim *o, const st_file *f, const char *path, char *err, si
             uint64_t shape[PARAM_MAX_DIMS];
             for (size_t d = 0; d < sets[s]->specs[i].ndim; d++) shape[d] = sets[s]->specs[i].shape[d];
             const void *data;
-            int rc = state_name(name, sizeof name, which[s], sets[s]->specs[i].name);
+            rc = state_name(name, sizeof name, which[s], sets[s]->specs[i].name);
             if (!rc) rc = st_get(f, name, ST_F32, sets[s]->specs[i].ndim, shape, &data, err, errlen);
             if (rc) return rc;
             memcpy(sets[s]->ptr[i], data, sets[s]->numel[i] * sizeof(float));
         }
-    o->step = st;
+    o->step = (uint64_t)st;
     return 0;
 }

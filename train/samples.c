@@ -59,6 +59,11 @@ void sample_config_default(sample_config *c)
     c->seed = 1;
 }
 
+size_t sample_config_long_width(const sample_config *c)
+{
+    return c->long_mode == LONG_HARD ? c->long_k : c->long_mode == LONG_FULL ? c->long_max : 0;
+}
+
 /* splitmix64 */
 static uint64_t rnd(uint64_t *s)
 {
@@ -159,7 +164,7 @@ int sample_source_open(sample_source **out, lsim_index *ix, const sample_config 
     s->order = malloc(((size_t)s->n_users + 1) * sizeof *s->order);
     s->wu = malloc(c->window_users * sizeof *s->wu);
     size_t B = c->batch, S = c->short_len;
-    s->long_width = c->long_mode == LONG_HARD ? c->long_k : c->long_mode == LONG_FULL ? c->long_max : 0;
+    s->long_width = sample_config_long_width(c);
     size_t L = s->long_width ? s->long_width : 1;
     s->target_item = malloc(B * sizeof(uint32_t));
     s->target_cat = malloc(B * sizeof(uint32_t));

@@ -67,6 +67,11 @@ typedef struct sample_config {
 
 void sample_config_default(sample_config *c);
 
+/* The padded width of a batch's long-term list (model_batch.k): long_k for
+ * LONG_HARD, long_max for LONG_FULL, 0 for LONG_NONE. Models are built with it
+ * as their max_k. */
+size_t sample_config_long_width(const sample_config *c);
+
 typedef struct sample_source sample_source;
 
 /* Reads the vocabularies and counts the items' events before test_from (one

@@ -161,18 +161,16 @@ static size_t tensor_index(const param_set *ps, const char *name)
     return ps->n;
 }
 
-static int resume_step(const char *path, const train_config *c, uint64_t *step, char *err, size_t errlen)
+static int resume_step(const st_file *f, const char *path, const train_config *c, uint64_t *step, char *err,
+                       size_t errlen)
 {
-    char e2[LSIM_ERRLEN];
-    st_file *f;
-    int rc = st_open(&f, path, e2, sizeof e2);
-    if (rc) return err_set(err, errlen, rc, "%s", e2);
-    const char *v = st_meta(f, "lsim.train_step");
-    char *end = NULL;
-    if (v) *step = strtoull(v, &end, 10);
-    if (!v || *v < '0' || *v > '9' || *end)
-        rc = err_set(err, errlen, LSIM_E_FORMAT, "%s: metadata lsim.train_step: %s", path,
-                     v ? "not a step count" : "missing (not a checkpoint written by lsim train)");
+    int64_t st = 0;
+    int rc = st_meta_i64(f, path, "lsim.train_step", 0, INT64_MAX, &st, err, errlen);
+    if (rc == 0)
+        rc = err_set(err, errlen, LSIM_E_FORMAT, "%s: metadata lsim.train_step: missing (not a checkpoint written by "
+                                                 "lsim train)", path);
+    rc = rc < 0 ? rc : 0;
+    *step = (uint64_t)st;
     meta_kv kv[N_META];
     size_t n = rc ? 0 : stream_meta(c, kv);
     for (size_t i = 0; i < n && !rc; i++) {
@@ -181,7 +179,6 @@ static int resume_step(const char *path, const train_config *c, uint64_t *step, 
             rc = err_set(err, errlen, LSIM_E_FORMAT, "%s: metadata %s is %.40s, this run has %s: resuming replays the "
                          "sample stream, which needs the same", path, kv[i].key, have ? have : "absent", kv[i].val);
     }
-    st_close(f);
     return rc;
 }
 
@@ -198,7 +195,7 @@ int train_run(lsim_index *ix, const train_config *c, train_progress_fn fn, void 
     model *m = NULL;
     optim o;
     memset(&o, 0, sizeof o);
-    id_lists lists = {0};
+    id_lists li = {0}, lc = {0}; /* the batch's item and category ids, for the sparse rows and the regularizer */
     mbar_table ti = {0}, tc = {0};
     uint32_t *cat_counts = NULL;
     dp_group *dp = NULL;
@@ -206,7 +203,7 @@ int train_run(lsim_index *ix, const train_config *c, train_progress_fn fn, void 
     sparse_rows sparse[2];
     int rc = sample_source_open(&src, ix, &sc, err, errlen);
     if (rc) return rc;
-    size_t K = sc.long_mode == LONG_HARD ? sc.long_k : sc.long_mode == LONG_FULL ? sc.long_max : 0;
+    size_t K = sample_config_long_width(&sc);
     uint64_t skip = 0;
     if (!sample_source_positives(src)) {
         sample_source_free(src);
@@ -215,8 +212,9 @@ int train_run(lsim_index *ix, const train_config *c, train_progress_fn fn, void 
                        "the index has no events before the split (test_from %" PRId64 ")%s: nothing to train on",
                        sc.test_from, window);
     }
+    st_file *rf = NULL; /* the checkpoint resumed from: its step and sampling, then its optimizer state */
     if (c->resume) {
-        if (!(rc = resume_step(c->resume, c, &skip, err, errlen)) &&
+        if (!(rc = st_open(&rf, c->resume, err, errlen)) && !(rc = resume_step(rf, c->resume, c, &skip, err, errlen)) &&
             !(rc = model_load(&m, c->resume, sc.batch, sc.short_len, K, err, errlen)) &&
             model_get_spec(m)->kind != c->kind)
             rc = err_set(err, errlen, LSIM_E_FORMAT, "%s: a %s checkpoint; resuming needs a %s one", c->resume,
@@ -232,28 +230,25 @@ int train_run(lsim_index *ix, const train_config *c, train_progress_fn fn, void 
     }
     if (!rc && (rc = optim_init(&o, &c->optim, model_params(m))))
         err_set(err, errlen, rc, "out of memory (optimizer state)");
-    if (!rc && c->resume) {
-        st_file *f;
-        if (!(rc = st_open(&f, c->resume, err, errlen))) {
-            rc = optim_state_load(&o, f, c->resume, err, errlen);
-            st_close(f);
-        }
-    }
+    if (!rc && rf) rc = optim_state_load(&o, rf, c->resume, err, errlen);
+    st_close(rf);
     if (!rc && (rc = dp_new(&dp, m, c->threads ? c->threads : 1, sc.batch, sc.short_len, K)))
         err_set(err, errlen, rc, "cannot build %u model replicas: %s", c->threads, lsim_strerror(rc));
     const model_spec *ms = rc ? NULL : model_get_spec(m);
     size_t max_lists = 1 + 3 * (size_t)sc.batch;
     if (!rc) {
         uint32_t ni = ms->base.n_items, nc = ms->base.n_cats;
-        lists.ids = malloc(max_lists * sizeof *lists.ids);
-        lists.n = malloc(max_lists * sizeof *lists.n);
+        li.ids = malloc(max_lists * sizeof *li.ids);
+        li.n = malloc(max_lists * sizeof *li.n);
+        lc.ids = malloc(max_lists * sizeof *lc.ids);
+        lc.n = malloc(max_lists * sizeof *lc.n);
         cat_counts = calloc((size_t)nc + 1, sizeof *cat_counts);
         ti.mark = calloc((size_t)ni + 1, 1);
         tc.mark = calloc((size_t)nc + 1, 1);
         size_t max_ids = (size_t)sc.batch * (1 + 2 * (size_t)sc.short_len + K);
         rows_item = malloc((max_ids < ni + 1 ? max_ids : ni + 1) * sizeof *rows_item);
         rows_cat = malloc((max_ids < nc + 1 ? max_ids : nc + 1) * sizeof *rows_cat);
-        if (!lists.ids || !lists.n || !cat_counts || !ti.mark || !tc.mark || !rows_item || !rows_cat)
+        if (!li.ids || !li.n || !lc.ids || !lc.n || !cat_counts || !ti.mark || !tc.mark || !rows_item || !rows_cat)
             rc = err_set(err, errlen, LSIM_E_NOMEM, "out of memory");
     }
     if (!rc) {
@@ -285,22 +280,20 @@ int train_run(lsim_index *ix, const train_config *c, train_progress_fn fn, void 
                 p.step++;
                 continue;
             }
+            batch_lists(&li, &bt, 1);
+            batch_lists(&lc, &bt, 0);
             size_t ns = 0;
             if (!c->dense_embeddings) { /* the embedding rows this batch uses: the only ones updated */
-                batch_lists(&lists, &bt, 1);
-                size_t nri = collect_rows(&lists, ms->base.n_items, ti.mark, rows_item);
+                size_t nri = collect_rows(&li, ms->base.n_items, ti.mark, rows_item);
+                size_t nrc = collect_rows(&lc, ms->base.n_cats, tc.mark, rows_cat);
                 sparse[ns++] = (sparse_rows){t_item, rows_item, nri};
-                batch_lists(&lists, &bt, 0);
-                size_t nrc = collect_rows(&lists, ms->base.n_cats, tc.mark, rows_cat);
                 sparse[ns++] = (sparse_rows){t_cat, rows_cat, nrc};
             }
             float loss = dp_step(dp, &bt, sparse, ns);
             trained += bt.b;
             if (c->lambda > 0) {
-                batch_lists(&lists, &bt, 1);
-                mbar_add_lists(&ti, lists.ids, lists.n, lists.count, c->lambda);
-                batch_lists(&lists, &bt, 0);
-                mbar_add_lists(&tc, lists.ids, lists.n, lists.count, c->lambda);
+                mbar_add_lists(&ti, li.ids, li.n, li.count, c->lambda);
+                mbar_add_lists(&tc, lc.ids, lc.n, lc.count, c->lambda);
             }
             optim_step_sparse(&o, model_params(m), model_grads(m), sparse, ns);
             dp_finish(dp, sparse, ns);
@@ -316,8 +309,10 @@ int train_run(lsim_index *ix, const train_config *c, train_progress_fn fn, void 
     }
     if (!rc) rc = save(m, &o, c, p.step, err, errlen);
     if (final) *final = p;
-    free(lists.ids);
-    free(lists.n);
+    free(li.ids);
+    free(li.n);
+    free(lc.ids);
+    free(lc.n);
     free(cat_counts);
     free(rows_item);
     free(rows_cat);
