@@ -85,10 +85,11 @@ def torch_worker(a):
     import gen_dien  # noqa: E402  (imports gen_nn_rnn, which sets the default dtype to float64)
     import gen_din  # noqa: E402
     import gen_dsin  # noqa: E402
-    import gen_esu  # noqa: E402
     import gen_sim  # noqa: E402
     import safetensors_io  # noqa: E402
     torch.set_default_dtype(torch.float32)
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    import torch_sim  # noqa: E402  (the batched SIM forward, shared with bench_train.py)
     golden_gru_ref = gen_dien.gru_ref
 
     def gru_ref32(x, lens, W, U, b, att=None):
@@ -154,36 +155,6 @@ def torch_worker(a):
                         x.copy_(t[k][i])
                 else:
                     v.copy_(t[k])
-
-    def sim_fast(m, bt):
-        """gen_sim.SIM.forward at inference without its per-candidate Python loops."""
-        ea = m.embed(bt["target_item"], bt["target_cat"])
-        es = m.embed(bt["hist_item"], bt["hist_cat"])
-        b, s, e = es.shape
-        hmask = torch.arange(s)[None, :] < bt["hist_len"][:, None]
-        eax = ea[:, None, :].expand(b, s, e)
-        sc = m.att3(torch.sigmoid(m.att2(torch.sigmoid(m.att1(torch.cat([es, eax, es - eax, es * eax], -1))))))
-        v = ((sc.squeeze(-1) * hmask)[:, :, None] * es).sum(1)
-        el = m.embed(bt["long_item"], bt["long_cat"])
-        k, lens = el.shape[1], bt["long_len"]
-        ksel = min(m.topk, k)
-        if int(lens.min()) < ksel:
-            raise SystemExit("sim_fast: every long sequence must hold at least top-K behaviors")
-        if m.soft:
-            lmask = torch.arange(k)[None, :] < lens[:, None]
-            r = ((el @ m.gsu_wb.T) * (ea @ m.gsu_wa.T)[:, None, :]).sum(-1).masked_fill(~lmask, float("-inf"))
-            idx = torch.topk(r, ksel, dim=1).indices.sort(1).values
-        else:
-            idx = lens[:, None] - ksel + torch.arange(ksel)[None, :]
-        el_sel = torch.gather(el, 1, idx[:, :, None].expand(b, ksel, e))
-        ts_sel = torch.gather(bt["long_ts"], 1, idx)
-        minutes = (bt["now"][:, None] - ts_sel).clamp(min=0) // 60 + 1
-        buckets = torch.zeros_like(minutes)
-        for j in range(1, gen_esu.N_BUCKETS):  # floor(log2(minutes)), capped: gen_esu.bucket
-            buckets += minutes >= (1 << j)
-        sel_len = torch.full((b,), ksel, dtype=torch.long)
-        u = gen_esu.esu(ea, el_sel, sel_len, buckets, m.esu_wa, m.esu_wb, m.time_emb, m.heads, m.d_head)
-        return m.head(torch.cat([ea, v, ea * v, u], -1))
 
     def dien_gru(m):
         """torch.nn.GRU equal to DIEN's extractor GRU (the conversion of models/nn_rnn.h, exact: no b_hn)."""
@@ -303,7 +274,7 @@ def torch_worker(a):
         elif kind.startswith("sim-"):
             golden = lambda: model(bt, False)[0]  # noqa: E731
             golden64 = as64(lambda: m64(bt, False)[0])
-            fast = lambda: sim_fast(model, bt)  # noqa: E731
+            fast = lambda: torch_sim.sim_batched(model, bt)[0]  # noqa: E731
         elif kind == "dsin":
             golden = lambda: model(bt)[0]  # noqa: E731
             golden64 = as64(lambda: m64(bt)[0])

@@ -54,10 +54,11 @@ def torch_worker(a):
     torch.set_num_threads(a.threads)
     sys.path.insert(0, GOLDEN)
     import gen_din  # noqa: E402
-    import gen_esu  # noqa: E402
     import gen_sim  # noqa: E402
     import safetensors_io  # noqa: E402
     torch.set_default_dtype(torch.float32)
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    import torch_sim  # noqa: E402  (the batched SIM forward, shared with bench_models.py)
 
     t, meta = safetensors_io.load(a.files[0])
     meta = {k[5:]: v for k, v in meta.items() if k.startswith("lsim.")}
@@ -93,44 +94,13 @@ def torch_worker(a):
                 v.copy_(t[k])
         return m.train()
 
-    def sim_loss(m, bt):
-        """gen_sim.SIM.forward in training mode, batched: the same computation without Python loops."""
-        ea = m.embed(bt["target_item"], bt["target_cat"])
-        es = m.embed(bt["hist_item"], bt["hist_cat"])
-        b, s, e = es.shape
-        hmask = torch.arange(s)[None, :] < bt["hist_len"][:, None]
-        eax = ea[:, None, :].expand(b, s, e)
-        sc = m.att3(torch.sigmoid(m.att2(torch.sigmoid(m.att1(torch.cat([es, eax, es - eax, es * eax], -1))))))
-        v = ((sc.squeeze(-1) * hmask)[:, :, None] * es).sum(1)
-        el = m.embed(bt["long_item"], bt["long_cat"])
-        k, lens = el.shape[1], bt["long_len"]
-        ksel = min(m.topk, k)
-        lmask = torch.arange(k)[None, :] < lens[:, None]
-        aux = torch.zeros(())
-        if m.soft:
-            r = ((el @ m.gsu_wb.T) * (ea @ m.gsu_wa.T)[:, None, :]).sum(-1)
-            ur = ((r * lmask)[:, :, None] * el).sum(1)
-            aux = F.binary_cross_entropy_with_logits(m.aux(torch.cat([ur, ea], -1)), bt["label"])
-            idx = torch.topk(r.detach().masked_fill(~lmask, float("-inf")), ksel, dim=1).indices.sort(1).values
-        else:  # the list is the hard-search result (at most top-K, oldest first): all of it
-            idx = torch.arange(ksel)[None, :].expand(b, ksel)
-        sel_len = lens.clamp(max=ksel)
-        el_sel = torch.gather(el, 1, idx[:, :, None].expand(b, ksel, e))
-        ts_sel = torch.gather(bt["long_ts"], 1, idx)
-        minutes = (bt["now"][:, None] - ts_sel).clamp(min=0) // 60 + 1
-        buckets = torch.zeros_like(minutes)
-        for j in range(1, gen_esu.N_BUCKETS):
-            buckets += minutes >= (1 << j)
-        u = gen_esu.esu(ea, el_sel, sel_len, buckets, m.esu_wa, m.esu_wb, m.time_emb, m.heads, m.d_head)
-        logit = m.head(torch.cat([ea, v, ea * v, u], -1))
-        return F.binary_cross_entropy_with_logits(logit, bt["label"]) + m.alpha * aux
-
     def loss_of(m, bt):
         if kind in ("din", "avgpool-din"):
             logit = m(bt["target_item"], bt["target_cat"], bt["hist_item"], bt["hist_cat"], bt["hist_len"],
                       bt.get("long_item"), bt.get("long_cat"), bt.get("long_len"))
             return F.binary_cross_entropy_with_logits(logit, bt["label"])
-        return sim_loss(m, bt)
+        logit, aux = torch_sim.sim_batched(m, bt, aux=True)
+        return F.binary_cross_entropy_with_logits(logit, bt["label"]) + m.alpha * aux
 
     rates, first = [], None
     samples = sum(int(b["label"].shape[0]) for b in batches)
