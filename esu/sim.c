@@ -157,7 +157,7 @@ int sim_new(sim **out, const sim_config *cfg, size_t max_b, size_t max_s, size_t
     }
     esu_attention_bind(&m->esu, m->e, cfg->d_time, cfg->heads, cfg->d_head, ESU_TIME_BUCKETS, &m->st.params, &m->st.grads);
     if (cfg->gsu == SIM_GSU_SOFT)
-        soft_gsu_bind(&m->gsu, m->e, cfg->gsu_d, c->mlp_h1, c->mlp_h2, c->dice_momentum, &m->st.params, &m->st.grads,
+        soft_gsu_bind(&m->gsu, m->e, c->d_item, cfg->gsu_d, c->mlp_h1, c->mlp_h2, c->dice_momentum, &m->st.params, &m->st.grads,
                       &m->st.buffers);
     mlp_head_bind(&m->head, "mlp", m->m, c->mlp_h1, c->mlp_h2, c->dice_momentum, &m->st.params, &m->st.grads,
                   &m->st.buffers);
@@ -225,8 +225,11 @@ float sim_forward(sim *m, const model_batch *bt, float *logits, int train)
     if (cfg->gsu == SIM_GSU_SOFT && shared) {
         soft_gsu_score_shared(&m->gsu, m->score, m->ea, m->el, n0, B);
         m->nsel = soft_gsu_topk(m->sel_off, m->sel, m->topk_scratch, m->score, m->loff, B, cfg->topk);
+    } else if (cfg->gsu == SIM_GSU_SOFT && !train) {
+        soft_gsu_score_infer(&m->gsu, m->score, m->ea, m->el, m->loff, B);
+        m->nsel = soft_gsu_topk(m->sel_off, m->sel, m->topk_scratch, m->score, m->loff, B, cfg->topk);
     } else if (cfg->gsu == SIM_GSU_SOFT) {
-        const float *label = train ? bt->label : NULL;
+        const float *label = bt->label;
         aux_loss = soft_gsu_forward(&m->gsu, m->score, m->ea, m->el, m->loff, B, label, train);
         m->trained_gsu = label != NULL;
         m->nsel = soft_gsu_topk(m->sel_off, m->sel, m->topk_scratch, m->score, m->loff, B, cfg->topk);

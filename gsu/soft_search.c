@@ -3,6 +3,8 @@
  */
 #include "gsu/soft_search.h"
 
+#include "gsu/soft_score.h"
+
 #include "lsim.h"
 #include "models/nn.h"
 
@@ -18,11 +20,12 @@ int soft_gsu_register(param_list *p, param_list *buf, size_t e, size_t d, size_t
     return rc;
 }
 
-void soft_gsu_bind(soft_gsu *g, size_t e, size_t d, size_t h1, size_t h2, float momentum, const param_set *p,
+void soft_gsu_bind(soft_gsu *g, size_t e, size_t d_item, size_t d, size_t h1, size_t h2, float momentum, const param_set *p,
                    const param_set *gr, const param_set *buf)
 {
     g->e = e;
     g->d = d;
+    g->d_item = d_item;
     g->wa = param_find(p, "gsu.wa");
     g->wb = param_find(p, "gsu.wb");
     g->gwa = gr ? param_find(gr, "gsu.wa") : NULL;
@@ -35,6 +38,7 @@ void soft_gsu_carve(soft_gsu *g, arena *a, size_t max_b, size_t max_rows)
     size_t E = g->e, D = g->d;
     g->q = ARENA_FLOATS(a, max_b * D);
     g->k = ARENA_FLOATS(a, max_rows * D);
+    g->kt = ARENA_FLOATS(a, soft_score_scratch(max_rows, D));
     g->score = ARENA_FLOATS(a, max_rows);
     g->ur = ARENA_FLOATS(a, max_b * E);
     g->aux_in = ARENA_FLOATS(a, max_b * 2 * E);
@@ -83,13 +87,27 @@ float soft_gsu_forward(soft_gsu *g, float *score, const float *ea, const float *
     return nn_bce_logits_forward(g->aux_logit, label, b);
 }
 
+static void infer_vectors(const soft_gsu *g, float *out, const float *w, const float *emb, size_t n)
+{
+    for (size_t i = 0; i < n; i++) soft_score_vector(out + i * g->d, w, g->e, g->d_item, emb + i * g->e, g->d);
+}
+
+void soft_gsu_score_infer(soft_gsu *g, float *score, const float *ea, const float *el, const uint32_t *off, size_t b)
+{
+    size_t D = g->d, R = off[b];
+    g->r = 0; /* no backward after this path */
+    infer_vectors(g, g->q, g->wa, ea, b);
+    infer_vectors(g, g->k, g->wb, el, R);
+    for (size_t i = 0; i < b; i++)
+        soft_score_rows(score + off[i], g->k + (size_t)off[i] * D, off[i + 1] - off[i], g->q + i * D, 1, D, g->kt);
+}
+
 void soft_gsu_score_shared(soft_gsu *g, float *score, const float *ea, const float *el, size_t n, size_t b)
 {
-    size_t E = g->e, D = g->d;
-    g->r = 0; /* no backward after this path */
-    nn_linear_forward(g->q, ea, g->wa, NULL, b, E, D);
-    nn_linear_forward(g->k, el, g->wb, NULL, n, E, D);
-    nn_linear_forward(score, g->q, g->k, NULL, b, D, n); /* score[b, i] = q_b . k_i */
+    g->r = 0;
+    infer_vectors(g, g->q, g->wa, ea, b);
+    infer_vectors(g, g->k, g->wb, el, n);
+    soft_score_rows(score, g->k, n, g->q, b, g->d, g->kt);
 }
 
 void soft_gsu_backward(soft_gsu *g, float *dea, float *del, const float *label, float alpha)

@@ -24,7 +24,7 @@
 #include <stdint.h>
 
 typedef struct soft_gsu {
-    size_t e, d;
+    size_t e, d, d_item; /* d_item: the item part of e (the rest is the category's) */
     const float *wa, *wb;
     float *gwa, *gwb;
     mlp_head aux;
@@ -32,11 +32,12 @@ typedef struct soft_gsu {
     const float *ea, *el;
     const uint32_t *off;
     size_t b, r;
+    float *kt; /* gsu/soft_score.h's scratch */
     float *q, *k, *score, *ur, *aux_in, *aux_logit, *dlogit, *daux_in, *dscore, *dq, *dk;
 } soft_gsu;
 
 int soft_gsu_register(param_list *p, param_list *buf, size_t e, size_t d, size_t h1, size_t h2);
-void soft_gsu_bind(soft_gsu *g, size_t e, size_t d, size_t h1, size_t h2, float momentum, const param_set *p,
+void soft_gsu_bind(soft_gsu *g, size_t e, size_t d_item, size_t d, size_t h1, size_t h2, float momentum, const param_set *p,
                    const param_set *gr, const param_set *buf);
 void soft_gsu_carve(soft_gsu *g, arena *a, size_t max_b, size_t max_rows);
 
@@ -45,11 +46,16 @@ void soft_gsu_carve(soft_gsu *g, arena *a, size_t max_b, size_t max_rows);
  * returns Loss_GSU (else 0). */
 float soft_gsu_forward(soft_gsu *g, float *score, const float *ea, const float *el, const uint32_t *off, size_t b,
                        const float *label, int train);
-/* Scores when all B samples search the same sequence el (N, E), as one
- * request's candidates do (inference): W_b e_i once per behavior, then one
- * (B, d) x (d, N) product. score (B, N) row-major, that is, sample b's rows
- * at b N .. b N + N - 1. Equal to soft_gsu_forward's scores up to float
- * rounding; no backward follows. */
+/* Inference scores (no backward follows), through gsu/soft_score.h so that
+ * a behavior's score does not depend on how the samples are batched:
+ *   soft_gsu_score_infer   each sample b against its own packed rows
+ *                          el[off[b] .. off[b + 1]) (lsim eval): score (R);
+ *   soft_gsu_score_shared  all B samples against the same sequence el (N, E),
+ *                          as one request's candidates (lsim_score): score
+ *                          (B, N) row-major, sample b's rows at b N .. b N + N - 1.
+ * The same (behavior, target) pair gets the same bits from both; equal to
+ * soft_gsu_forward's scores up to float rounding. */
+void soft_gsu_score_infer(soft_gsu *g, float *score, const float *ea, const float *el, const uint32_t *off, size_t b);
 void soft_gsu_score_shared(soft_gsu *g, float *score, const float *ea, const float *el, size_t n, size_t b);
 
 /* Backward of alpha * Loss_GSU: dea (B, E) +=, del (R, E) +=. */

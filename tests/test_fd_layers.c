@@ -256,7 +256,7 @@ Test(fd, soft_search_gsu_and_auxiliary_head)
     param_list_free(&pl);
     param_list_free(&bl);
     for (size_t i = 0; i < c.p.n; i++) fill(c.p.ptr[i], c.p.numel[i], 0.7f);
-    soft_gsu_bind(&c.g, c.e, 3, 5, 4, 0.01f, &c.p, &c.gr, &c.buf);
+    soft_gsu_bind(&c.g, c.e, c.e / 2, 3, 5, 4, 0.01f, &c.p, &c.gr, &c.buf);
     mlp_head_reset_buffers(&c.g.aux);
     arena a = {0};
     soft_gsu_carve(&c.g, &a, c.b, c.r);

@@ -1,0 +1,176 @@
+/*
+ * soft_score.c: see soft_score.h.
+ */
+#include "gsu/soft_score.h"
+
+#include <string.h>
+
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+#define HAVE_X86 1
+#else
+#define HAVE_X86 0
+#endif
+
+enum { BL = SOFT_SCORE_BLOCK, CHUNK = 512 /* behaviors per pass over the queries: 64 KB of keys at D = 32 */ };
+
+static int simd_allowed = 1;
+
+void soft_score_allow_simd(int on)
+{
+    simd_allowed = on;
+}
+
+void soft_score_part(float *out, const float *w, size_t ld, size_t col0, size_t cols, const float *x, size_t d)
+{
+    for (size_t j = 0; j < d; j++) {
+        const float *wr = w + j * ld + col0;
+        float s = 0.0f;
+        for (size_t c = 0; c < cols; c++) s += wr[c] * x[c];
+        out[j] = s;
+    }
+}
+
+void soft_score_vector(float *out, const float *w, size_t e, size_t d_item, const float *emb, size_t d)
+{
+    for (size_t j = 0; j < d; j++) {
+        const float *wr = w + j * e;
+        float si = 0.0f, sc = 0.0f;
+        for (size_t c = 0; c < d_item; c++) si += wr[c] * emb[c];
+        for (size_t c = d_item; c < e; c++) sc += wr[c] * emb[c];
+        out[j] = si + sc;
+    }
+}
+
+size_t soft_score_scratch(size_t n, size_t d)
+{
+    size_t blocks = (n < CHUNK ? n : CHUNK) / BL + 1;
+    return blocks * BL * d;
+}
+
+void soft_score_rows_ref(float *score, const float *keys, size_t n, const float *queries, size_t nb, size_t d)
+{
+    for (size_t b = 0; b < nb; b++) {
+        const float *q = queries + b * d;
+        for (size_t i = 0; i < n; i++) {
+            const float *k = keys + i * d;
+            float s = 0.0f;
+            for (size_t j = 0; j < d; j++) s += k[j] * q[j];
+            score[b * n + i] = s;
+        }
+    }
+}
+
+/* kt (blocks, d, BL): the keys of rows [i0, i0 + m) transposed by block, zero-padded. */
+static size_t transpose_chunk(float *kt, const float *keys, size_t i0, size_t m, size_t d)
+{
+    size_t blocks = (m + BL - 1) / BL;
+    for (size_t bk = 0; bk < blocks; bk++) {
+        float *t = kt + bk * d * BL;
+        for (size_t l = 0; l < BL; l++) {
+            size_t i = bk * BL + l;
+            if (i < m) {
+                const float *k = keys + (i0 + i) * d;
+                for (size_t j = 0; j < d; j++) t[j * BL + l] = k[j];
+            } else {
+                for (size_t j = 0; j < d; j++) t[j * BL + l] = 0.0f;
+            }
+        }
+    }
+    return blocks;
+}
+
+/* The plain path, blocked the same way: each lane is the reference's sum. */
+static void rows_plain(float *score, const float *keys, size_t n, const float *queries, size_t nb, size_t d,
+                       float *kt)
+{
+    for (size_t i0 = 0; i0 < n; i0 += CHUNK) {
+        size_t m = n - i0 < CHUNK ? n - i0 : CHUNK, blocks = transpose_chunk(kt, keys, i0, m, d);
+        for (size_t b = 0; b < nb; b++) {
+            const float *q = queries + b * d;
+            for (size_t bk = 0; bk < blocks; bk++) {
+                const float *t = kt + bk * d * BL;
+                float acc[BL] = {0};
+                for (size_t j = 0; j < d; j++)
+                    for (size_t l = 0; l < BL; l++) acc[l] += t[j * BL + l] * q[j];
+                size_t lim = m - bk * BL < BL ? m - bk * BL : BL;
+                memcpy(score + b * n + i0 + bk * BL, acc, lim * sizeof(float));
+            }
+        }
+    }
+}
+
+#if HAVE_X86
+#define AVX2 __attribute__((target("avx2,fma")))
+
+/* Four candidates at a time against each block of 8 behaviors: per lane one
+ * fused multiply-add per dimension, in dimension order, however the
+ * candidates are grouped. */
+AVX2 static void rows_avx2(float *score, const float *keys, size_t n, const float *queries, size_t nb, size_t d,
+                           float *kt)
+{
+    for (size_t i0 = 0; i0 < n; i0 += CHUNK) {
+        size_t m = n - i0 < CHUNK ? n - i0 : CHUNK, blocks = transpose_chunk(kt, keys, i0, m, d);
+        size_t b = 0;
+        for (; b + 4 <= nb; b += 4) {
+            const float *q0 = queries + b * d, *q1 = q0 + d, *q2 = q1 + d, *q3 = q2 + d;
+            for (size_t bk = 0; bk < blocks; bk++) {
+                const float *t = kt + bk * d * BL;
+                __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+                for (size_t j = 0; j < d; j++) {
+                    __m256 k = _mm256_loadu_ps(t + j * BL);
+                    a0 = _mm256_fmadd_ps(k, _mm256_broadcast_ss(q0 + j), a0);
+                    a1 = _mm256_fmadd_ps(k, _mm256_broadcast_ss(q1 + j), a1);
+                    a2 = _mm256_fmadd_ps(k, _mm256_broadcast_ss(q2 + j), a2);
+                    a3 = _mm256_fmadd_ps(k, _mm256_broadcast_ss(q3 + j), a3);
+                }
+                size_t lim = m - bk * BL < BL ? m - bk * BL : BL, o = i0 + bk * BL;
+                if (lim == BL) {
+                    _mm256_storeu_ps(score + b * n + o, a0);
+                    _mm256_storeu_ps(score + (b + 1) * n + o, a1);
+                    _mm256_storeu_ps(score + (b + 2) * n + o, a2);
+                    _mm256_storeu_ps(score + (b + 3) * n + o, a3);
+                } else {
+                    float tmp[4][BL];
+                    _mm256_storeu_ps(tmp[0], a0);
+                    _mm256_storeu_ps(tmp[1], a1);
+                    _mm256_storeu_ps(tmp[2], a2);
+                    _mm256_storeu_ps(tmp[3], a3);
+                    for (size_t r = 0; r < 4; r++) memcpy(score + (b + r) * n + o, tmp[r], lim * sizeof(float));
+                }
+            }
+        }
+        for (; b < nb; b++) {
+            const float *q = queries + b * d;
+            for (size_t bk = 0; bk < blocks; bk++) {
+                const float *t = kt + bk * d * BL;
+                __m256 a = _mm256_setzero_ps();
+                for (size_t j = 0; j < d; j++)
+                    a = _mm256_fmadd_ps(_mm256_loadu_ps(t + j * BL), _mm256_broadcast_ss(q + j), a);
+                float tmp[BL];
+                _mm256_storeu_ps(tmp, a);
+                size_t lim = m - bk * BL < BL ? m - bk * BL : BL;
+                memcpy(score + b * n + i0 + bk * BL, tmp, lim * sizeof(float));
+            }
+        }
+    }
+}
+
+static int have_avx2(void)
+{
+    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+}
+#endif
+
+void soft_score_rows(float *score, const float *keys, size_t n, const float *queries, size_t nb, size_t d,
+                     float *scratch)
+{
+    if (!n || !nb) return;
+#if HAVE_X86
+    if (simd_allowed && have_avx2()) {
+        rows_avx2(score, keys, n, queries, nb, d, scratch);
+        return;
+    }
+#endif
+    rows_plain(score, keys, n, queries, nb, d, scratch);
+}
