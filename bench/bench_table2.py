@@ -15,7 +15,7 @@ Models: DIN, avg-pooling long DIN, SIM hard, SIM soft, SIM soft + time info (SIM
 Table 2), plus SIM hard + time info, DIEN and DSIN.
 
     bench/bench_table2.py [--users 800] [--seeds 1,2,3] [--epochs 2] [--models ...]
-                          [--build build] [--work bench-out/table2] [--json OUT]
+                          [--build build] [--work bench-out/table2] [--json OUT] [--gen OPTS]
 Extra `lsim train` options can follow `--`.
 """
 import argparse
@@ -44,6 +44,7 @@ def main():
     ap.add_argument("--build", default="build")
     ap.add_argument("--work", default="bench-out/table2")
     ap.add_argument("--json")
+    ap.add_argument("--gen", default="", help="more `lsim gen log` options, one string (e.g. '--min-len 400')")
     ap.add_argument("extra", nargs="*", help="more lsim train options (after --)")
     a = ap.parse_args()
     lsim = os.path.join(a.build, "lsim")
@@ -51,7 +52,7 @@ def main():
         sys.exit(f"{lsim} is missing: build first (scripts/build.sh)")
     os.makedirs(a.work, exist_ok=True)
     log, idx, truth = (os.path.join(a.work, x) for x in ("log.csv", "idx", "truth.txt"))
-    run([lsim, "gen", "log", "--users", str(a.users), "--seed", "1", "--out", log, "--truth", truth])
+    run([lsim, "gen", "log", "--users", str(a.users), "--seed", "1", "--out", log, "--truth", truth] + a.gen.split())
     run([lsim, "index", "build", "--index", idx, "--input", log, "--force"])
     seeds = [int(s) for s in a.seeds.split(",")]
     wanted = a.models.split(",")

@@ -19,7 +19,7 @@
 
 struct din {
     din_config cfg;
-    size_t max_b, max_s, max_k;
+    size_t max_b, max_s, max_k, long_rows;
     size_t e, m; /* behavior width, head input width */
     model_state st;
     embed_layer emb;
@@ -53,7 +53,7 @@ const din_config *din_cfg(const din *m) { return &m->cfg; }
 static void carve(void *ctx, arena *a)
 {
     din *m = ctx;
-    size_t B = m->max_b, L = m->max_b * m->max_k, E = m->e;
+    size_t B = m->max_b, L = m->long_rows, E = m->e;
     m->ea = ARENA_FLOATS(a, B * E);
     m->el = ARENA_FLOATS(a, L * E);
     m->lp = ARENA_FLOATS(a, B * E);
@@ -73,6 +73,11 @@ static void carve(void *ctx, arena *a)
 
 int din_new(din **out, const din_config *cfg, size_t max_b, size_t max_s, size_t max_k)
 {
+    return din_new_ex(out, cfg, max_b, max_s, max_k, 0);
+}
+
+int din_new_ex(din **out, const din_config *cfg, size_t max_b, size_t max_s, size_t max_k, size_t long_rows)
+{
     *out = NULL;
     if (!cfg || !max_b || !cfg->d_item || !cfg->d_cat || !cfg->att_h1 || !cfg->att_h2 || !cfg->mlp_h1 ||
         !cfg->mlp_h2 || max_b * (max_s + 1) > UINT32_MAX || max_b * (max_k + 1) > UINT32_MAX)
@@ -83,6 +88,7 @@ int din_new(din **out, const din_config *cfg, size_t max_b, size_t max_s, size_t
     m->max_b = max_b;
     m->max_s = max_s;
     m->max_k = cfg->long_avgpool ? max_k : 0;
+    m->long_rows = !m->max_k ? 0 : long_rows ? long_rows : max_b * max_k;
     m->e = (size_t)cfg->d_item + cfg->d_cat;
     m->m = (cfg->long_avgpool ? 4 : 3) * m->e;
     param_list p = {0}, b = {0};
@@ -129,9 +135,10 @@ float din_forward(din *m, const model_batch *bt, float *logits, int train)
     embed_forward(&m->emb, m->ea, bt->target_item, bt->target_cat, B);
     din_branch_forward(&m->branch, m->bout, m->ea, bt, train);
     if (c->long_avgpool) {
-        m->lr = seq_pack(m->loff, m->l_item, m->l_cat, bt->long_item, bt->long_cat, bt->long_len, B, bt->k);
+        size_t nb = bt->long_shared ? 1 : B; /* shared: pool sample 0's sequence, copy it to the rest */
+        m->lr = seq_pack(m->loff, m->l_item, m->l_cat, bt->long_item, bt->long_cat, bt->long_len, nb, bt->k);
         embed_forward(&m->emb, m->el, m->l_item, m->l_cat, m->lr);
-        for (size_t b = 0; b < B; b++) {
+        for (size_t b = 0; b < nb; b++) {
             float *lp = m->lp + b * E;
             size_t lo = m->loff[b], hi = m->loff[b + 1];
             memset(lp, 0, E * sizeof(float));
@@ -140,6 +147,7 @@ float din_forward(din *m, const model_batch *bt, float *logits, int train)
             if (hi > lo)
                 for (size_t d = 0; d < E; d++) lp[d] /= (float)(hi - lo);
         }
+        for (size_t b = nb; b < B; b++) memcpy(m->lp + b * E, m->lp, E * sizeof(float));
     }
     for (size_t b = 0; b < B; b++) { /* the head's input: [e_a, v, e_a * v (, l)] */
         float *mi = m->m_in + b * M;

@@ -57,6 +57,10 @@ void din_config_default(din_config *c, uint32_t n_items, uint32_t n_cats);
 typedef struct din din;
 
 int din_new(din **out, const din_config *cfg, size_t max_b, size_t max_s, size_t max_k);
+/* The same with room for long_rows long-term rows in all (avg-pooling DIN;
+ * 0 = max_b * max_k). long_rows = max_k serves batches whose long sequence
+ * is shared (model_batch.long_shared) without a copy per sample. */
+int din_new_ex(din **out, const din_config *cfg, size_t max_b, size_t max_s, size_t max_k, size_t long_rows);
 void din_free(din *m);
 
 param_set *din_params(din *m);

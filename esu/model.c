@@ -99,6 +99,11 @@ static void to_sim(sim_config *c, const model_spec *s)
 
 int model_new(model **out, const model_spec *spec, size_t max_b, size_t max_s, size_t max_k)
 {
+    return model_new_ex(out, spec, max_b, max_s, max_k, 0);
+}
+
+int model_new_ex(model **out, const model_spec *spec, size_t max_b, size_t max_s, size_t max_k, unsigned flags)
+{
     *out = NULL;
     model *m = calloc(1, sizeof *m);
     if (!m) return LSIM_E_NOMEM;
@@ -110,7 +115,7 @@ int model_new(model **out, const model_spec *spec, size_t max_b, size_t max_s, s
         din_config c = spec->base;
         c.long_avgpool = spec->kind == MODEL_AVGPOOL_DIN;
         m->spec.base.long_avgpool = c.long_avgpool;
-        rc = din_new(&m->din, &c, max_b, max_s, max_k);
+        rc = din_new_ex(&m->din, &c, max_b, max_s, max_k, (flags & MODEL_LONG_SHARED) ? max_k : 0);
         break;
     }
     case MODEL_DIEN: {
@@ -164,6 +169,7 @@ void model_free(model *m)
 }
 
 const model_spec *model_get_spec(const model *m) { return &m->spec; }
+const sim *model_sim(const model *m) { return m->sim; }
 
 param_set *model_params(model *m)
 {
@@ -355,6 +361,12 @@ static int load_set(param_set *ps, const st_file *f, const char *path, char *err
 
 int model_load(model **out, const char *path, size_t max_b, size_t max_s, size_t max_k, char *err, size_t errlen)
 {
+    return model_load_ex(out, path, max_b, max_s, max_k, 0, err, errlen);
+}
+
+int model_load_ex(model **out, const char *path, size_t max_b, size_t max_s, size_t max_k, unsigned flags, char *err,
+                  size_t errlen)
+{
     *out = NULL;
     st_file *f;
     int rc = st_open(&f, path, err, errlen);
@@ -362,7 +374,7 @@ int model_load(model **out, const char *path, size_t max_b, size_t max_s, size_t
     model_spec spec;
     model *m = NULL;
     rc = model_spec_from_file(&spec, f, path, err, errlen);
-    if (!rc && (rc = model_new(&m, &spec, max_b, max_s, max_k)))
+    if (!rc && (rc = model_new_ex(&m, &spec, max_b, max_s, max_k, flags)))
         err_set(err, errlen, rc, "%s: cannot build a %s model of these sizes: %s", path, model_kind_name(spec.kind),
                 lsim_strerror(rc));
     if (!rc) rc = load_set(model_params(m), f, path, err, errlen);

@@ -57,8 +57,16 @@ typedef struct model model;
 
 /* max_b samples, max_s short-term behaviors, max_k long-term behaviors per batch. */
 int model_new(model **out, const model_spec *spec, size_t max_b, size_t max_s, size_t max_k);
+
+/* Serving: MODEL_LONG_SHARED sizes avg-pooling DIN's long-term rows for one
+ * sequence of max_k that every sample shares (model_batch.long_shared); the
+ * model then takes only such batches. */
+#define MODEL_LONG_SHARED 1u
+int model_new_ex(model **out, const model_spec *spec, size_t max_b, size_t max_s, size_t max_k, unsigned flags);
 void model_free(model *m);
 const model_spec *model_get_spec(const model *m);
+/* The SIM model inside m (sim-hard, sim-soft), else NULL. */
+const sim *model_sim(const model *m);
 param_set *model_params(model *m);
 param_set *model_grads(model *m);
 param_set *model_buffers(model *m);
@@ -79,5 +87,7 @@ int model_spec_from_file(model_spec *s, const st_file *f, const char *path, char
 
 /* Opens a checkpoint: the spec from its metadata, then every tensor. */
 int model_load(model **out, const char *path, size_t max_b, size_t max_s, size_t max_k, char *err, size_t errlen);
+int model_load_ex(model **out, const char *path, size_t max_b, size_t max_s, size_t max_k, unsigned flags, char *err,
+                  size_t errlen);
 
 #endif

@@ -191,6 +191,16 @@ size_t sim_selected(const sim *m, size_t b, const uint32_t **rows)
     return m->sel_off[b + 1] - m->sel_off[b];
 }
 
+void sim_attention(const sim *m, size_t b, float *w)
+{
+    size_t q = m->esu.heads;
+    for (size_t i = m->sel_off[b]; i < m->sel_off[b + 1]; i++) {
+        float s = 0;
+        for (size_t h = 0; h < q; h++) s += m->esu.att[i * q + h];
+        w[i - m->sel_off[b]] = s / (float)q;
+    }
+}
+
 float sim_forward(sim *m, const model_batch *bt, float *logits, int train)
 {
     const sim_config *cfg = &m->cfg;
@@ -208,7 +218,7 @@ float sim_forward(sim *m, const model_batch *bt, float *logits, int train)
     m->trained_gsu = 0;
     /* one request (inference, every sample with sample 0's long sequence): embed and
      * score the sequence once; sample b's rows are then the virtual rows b N .. b N + N - 1 */
-    int shared = !train && B > 1 && !nn_reference_forced() && batch_shared_long(bt);
+    int shared = !train && B > 1 && !bt->long_selected && !nn_reference_forced() && batch_shared_long(bt);
     size_t n0 = shared ? (bt->long_len[0] < bt->k ? bt->long_len[0] : bt->k) : 0;
     if (shared) {
         embed_forward(&m->emb, m->el, bt->long_item, bt->long_cat, n0);
@@ -222,19 +232,20 @@ float sim_forward(sim *m, const model_batch *bt, float *logits, int train)
                 m->l_ts[r] = bt->long_ts[b * bt->k + (r - m->loff[b])];
         embed_forward(&m->emb, m->el, m->l_item, m->l_cat, m->lr);
     }
-    if (cfg->gsu == SIM_GSU_SOFT && shared) {
+    int search = cfg->gsu == SIM_GSU_SOFT && !bt->long_selected; /* else the lists are the choice */
+    if (search && shared) {
         soft_gsu_score_shared(&m->gsu, m->score, m->ea, m->el, n0, B);
         m->nsel = soft_gsu_topk(m->sel_off, m->sel, m->topk_scratch, m->score, m->loff, B, cfg->topk);
-    } else if (cfg->gsu == SIM_GSU_SOFT && !train) {
+    } else if (search && !train) {
         soft_gsu_score_infer(&m->gsu, m->score, m->ea, m->el, m->loff, B);
         m->nsel = soft_gsu_topk(m->sel_off, m->sel, m->topk_scratch, m->score, m->loff, B, cfg->topk);
-    } else if (cfg->gsu == SIM_GSU_SOFT) {
+    } else if (search) {
         const float *label = bt->label;
         aux_loss = soft_gsu_forward(&m->gsu, m->score, m->ea, m->el, m->loff, B, label, train);
         m->trained_gsu = label != NULL;
         m->nsel = soft_gsu_topk(m->sel_off, m->sel, m->topk_scratch, m->score, m->loff, B, cfg->topk);
     } else {
-        /* the index already chose: keep the newest topk of each sample */
+        /* the index (hard) or the engine (long_selected) already chose: keep the newest topk of each sample */
         size_t n = 0;
         for (size_t b = 0; b < B; b++) {
             m->sel_off[b] = (uint32_t)n;

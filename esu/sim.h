@@ -68,4 +68,8 @@ void sim_backward(sim *m, const model_batch *batch);
  * (indices into its long sequence, time order); returns their count. */
 size_t sim_selected(const sim *m, size_t b, const uint32_t **rows);
 
+/* After an inference forward: the ESU's attention to those rows, averaged
+ * over its heads, into w (one per selected row; they sum to 1). */
+void sim_attention(const sim *m, size_t b, float *w);
+
 #endif

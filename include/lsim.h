@@ -138,6 +138,107 @@ LSIM_API int lsim_index_hard_search(lsim_index_reader *rd, const char *user, siz
                                     const char *category, size_t category_len, int64_t before,
                                     size_t k, lsim_event *out, size_t *n);
 
+/* ---------------------------------------------------------------------------
+ * The request engine: score one user's candidates in one call.
+ *
+ * An engine is an index and a checkpoint opened together, with settings; it
+ * is opened once and shared by every thread. Each thread scores through a
+ * context of its own (lsim_ctx), which holds all the memory a request needs:
+ * after a context's first requests have grown it to the largest user and
+ * candidate count seen, scoring allocates nothing.
+ *
+ * What a request computes (docs/ENGINE.md): the user's behaviors strictly
+ * before `now` are read from the index in one snapshot; the short-term
+ * branch takes the last short_len of them; SIM's GSU takes, per candidate,
+ * the top K of the long-term list (hard: the most recent of the candidate's
+ * category; soft: the highest inner products of the learned GSU vectors);
+ * the model turns them into a click probability. These are exactly the
+ * inputs `lsim eval` and `lsim train` build for a sample at time `now`.
+ *
+ * Unknown users score with no history; unknown items (or categories) score
+ * through the model's out-of-vocabulary row. Neither is an error.
+ *
+ * Thread safety: lsim_engine_* calls other than close, and lsim_ctx_new, may
+ * be made from any thread at any time. A context is used by one thread at a
+ * time. An `lsim index append` committing meanwhile is seen by a request
+ * whole or not at all.
+ * ------------------------------------------------------------------------- */
+
+typedef struct lsim_engine lsim_engine;
+typedef struct lsim_ctx lsim_ctx;
+
+typedef struct lsim_settings {
+    uint32_t max_candidates; /* most candidates one call may score (default 1000) */
+    uint32_t short_len;      /* short-term behaviors; 0 = the checkpoint's (else 50) */
+    uint32_t long_max;       /* long-term behaviors searched per request; 0 = the
+                                checkpoint's lsim.long_max (else 54000). The model
+                                was trained on lists this long: keep the default
+                                unless you know better. */
+    int64_t max_future;      /* `now` may lie at most this many seconds after the
+                                index's last event (default 366 days); later is
+                                refused as a likely unit error (ms for s) */
+} lsim_settings;
+
+/* Fills the defaults above. */
+LSIM_API void lsim_settings_default(lsim_settings *s);
+
+/* Opens the index in `index_dir` and the checkpoint (a safetensors file
+ * written by `lsim train` or by PyTorch, docs/CHECKPOINT_FORMAT.md). s may
+ * be NULL (defaults). On failure *out is NULL and err[0..errlen) (if not
+ * NULL) says which file or setting and why. */
+LSIM_API int lsim_engine_open(lsim_engine **out, const char *index_dir, const char *checkpoint,
+                              const lsim_settings *s, char *err, size_t errlen);
+LSIM_API void lsim_engine_close(lsim_engine *e);
+
+/* A scoring context for one thread at a time. */
+LSIM_API int lsim_ctx_new(lsim_engine *e, lsim_ctx **out);
+LSIM_API void lsim_ctx_free(lsim_ctx *c);
+
+/* The detail message of the context's last failure ("" if none). Valid
+ * until the context's next call. */
+LSIM_API const char *lsim_ctx_errmsg(const lsim_ctx *c);
+
+/* One candidate: a raw item id and, optionally, its category (NULL: the
+ * category the index last saw for the item; an item the index never saw is
+ * out of vocabulary). */
+typedef struct lsim_candidate {
+    const char *item;
+    size_t item_len;
+    const char *category; /* NULL: look it up */
+    size_t category_len;
+} lsim_candidate;
+
+/*
+ * Scores n candidates for `user` at time `now` (unix seconds): scores[i] is
+ * the click probability of candidates[i], in (0, 1).
+ * Errors (nothing is written to scores): LSIM_E_INVAL for a NULL pointer,
+ * n = 0, n above max_candidates, now <= 0 or beyond max_future, or an id
+ * that is empty, longer than LSIM_MAX_ID_LEN or holds a NUL byte (the detail
+ * names the candidate and the field); LSIM_E_CORRUPT / LSIM_E_STORAGE when
+ * the index cannot be read; LSIM_E_NOMEM.
+ */
+LSIM_API int lsim_score(lsim_ctx *c, const char *user, size_t user_len, int64_t now,
+                        const lsim_candidate *candidates, size_t n, float *scores);
+
+/* One behavior the GSU picked, with the ESU's attention to it. */
+typedef struct lsim_explained {
+    lsim_event event; /* strings valid until lsim_engine_close */
+    float weight;     /* the ESU's attention, averaged over its heads: the
+                         weights of one candidate sum to 1 */
+} lsim_explained;
+
+/*
+ * Why a candidate scored as it did, for a SIM model (hard or soft search):
+ * its score, as lsim_score gives it in a request of this one candidate, and
+ * the behaviors the GSU picked for it, oldest first, with their attention.
+ * Writes at most cap entries to out and the number picked (at most the
+ * model's K) to *n. Models without a GSU (DIN, avg-pooling DIN, DIEN, DSIN)
+ * give LSIM_E_INVAL. Other errors as lsim_score.
+ */
+LSIM_API int lsim_explain(lsim_ctx *c, const char *user, size_t user_len, int64_t now,
+                          const lsim_candidate *candidate, float *score, lsim_explained *out, size_t cap,
+                          size_t *n);
+
 #ifdef __cplusplus
 }
 #endif

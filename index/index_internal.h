@@ -19,6 +19,7 @@
 
 #include <lmdb.h>
 #include <pthread.h>
+#include <sys/types.h>
 
 enum { IX_USER, IX_ITEM, IX_CAT, IX_TYPE, IX_KINDS };
 
@@ -31,6 +32,12 @@ struct lsim_index {
     size_t dict_len;
     char *dir;
     pthread_rwlock_t lock;
+    /* the process-wide registry of open indexes (LMDB allows one environment
+     * per file per process): opens of the same data.mdb share this handle */
+    dev_t dev;
+    ino_t ino;
+    unsigned refs;     /* guarded by the registry's mutex */
+    lsim_index *next;
 };
 
 struct lsim_index_reader {
@@ -65,6 +72,11 @@ int index_hard_search_dense(lsim_index_reader *rd, uint32_t user, uint32_t cat, 
  * user has none. */
 int index_user_events(lsim_index_reader *rd, uint32_t user, int64_t before, ubt_event **buf, size_t *cap,
                       size_t *n);
+
+/* The same within a snapshot the caller began (index_reader_begin) and
+ * ends. */
+int index_user_events_in(lsim_index_reader *rd, uint32_t user, int64_t before, ubt_event **buf, size_t *cap,
+                         size_t *n);
 
 /* The first and last event times over all users (INT64_MAX / INT64_MIN
  * for an empty index), from the user summaries. */

@@ -17,6 +17,8 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <stdio.h>
+#include <sys/stat.h>
 
 static int rd_err(lsim_index_reader *rd, int code, const char *msg)
 {
@@ -63,10 +65,59 @@ static int load_vocabs(lsim_index *ix, MDB_txn *txn, char *err, size_t errlen)
     return 0;
 }
 
+static pthread_mutex_t registry_lock = PTHREAD_MUTEX_INITIALIZER;
+static lsim_index *registry;
+
+static void really_close(lsim_index *ix);
+static int open_new(lsim_index **out, const char *dir, char *err, size_t errlen);
+
+/* One handle per index file in the process: a second open of the same
+ * data.mdb (by any path) shares the first's handle, counted. */
 LSIM_API int lsim_index_open(lsim_index **out, const char *dir, char *err, size_t errlen)
 {
     if (!out || !dir) return err_set(err, errlen, LSIM_E_INVAL, "lsim_index_open: NULL argument");
     *out = NULL;
+    char path[4096];
+    struct stat st;
+    if ((size_t)snprintf(path, sizeof path, "%s/data.mdb", dir) >= sizeof path)
+        return err_set(err, errlen, LSIM_E_INVAL, "%.200s...: path too long", dir);
+    int have = stat(path, &st) == 0;
+    pthread_mutex_lock(&registry_lock);
+    int rc = 0;
+    lsim_index *ix = NULL;
+    for (lsim_index *p = registry; have && p; p = p->next)
+        if (p->dev == st.st_dev && p->ino == st.st_ino) ix = p;
+    if (ix) {
+        ix->refs++;
+    } else if (!(rc = open_new(&ix, dir, err, errlen))) {
+        ix->refs = 1;
+        ix->dev = have ? st.st_dev : 0;
+        ix->ino = have ? st.st_ino : 0;
+        if (have) ix->next = registry, registry = ix;
+    }
+    pthread_mutex_unlock(&registry_lock);
+    if (rc) return rc;
+    *out = ix;
+    return 0;
+}
+
+LSIM_API void lsim_index_close(lsim_index *ix)
+{
+    if (!ix) return;
+    pthread_mutex_lock(&registry_lock);
+    int last = --ix->refs == 0;
+    if (last)
+        for (lsim_index **p = &registry; *p; p = &(*p)->next)
+            if (*p == ix) {
+                *p = ix->next;
+                break;
+            }
+    pthread_mutex_unlock(&registry_lock);
+    if (last) really_close(ix);
+}
+
+static int open_new(lsim_index **out, const char *dir, char *err, size_t errlen)
+{
     lsim_index *ix = calloc(1, sizeof *ix);
     if (!ix || !(ix->dir = strdup(dir))) {
         free(ix);
@@ -94,16 +145,15 @@ LSIM_API int lsim_index_open(lsim_index **out, const char *dir, char *err, size_
     if (txn && !rc && (rc = mdb_txn_commit(txn))) rc = lmdb_err(rc, err, errlen, dir);
     else if (txn && rc) mdb_txn_abort(txn);
     if (rc) {
-        lsim_index_close(ix);
+        really_close(ix);
         return rc;
     }
     *out = ix;
     return 0;
 }
 
-LSIM_API void lsim_index_close(lsim_index *ix)
+static void really_close(lsim_index *ix)
 {
-    if (!ix) return;
     if (ix->env) mdb_env_close(ix->env);
     for (int i = 0; i < IX_KINDS; i++) vocab_free(ix->voc[i]);
     pthread_rwlock_destroy(&ix->lock);
@@ -410,6 +460,16 @@ int index_user_events(lsim_index_reader *rd, uint32_t user, int64_t before, ubt_
     *n = 0;
     int rc = index_reader_begin(rd);
     if (rc) return rc;
+    rc = index_user_events_in(rd, user, before, buf, cap, n);
+    index_reader_end(rd);
+    return rc;
+}
+
+int index_user_events_in(lsim_index_reader *rd, uint32_t user, int64_t before, ubt_event **buf, size_t *cap,
+                         size_t *n)
+{
+    *n = 0;
+    int rc = 0;
     uint8_t key[4];
     ubt_put_u32be(key, user);
     MDB_val k = {4, key}, d;
@@ -427,7 +487,6 @@ int index_user_events(lsim_index_reader *rd, uint32_t user, int64_t before, ubt_
         else *buf = b, *cap = (size_t)s.events;
     }
     if (!rc && s.events) rc = search_all_categories(rd, user, before, (size_t)s.events, *buf, n);
-    index_reader_end(rd);
     if (rc) return rc;
     for (size_t i = 0, j = *n; i + 1 < j; i++, j--) { /* newest first -> oldest first */
         ubt_event t = (*buf)[i];

@@ -38,6 +38,11 @@ typedef struct model_batch {
     const uint32_t *long_len;    /* (B) */
     const int64_t *now;          /* (B) the sample's time: every behavior is before it */
     const float *label;          /* (B), 0 or 1; NULL at inference */
+    /* Serving (engine/): one request's candidates. */
+    int long_shared;   /* avg-pooling DIN: long_* hold one sequence (1, K), long_len[0] its
+                          length, that every sample shares (a model built with MODEL_LONG_SHARED) */
+    int long_selected; /* SIM soft: each sample's long list is already the GSU's choice (at
+                          most topk rows, time order): the model attends over it as given */
 } model_batch;
 
 /* Whether every sample has sample 0's short-term history, as the candidates

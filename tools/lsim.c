@@ -23,6 +23,8 @@ static const char help[] =
     "  query          hard search: a user's most recent events of a category\n"
     "  train          train a model (DIN, DIEN, DSIN, SIM ...) on the index's samples\n"
     "  eval           AUC, GAUC and logloss of a checkpoint on the index's test samples\n"
+    "  score          score one user's candidate items at a time (the request engine)\n"
+    "  explain        the behaviors a SIM model's search picked for one item, with attention\n"
     "  version        print the version\n";
 
 int main(int argc, char **argv)
@@ -45,6 +47,8 @@ int main(int argc, char **argv)
     if (!strcmp(cmd, "query")) return cmd_query(argc - 1, argv + 1);
     if (!strcmp(cmd, "train")) return cmd_train(argc - 1, argv + 1);
     if (!strcmp(cmd, "eval")) return cmd_eval(argc - 1, argv + 1);
+    if (!strcmp(cmd, "score")) return cmd_score(argc - 1, argv + 1);
+    if (!strcmp(cmd, "explain")) return cmd_explain(argc - 1, argv + 1);
     fprintf(stderr, "lsim: unknown command '%s'\n\n", cmd);
     fputs(help, stderr);
     return EXIT_USAGE;

@@ -1,0 +1,225 @@
+/*
+ * engine.c: opening an engine and its contexts (lsim.h, "The request engine").
+ */
+#include "engine/engine_internal.h"
+
+#include "index/index_internal.h"
+#include "loaders/safetensors.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define MAX_CANDIDATES_LIMIT 100000u
+#define LONG_MAX_LIMIT 10000000u
+#define SHORT_LEN_LIMIT 100000u
+
+void lsim_settings_default(lsim_settings *s)
+{
+    if (!s) return;
+    memset(s, 0, sizeof *s);
+    s->max_candidates = 1000;
+    s->max_future = 366 * 86400;
+}
+
+int ctx_err(lsim_ctx *c, int code, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(c->errmsg, sizeof c->errmsg, fmt, ap);
+    va_end(ap);
+    return code;
+}
+
+/* The checkpoint's sampling keys: what its training samples looked like. */
+static int read_sampling(lsim_engine *e, const char *path, uint32_t *short_len, uint32_t *long_max, char *err,
+                         size_t errlen)
+{
+    st_file *f;
+    int rc = st_open(&f, path, err, errlen);
+    if (rc) return rc;
+    rc = model_spec_from_file(&e->spec, f, path, err, errlen);
+    int64_t v;
+    int got;
+    if (!rc && (got = st_meta_i64(f, path, "lsim.short_len", 1, SHORT_LEN_LIMIT, &v, err, errlen)) < 0) rc = got;
+    else if (!rc && got > 0) *short_len = (uint32_t)v;
+    if (!rc && (got = st_meta_i64(f, path, "lsim.long_max", 1, LONG_MAX_LIMIT, &v, err, errlen)) < 0) rc = got;
+    else if (!rc && got > 0) *long_max = (uint32_t)v;
+    const char *lbs = rc ? NULL : st_meta(f, "lsim.long_before_short");
+    e->long_before_short = lbs && !strcmp(lbs, "1");
+    st_close(f);
+    return rc;
+}
+
+static int resolve_settings(lsim_engine *e, const lsim_settings *s, uint32_t ck_short, uint32_t ck_long, char *err,
+                            size_t errlen)
+{
+    e->set = *s;
+    if (!s->max_candidates || s->max_candidates > MAX_CANDIDATES_LIMIT)
+        return err_set(err, errlen, LSIM_E_INVAL, "settings.max_candidates: %u, want 1..%u", s->max_candidates,
+                       MAX_CANDIDATES_LIMIT);
+    if (s->short_len > SHORT_LEN_LIMIT)
+        return err_set(err, errlen, LSIM_E_INVAL, "settings.short_len: %u, want 0..%u", s->short_len, SHORT_LEN_LIMIT);
+    if (s->long_max > LONG_MAX_LIMIT)
+        return err_set(err, errlen, LSIM_E_INVAL, "settings.long_max: %u, want 0..%u", s->long_max, LONG_MAX_LIMIT);
+    if (s->max_future < 0)
+        return err_set(err, errlen, LSIM_E_INVAL, "settings.max_future: %lld, want >= 0", (long long)s->max_future);
+    e->set.short_len = s->short_len ? s->short_len : ck_short;
+    e->set.long_max = s->long_max ? s->long_max : ck_long;
+    e->topk = e->spec.topk;
+    switch (e->spec.kind) {
+    case MODEL_SIM_HARD: e->long_kind = ENGINE_LONG_HARD, e->long_width = e->topk; break;
+    case MODEL_SIM_SOFT: e->long_kind = ENGINE_LONG_SOFT, e->long_width = e->topk; break;
+    case MODEL_AVGPOOL_DIN: e->long_kind = ENGINE_LONG_AVGPOOL, e->long_width = e->set.long_max; break;
+    default: e->long_kind = ENGINE_LONG_NONE, e->long_width = 0; break;
+    }
+    if ((uint64_t)e->set.long_max * SOFT_SELECT_GROUP >= UINT32_MAX)
+        return err_set(err, errlen, LSIM_E_INVAL, "settings.long_max: %u is too long", e->set.long_max);
+    return 0;
+}
+
+int lsim_engine_open(lsim_engine **out, const char *index_dir, const char *checkpoint, const lsim_settings *s,
+                     char *err, size_t errlen)
+{
+    if (err && errlen) err[0] = 0;
+    if (!out) return err_set(err, errlen, LSIM_E_INVAL, "lsim_engine_open: out is NULL");
+    *out = NULL;
+    if (!index_dir || !checkpoint)
+        return err_set(err, errlen, LSIM_E_INVAL, "lsim_engine_open: %s is NULL", index_dir ? "checkpoint" : "index_dir");
+    lsim_settings def;
+    lsim_settings_default(&def);
+    lsim_engine *e = calloc(1, sizeof *e);
+    if (!e) return err_set(err, errlen, LSIM_E_NOMEM, "out of memory");
+    uint32_t ck_short = 50, ck_long = 54000;
+    int rc = read_sampling(e, checkpoint, &ck_short, &ck_long, err, errlen);
+    if (!rc) rc = resolve_settings(e, s ? s : &def, ck_short, ck_long, err, errlen);
+    if (!rc) rc = lsim_index_open(&e->ix, index_dir, err, errlen);
+    if (!rc) {
+        unsigned flags = e->long_kind == ENGINE_LONG_AVGPOOL ? MODEL_LONG_SHARED : 0;
+        rc = model_load_ex(&e->master, checkpoint, 1, e->set.short_len, e->long_width ? e->long_width : 1, flags, err,
+                           errlen);
+    }
+    if (!rc) { /* the latest plausible request time: the index's last event (or now), plus max_future */
+        lsim_index_reader *rd;
+        int64_t first, last;
+        rc = lsim_index_reader_new(e->ix, &rd);
+        if (!rc && (rc = index_time_range(rd, &first, &last)))
+            err_set(err, errlen, rc, "%s: %s", index_dir, lsim_index_reader_errmsg(rd));
+        else if (rc)
+            err_set(err, errlen, rc, "%s: cannot open a reader", index_dir);
+        lsim_index_reader_free(rd);
+        int64_t wall = (int64_t)time(NULL);
+        if (last < wall) last = wall;
+        e->now_limit = last > INT64_MAX - e->set.max_future ? INT64_MAX : last + e->set.max_future;
+    }
+    if (rc) {
+        lsim_engine_close(e);
+        return rc;
+    }
+    *out = e;
+    return 0;
+}
+
+void lsim_engine_close(lsim_engine *e)
+{
+    if (!e) return;
+    model_free(e->master);
+    lsim_index_close(e->ix);
+    free(e);
+}
+
+static size_t up64(size_t x)
+{
+    return (x + 63) & ~(size_t)63;
+}
+
+/* Carves the context's arrays from one allocation (mem NULL: only counts). */
+static size_t carve(lsim_ctx *c, char *mem)
+{
+    const lsim_engine *e = c->e;
+    size_t B = e->set.max_candidates, S = e->set.short_len, K = e->long_width;
+    size_t long_rows = e->long_kind == ENGINE_LONG_AVGPOOL ? K : B * K, off = 0;
+    size_t E = (size_t)e->spec.base.d_item + e->spec.base.d_cat, D = e->spec.gsu_d, N = e->set.long_max;
+    int soft = e->long_kind == ENGINE_LONG_SOFT;
+#define TAKE(ptr, count)                                                   \
+    do {                                                                   \
+        if (mem) (ptr) = (void *)(mem + off);                              \
+        off += up64((size_t)(count) * sizeof *(ptr));                      \
+    } while (0)
+    TAKE(c->t_item, B);
+    TAKE(c->t_cat, B);
+    TAKE(c->now, B);
+    TAKE(c->logits, B);
+    TAKE(c->h_item, B * S);
+    TAKE(c->h_cat, B * S);
+    TAKE(c->h_ts, B * S);
+    TAKE(c->h_len, B);
+    TAKE(c->l_item, long_rows ? long_rows : 1);
+    TAKE(c->l_cat, long_rows ? long_rows : 1);
+    TAKE(c->l_ts, long_rows ? long_rows : 1);
+    TAKE(c->l_len, B);
+    TAKE(c->l_src, long_rows ? long_rows : 1);
+    TAKE(c->att, K ? K : 1);
+    if (soft) {
+        TAKE(c->ea, E);
+        TAKE(c->keys, N * D);
+        TAKE(c->queries, B * D);
+        TAKE(c->sel, B * K);
+        TAKE(c->sel_cnt, B);
+        if (mem) soft_select_carve(&c->ss, mem + off, N, D, K);
+        off += up64(soft_select_bytes(N, D, K));
+    }
+#undef TAKE
+    return off;
+}
+
+static int copy_set(param_set *dst, const param_set *src)
+{
+    if (dst->total != src->total) return LSIM_E_INVAL;
+    if (src->total) memcpy(dst->block, src->block, src->total * sizeof(float));
+    return 0;
+}
+
+int lsim_ctx_new(lsim_engine *e, lsim_ctx **out)
+{
+    if (!out) return LSIM_E_INVAL;
+    *out = NULL;
+    if (!e) return LSIM_E_INVAL;
+    lsim_ctx *c = calloc(1, sizeof *c);
+    if (!c) return LSIM_E_NOMEM;
+    c->e = e;
+    size_t bytes = carve(c, NULL);
+    int rc = (c->mem = aligned_alloc(64, up64(bytes))) ? 0 : LSIM_E_NOMEM;
+    if (!rc) carve(c, c->mem);
+    if (!rc) rc = lsim_index_reader_new(e->ix, &c->rd);
+    if (!rc) {
+        unsigned flags = e->long_kind == ENGINE_LONG_AVGPOOL ? MODEL_LONG_SHARED : 0;
+        rc = model_new_ex(&c->m, model_get_spec(e->master), e->set.max_candidates, e->set.short_len,
+                          e->long_width ? e->long_width : 1, flags);
+    }
+    if (!rc) rc = copy_set(model_params(c->m), model_params(e->master));
+    if (!rc) rc = copy_set(model_buffers(c->m), model_buffers(e->master));
+    if (rc) {
+        lsim_ctx_free(c);
+        return rc;
+    }
+    *out = c;
+    return 0;
+}
+
+void lsim_ctx_free(lsim_ctx *c)
+{
+    if (!c) return;
+    model_free(c->m);
+    lsim_index_reader_free(c->rd);
+    free(c->ev);
+    free(c->mem);
+    free(c);
+}
+
+const char *lsim_ctx_errmsg(const lsim_ctx *c)
+{
+    return c ? c->errmsg : "";
+}

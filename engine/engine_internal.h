@@ -1,0 +1,56 @@
+/*
+ * engine_internal.h: the handles behind lsim_engine and lsim_ctx (private).
+ *
+ * An engine holds the index, the checkpoint's model as loaded (its
+ * parameters are the master copy) and the settings resolved against the
+ * checkpoint. A context holds a model of its own (a copy of the parameters
+ * and every activation, sized for max_candidates), an index reader, and the
+ * request's arrays, carved from one allocation; the only buffer that grows
+ * is the user's events (to the longest user seen).
+ */
+#ifndef LSIM_ENGINE_INTERNAL_H
+#define LSIM_ENGINE_INTERNAL_H
+
+#include "esu/model.h"
+#include "gsu/soft_select.h"
+#include "lsim.h"
+#include "storage/block_codec.h"
+#include "storage/error_detail.h"
+
+/* What the model reads beside the short-term window (as train/samples.h's long modes). */
+typedef enum engine_long { ENGINE_LONG_NONE, ENGINE_LONG_HARD, ENGINE_LONG_SOFT, ENGINE_LONG_AVGPOOL } engine_long;
+
+struct lsim_engine {
+    lsim_index *ix;
+    model *master;
+    model_spec spec;
+    lsim_settings set;     /* short_len and long_max resolved */
+    engine_long long_kind;
+    uint32_t topk;         /* SIM: K; the hard list's length */
+    uint32_t long_width;   /* the model's max_k: topk (SIM), long_max (avg-pooling), 0 */
+    int long_before_short; /* the checkpoint's lsim.long_before_short */
+    int64_t now_limit;     /* the latest `now` a request may carry */
+};
+
+struct lsim_ctx {
+    lsim_engine *e;
+    lsim_index_reader *rd;
+    model *m;
+    ubt_event *ev;         /* the user's events before now, oldest first (grows) */
+    size_t ev_cap;
+    void *mem;             /* everything below, one allocation */
+    uint32_t *t_item, *t_cat, *h_item, *h_cat, *h_len, *l_item, *l_cat, *l_len;
+    int64_t *h_ts, *l_ts, *now;
+    uint32_t *l_src;       /* SIM: each long row's index in ev */
+    float *logits, *att;   /* att (K): explain's weights */
+    /* soft search: the GSU vectors and the choice */
+    float *ea, *keys, *queries;
+    uint32_t *sel, *sel_cnt;
+    soft_select ss;
+    char errmsg[LSIM_ERRLEN];
+};
+
+/* Sets c->errmsg and returns code. */
+int ctx_err(lsim_ctx *c, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+#endif

@@ -1,0 +1,242 @@
+/*
+ * request.c: one request through the engine: check it, read the user's
+ * behaviors in one snapshot, build the model's batch exactly as
+ * train/samples.c builds a sample at time `now`, search (SIM), score.
+ */
+#include "engine/engine_internal.h"
+
+#include "gsu/soft_score.h"
+#include "index/index_internal.h"
+
+#include <math.h>
+#include <string.h>
+
+static int check_id(lsim_ctx *c, const char *s, size_t len, const char *what, size_t i, int indexed)
+{
+    const char *why = !s ? "is NULL" : !len ? "is empty" : len > LSIM_MAX_ID_LEN ? "is longer than 255 bytes"
+                      : memchr(s, 0, len) ? "holds a NUL byte" : NULL;
+    if (!why) return 0;
+    if (indexed) return ctx_err(c, LSIM_E_INVAL, "candidate %zu: %s %s", i, what, why);
+    return ctx_err(c, LSIM_E_INVAL, "%s %s", what, why);
+}
+
+static int check_request(lsim_ctx *c, const char *user, size_t user_len, int64_t now,
+                         const lsim_candidate *cand, size_t n, const void *out)
+{
+    const lsim_engine *e = c->e;
+    if (!cand) return ctx_err(c, LSIM_E_INVAL, "candidates is NULL");
+    if (!out) return ctx_err(c, LSIM_E_INVAL, "the output array is NULL");
+    if (!n) return ctx_err(c, LSIM_E_INVAL, "no candidates (n = 0)");
+    if (n > e->set.max_candidates)
+        return ctx_err(c, LSIM_E_INVAL, "%zu candidates: more than settings.max_candidates (%u)", n,
+                       e->set.max_candidates);
+    if (now <= 0) return ctx_err(c, LSIM_E_INVAL, "now: %lld is not a positive unix time in seconds", (long long)now);
+    if (now > e->now_limit)
+        return ctx_err(c, LSIM_E_INVAL, "now: %lld is later than %lld (the index's last event or the clock, plus "
+                       "settings.max_future): milliseconds instead of seconds?", (long long)now,
+                       (long long)e->now_limit);
+    int rc = check_id(c, user, user_len, "user", 0, 0);
+    for (size_t i = 0; i < n && !rc; i++) {
+        rc = check_id(c, cand[i].item, cand[i].item_len, "item", i, 1);
+        if (!rc && cand[i].category) rc = check_id(c, cand[i].category, cand[i].category_len, "category", i, 1);
+    }
+    return rc;
+}
+
+/* Dense ids of the user and the candidates (unknown: past the vocabulary,
+ * the model's out-of-vocabulary row), then the user's events before now:
+ * one snapshot. *known = 0 for an unknown user. */
+static int read_request(lsim_ctx *c, const char *user, size_t user_len, int64_t now, const lsim_candidate *cand,
+                        size_t n, size_t *n_ev)
+{
+    lsim_index *ix = c->e->ix;
+    *n_ev = 0;
+    int rc = index_reader_begin(c->rd);
+    if (rc) return ctx_err(c, rc, "%s", lsim_index_reader_errmsg(c->rd));
+    pthread_rwlock_rdlock(&ix->lock);
+    uint32_t uid, n_items = vocab_size(ix->voc[IX_ITEM]), n_cats = vocab_size(ix->voc[IX_CAT]);
+    int known = vocab_find(ix->voc[IX_USER], user, user_len, &uid) == 0;
+    for (size_t i = 0; i < n; i++) {
+        uint32_t it, ct;
+        if (vocab_find(ix->voc[IX_ITEM], cand[i].item, cand[i].item_len, &it)) it = n_items;
+        if (cand[i].category) {
+            if (vocab_find(ix->voc[IX_CAT], cand[i].category, cand[i].category_len, &ct)) ct = n_cats;
+        } else {
+            ct = it < n_items ? vocab_cat(ix->voc[IX_ITEM], it) : n_cats;
+            if (ct == VOCAB_NO_CAT) ct = n_cats;
+        }
+        c->t_item[i] = it;
+        c->t_cat[i] = ct;
+        c->now[i] = now;
+    }
+    pthread_rwlock_unlock(&ix->lock);
+    if (known) {
+        rc = index_user_events_in(c->rd, uid, now, &c->ev, &c->ev_cap, n_ev);
+        if (rc) rc = ctx_err(c, rc, "%s", lsim_index_reader_errmsg(c->rd));
+    }
+    index_reader_end(c->rd);
+    return rc;
+}
+
+static void embed_row(float *out, const float *ti, const float *tc, const model_spec *s, uint32_t item, uint32_t cat)
+{
+    uint32_t it = item < s->base.n_items ? item : s->base.n_items, ct = cat < s->base.n_cats ? cat : s->base.n_cats;
+    memcpy(out, ti + (size_t)it * s->base.d_item, s->base.d_item * sizeof(float));
+    memcpy(out + s->base.d_item, tc + (size_t)ct * s->base.d_cat, s->base.d_cat * sizeof(float));
+}
+
+/* SIM soft: each candidate's top K of the long list [l0, p), as the model's search picks them. */
+static void soft_search(lsim_ctx *c, size_t n, size_t l0, size_t p)
+{
+    const lsim_engine *e = c->e;
+    const model_spec *s = &e->spec;
+    const param_set *ps = model_params(c->m);
+    const float *ti = param_find(ps, "emb.item"), *tc = param_find(ps, "emb.cat");
+    const float *wa = param_find(ps, "gsu.wa"), *wb = param_find(ps, "gsu.wb");
+    size_t E = (size_t)s->base.d_item + s->base.d_cat, D = s->gsu_d, K = e->topk, m = p - l0;
+    for (size_t b = 0; b < n; b++) {
+        embed_row(c->ea, ti, tc, s, c->t_item[b], c->t_cat[b]);
+        soft_score_vector(c->queries + b * D, wa, E, s->base.d_item, c->ea, D);
+    }
+    for (size_t i = 0; i < m; i++) {
+        const ubt_event *x = &c->ev[l0 + i];
+        embed_row(c->ea, ti, tc, s, x->item, x->cat);
+        soft_score_vector(c->keys + i * D, wb, E, s->base.d_item, c->ea, D);
+    }
+    soft_select_topk(&c->ss, c->keys, m, c->queries, n, c->sel, c->sel_cnt);
+    for (size_t b = 0; b < n; b++) {
+        size_t cnt = c->sel_cnt[b];
+        for (size_t j = 0; j < cnt; j++) {
+            const ubt_event *x = &c->ev[l0 + c->sel[b * K + j]];
+            c->l_src[b * K + j] = (uint32_t)(l0 + c->sel[b * K + j]);
+            c->l_item[b * K + j] = x->item;
+            c->l_cat[b * K + j] = x->cat;
+            c->l_ts[b * K + j] = x->ts;
+        }
+        for (size_t j = cnt; j < K; j++) c->l_item[b * K + j] = c->l_cat[b * K + j] = 0, c->l_ts[b * K + j] = 0;
+        c->l_len[b] = (uint32_t)cnt;
+    }
+}
+
+/* The batch for n candidates over the user's events ev[0..p): the short-term
+ * window and the long-term list, as train/samples.c's fill_one. */
+static void build_batch(lsim_ctx *c, size_t n, size_t p, model_batch *bt)
+{
+    const lsim_engine *e = c->e;
+    const ubt_event *ev = c->ev;
+    size_t S = e->set.short_len, K = e->long_width;
+    size_t h0 = p > S ? p - S : 0, hl = p - h0;
+    for (size_t b = 0; b < n; b++) {
+        c->h_len[b] = (uint32_t)hl;
+        for (size_t j = 0; j < S; j++) {
+            size_t o = b * S + j;
+            if (j < hl) c->h_item[o] = ev[h0 + j].item, c->h_cat[o] = ev[h0 + j].cat, c->h_ts[o] = ev[h0 + j].ts;
+            else c->h_item[o] = c->h_cat[o] = 0, c->h_ts[o] = 0;
+        }
+    }
+    size_t lp = e->long_before_short ? h0 : p; /* the long-term list ends here */
+    *bt = (model_batch){.b = n, .target_item = c->t_item, .target_cat = c->t_cat, .s = S, .hist_item = c->h_item,
+                        .hist_cat = c->h_cat, .hist_len = c->h_len, .hist_ts = c->h_ts, .now = c->now};
+    if (e->long_kind == ENGINE_LONG_NONE) return;
+    bt->k = K;
+    bt->long_item = c->l_item;
+    bt->long_cat = c->l_cat;
+    bt->long_ts = c->l_ts;
+    bt->long_len = c->l_len;
+    if (e->long_kind == ENGINE_LONG_HARD) { /* the newest K before the window end in the candidate's category */
+        for (size_t b = 0; b < n; b++) {
+            uint32_t cat = c->t_cat[b];
+            size_t i = lp, m = 0;
+            while (i > 0 && m < K)
+                if (ev[--i].cat == cat) m++;
+            size_t k = 0;
+            for (size_t j = i; j < lp && k < m; j++)
+                if (ev[j].cat == cat) {
+                    c->l_src[b * K + k] = (uint32_t)j;
+                    c->l_item[b * K + k] = ev[j].item;
+                    c->l_cat[b * K + k] = ev[j].cat;
+                    c->l_ts[b * K + k] = ev[j].ts;
+                    k++;
+                }
+            for (; k < K; k++) c->l_item[b * K + k] = c->l_cat[b * K + k] = 0, c->l_ts[b * K + k] = 0;
+            c->l_len[b] = (uint32_t)m;
+        }
+    } else {
+        size_t L = e->set.long_max, l0 = lp > L ? lp - L : 0;
+        if (e->long_kind == ENGINE_LONG_SOFT) {
+            soft_search(c, n, l0, lp);
+            bt->long_selected = 1;
+        } else { /* avg-pooling: one shared sequence */
+            for (size_t j = 0; j < lp - l0; j++)
+                c->l_item[j] = ev[l0 + j].item, c->l_cat[j] = ev[l0 + j].cat, c->l_ts[j] = ev[l0 + j].ts;
+            for (size_t b = 0; b < n; b++) c->l_len[b] = (uint32_t)(lp - l0);
+            bt->k = lp - l0 ? lp - l0 : 1;
+            bt->long_shared = 1;
+        }
+    }
+}
+
+static int run(lsim_ctx *c, const char *user, size_t user_len, int64_t now, const lsim_candidate *cand, size_t n,
+               const void *out)
+{
+    if (!c) return LSIM_E_INVAL;
+    c->errmsg[0] = 0;
+    int rc = check_request(c, user, user_len, now, cand, n, out);
+    size_t n_ev = 0;
+    if (!rc) rc = read_request(c, user, user_len, now, cand, n, &n_ev);
+    if (rc) return rc;
+    model_batch bt;
+    build_batch(c, n, n_ev, &bt);
+    model_forward(c->m, &bt, c->logits, 0);
+    return 0;
+}
+
+static float probability(float logit)
+{
+    return 1.0f / (1.0f + expf(-logit));
+}
+
+int lsim_score(lsim_ctx *c, const char *user, size_t user_len, int64_t now, const lsim_candidate *candidates,
+               size_t n, float *scores)
+{
+    int rc = run(c, user, user_len, now, candidates, n, scores);
+    if (rc) return rc;
+    for (size_t i = 0; i < n; i++) scores[i] = probability(c->logits[i]);
+    return 0;
+}
+
+int lsim_explain(lsim_ctx *c, const char *user, size_t user_len, int64_t now, const lsim_candidate *candidate,
+                 float *score, lsim_explained *out, size_t cap, size_t *n)
+{
+    if (!c) return LSIM_E_INVAL;
+    if (!n || !score || (cap && !out)) return ctx_err(c, LSIM_E_INVAL, "score, out (when cap > 0) or n is NULL");
+    *n = 0;
+    const sim *sm = model_sim(c->m);
+    if (!sm)
+        return ctx_err(c, LSIM_E_INVAL, "explain: a %s model has no GSU (only sim-hard and sim-soft do)",
+                       model_kind_name(c->e->spec.kind));
+    int rc = run(c, user, user_len, now, candidate, 1, score);
+    if (rc) return rc;
+    *score = probability(c->logits[0]);
+    const uint32_t *rows;
+    size_t m = sim_selected(sm, 0, &rows);
+    sim_attention(sm, 0, c->att);
+    lsim_index *ix = c->e->ix;
+    int bad = 0;
+    pthread_rwlock_rdlock(&ix->lock);
+    for (size_t i = 0; i < m && i < cap; i++) {
+        const ubt_event *x = &c->ev[c->l_src[rows[i]]];
+        if (x->item >= vocab_size(ix->voc[IX_ITEM]) || x->cat >= vocab_size(ix->voc[IX_CAT]) ||
+            x->type >= vocab_size(ix->voc[IX_TYPE])) {
+            bad = 1;
+            break;
+        }
+        out[i].event = (lsim_event){vocab_str(ix->voc[IX_ITEM], x->item), vocab_str(ix->voc[IX_CAT], x->cat),
+                                    vocab_str(ix->voc[IX_TYPE], x->type), x->ts};
+        out[i].weight = c->att[i];
+    }
+    pthread_rwlock_unlock(&ix->lock);
+    if (bad) return ctx_err(c, LSIM_E_CORRUPT, "an event block names an id outside the vocabulary");
+    *n = m;
+    return 0;
+}
