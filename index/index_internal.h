@@ -40,6 +40,11 @@ struct lsim_index {
     lsim_index *next;
 };
 
+/* One chain's events in a reader's accumulator: acc[pos .. end), newest first. */
+typedef struct index_run {
+    size_t pos, end;
+} index_run;
+
 struct lsim_index_reader {
     lsim_index *ix;
     MDB_txn *txn;        /* reset between calls, renewed at the next */
@@ -49,6 +54,9 @@ struct lsim_index_reader {
     ubt_event *blk;      /* one decoded block, BLOCK_MAX_EVENTS */
     ubt_event *acc;      /* candidates of an all-category search */
     size_t acc_cap;
+    index_run *runs;     /* the chains of an all-category search (grows) */
+    uint32_t *run_heap;
+    size_t runs_cap;
     ubt_event *res;      /* dense results of the last search */
     uint32_t *res_cat;
     size_t res_cap;

@@ -223,6 +223,8 @@ LSIM_API void lsim_index_reader_free(lsim_index_reader *rd)
     block_codec_free(rd->codec);
     free(rd->blk);
     free(rd->acc);
+    free(rd->runs);
+    free(rd->run_heap);
     free(rd->res);
     free(rd->res_cat);
     free(rd);
@@ -352,18 +354,51 @@ static int walk_back(lsim_index_reader *rd, uint32_t user, uint32_t keycat, uint
     return 0;
 }
 
-static int newer_first(const void *a, const void *b)
+/* x comes before y, newest first: (ts, tie) is unique within a user. */
+static int newer(const ubt_event *x, const ubt_event *y)
 {
-    const ubt_event *x = a, *y = b;
-    if (x->ts != y->ts) return x->ts < y->ts ? 1 : -1;
-    return (x->tie < y->tie) - (x->tie > y->tie);
+    return x->ts != y->ts ? x->ts > y->ts : x->tie > y->tie;
+}
+
+/* Restores the heap of runs (the run with the newest head at the root) below i. */
+static void run_sift(const ubt_event *acc, const index_run *runs, uint32_t *h, size_t n, size_t i)
+{
+    uint32_t x = h[i];
+    for (;;) {
+        size_t l = 2 * i + 1, m = l;
+        if (l >= n) break;
+        if (l + 1 < n && newer(&acc[runs[h[l + 1]].pos], &acc[runs[h[l]].pos])) m = l + 1;
+        if (!newer(&acc[runs[h[m]].pos], &acc[runs[x].pos])) break;
+        h[i] = h[m];
+        i = m;
+    }
+    h[i] = x;
+}
+
+/* The newest k of the chains' runs (each newest first) into out: a k-way
+ * merge through a heap of runs, allocating nothing. */
+static size_t merge_runs(lsim_index_reader *rd, size_t n_runs, size_t k, ubt_event *out)
+{
+    index_run *runs = rd->runs;
+    uint32_t *h = rd->run_heap;
+    size_t n = 0, live = 0;
+    for (size_t r = 0; r < n_runs; r++)
+        if (runs[r].pos < runs[r].end) h[live++] = (uint32_t)r;
+    for (size_t i = live / 2; i-- > 0;) run_sift(rd->acc, runs, h, live, i);
+    while (live && n < k) {
+        index_run *r = &runs[h[0]];
+        out[n++] = rd->acc[r->pos++];
+        if (r->pos == r->end) h[0] = h[--live];
+        if (live) run_sift(rd->acc, runs, h, live, 0);
+    }
+    return n;
 }
 
 static int search_all_categories(lsim_index_reader *rd, uint32_t user, int64_t before, size_t k,
                                  ubt_event *out, size_t *n)
 {
-    /* each chain's newest k before `before`, then the newest k of those */
-    size_t total = 0;
+    /* each chain's newest k before `before` (a run, newest first), then the newest k of those */
+    size_t total = 0, n_runs = 0;
     uint8_t key0[UBT_KEY_LEN];
     ubt_key(key0, user, 0, 0);
     MDB_val key = {UBT_KEY_LEN, key0}, d;
@@ -381,19 +416,27 @@ static int search_all_categories(lsim_index_reader *rd, uint32_t user, int64_t b
             rd->acc = a;
             rd->acc_cap = nc;
         }
+        if (rd->runs_cap <= n_runs) {
+            size_t nc = rd->runs_cap ? 2 * rd->runs_cap : 64;
+            index_run *r = realloc(rd->runs, nc * sizeof *r);
+            if (r) rd->runs = r;
+            uint32_t *hh = r ? realloc(rd->run_heap, nc * sizeof *hh) : NULL;
+            if (!r || !hh) return rd_err(rd, LSIM_E_NOMEM, "out of memory");
+            rd->run_heap = hh;
+            rd->runs_cap = nc;
+        }
         size_t got = 0;
         if ((rc = seek_chain_last(rd, user, cat, &key, &d)) < 0) return rc;
         if (rc && (rc = walk_back(rd, user, cat, UBT_MIXED, before, k, rd->acc + total, &got, &key, &d)))
             return rc;
+        rd->runs[n_runs++] = (index_run){total, total + got};
         total += got;
         if (cat == UBT_MIXED) break;
         ubt_key(key0, user, cat + 1, 0);
         key = (MDB_val){UBT_KEY_LEN, key0};
         rc = mdb_cursor_get(rd->cur, &key, &d, MDB_SET_RANGE);
     }
-    qsort(rd->acc, total, sizeof *rd->acc, newer_first);
-    *n = total < k ? total : k;
-    memcpy(out, rd->acc, *n * sizeof *out);
+    *n = merge_runs(rd, n_runs, k, out);
     return 0;
 }
 

@@ -23,6 +23,7 @@
 #include "train/trainer.h"
 
 #include <cblas.h>
+#include <dlfcn.h>
 #include <criterion/criterion.h>
 #include <math.h>
 #include <stdio.h>
@@ -174,3 +175,242 @@ Test(engine, sim_hard_time_long_before_short_scores_equal_eval)
 }
 Test(engine, sim_soft_scores_equal_eval) { engine_equals_eval(train(MODEL_SIM_SOFT, 0, 0, "soft")); }
 Test(engine, sim_soft_time_scores_equal_eval) { engine_equals_eval(train(MODEL_SIM_SOFT, 1, 0, "softtime")); }
+
+/* ---- allocation counting: the steady state allocates nothing ---- */
+extern void *__libc_malloc(size_t n);
+extern void *__libc_calloc(size_t n, size_t s);
+extern void *__libc_realloc(void *p, size_t n);
+extern void *__libc_memalign(size_t a, size_t n);
+static volatile int g_counting;
+static volatile size_t g_allocs;
+
+static void *g_where[4]; /* where the first allocations were called from */
+void *malloc(size_t n)
+{
+    if (g_counting && g_allocs < 4) g_where[g_allocs] = __builtin_return_address(0);
+    if (g_counting) g_allocs++;
+    return __libc_malloc(n);
+}
+
+void *calloc(size_t n, size_t s)
+{
+    if (g_counting && g_allocs < 4) g_where[g_allocs] = __builtin_return_address(0);
+    if (g_counting) g_allocs++;
+    return __libc_calloc(n, s);
+}
+
+void *realloc(void *p, size_t n)
+{
+    if (g_counting && g_allocs < 4) g_where[g_allocs] = __builtin_return_address(0);
+    if (g_counting) g_allocs++;
+    return __libc_realloc(p, n);
+}
+
+void *aligned_alloc(size_t a, size_t n)
+{
+    if (g_counting && g_allocs < 4) g_where[g_allocs] = __builtin_return_address(0);
+    if (g_counting) g_allocs++;
+    return __libc_memalign(a, n);
+}
+
+static lsim_candidate raw(const char *item, const char *cat)
+{
+    return (lsim_candidate){item, strlen(item), cat, cat ? strlen(cat) : 0};
+}
+
+static void open_engine(const char *ckpt, const lsim_settings *s, lsim_engine **e, lsim_ctx **c)
+{
+    char err[LSIM_ERRLEN];
+    cr_assert_eq(lsim_engine_open(e, g_idx, ckpt, s, err, sizeof err), 0, "%s", err);
+    cr_assert_eq(lsim_ctx_new(*e, c), 0);
+}
+
+/* A user's i-th event (raw strings), for requests about real behaviors. */
+static void user_event(const char *user, size_t i, char *item, char *cat, int64_t *ts)
+{
+    lsim_index_reader *rd;
+    cr_assert_eq(lsim_index_reader_new(g_ix, &rd), 0);
+    lsim_event ev[2000];
+    size_t n;
+    cr_assert_eq(lsim_index_hard_search(rd, user, strlen(user), NULL, 0, INT64_MAX, 2000, ev, &n), 0);
+    cr_assert(i < n);
+    strcpy(item, ev[n - 1 - i].item);
+    strcpy(cat, ev[n - 1 - i].category);
+    *ts = ev[n - 1 - i].ts;
+    lsim_index_reader_free(rd);
+}
+
+Test(engine, steady_state_allocates_nothing)
+{
+    const char *ckpt = train(MODEL_SIM_SOFT, 1, 0, "alloc");
+    lsim_engine *e;
+    lsim_ctx *c;
+    open_engine(ckpt, NULL, &e, &c);
+    char item[300], cat[300];
+    int64_t ts;
+    user_event("1", 1200, item, cat, &ts); /* user 1 has the longest sequence */
+    lsim_candidate cand[50];
+    for (size_t i = 0; i < 50; i++) cand[i] = raw(i % 2 ? item : "no-such-item", i % 3 ? cat : NULL);
+    float s[50];
+    cr_assert_eq(lsim_score(c, "1", 1, END_TS, cand, 50, s), 0, "%s", lsim_ctx_errmsg(c)); /* warm-up: the longest */
+    g_allocs = 0;
+    g_counting = 1;
+    int rc = 0;
+    for (int r = 0; r < 20 && !rc; r++) rc = lsim_score(c, r % 2 ? "1" : "7", 1, END_TS - r * 3600, cand, 50 - r, s);
+    g_counting = 0;
+    cr_assert_eq(rc, 0, "%s", lsim_ctx_errmsg(c));
+    Dl_info di = {0};
+    if (g_allocs) dladdr(g_where[0], &di);
+    cr_assert_eq(g_allocs, 0, "%zu allocations in 20 requests after warm-up, the first called from %s (%s)", g_allocs,
+                 di.dli_sname ? di.dli_sname : "?", di.dli_fname ? di.dli_fname : "?");
+    lsim_ctx_free(c);
+    lsim_engine_close(e);
+}
+
+Test(engine, unknown_users_and_items_take_the_no_history_and_oov_paths)
+{
+    const char *ckpt = train(MODEL_SIM_HARD, 1, 0, "unknown");
+    lsim_engine *e;
+    lsim_ctx *c;
+    open_engine(ckpt, NULL, &e, &c);
+    char item[300], cat[300];
+    int64_t first;
+    user_event("5", 0, item, cat, &first);
+    lsim_candidate cand[3] = {raw(item, cat), raw("never-seen", cat), raw("never-seen-2", "no-such-cat")};
+    float a[3], b[3];
+    /* an unknown user is a user with no behavior before now: user 5 at its first event */
+    cr_assert_eq(lsim_score(c, "no-such-user", 12, first, cand, 3, a), 0, "%s", lsim_ctx_errmsg(c));
+    cr_assert_eq(lsim_score(c, "5", 1, first, cand, 3, b), 0, "%s", lsim_ctx_errmsg(c));
+    for (int i = 0; i < 3; i++) {
+        cr_assert(a[i] > 0 && a[i] < 1 && isfinite(a[i]));
+        cr_assert_float_eq(a[i], b[i], 1e-7, "candidate %d: unknown user %g, no-history user %g", i, a[i], b[i]);
+    }
+    /* two unknown items of the same category share the out-of-vocabulary row */
+    lsim_candidate two[2] = {raw("oov-a", cat), raw("oov-b", cat)};
+    cr_assert_eq(lsim_score(c, "5", 1, END_TS, two, 2, a), 0);
+    cr_assert_eq(a[0], a[1]);
+    lsim_ctx_free(c);
+    lsim_engine_close(e);
+}
+
+Test(engine, explain_lists_the_hard_search_and_its_attention)
+{
+    const char *ckpt = train(MODEL_SIM_HARD, 1, 0, "explain");
+    lsim_engine *e;
+    lsim_ctx *c;
+    open_engine(ckpt, NULL, &e, &c);
+    char item[300], cat[300];
+    int64_t ts;
+    user_event("1", 900, item, cat, &ts);
+    lsim_candidate cand = raw(item, cat);
+    lsim_explained ex[64];
+    size_t n;
+    float score, s1;
+    cr_assert_eq(lsim_explain(c, "1", 1, ts, &cand, &score, ex, 64, &n), 0, "%s", lsim_ctx_errmsg(c));
+    cr_assert_eq(lsim_score(c, "1", 1, ts, &cand, 1, &s1), 0);
+    cr_assert_eq(score, s1);
+    /* the picks are the index's hard search (newest first there, oldest first here) */
+    lsim_index_reader *rd;
+    cr_assert_eq(lsim_index_reader_new(g_ix, &rd), 0);
+    lsim_event want[64];
+    size_t m;
+    cr_assert_eq(lsim_index_hard_search(rd, "1", 1, cat, strlen(cat), ts, 50, want, &m), 0);
+    cr_assert(m > 5, "too few events in the category (%zu)", m);
+    cr_assert_eq(n, m);
+    double sum = 0;
+    for (size_t i = 0; i < n; i++) {
+        const lsim_event *w = &want[m - 1 - i];
+        cr_assert_str_eq(ex[i].event.item, w->item);
+        cr_assert_str_eq(ex[i].event.category, w->category);
+        cr_assert_str_eq(ex[i].event.type, w->type);
+        cr_assert_eq(ex[i].event.ts, w->ts);
+        cr_assert(ex[i].weight >= 0);
+        sum += ex[i].weight;
+    }
+    cr_assert(fabs(sum - 1) < 1e-5, "attention sums to %g", sum);
+    lsim_index_reader_free(rd);
+    lsim_ctx_free(c);
+    lsim_engine_close(e);
+    /* a model without a GSU has nothing to explain */
+    open_engine(train(MODEL_DIN, 0, 0, "explain-din"), NULL, &e, &c);
+    cr_assert_eq(lsim_explain(c, "1", 1, ts, &cand, &score, ex, 64, &n), LSIM_E_INVAL);
+    cr_assert(strstr(lsim_ctx_errmsg(c), "din"), "%s", lsim_ctx_errmsg(c));
+    lsim_ctx_free(c);
+    lsim_engine_close(e);
+}
+
+static void expect_inval(lsim_ctx *c, int rc, const char *needle)
+{
+    cr_assert_eq(rc, LSIM_E_INVAL, "rc %d for a request that wants '%s'", rc, needle);
+    cr_assert(strstr(lsim_ctx_errmsg(c), needle), "detail '%s' does not name '%s'", lsim_ctx_errmsg(c), needle);
+}
+
+Test(engine, bad_requests_are_refused_with_the_field_named)
+{
+    lsim_settings set;
+    lsim_settings_default(&set);
+    set.max_candidates = 4;
+    lsim_engine *e;
+    lsim_ctx *c;
+    open_engine(train(MODEL_SIM_SOFT, 0, 0, "bad"), &set, &e, &c);
+    lsim_candidate ok[5] = {raw("1", NULL), raw("2", NULL), raw("3", NULL), raw("4", NULL), raw("5", NULL)};
+    float s[5] = {-1, -1, -1, -1, -1};
+    static char big[10240];
+    memset(big, 'x', sizeof big);
+    cr_assert_eq(lsim_score(NULL, "1", 1, END_TS, ok, 1, s), LSIM_E_INVAL);
+    expect_inval(c, lsim_score(c, "1", 1, END_TS, NULL, 1, s), "candidates");
+    expect_inval(c, lsim_score(c, "1", 1, END_TS, ok, 1, NULL), "output");
+    expect_inval(c, lsim_score(c, "1", 1, END_TS, ok, 0, s), "n = 0");
+    expect_inval(c, lsim_score(c, "1", 1, END_TS, ok, 5, s), "max_candidates");
+    expect_inval(c, lsim_score(c, "1", 1, 0, ok, 1, s), "now");
+    expect_inval(c, lsim_score(c, "1", 1, -7, ok, 1, s), "now");
+    expect_inval(c, lsim_score(c, "1", 1, END_TS * 1000, ok, 1, s), "milliseconds");
+    expect_inval(c, lsim_score(c, NULL, 1, END_TS, ok, 1, s), "user is NULL");
+    expect_inval(c, lsim_score(c, "", 0, END_TS, ok, 1, s), "user is empty");
+    expect_inval(c, lsim_score(c, "1\0002", 3, END_TS, ok, 1, s), "user holds a NUL");
+    expect_inval(c, lsim_score(c, big, sizeof big, END_TS, ok, 1, s), "user is longer");
+    lsim_candidate bad[3] = {raw("1", NULL), raw("2", NULL), {"a\0b", 3, NULL, 0}};
+    expect_inval(c, lsim_score(c, "1", 1, END_TS, bad, 3, s), "candidate 2: item holds a NUL");
+    bad[2] = (lsim_candidate){big, sizeof big, NULL, 0};
+    expect_inval(c, lsim_score(c, "1", 1, END_TS, bad, 3, s), "candidate 2: item is longer");
+    bad[1] = (lsim_candidate){"2", 1, big, 300};
+    expect_inval(c, lsim_score(c, "1", 1, END_TS, bad, 3, s), "candidate 1: category is longer");
+    bad[1] = (lsim_candidate){NULL, 0, NULL, 0};
+    expect_inval(c, lsim_score(c, "1", 1, END_TS, bad, 3, s), "candidate 1: item is NULL");
+    for (int i = 0; i < 5; i++) cr_assert_eq(s[i], -1, "a refused request wrote scores");
+    /* and the context still works */
+    cr_assert_eq(lsim_score(c, "1", 1, END_TS, ok, 4, s), 0, "%s", lsim_ctx_errmsg(c));
+    cr_assert_str_eq(lsim_ctx_errmsg(c), "");
+    lsim_ctx_free(c);
+    lsim_engine_close(e);
+}
+
+Test(engine, bad_settings_and_files_are_refused_by_name)
+{
+    const char *ckpt = train(MODEL_DIN, 0, 0, "settings");
+    char err[LSIM_ERRLEN];
+    lsim_engine *e = (lsim_engine *)1;
+    lsim_settings set;
+    lsim_settings_default(&set);
+    set.max_candidates = 0;
+    cr_assert_eq(lsim_engine_open(&e, g_idx, ckpt, &set, err, sizeof err), LSIM_E_INVAL);
+    cr_assert_null(e);
+    cr_assert(strstr(err, "max_candidates"), "%s", err);
+    lsim_settings_default(&set);
+    set.max_future = -1;
+    cr_assert_eq(lsim_engine_open(&e, g_idx, ckpt, &set, err, sizeof err), LSIM_E_INVAL);
+    cr_assert(strstr(err, "max_future"), "%s", err);
+    char missing[700];
+    snprintf(missing, sizeof missing, "%s/no-such.safetensors", g_dir);
+    cr_assert_neq(lsim_engine_open(&e, g_idx, missing, NULL, err, sizeof err), 0);
+    cr_assert(strstr(err, "no-such.safetensors"), "%s", err);
+    snprintf(missing, sizeof missing, "%s/no-such-index", g_dir);
+    cr_assert_neq(lsim_engine_open(&e, missing, ckpt, NULL, err, sizeof err), 0);
+    cr_assert(strstr(err, "no-such-index"), "%s", err);
+    cr_assert_eq(lsim_engine_open(&e, NULL, ckpt, NULL, err, sizeof err), LSIM_E_INVAL);
+    cr_assert_eq(lsim_engine_open(NULL, g_idx, ckpt, NULL, err, sizeof err), LSIM_E_INVAL);
+    cr_assert_eq(lsim_ctx_new(NULL, NULL), LSIM_E_INVAL);
+    lsim_engine_close(NULL);
+    lsim_ctx_free(NULL);
+    cr_assert_str_eq(lsim_ctx_errmsg(NULL), "");
+}
