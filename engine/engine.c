@@ -22,6 +22,8 @@ void lsim_settings_default(lsim_settings *s)
     memset(s, 0, sizeof *s);
     s->max_candidates = 1000;
     s->max_future = 366 * 86400;
+    s->soft_search = LSIM_SOFT_EXACT;
+    s->approx_fraction = 0.05f;
 }
 
 int ctx_err(lsim_ctx *c, int code, const char *fmt, ...)
@@ -64,6 +66,11 @@ static int resolve_settings(lsim_engine *e, const lsim_settings *s, uint32_t ck_
         return err_set(err, errlen, LSIM_E_INVAL, "settings.short_len: %u, want 0..%u", s->short_len, SHORT_LEN_LIMIT);
     if (s->long_max > LONG_MAX_LIMIT)
         return err_set(err, errlen, LSIM_E_INVAL, "settings.long_max: %u, want 0..%u", s->long_max, LONG_MAX_LIMIT);
+    if (s->soft_search != LSIM_SOFT_EXACT && s->soft_search != LSIM_SOFT_FAISS && s->soft_search != LSIM_SOFT_APPROX)
+        return err_set(err, errlen, LSIM_E_INVAL, "settings.soft_search: %d, want LSIM_SOFT_EXACT, _FAISS or _APPROX",
+                       s->soft_search);
+    if (!(s->approx_fraction > 0 && s->approx_fraction <= 1))
+        return err_set(err, errlen, LSIM_E_INVAL, "settings.approx_fraction: %g, want (0, 1]", (double)s->approx_fraction);
     if (s->max_future < 0)
         return err_set(err, errlen, LSIM_E_INVAL, "settings.max_future: %lld, want >= 0", (long long)s->max_future);
     e->set.short_len = s->short_len ? s->short_len : ck_short;
@@ -170,6 +177,12 @@ static size_t carve(lsim_ctx *c, char *mem)
         TAKE(c->sel_cnt, B);
         if (mem) soft_select_carve(&c->ss, mem + off, N, D, K);
         off += up64(soft_select_bytes(N, D, K));
+        if (e->set.soft_search == LSIM_SOFT_APPROX) {
+            size_t slots = (size_t)e->spec.base.n_cats + 2;
+            TAKE(c->lcats, N);
+            if (mem) soft_approx_carve(&c->sa, mem + off, N, D, K, slots, e->set.approx_fraction);
+            off += up64(soft_approx_bytes(N, D, K, slots));
+        }
     }
 #undef TAKE
     return off;
@@ -199,6 +212,9 @@ int lsim_ctx_new(lsim_engine *e, lsim_ctx **out)
         rc = model_new_ex(&c->m, model_get_spec(e->master), e->set.max_candidates, e->set.short_len,
                           e->long_width ? e->long_width : 1, flags);
     }
+    if (!rc && e->long_kind == ENGINE_LONG_SOFT && e->set.soft_search == LSIM_SOFT_FAISS)
+        rc = soft_faiss_new(&c->sf, e->set.long_max, e->spec.gsu_d, e->set.max_candidates, e->topk, c->errmsg,
+                            sizeof c->errmsg);
     if (!rc) rc = copy_set(model_params(c->m), model_params(e->master));
     if (!rc) rc = copy_set(model_buffers(c->m), model_buffers(e->master));
     if (rc) {
@@ -213,6 +229,7 @@ void lsim_ctx_free(lsim_ctx *c)
 {
     if (!c) return;
     model_free(c->m);
+    soft_faiss_free(c->sf);
     lsim_index_reader_free(c->rd);
     free(c->ev);
     free(c->mem);

@@ -12,6 +12,8 @@
 #define LSIM_ENGINE_INTERNAL_H
 
 #include "esu/model.h"
+#include "gsu/soft_approx.h"
+#include "gsu/soft_faiss.h"
 #include "gsu/soft_select.h"
 #include "lsim.h"
 #include "storage/block_codec.h"
@@ -47,6 +49,10 @@ struct lsim_ctx {
     float *ea, *keys, *queries;
     uint32_t *sel, *sel_cnt;
     soft_select ss;
+    soft_faiss *sf;        /* LSIM_SOFT_FAISS */
+    soft_approx sa;        /* LSIM_SOFT_APPROX */
+    uint32_t *lcats;       /* (long_max) the long list's categories (LSIM_SOFT_APPROX) */
+    uint64_t scanned;      /* LSIM_SOFT_APPROX: behaviors scored, summed over candidates */
     char errmsg[LSIM_ERRLEN];
 };
 

@@ -86,7 +86,7 @@ static void embed_row(float *out, const float *ti, const float *tc, const model_
 }
 
 /* SIM soft: each candidate's top K of the long list [l0, p), as the model's search picks them. */
-static void soft_search(lsim_ctx *c, size_t n, size_t l0, size_t p)
+static int soft_search(lsim_ctx *c, size_t n, size_t l0, size_t p)
 {
     const lsim_engine *e = c->e;
     const model_spec *s = &e->spec;
@@ -103,7 +103,16 @@ static void soft_search(lsim_ctx *c, size_t n, size_t l0, size_t p)
         embed_row(c->ea, ti, tc, s, x->item, x->cat);
         soft_score_vector(c->keys + i * D, wb, E, s->base.d_item, c->ea, D);
     }
-    soft_select_topk(&c->ss, c->keys, m, c->queries, n, c->sel, c->sel_cnt);
+    if (c->sf) {
+        int rc = soft_faiss_topk(c->sf, &c->ss, c->keys, m, c->queries, n, c->sel, c->sel_cnt, c->errmsg,
+                                 sizeof c->errmsg);
+        if (rc) return rc;
+    } else if (e->set.soft_search == LSIM_SOFT_APPROX) {
+        for (size_t i = 0; i < m; i++) c->lcats[i] = c->ev[l0 + i].cat;
+        c->scanned += soft_approx_topk(&c->sa, c->keys, c->lcats, m, c->queries, n, c->sel, c->sel_cnt);
+    } else {
+        soft_select_topk(&c->ss, c->keys, m, c->queries, n, c->sel, c->sel_cnt);
+    }
     for (size_t b = 0; b < n; b++) {
         size_t cnt = c->sel_cnt[b];
         for (size_t j = 0; j < cnt; j++) {
@@ -116,11 +125,12 @@ static void soft_search(lsim_ctx *c, size_t n, size_t l0, size_t p)
         for (size_t j = cnt; j < K; j++) c->l_item[b * K + j] = c->l_cat[b * K + j] = 0, c->l_ts[b * K + j] = 0;
         c->l_len[b] = (uint32_t)cnt;
     }
+    return 0;
 }
 
 /* The batch for n candidates over the user's events ev[0..p): the short-term
  * window and the long-term list, as train/samples.c's fill_one. */
-static void build_batch(lsim_ctx *c, size_t n, size_t p, model_batch *bt)
+static int build_batch(lsim_ctx *c, size_t n, size_t p, model_batch *bt)
 {
     const lsim_engine *e = c->e;
     const ubt_event *ev = c->ev;
@@ -137,7 +147,7 @@ static void build_batch(lsim_ctx *c, size_t n, size_t p, model_batch *bt)
     size_t lp = e->long_before_short ? h0 : p; /* the long-term list ends here */
     *bt = (model_batch){.b = n, .target_item = c->t_item, .target_cat = c->t_cat, .s = S, .hist_item = c->h_item,
                         .hist_cat = c->h_cat, .hist_len = c->h_len, .hist_ts = c->h_ts, .now = c->now};
-    if (e->long_kind == ENGINE_LONG_NONE) return;
+    if (e->long_kind == ENGINE_LONG_NONE) return 0;
     bt->k = K;
     bt->long_item = c->l_item;
     bt->long_cat = c->l_cat;
@@ -164,7 +174,8 @@ static void build_batch(lsim_ctx *c, size_t n, size_t p, model_batch *bt)
     } else {
         size_t L = e->set.long_max, l0 = lp > L ? lp - L : 0;
         if (e->long_kind == ENGINE_LONG_SOFT) {
-            soft_search(c, n, l0, lp);
+            int rc = soft_search(c, n, l0, lp);
+            if (rc) return rc;
             bt->long_selected = 1;
         } else { /* avg-pooling: one shared sequence */
             for (size_t j = 0; j < lp - l0; j++)
@@ -174,6 +185,7 @@ static void build_batch(lsim_ctx *c, size_t n, size_t p, model_batch *bt)
             bt->long_shared = 1;
         }
     }
+    return 0;
 }
 
 static int run(lsim_ctx *c, const char *user, size_t user_len, int64_t now, const lsim_candidate *cand, size_t n,
@@ -186,7 +198,7 @@ static int run(lsim_ctx *c, const char *user, size_t user_len, int64_t now, cons
     if (!rc) rc = read_request(c, user, user_len, now, cand, n, &n_ev);
     if (rc) return rc;
     model_batch bt;
-    build_batch(c, n, n_ev, &bt);
+    if ((rc = build_batch(c, n, n_ev, &bt))) return rc;
     model_forward(c->m, &bt, c->logits, 0);
     return 0;
 }

@@ -189,6 +189,28 @@ static void sort_rows(uint32_t *r, size_t n)
     }
 }
 
+size_t soft_gsu_topk_ids(uint32_t *out, uint64_t *scratch, const float *score, const uint32_t *ids, size_t m,
+                         size_t k)
+{
+    if (m <= k) {
+        memcpy(out, ids, m * sizeof *out);
+        sort_rows(out, m);
+        return m;
+    }
+    for (size_t j = 0; j < k; j++) scratch[j] = rank_key(score[j], ids[j]);
+    for (size_t j = k / 2; j-- > 0;) sift_down(scratch, k, j);
+    for (size_t r = k; r < m; r++) {
+        uint64_t key = rank_key(score[r], ids[r]);
+        if (key > scratch[0]) {
+            scratch[0] = key;
+            sift_down(scratch, k, 0);
+        }
+    }
+    for (size_t j = 0; j < k; j++) out[j] = (uint32_t)scratch[j];
+    sort_rows(out, k);
+    return k;
+}
+
 size_t soft_gsu_topk(uint32_t *sel_off, uint32_t *rows, uint64_t *scratch, const float *score, const uint32_t *off,
                      size_t b, size_t k)
 {

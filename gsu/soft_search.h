@@ -68,4 +68,10 @@ void soft_gsu_backward(soft_gsu *g, float *dea, float *del, const float *label, 
 size_t soft_gsu_topk(uint32_t *sel_off, uint32_t *rows, uint64_t *scratch, const float *score, const uint32_t *off,
                      size_t b, size_t k);
 
+/* The same ranking over m (score, id) pairs given in any order: the ids of
+ * the k best (ties: the higher id) into out, ascending; returns min(k, m).
+ * scratch holds k entries. */
+size_t soft_gsu_topk_ids(uint32_t *out, uint64_t *scratch, const float *score, const uint32_t *ids, size_t m,
+                         size_t k);
+
 #endif

@@ -167,6 +167,15 @@ LSIM_API int lsim_index_hard_search(lsim_index_reader *rd, const char *user, siz
 typedef struct lsim_engine lsim_engine;
 typedef struct lsim_ctx lsim_ctx;
 
+/* How SIM soft search finds each candidate's top K (docs/ENGINE.md). */
+typedef enum lsim_soft_search {
+    LSIM_SOFT_EXACT = 0, /* every behavior scored, exactly as `lsim eval` scores them (default) */
+    LSIM_SOFT_FAISS = 1, /* a FAISS IndexFlatIP shortlist, then exact ranking: the same top K;
+                            FAISS allocates inside its search */
+    LSIM_SOFT_APPROX = 2 /* probe the user's categories best first, scanning about
+                            approx_fraction of the behaviors: fast, not exact */
+} lsim_soft_search;
+
 typedef struct lsim_settings {
     uint32_t max_candidates; /* most candidates one call may score (default 1000) */
     uint32_t short_len;      /* short-term behaviors; 0 = the checkpoint's (else 50) */
@@ -177,6 +186,8 @@ typedef struct lsim_settings {
     int64_t max_future;      /* `now` may lie at most this many seconds after the
                                 index's last event (default 366 days); later is
                                 refused as a likely unit error (ms for s) */
+    int soft_search;         /* lsim_soft_search (default LSIM_SOFT_EXACT) */
+    float approx_fraction;   /* LSIM_SOFT_APPROX: share of behaviors scanned (default 0.05) */
 } lsim_settings;
 
 /* Fills the defaults above. */

@@ -107,7 +107,7 @@ static lsim_candidate cand_of(uint32_t item, uint32_t cat)
 }
 
 /* Every eval sample through lsim_score, each in a request with 40 more candidates around it. */
-static void engine_equals_eval(const char *ckpt)
+static void engine_equals_eval_with(const char *ckpt, const lsim_settings *set)
 {
     char err[LSIM_ERRLEN];
     sample_config sc;
@@ -122,7 +122,7 @@ static void engine_equals_eval(const char *ckpt)
     sample_source *src;
     cr_assert_eq(sample_source_open(&src, g_ix, &sc, err, sizeof err), 0, "%s", err);
     lsim_engine *e;
-    cr_assert_eq(lsim_engine_open(&e, g_idx, ckpt, NULL, err, sizeof err), 0, "%s", err);
+    cr_assert_eq(lsim_engine_open(&e, g_idx, ckpt, set, err, sizeof err), 0, "%s", err);
     lsim_ctx *cx;
     cr_assert_eq(lsim_ctx_new(e, &cx), 0);
     uint64_t rng = 77;
@@ -164,6 +164,11 @@ static void engine_equals_eval(const char *ckpt)
     model_free(m);
 }
 
+static void engine_equals_eval(const char *ckpt)
+{
+    engine_equals_eval_with(ckpt, NULL);
+}
+
 Test(engine, din_scores_equal_eval) { engine_equals_eval(train(MODEL_DIN, 0, 0, "din")); }
 Test(engine, avgpool_din_scores_equal_eval) { engine_equals_eval(train(MODEL_AVGPOOL_DIN, 0, 0, "avg")); }
 Test(engine, dien_scores_equal_eval) { engine_equals_eval(train(MODEL_DIEN, 0, 0, "dien")); }
@@ -175,6 +180,15 @@ Test(engine, sim_hard_time_long_before_short_scores_equal_eval)
 }
 Test(engine, sim_soft_scores_equal_eval) { engine_equals_eval(train(MODEL_SIM_SOFT, 0, 0, "soft")); }
 Test(engine, sim_soft_time_scores_equal_eval) { engine_equals_eval(train(MODEL_SIM_SOFT, 1, 0, "softtime")); }
+
+/* FAISS's shortlist then exact ranking: the same behaviors, so eval's scores too */
+Test(engine, sim_soft_through_faiss_scores_equal_eval)
+{
+    lsim_settings s;
+    lsim_settings_default(&s);
+    s.soft_search = LSIM_SOFT_FAISS;
+    engine_equals_eval_with(train(MODEL_SIM_SOFT, 1, 0, "softfaiss"), &s);
+}
 
 /* ---- allocation counting: the steady state allocates nothing ---- */
 extern void *__libc_malloc(size_t n);

@@ -93,3 +93,126 @@ Test(soft_score, vectors_split_item_and_category_parts)
         cr_assert(fabs(out[j] - ref) < 1e-5);
     }
 }
+
+/* ---- one request's top K: brute force, FAISS, approximate ---- */
+#include "gsu/soft_approx.h"
+#include "gsu/soft_faiss.h"
+#include "gsu/soft_select.h"
+
+enum { RN = 3000, RB = 40, RK = 50, RC = 60 };
+
+/* keys = a category part + an item part, items repeated (identical keys: exact ties) */
+static void request_case(float *keys, uint32_t *cats, float *q, float cat_scale, uint64_t seed, uint32_t items)
+{
+    static float cpart[RC * D], ipart[400 * D];
+    uint64_t s = seed;
+    fill(cpart, RC * D, &s);
+    fill(ipart, 400 * D, &s);
+    for (size_t i = 0; i < RN; i++) {
+        uint32_t it = (uint32_t)(tu_rand(&s) % items), c = it % RC;
+        cats[i] = c;
+        for (size_t j = 0; j < D; j++) keys[i * D + j] = cat_scale * cpart[c * D + j] + ipart[it * D + j];
+    }
+    fill(q, RB * D, &s);
+}
+
+static void *carve_select(soft_select *ss)
+{
+    void *mem = malloc(soft_select_bytes(RN, D, RK));
+    soft_select_carve(ss, mem, RN, D, RK);
+    return mem;
+}
+
+/* the brute-force reference of the reference: every score, the rank keys sorted */
+static void brute(const float *keys, const float *q, uint32_t *out)
+{
+    static float sc[RN];
+    soft_score_rows_ref(sc, keys, RN, q, 1, D);
+    uint8_t taken[RN] = {0};
+    for (size_t t = 0; t < RK; t++) {
+        size_t best = RN;
+        for (size_t i = 0; i < RN; i++)
+            if (!taken[i] && (best == RN || sc[i] > sc[best] || (sc[i] == sc[best] && i > best))) best = i;
+        taken[best] = 1;
+    }
+    size_t m = 0;
+    for (size_t i = 0; i < RN; i++)
+        if (taken[i]) out[m++] = (uint32_t)i;
+}
+
+static void faiss_case(uint32_t items, int want_fallbacks)
+{
+    soft_score_allow_simd(0); /* the plain path, so that the plain ranking above sees the same scores */
+    static float keys[RN * D], q[RB * D];
+    static uint32_t cats[RN], a[RB * RK], f[RB * RK], want[RK], ca[RB], cf[RB];
+    request_case(keys, cats, q, 1.0f, 21, items);
+    soft_select ss;
+    void *mem = carve_select(&ss);
+    soft_select_topk(&ss, keys, RN, q, RB, a, ca);
+    soft_faiss *sf;
+    char err[256];
+    cr_assert_eq(soft_faiss_new(&sf, RN, D, RB, RK, err, sizeof err), 0, "%s", err);
+    cr_assert_eq(soft_faiss_topk(sf, &ss, keys, RN, q, RB, f, cf, err, sizeof err), 0, "%s", err);
+    for (size_t b = 0; b < RB; b++) {
+        brute(keys, q + b * D, want);
+        cr_assert_eq(ca[b], RK);
+        cr_assert_eq(cf[b], RK);
+        cr_assert_eq(memcmp(a + b * RK, want, sizeof want), 0, "brute force differs for candidate %zu", b);
+        cr_assert_eq(memcmp(f + b * RK, want, sizeof want), 0, "FAISS differs for candidate %zu", b);
+    }
+    if (want_fallbacks) cr_assert(soft_faiss_fallbacks(sf) > 0, "no fallback");
+    else cr_assert_eq(soft_faiss_fallbacks(sf), 0, "%llu fallbacks", (unsigned long long)soft_faiss_fallbacks(sf));
+    soft_faiss_free(sf);
+    free(mem);
+    soft_score_allow_simd(1);
+}
+
+Test(soft_score, request_top_k_brute_force_and_faiss_agree_with_a_plain_ranking)
+{
+    faiss_case(400, 0); /* items repeated ~8 times: FAISS's shortlist holds every tie */
+    faiss_case(20, 1);  /* ~150 copies each: ties beyond the shortlist, the fallback keeps it exact */
+}
+
+static double approx_recall(float fraction, float cat_scale, uint64_t *scanned)
+{
+    static float keys[RN * D], q[RB * D];
+    static uint32_t cats[RN], a[RB * RK], x[RB * RK], ca[RB], cx[RB];
+    request_case(keys, cats, q, cat_scale, 33, 400);
+    soft_select ss;
+    void *mem = carve_select(&ss);
+    soft_select_topk(&ss, keys, RN, q, RB, x, cx);
+    soft_approx sa;
+    void *am = malloc(soft_approx_bytes(RN, D, RK, RC + 1));
+    soft_approx_carve(&sa, am, RN, D, RK, RC + 1, fraction);
+    *scanned = soft_approx_topk(&sa, keys, cats, RN, q, RB, a, ca);
+    size_t hit = 0;
+    for (size_t b = 0; b < RB; b++) {
+        cr_assert_eq(ca[b], RK);
+        for (size_t i = 0; i < RK; i++) {
+            if (i) cr_assert(a[b * RK + i] > a[b * RK + i - 1], "not in row order");
+            for (size_t j = 0; j < RK; j++) hit += a[b * RK + i] == x[b * RK + j];
+        }
+    }
+    free(am);
+    free(mem);
+    return (double)hit / (RB * RK);
+}
+
+Test(soft_score, approximate_search_scanning_everything_is_exact)
+{
+    uint64_t scanned;
+    cr_assert_eq(approx_recall(1.0f, 1.0f, &scanned), 1.0);
+    cr_assert_eq(scanned, (uint64_t)RN * RB);
+}
+
+Test(soft_score, approximate_search_keeps_the_top_k_where_categories_dominate)
+{
+    uint64_t scanned;
+    /* category parts 4x the items': the best categories hold the top K */
+    double r = approx_recall(0.1f, 4.0f, &scanned);
+    cr_assert(r >= 0.95, "recall %.3f", r);
+    cr_assert(scanned <= (uint64_t)(0.1 * RN + 2 * RN / RC + 1) * RB, "scanned %llu", (unsigned long long)scanned);
+    /* and a real loss where they do not: the test can fail */
+    double weak = approx_recall(0.05f, 0.0f, &scanned);
+    cr_assert(weak < 0.9, "recall %.3f with no category structure", weak);
+}

@@ -1,0 +1,144 @@
+/*
+ * soft_approx.c: see soft_approx.h.
+ */
+#include "gsu/soft_approx.h"
+
+#include "gsu/soft_score.h"
+#include "gsu/soft_search.h"
+
+#include <math.h>
+#include <string.h>
+
+static size_t up64(size_t x)
+{
+    return (x + 63) & ~(size_t)63;
+}
+
+#define PIECES(X)                                                                                                   \
+    X(slot, uint32_t, n_slots) X(gcat, uint32_t, max_n) X(goff, uint32_t, max_n + 1) X(perm, uint32_t, max_n)       \
+    X(sids, uint32_t, max_n) X(pk, float, max_n * d) X(cent, float, max_n * d) X(cscore, float, max_n)              \
+    X(corder, uint32_t, max_n) X(score, float, max_n) X(kt, float, soft_score_scratch(max_n, d)) X(heap, uint64_t, k)
+
+size_t soft_approx_bytes(size_t max_n, size_t d, size_t k, size_t n_slots)
+{
+    size_t total = 64;
+#define SIZE(name, type, count) total += up64((count) * sizeof(type));
+    PIECES(SIZE)
+#undef SIZE
+    return total;
+}
+
+void soft_approx_carve(soft_approx *a, void *mem, size_t max_n, size_t d, size_t k, size_t n_slots, float fraction)
+{
+    char *p = (char *)(((uintptr_t)mem + 63) & ~(uintptr_t)63);
+    a->max_n = max_n, a->d = d, a->k = k, a->n_slots = n_slots, a->fraction = fraction;
+#define CARVE(name, type, count) a->name = (type *)p, p += up64((count) * sizeof(type));
+    PIECES(CARVE)
+#undef CARVE
+    memset(a->slot, 0, n_slots * sizeof *a->slot);
+}
+
+/* Groups the rows by category (rows ascending within a group), their keys
+ * in that order, and each group's centroid. */
+static void group(soft_approx *a, const float *keys, const uint32_t *cats, size_t n)
+{
+    size_t d = a->d, G = 0, last = a->n_slots - 1;
+    for (size_t i = 0; i < n; i++) {
+        uint32_t c = cats[i] < last ? cats[i] : (uint32_t)last;
+        if (!a->slot[c]) {
+            a->gcat[G] = c;
+            a->goff[G + 1] = 0;
+            a->slot[c] = (uint32_t)++G;
+        }
+        a->goff[a->slot[c]]++;
+    }
+    a->goff[0] = 0;
+    for (size_t g = 0; g < G; g++) a->goff[g + 1] += a->goff[g];
+    uint32_t *cur = a->corder; /* fill cursors (corder is free until the candidates) */
+    for (size_t g = 0; g < G; g++) cur[g] = a->goff[g];
+    for (size_t i = 0; i < n; i++) {
+        uint32_t c = cats[i] < last ? cats[i] : (uint32_t)last;
+        a->perm[cur[a->slot[c] - 1]++] = (uint32_t)i;
+    }
+    for (size_t g = 0; g < G; g++) a->slot[a->gcat[g]] = 0;
+    for (size_t j = 0; j < n; j++) memcpy(a->pk + j * d, keys + (size_t)a->perm[j] * d, d * sizeof(float));
+    for (size_t g = 0; g < G; g++) {
+        float *ct = a->cent + g * d;
+        size_t lo = a->goff[g], hi = a->goff[g + 1];
+        memset(ct, 0, d * sizeof(float));
+        for (size_t j = lo; j < hi; j++)
+            for (size_t t = 0; t < d; t++) ct[t] += a->pk[j * d + t];
+        for (size_t t = 0; t < d; t++) ct[t] /= (float)(hi - lo);
+    }
+    a->groups = G;
+}
+
+/* corder[0..G) by cscore, best first: an in-place heapsort (no allocation). */
+static void order_groups(soft_approx *a)
+{
+    size_t G = a->groups;
+    uint32_t *o = a->corder;
+    const float *s = a->cscore;
+    for (size_t g = 0; g < G; g++) o[g] = (uint32_t)g;
+    /* a min-heap by score, so that popping the root to the end leaves the best first */
+    for (size_t start = G / 2; start-- > 0;) {
+        size_t i = start;
+        for (;;) {
+            size_t l = 2 * i + 1, m = i;
+            if (l < G && s[o[l]] < s[o[m]]) m = l;
+            if (l + 1 < G && s[o[l + 1]] < s[o[m]]) m = l + 1;
+            if (m == i) break;
+            uint32_t t = o[i];
+            o[i] = o[m], o[m] = t, i = m;
+        }
+    }
+    for (size_t end = G; end > 1; end--) {
+        uint32_t t = o[0];
+        o[0] = o[end - 1], o[end - 1] = t;
+        size_t i = 0, n = end - 1;
+        for (;;) {
+            size_t l = 2 * i + 1, m = i;
+            if (l < n && s[o[l]] < s[o[m]]) m = l;
+            if (l + 1 < n && s[o[l + 1]] < s[o[m]]) m = l + 1;
+            if (m == i) break;
+            uint32_t u = o[i];
+            o[i] = o[m], o[m] = u, i = m;
+        }
+    }
+}
+
+uint64_t soft_approx_topk(soft_approx *a, const float *keys, const uint32_t *cats, size_t n, const float *queries,
+                          size_t nb, uint32_t *rows, uint32_t *cnt)
+{
+    size_t k = a->k, d = a->d;
+    if (n <= k) {
+        for (size_t b = 0; b < nb; b++) {
+            for (size_t i = 0; i < n; i++) rows[b * k + i] = (uint32_t)i;
+            cnt[b] = (uint32_t)n;
+        }
+        return (uint64_t)n * nb;
+    }
+    group(a, keys, cats, n);
+    size_t budget = (size_t)ceil((double)a->fraction * (double)n), scanned = 0;
+    if (budget < k) budget = k;
+    for (size_t b = 0; b < nb; b++) {
+        const float *q = queries + b * d;
+        for (size_t g = 0; g < a->groups; g++) {
+            const float *ct = a->cent + g * d;
+            float s = 0;
+            for (size_t t = 0; t < d; t++) s += ct[t] * q[t];
+            a->cscore[g] = s;
+        }
+        order_groups(a);
+        size_t m = 0;
+        for (size_t j = 0; j < a->groups && m < budget; j++) {
+            size_t g = a->corder[j], lo = a->goff[g], len = a->goff[g + 1] - lo;
+            soft_score_rows(a->score + m, a->pk + lo * d, len, q, 1, d, a->kt);
+            memcpy(a->sids + m, a->perm + lo, len * sizeof *a->sids);
+            m += len;
+        }
+        cnt[b] = (uint32_t)soft_gsu_topk_ids(rows + b * k, a->heap, a->score, a->sids, m, k);
+        scanned += m;
+    }
+    return scanned;
+}

@@ -1,0 +1,50 @@
+/*
+ * soft_approx.h: approximate soft search for one request (private): the
+ * index already groups a user's behaviors by category, a ready-made
+ * partition. Per request the behaviors are grouped by category and each
+ * category gets its centroid (the mean of its GSU vectors); per candidate
+ * the categories are probed best centroid first until about `fraction` of
+ * the behaviors (and at least K) have been scanned, and the top K of those
+ * is kept, ranked as the exact search ranks them.
+ *
+ * Within a category a GSU vector is W_b [e_item, e_cat] = kI(item) + kC(cat)
+ * with kC the same for every behavior, so the centroid carries the
+ * category's whole share of the score and the rest is the items' spread:
+ * probing by centroid keeps most of the exact top K (recall measured by
+ * bench/bench_soft_search.py). Allocation-free after soft_approx_carve.
+ */
+#ifndef LSIM_SOFT_APPROX_H
+#define LSIM_SOFT_APPROX_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct soft_approx {
+    size_t max_n, d, k, n_slots;
+    float fraction;
+    uint32_t *slot;     /* (n_slots) category id -> group + 1 (0: none), reset after each request */
+    uint32_t *gcat;     /* (max_n) the request's categories, in first-seen order */
+    uint32_t *goff;     /* (max_n + 1) group offsets into perm */
+    uint32_t *perm;     /* (max_n) rows grouped by category, rows ascending within a group */
+    uint32_t *sids;     /* (max_n) the rows scanned for one candidate */
+    float *pk;          /* (max_n, d) keys in perm order */
+    float *cent;        /* (max_n, d) centroids */
+    float *cscore;      /* (max_n) one candidate's centroid scores */
+    uint32_t *corder;   /* (max_n) groups by centroid score */
+    float *score;       /* (max_n) scanned scores */
+    float *kt;          /* soft_score_scratch(max_n, d) */
+    uint64_t *heap;     /* (k) */
+    size_t groups;
+} soft_approx;
+
+/* Bytes for soft_approx_carve: sequences up to max_n, categories < n_slots - 1 (others share the last slot). */
+size_t soft_approx_bytes(size_t max_n, size_t d, size_t k, size_t n_slots);
+void soft_approx_carve(soft_approx *a, void *mem, size_t max_n, size_t d, size_t k, size_t n_slots, float fraction);
+
+/* keys (n, d) and cats (n) of the sequence, queries (nb, d): as
+ * soft_select_topk (rows[b k ..], cnt[b] = min(k, n)). Returns the number
+ * of behaviors scored, summed over the candidates. */
+uint64_t soft_approx_topk(soft_approx *a, const float *keys, const uint32_t *cats, size_t n, const float *queries,
+                          size_t nb, uint32_t *rows, uint32_t *cnt);
+
+#endif
