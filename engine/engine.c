@@ -175,14 +175,10 @@ static size_t carve(lsim_ctx *c, char *mem)
         TAKE(c->queries, B * D);
         TAKE(c->sel, B * K);
         TAKE(c->sel_cnt, B);
-        if (mem) soft_select_carve(&c->ss, mem + off, N, D, K);
-        off += up64(soft_select_bytes(N, D, K));
-        if (e->set.soft_search == LSIM_SOFT_APPROX) {
-            size_t slots = (size_t)e->spec.base.n_cats + 2;
-            TAKE(c->lcats, N);
-            if (mem) soft_approx_carve(&c->sa, mem + off, N, D, K, slots, e->set.approx_fraction);
-            off += up64(soft_approx_bytes(N, D, K, slots));
-        }
+        TAKE(c->litems, N);
+        TAKE(c->lcats, N);
+        if (mem) c->sr_mem = mem + off;
+        off += up64(soft_request_bytes((soft_mode)e->set.soft_search, N, D, K, (size_t)e->spec.base.n_cats + 2));
     }
 #undef TAKE
     return off;
@@ -212,9 +208,10 @@ int lsim_ctx_new(lsim_engine *e, lsim_ctx **out)
         rc = model_new_ex(&c->m, model_get_spec(e->master), e->set.max_candidates, e->set.short_len,
                           e->long_width ? e->long_width : 1, flags);
     }
-    if (!rc && e->long_kind == ENGINE_LONG_SOFT && e->set.soft_search == LSIM_SOFT_FAISS)
-        rc = soft_faiss_new(&c->sf, e->set.long_max, e->spec.gsu_d, e->set.max_candidates, e->topk, c->errmsg,
-                            sizeof c->errmsg);
+    if (!rc && e->long_kind == ENGINE_LONG_SOFT)
+        rc = soft_request_init(&c->sr, c->sr_mem, (soft_mode)e->set.soft_search, e->set.long_max, e->spec.gsu_d,
+                               e->topk, e->set.max_candidates, (size_t)e->spec.base.n_cats + 2,
+                               e->set.approx_fraction, c->errmsg, sizeof c->errmsg);
     if (!rc) rc = copy_set(model_params(c->m), model_params(e->master));
     if (!rc) rc = copy_set(model_buffers(c->m), model_buffers(e->master));
     if (rc) {
@@ -229,7 +226,7 @@ void lsim_ctx_free(lsim_ctx *c)
 {
     if (!c) return;
     model_free(c->m);
-    soft_faiss_free(c->sf);
+    soft_request_destroy(&c->sr);
     lsim_index_reader_free(c->rd);
     free(c->ev);
     free(c->mem);

@@ -12,9 +12,7 @@
 #define LSIM_ENGINE_INTERNAL_H
 
 #include "esu/model.h"
-#include "gsu/soft_approx.h"
-#include "gsu/soft_faiss.h"
-#include "gsu/soft_select.h"
+#include "gsu/soft_request.h"
 #include "lsim.h"
 #include "storage/block_codec.h"
 #include "storage/error_detail.h"
@@ -46,13 +44,11 @@ struct lsim_ctx {
     uint32_t *l_src;       /* SIM: each long row's index in ev */
     float *logits, *att;   /* att (K): explain's weights */
     /* soft search: the GSU vectors and the choice */
-    float *ea, *keys, *queries;
+    float *ea, *keys, *queries; /* keys: one per distinct (item, category) of the long list */
     uint32_t *sel, *sel_cnt;
-    soft_select ss;
-    soft_faiss *sf;        /* LSIM_SOFT_FAISS */
-    soft_approx sa;        /* LSIM_SOFT_APPROX */
-    uint32_t *lcats;       /* (long_max) the long list's categories (LSIM_SOFT_APPROX) */
-    uint64_t scanned;      /* LSIM_SOFT_APPROX: behaviors scored, summed over candidates */
+    uint32_t *litems, *lcats;   /* (long_max) the long list */
+    soft_request sr;
+    void *sr_mem;
     char errmsg[LSIM_ERRLEN];
 };
 

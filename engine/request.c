@@ -98,21 +98,14 @@ static int soft_search(lsim_ctx *c, size_t n, size_t l0, size_t p)
         embed_row(c->ea, ti, tc, s, c->t_item[b], c->t_cat[b]);
         soft_score_vector(c->queries + b * D, wa, E, s->base.d_item, c->ea, D);
     }
-    for (size_t i = 0; i < m; i++) {
-        const ubt_event *x = &c->ev[l0 + i];
-        embed_row(c->ea, ti, tc, s, x->item, x->cat);
-        soft_score_vector(c->keys + i * D, wb, E, s->base.d_item, c->ea, D);
+    for (size_t i = 0; i < m; i++) c->litems[i] = c->ev[l0 + i].item, c->lcats[i] = c->ev[l0 + i].cat;
+    size_t u = soft_dedup_build(&c->sr.dd, c->litems, c->lcats, m);
+    for (size_t j = 0; j < u; j++) { /* one GSU vector per distinct (item, category) */
+        embed_row(c->ea, ti, tc, s, c->sr.dd.item[j], c->sr.dd.cat[j]);
+        soft_score_vector(c->keys + j * D, wb, E, s->base.d_item, c->ea, D);
     }
-    if (c->sf) {
-        int rc = soft_faiss_topk(c->sf, &c->ss, c->keys, m, c->queries, n, c->sel, c->sel_cnt, c->errmsg,
-                                 sizeof c->errmsg);
-        if (rc) return rc;
-    } else if (e->set.soft_search == LSIM_SOFT_APPROX) {
-        for (size_t i = 0; i < m; i++) c->lcats[i] = c->ev[l0 + i].cat;
-        c->scanned += soft_approx_topk(&c->sa, c->keys, c->lcats, m, c->queries, n, c->sel, c->sel_cnt);
-    } else {
-        soft_select_topk(&c->ss, c->keys, m, c->queries, n, c->sel, c->sel_cnt);
-    }
+    int rc = soft_request_topk(&c->sr, c->keys, c->queries, n, c->sel, c->sel_cnt, c->errmsg, sizeof c->errmsg);
+    if (rc) return rc;
     for (size_t b = 0; b < n; b++) {
         size_t cnt = c->sel_cnt[b];
         for (size_t j = 0; j < cnt; j++) {

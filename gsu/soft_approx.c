@@ -118,27 +118,41 @@ uint64_t soft_approx_topk(soft_approx *a, const float *keys, const uint32_t *cat
         }
         return (uint64_t)n * nb;
     }
-    group(a, keys, cats, n);
-    size_t budget = (size_t)ceil((double)a->fraction * (double)n), scanned = 0;
-    if (budget < k) budget = k;
+    soft_approx_prepare(a, keys, cats, n);
+    uint64_t scanned = 0;
     for (size_t b = 0; b < nb; b++) {
-        const float *q = queries + b * d;
-        for (size_t g = 0; g < a->groups; g++) {
-            const float *ct = a->cent + g * d;
-            float s = 0;
-            for (size_t t = 0; t < d; t++) s += ct[t] * q[t];
-            a->cscore[g] = s;
-        }
-        order_groups(a);
-        size_t m = 0;
-        for (size_t j = 0; j < a->groups && m < budget; j++) {
-            size_t g = a->corder[j], lo = a->goff[g], len = a->goff[g + 1] - lo;
-            soft_score_rows(a->score + m, a->pk + lo * d, len, q, 1, d, a->kt);
-            memcpy(a->sids + m, a->perm + lo, len * sizeof *a->sids);
-            m += len;
-        }
-        cnt[b] = (uint32_t)soft_gsu_topk_ids(rows + b * k, a->heap, a->score, a->sids, m, k);
+        const uint32_t *ids;
+        const float *sc;
+        size_t m = soft_approx_scan(a, queries + b * d, n, &ids, &sc);
+        cnt[b] = (uint32_t)soft_gsu_topk_ids(rows + b * k, a->heap, sc, ids, m, k);
         scanned += m;
     }
     return scanned;
+}
+
+void soft_approx_prepare(soft_approx *a, const float *keys, const uint32_t *cats, size_t n)
+{
+    group(a, keys, cats, n);
+}
+
+size_t soft_approx_scan(soft_approx *a, const float *q, size_t n, const uint32_t **ids, const float **scores)
+{
+    size_t d = a->d, budget = (size_t)ceil((double)a->fraction * (double)n), m = 0;
+    if (budget < a->k) budget = a->k;
+    for (size_t g = 0; g < a->groups; g++) {
+        const float *ct = a->cent + g * d;
+        float s = 0;
+        for (size_t t = 0; t < d; t++) s += ct[t] * q[t];
+        a->cscore[g] = s;
+    }
+    order_groups(a);
+    for (size_t j = 0; j < a->groups && m < budget; j++) {
+        size_t g = a->corder[j], lo = a->goff[g], len = a->goff[g + 1] - lo;
+        soft_score_rows(a->score + m, a->pk + lo * d, len, q, 1, d, a->kt);
+        memcpy(a->sids + m, a->perm + lo, len * sizeof *a->sids);
+        m += len;
+    }
+    *ids = a->sids;
+    *scores = a->score;
+    return m;
 }

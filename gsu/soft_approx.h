@@ -41,6 +41,14 @@ typedef struct soft_approx {
 size_t soft_approx_bytes(size_t max_n, size_t d, size_t k, size_t n_slots);
 void soft_approx_carve(soft_approx *a, void *mem, size_t max_n, size_t d, size_t k, size_t n_slots, float fraction);
 
+/* Groups keys (n, d) by cats (n) and computes the centroids. */
+void soft_approx_prepare(soft_approx *a, const float *keys, const uint32_t *cats, size_t n);
+
+/* For one query after prepare: scores the best groups until the budget is
+ * reached; *ids and *scores (valid until the next call) get the rows
+ * scanned and their exact scores. Returns their number. */
+size_t soft_approx_scan(soft_approx *a, const float *q, size_t n, const uint32_t **ids, const float **scores);
+
 /* keys (n, d) and cats (n) of the sequence, queries (nb, d): as
  * soft_select_topk (rows[b k ..], cnt[b] = min(k, n)). Returns the number
  * of behaviors scored, summed over the candidates. */

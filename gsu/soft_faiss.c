@@ -31,6 +31,8 @@ struct soft_faiss {
     uint32_t off[2], *gsel, gof[2];
     uint64_t *heap;
     uint64_t fallbacks;
+    size_t kk_last;   /* the last search's shortlist length */
+    double kmax, gamma; /* the last search's largest key norm; gamma_d */
 };
 
 int soft_faiss_new(soft_faiss **out, size_t max_n, size_t d, size_t max_b, size_t k, char *err, size_t errlen)
@@ -80,6 +82,11 @@ uint64_t soft_faiss_fallbacks(const soft_faiss *f)
     return f->fallbacks;
 }
 
+void soft_faiss_count_fallback(soft_faiss *f)
+{
+    f->fallbacks++;
+}
+
 static double norm(const float *x, size_t d)
 {
     double s = 0;
@@ -91,6 +98,41 @@ static int search_err(char *err, size_t errlen, const char *what)
 {
     const char *m = faiss_get_last_error();
     return err_set(err, errlen, LSIM_E_SEARCH, "FAISS %s: %s", what, m ? m : "failed");
+}
+
+int soft_faiss_search(soft_faiss *f, const float *keys, size_t n, const float *queries, size_t nb, char *err,
+                      size_t errlen)
+{
+    size_t d = f->d;
+    lsim_faiss_set_threads(1);
+    if (faiss_Index_reset(f->ix)) return search_err(err, errlen, "reset");
+    if (faiss_Index_add(f->ix, (idx_t)n, keys)) return search_err(err, errlen, "add");
+    f->kk_last = n < f->kk ? n : f->kk;
+    if (faiss_Index_search(f->ix, (idx_t)nb, queries, (idx_t)f->kk_last, f->dist, f->lab))
+        return search_err(err, errlen, "search");
+    f->kmax = 0;
+    for (size_t i = 0; i < n; i++) {
+        double v = norm(keys + i * d, d);
+        if (v > f->kmax) f->kmax = v;
+    }
+    double u = FLT_EPSILON / 2;
+    f->gamma = (double)d * u / (1 - (double)d * u);
+    return 0;
+}
+
+size_t soft_faiss_shortlist(soft_faiss *f, size_t b, const uint32_t **ids, float *last)
+{
+    size_t kk = f->kk_last;
+    for (size_t j = 0; j < kk; j++) f->short_rows[j] = (uint32_t)f->lab[b * kk + j];
+    *ids = f->short_rows;
+    *last = f->dist[b * kk + kk - 1];
+    return kk;
+}
+
+double soft_faiss_eps(const soft_faiss *f, const float *q)
+{
+    /* |a.b computed - a.b| <= gamma_d |a| |b| for either summation order: two of them apart by at most twice that */
+    return 2 * f->gamma * norm(q, f->d) * f->kmax;
 }
 
 int soft_faiss_topk(soft_faiss *f, soft_select *brute, const float *keys, size_t n, const float *queries, size_t nb,

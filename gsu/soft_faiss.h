@@ -36,6 +36,17 @@ void soft_faiss_free(soft_faiss *f);
 int soft_faiss_topk(soft_faiss *f, soft_select *brute, const float *keys, size_t n, const float *queries, size_t nb,
                     uint32_t *rows, uint32_t *cnt, char *err, size_t errlen);
 
+/* The pieces, for callers that rank the shortlist themselves
+ * (gsu/soft_request.c): search all candidates for their shortlists of
+ * min(n, K + slack); then, per candidate b, the shortlist (as u32 ids, valid
+ * until the next call), the last shortlisted FAISS score, and the bound on
+ * |FAISS score - exact score| for its query. */
+int soft_faiss_search(soft_faiss *f, const float *keys, size_t n, const float *queries, size_t nb, char *err,
+                      size_t errlen);
+size_t soft_faiss_shortlist(soft_faiss *f, size_t b, const uint32_t **ids, float *last);
+double soft_faiss_eps(const soft_faiss *f, const float *q);
+void soft_faiss_count_fallback(soft_faiss *f);
+
 /* Candidates that took the brute-force fallback since the handle was made. */
 uint64_t soft_faiss_fallbacks(const soft_faiss *f);
 

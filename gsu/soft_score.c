@@ -80,12 +80,13 @@ static size_t transpose_chunk(float *kt, const float *keys, size_t i0, size_t m,
     return blocks;
 }
 
-/* The plain path, blocked the same way: each lane is the reference's sum. */
-static void rows_plain(float *score, const float *keys, size_t n, const float *queries, size_t nb, size_t d,
-                       float *kt)
+/* The plain path, blocked the same way: each lane is the reference's sum.
+ * Scores rows i0 .. i0 + m of a row stride n from their transposed blocks kt. */
+static void chunk_plain(float *score, size_t n, size_t i0, size_t m, const float *kt, const float *queries,
+                        size_t nb, size_t d)
 {
-    for (size_t i0 = 0; i0 < n; i0 += CHUNK) {
-        size_t m = n - i0 < CHUNK ? n - i0 : CHUNK, blocks = transpose_chunk(kt, keys, i0, m, d);
+    size_t blocks = (m + BL - 1) / BL;
+    {
         for (size_t b = 0; b < nb; b++) {
             const float *q = queries + b * d;
             for (size_t bk = 0; bk < blocks; bk++) {
@@ -106,11 +107,11 @@ static void rows_plain(float *score, const float *keys, size_t n, const float *q
 /* Four candidates at a time against each block of 8 behaviors: per lane one
  * fused multiply-add per dimension, in dimension order, however the
  * candidates are grouped. */
-AVX2 static void rows_avx2(float *score, const float *keys, size_t n, const float *queries, size_t nb, size_t d,
-                           float *kt)
+AVX2 static void chunk_avx2(float *score, size_t n, size_t i0, size_t m, const float *kt, const float *queries,
+                            size_t nb, size_t d)
 {
-    for (size_t i0 = 0; i0 < n; i0 += CHUNK) {
-        size_t m = n - i0 < CHUNK ? n - i0 : CHUNK, blocks = transpose_chunk(kt, keys, i0, m, d);
+    size_t blocks = (m + BL - 1) / BL;
+    {
         size_t b = 0;
         for (; b + 4 <= nb; b += 4) {
             const float *q0 = queries + b * d, *q1 = q0 + d, *q2 = q1 + d, *q3 = q2 + d;
@@ -162,15 +163,44 @@ static int have_avx2(void)
 }
 #endif
 
+static void chunk(float *score, size_t n, size_t i0, size_t m, const float *kt, const float *queries, size_t nb,
+                  size_t d)
+{
+#if HAVE_X86
+    if (simd_allowed && have_avx2()) {
+        chunk_avx2(score, n, i0, m, kt, queries, nb, d);
+        return;
+    }
+#endif
+    chunk_plain(score, n, i0, m, kt, queries, nb, d);
+}
+
 void soft_score_rows(float *score, const float *keys, size_t n, const float *queries, size_t nb, size_t d,
                      float *scratch)
 {
     if (!n || !nb) return;
-#if HAVE_X86
-    if (simd_allowed && have_avx2()) {
-        rows_avx2(score, keys, n, queries, nb, d, scratch);
-        return;
+    for (size_t i0 = 0; i0 < n; i0 += CHUNK) {
+        size_t m = n - i0 < CHUNK ? n - i0 : CHUNK;
+        transpose_chunk(scratch, keys, i0, m, d);
+        chunk(score, n, i0, m, scratch, queries, nb, d);
     }
-#endif
-    rows_plain(score, keys, n, queries, nb, d, scratch);
+}
+
+size_t soft_score_t_floats(size_t n, size_t d)
+{
+    return ((n + BL - 1) / BL) * BL * d;
+}
+
+void soft_score_transpose(float *kt, const float *keys, size_t n, size_t d)
+{
+    transpose_chunk(kt, keys, 0, n, d);
+}
+
+void soft_score_rows_t(float *score, const float *kt, size_t n, const float *queries, size_t nb, size_t d)
+{
+    if (!n || !nb) return;
+    for (size_t i0 = 0; i0 < n; i0 += CHUNK) {
+        size_t m = n - i0 < CHUNK ? n - i0 : CHUNK;
+        chunk(score, n, i0, m, kt + i0 * d, queries, nb, d);
+    }
 }

@@ -43,6 +43,13 @@ size_t soft_score_scratch(size_t n, size_t d);
 void soft_score_rows(float *score, const float *keys, size_t n, const float *queries, size_t nb, size_t d,
                      float *scratch);
 
+/* The same with the keys transposed once (soft_score_transpose into
+ * soft_score_t_floats(n, d) floats), for scoring many candidate groups
+ * against one sequence: the same bits as soft_score_rows. */
+size_t soft_score_t_floats(size_t n, size_t d);
+void soft_score_transpose(float *kt, const float *keys, size_t n, size_t d);
+void soft_score_rows_t(float *score, const float *kt, size_t n, const float *queries, size_t nb, size_t d);
+
 /* The reference: the same sums, one pair at a time, in plain C. Equal to
  * soft_score_rows to the bit when the CPU lacks AVX2+FMA or when
  * soft_score_allow_simd(0) was called (tests). */

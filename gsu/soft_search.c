@@ -145,7 +145,7 @@ void soft_gsu_backward(soft_gsu *g, float *dea, float *del, const float *label, 
  * (negative floats flipped, -0 made +0 first) above the row number, so that
  * a higher key is a higher score or an equal score and a later row (the
  * more recent behavior). Scores are never NaN. */
-static uint64_t rank_key(float score, uint32_t row)
+uint64_t soft_rank_key(float score, uint32_t row)
 {
     float s = score + 0.0f; /* -0 -> +0: they compare equal */
     uint32_t u;
@@ -169,18 +169,32 @@ static void sift_down(uint64_t *h, size_t n, size_t i)
     h[i] = x;
 }
 
-static int by_row(const void *a, const void *b)
+static void sift_u32(uint32_t *a, size_t n, size_t i)
 {
-    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
-    return (x > y) - (x < y);
+    uint32_t x = a[i];
+    for (;;) {
+        size_t l = 2 * i + 1, m = l;
+        if (l >= n) break;
+        if (l + 1 < n && a[l + 1] > a[l]) m = l + 1;
+        if (a[m] <= x) break;
+        a[i] = a[m];
+        i = m;
+    }
+    a[i] = x;
 }
 
-static void sort_rows(uint32_t *r, size_t n)
+void soft_sort_u32(uint32_t *a, size_t n)
 {
-    if (n > 64) {
-        qsort(r, n, sizeof *r, by_row);
+    if (n > 64) { /* heapsort: qsort may allocate */
+        for (size_t i = n / 2; i-- > 0;) sift_u32(a, n, i);
+        for (size_t end = n; end > 1; end--) {
+            uint32_t t = a[0];
+            a[0] = a[end - 1], a[end - 1] = t;
+            sift_u32(a, end - 1, 0);
+        }
         return;
     }
+    uint32_t *r = a;
     for (size_t i = 1; i < n; i++) {
         uint32_t x = r[i];
         size_t j = i;
@@ -194,20 +208,20 @@ size_t soft_gsu_topk_ids(uint32_t *out, uint64_t *scratch, const float *score, c
 {
     if (m <= k) {
         memcpy(out, ids, m * sizeof *out);
-        sort_rows(out, m);
+        soft_sort_u32(out, m);
         return m;
     }
-    for (size_t j = 0; j < k; j++) scratch[j] = rank_key(score[j], ids[j]);
+    for (size_t j = 0; j < k; j++) scratch[j] = soft_rank_key(score[j], ids[j]);
     for (size_t j = k / 2; j-- > 0;) sift_down(scratch, k, j);
     for (size_t r = k; r < m; r++) {
-        uint64_t key = rank_key(score[r], ids[r]);
+        uint64_t key = soft_rank_key(score[r], ids[r]);
         if (key > scratch[0]) {
             scratch[0] = key;
             sift_down(scratch, k, 0);
         }
     }
     for (size_t j = 0; j < k; j++) out[j] = (uint32_t)scratch[j];
-    sort_rows(out, k);
+    soft_sort_u32(out, k);
     return k;
 }
 
@@ -224,17 +238,17 @@ size_t soft_gsu_topk(uint32_t *sel_off, uint32_t *rows, uint64_t *scratch, const
         }
         /* a min-heap of the k best keys seen so far: O(m log k), a new row
          * costing one compare against the root unless it enters */
-        for (size_t j = 0; j < k; j++) scratch[j] = rank_key(score[lo + j], (uint32_t)(lo + j));
+        for (size_t j = 0; j < k; j++) scratch[j] = soft_rank_key(score[lo + j], (uint32_t)(lo + j));
         for (size_t j = k / 2; j-- > 0;) sift_down(scratch, k, j);
         for (size_t r = lo + k; r < hi; r++) {
-            uint64_t key = rank_key(score[r], (uint32_t)r);
+            uint64_t key = soft_rank_key(score[r], (uint32_t)r);
             if (key > scratch[0]) {
                 scratch[0] = key;
                 sift_down(scratch, k, 0);
             }
         }
         for (size_t j = 0; j < k; j++) rows[n + j] = (uint32_t)scratch[j];
-        sort_rows(rows + n, k);
+        soft_sort_u32(rows + n, k);
         n += k;
     }
     sel_off[b] = (uint32_t)n;

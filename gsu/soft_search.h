@@ -68,6 +68,13 @@ void soft_gsu_backward(soft_gsu *g, float *dea, float *del, const float *label, 
 size_t soft_gsu_topk(uint32_t *sel_off, uint32_t *rows, uint64_t *scratch, const float *score, const uint32_t *off,
                      size_t b, size_t k);
 
+/* A row's rank as one integer: higher is a higher score, or an equal score
+ * and a higher row. Scores are never NaN; -0 ranks as +0. */
+uint64_t soft_rank_key(float score, uint32_t row);
+
+/* Sorts a[0..n) ascending without allocating. */
+void soft_sort_u32(uint32_t *a, size_t n);
+
 /* The same ranking over m (score, id) pairs given in any order: the ids of
  * the k best (ties: the higher id) into out, ascending; returns min(k, m).
  * scratch holds k entries. */

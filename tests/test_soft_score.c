@@ -216,3 +216,41 @@ Test(soft_score, approximate_search_keeps_the_top_k_where_categories_dominate)
     double weak = approx_recall(0.05f, 0.0f, &scanned);
     cr_assert(weak < 0.9, "recall %.3f with no category structure", weak);
 }
+
+/* ---- distinct pairs: the top K behaviors from the pairs' scores ---- */
+#include "gsu/soft_dedup.h"
+#include "gsu/soft_search.h"
+
+Test(soft_score, distinct_pairs_give_the_row_ranking_exactly)
+{
+    enum { PN = 2000, PK = 50 };
+    static uint32_t items[PN], cats[PN], want[PK], got[PK], off[2], sel_off[2];
+    static float row_score[PN], pair_score[PN];
+    static uint64_t heap[PK];
+    soft_dedup dd;
+    void *mem = malloc(soft_dedup_bytes(PN, PK));
+    soft_dedup_carve(&dd, mem, PN, PK);
+    uint64_t s = 8;
+    for (int trial = 0; trial < 60; trial++) {
+        size_t n = 1 + (size_t)(tu_rand(&s) % PN), pairs = 1 + (size_t)(tu_rand(&s) % (trial % 3 ? 40 : 900));
+        for (size_t i = 0; i < n; i++) {
+            uint32_t p = (uint32_t)(tu_rand(&s) % pairs);
+            items[i] = p * 7 + 3, cats[i] = p % 5;
+        }
+        size_t u = soft_dedup_build(&dd, items, cats, n);
+        for (size_t j = 0; j < u; j++) /* few distinct values: ties between different pairs too */
+            pair_score[j] = (float)(int)(tu_rand(&s) % (trial % 2 ? 4 : 1000)) - (trial % 4 == 0 ? 0.0f : 2.0f);
+        if (trial == 5) pair_score[0] = -0.0f;
+        for (size_t j = 0; j < u; j++)
+            for (uint32_t r = dd.off[j]; r < dd.off[j + 1]; r++) {
+                cr_assert(items[dd.rows[r]] == dd.item[j] && cats[dd.rows[r]] == dd.cat[j]);
+                row_score[dd.rows[r]] = pair_score[j];
+            }
+        off[0] = 0, off[1] = (uint32_t)n;
+        size_t nw = soft_gsu_topk(sel_off, want, heap, row_score, off, 1, PK);
+        size_t ng = soft_dedup_expand(&dd, pair_score, NULL, u, got, NULL);
+        cr_assert_eq(ng, nw, "trial %d: %zu vs %zu", trial, ng, nw);
+        cr_assert_eq(memcmp(got, want, nw * sizeof *got), 0, "trial %d (n %zu, %zu pairs): other rows", trial, n, u);
+    }
+    free(mem);
+}

@@ -1,0 +1,53 @@
+/*
+ * soft_dedup.h: a request's sequence by distinct behavior (private).
+ *
+ * A GSU vector depends only on the behavior's (item, category), and a heavy
+ * user repeats items: user 1 of the default generated log has 54,000
+ * behaviors and 4,807 distinct (item, category) pairs. Soft search scores
+ * each distinct pair once; every behavior of a pair has that pair's score,
+ * to the bit (gsu/soft_score.h), so the K best behaviors by (score, then the
+ * more recent) are recovered from the pairs' scores exactly:
+ *
+ *   s* = the score of the K-th best behavior; every behavior scoring above
+ *   s* is kept, and of those scoring exactly s*, the most recent ones fill
+ *   the K. (soft_dedup_expand; equal to soft_gsu_topk on the rows.)
+ *
+ * Allocation-free after soft_dedup_carve.
+ */
+#ifndef LSIM_SOFT_DEDUP_H
+#define LSIM_SOFT_DEDUP_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct soft_dedup {
+    size_t max_n, slots, k;
+    uint64_t *hkey;  /* (slots) open addressing: (item, cat) + 1 */
+    uint32_t *hval;  /* (slots) distinct id */
+    uint32_t *hgen;  /* (slots) the request the slot belongs to (no clearing) */
+    uint32_t gen;
+    uint32_t *item, *cat; /* (max_n) each distinct pair */
+    uint32_t *off;   /* (max_n + 1) rows of distinct u: rows[off[u] .. off[u + 1]), ascending */
+    uint32_t *rows;  /* (max_n) */
+    uint32_t *tie;   /* (max_n) scratch of expand */
+    uint32_t *top;   /* (k) scratch of expand */
+    uint64_t *heap;  /* (k) */
+    size_t u;        /* distinct pairs of the last build */
+} soft_dedup;
+
+size_t soft_dedup_bytes(size_t max_n, size_t k);
+void soft_dedup_carve(soft_dedup *s, void *mem, size_t max_n, size_t k);
+
+/* Groups items[i], cats[i] (i < n <= max_n) into distinct pairs, in order
+ * of first appearance; returns their number. */
+size_t soft_dedup_build(soft_dedup *s, const uint32_t *items, const uint32_t *cats, size_t n);
+
+/* The K best behaviors (ascending rows) among the pairs ids[0..m) (NULL:
+ * pairs 0..m-1), score[p] being pair p's score: exact when those pairs hold
+ * every pair that could reach the top K (all of them, or a shortlist known
+ * to). Returns the count, min(k, their behaviors); *kth (if not NULL) gets
+ * the K-th behavior's score (-inf when every behavior was taken). */
+size_t soft_dedup_expand(soft_dedup *s, const float *score, const uint32_t *ids, size_t m, uint32_t *out,
+                         float *kth);
+
+#endif
