@@ -4,6 +4,7 @@
 #include "engine/engine_internal.h"
 
 #include "index/index_internal.h"
+#include "gsu/soft_score.h"
 #include "loaders/safetensors.h"
 
 #include <stdarg.h>
@@ -87,6 +88,32 @@ static int resolve_settings(lsim_engine *e, const lsim_settings *s, uint32_t ck_
     return 0;
 }
 
+/* The GSU vectors' parts per item and per category, if they fit in 512 MB. */
+static int tabulate_gsu(lsim_engine *e)
+{
+    const model_spec *s = &e->spec;
+    size_t D = s->gsu_d, E = (size_t)s->base.d_item + s->base.d_cat, di = s->base.d_item, dc = s->base.d_cat;
+    size_t ni = (size_t)s->base.n_items + 1, nc = (size_t)s->base.n_cats + 1;
+    if ((ni + nc) * D * 2 * sizeof(float) > ((size_t)512 << 20)) return 0;
+    const param_set *ps = model_params(e->master);
+    const float *ti = param_find(ps, "emb.item"), *tc = param_find(ps, "emb.cat");
+    const float *wa = param_find(ps, "gsu.wa"), *wb = param_find(ps, "gsu.wb");
+    e->ki = malloc(ni * D * sizeof(float));
+    e->qi = malloc(ni * D * sizeof(float));
+    e->kc = malloc(nc * D * sizeof(float));
+    e->qc = malloc(nc * D * sizeof(float));
+    if (!e->ki || !e->qi || !e->kc || !e->qc) return LSIM_E_NOMEM;
+    for (size_t i = 0; i < ni; i++) {
+        soft_score_part(e->ki + i * D, wb, E, 0, di, ti + i * di, D);
+        soft_score_part(e->qi + i * D, wa, E, 0, di, ti + i * di, D);
+    }
+    for (size_t c = 0; c < nc; c++) {
+        soft_score_part(e->kc + c * D, wb, E, di, dc, tc + c * dc, D);
+        soft_score_part(e->qc + c * D, wa, E, di, dc, tc + c * dc, D);
+    }
+    return 0;
+}
+
 int lsim_engine_open(lsim_engine **out, const char *index_dir, const char *checkpoint, const lsim_settings *s,
                      char *err, size_t errlen)
 {
@@ -108,6 +135,8 @@ int lsim_engine_open(lsim_engine **out, const char *index_dir, const char *check
         rc = model_load_ex(&e->master, checkpoint, 1, e->set.short_len, e->long_width ? e->long_width : 1, flags, err,
                            errlen);
     }
+    if (!rc && e->long_kind == ENGINE_LONG_SOFT && (rc = tabulate_gsu(e)))
+        err_set(err, errlen, rc, "out of memory for the GSU tables");
     if (!rc) { /* the latest plausible request time: the index's last event (or now), plus max_future */
         lsim_index_reader *rd;
         int64_t first, last;
@@ -132,6 +161,10 @@ int lsim_engine_open(lsim_engine **out, const char *index_dir, const char *check
 void lsim_engine_close(lsim_engine *e)
 {
     if (!e) return;
+    free(e->ki);
+    free(e->kc);
+    free(e->qi);
+    free(e->qc);
     model_free(e->master);
     lsim_index_close(e->ix);
     free(e);

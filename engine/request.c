@@ -94,14 +94,27 @@ static int soft_search(lsim_ctx *c, size_t n, size_t l0, size_t p)
     const float *ti = param_find(ps, "emb.item"), *tc = param_find(ps, "emb.cat");
     const float *wa = param_find(ps, "gsu.wa"), *wb = param_find(ps, "gsu.wb");
     size_t E = (size_t)s->base.d_item + s->base.d_cat, D = s->gsu_d, K = e->topk, m = p - l0;
+    uint32_t NI = s->base.n_items, NC = s->base.n_cats;
     for (size_t b = 0; b < n; b++) {
+        if (e->qi) { /* the tabulated parts: the same sums (gsu/soft_score.h) */
+            const float *a = e->qi + (size_t)(c->t_item[b] < NI ? c->t_item[b] : NI) * D;
+            const float *z = e->qc + (size_t)(c->t_cat[b] < NC ? c->t_cat[b] : NC) * D;
+            for (size_t j = 0; j < D; j++) c->queries[b * D + j] = a[j] + z[j];
+            continue;
+        }
         embed_row(c->ea, ti, tc, s, c->t_item[b], c->t_cat[b]);
         soft_score_vector(c->queries + b * D, wa, E, s->base.d_item, c->ea, D);
     }
     for (size_t i = 0; i < m; i++) c->litems[i] = c->ev[l0 + i].item, c->lcats[i] = c->ev[l0 + i].cat;
     size_t u = soft_dedup_build(&c->sr.dd, c->litems, c->lcats, m);
     for (size_t j = 0; j < u; j++) { /* one GSU vector per distinct (item, category) */
-        embed_row(c->ea, ti, tc, s, c->sr.dd.item[j], c->sr.dd.cat[j]);
+        uint32_t it = c->sr.dd.item[j], ct = c->sr.dd.cat[j];
+        if (e->ki) {
+            const float *a = e->ki + (size_t)(it < NI ? it : NI) * D, *z = e->kc + (size_t)(ct < NC ? ct : NC) * D;
+            for (size_t t = 0; t < D; t++) c->keys[j * D + t] = a[t] + z[t];
+            continue;
+        }
+        embed_row(c->ea, ti, tc, s, it, ct);
         soft_score_vector(c->keys + j * D, wb, E, s->base.d_item, c->ea, D);
     }
     int rc = soft_request_topk(&c->sr, c->keys, c->queries, n, c->sel, c->sel_cnt, c->errmsg, sizeof c->errmsg);

@@ -6,6 +6,9 @@
 #include "gsu/soft_search.h"
 
 #include <math.h>
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 #include <string.h>
 
 static size_t up64(size_t x)
@@ -91,6 +94,21 @@ size_t soft_dedup_build(soft_dedup *s, const uint32_t *items, const uint32_t *ca
 
 #define ID(j) (ids ? ids[j] : (uint32_t)(j))
 
+/* Whether any of x[0..16) is >= floor (NaN-free scores). */
+static int any_at_least(const float *x, float floor)
+{
+#if defined(__SSE2__)
+    __m128 f = _mm_set1_ps(floor);
+    __m128 a = _mm_or_ps(_mm_cmpge_ps(_mm_loadu_ps(x), f), _mm_cmpge_ps(_mm_loadu_ps(x + 4), f));
+    __m128 b = _mm_or_ps(_mm_cmpge_ps(_mm_loadu_ps(x + 8), f), _mm_cmpge_ps(_mm_loadu_ps(x + 12), f));
+    return _mm_movemask_ps(_mm_or_ps(a, b)) != 0;
+#else
+    for (size_t t = 0; t < 16; t++)
+        if (x[t] >= floor) return 1;
+    return 0;
+#endif
+}
+
 size_t soft_dedup_expand(soft_dedup *s, const float *score, const uint32_t *ids, size_t m, uint32_t *out,
                          float *kth)
 {
@@ -110,6 +128,10 @@ size_t soft_dedup_expand(soft_dedup *s, const float *score, const uint32_t *ids,
     size_t np = 0;
     float floor = -INFINITY; /* the heap's lowest score once full: lower scores cannot enter */
     for (size_t j = 0; j < m; j++) {
+        if (!ids && j + 16 <= m && np == k && !any_at_least(score + j, floor)) { /* 16 below the floor */
+            j += 15;
+            continue;
+        }
         if (score[ID(j)] < floor) continue;
         uint64_t key = soft_rank_key(score[ID(j)], ID(j));
         if (np < k) {
@@ -159,10 +181,17 @@ size_t soft_dedup_expand(soft_dedup *s, const float *score, const uint32_t *ids,
         if (!(score[p] > star)) break;
         for (uint32_t r = s->off[p]; r < s->off[p + 1]; r++) out[n++] = s->rows[r];
     }
-    /* those scoring exactly s* (any eligible pair, in the k best or not): the most recent fill the rest */
+    /* those scoring exactly s* (any eligible pair, in the k best or not): the most recent fill the rest. A
+     * pair left out of the heap scored below the heap's final lowest score, or equal to it: when s* is
+     * above that, the tied pairs are all in the heap */
     size_t nt = 0;
-    for (size_t j = 0; j < m; j++)
-        if (score[ID(j)] == star) s->top[nt < k ? nt : k - 1] = ID(j), nt++;
+    if (np < k || star > score[(uint32_t)h[np - 1]]) {
+        for (size_t i = 0; i < np; i++)
+            if (score[(uint32_t)h[i]] == star) s->top[nt++] = (uint32_t)h[i];
+    } else {
+        for (size_t j = 0; j < m; j++)
+            if (score[ID(j)] == star) s->top[nt < k ? nt : k - 1] = ID(j), nt++;
+    }
     if (nt > k) { /* more tied pairs than fit in top[]: collect their behaviors directly */
         size_t nr = 0;
         for (size_t j = 0; j < m; j++)

@@ -21,25 +21,23 @@ void soft_score_allow_simd(int on)
     simd_allowed = on;
 }
 
+/* One part's sum, in column order: the one definition every vector uses. */
+static float part_dot(const float *wr, const float *x, size_t cols)
+{
+    float s = 0.0f;
+    for (size_t c = 0; c < cols; c++) s += wr[c] * x[c];
+    return s;
+}
+
 void soft_score_part(float *out, const float *w, size_t ld, size_t col0, size_t cols, const float *x, size_t d)
 {
-    for (size_t j = 0; j < d; j++) {
-        const float *wr = w + j * ld + col0;
-        float s = 0.0f;
-        for (size_t c = 0; c < cols; c++) s += wr[c] * x[c];
-        out[j] = s;
-    }
+    for (size_t j = 0; j < d; j++) out[j] = part_dot(w + j * ld + col0, x, cols);
 }
 
 void soft_score_vector(float *out, const float *w, size_t e, size_t d_item, const float *emb, size_t d)
 {
-    for (size_t j = 0; j < d; j++) {
-        const float *wr = w + j * e;
-        float si = 0.0f, sc = 0.0f;
-        for (size_t c = 0; c < d_item; c++) si += wr[c] * emb[c];
-        for (size_t c = d_item; c < e; c++) sc += wr[c] * emb[c];
-        out[j] = si + sc;
-    }
+    for (size_t j = 0; j < d; j++)
+        out[j] = part_dot(w + j * e, emb, d_item) + part_dot(w + j * e + d_item, emb + d_item, e - d_item);
 }
 
 size_t soft_score_scratch(size_t n, size_t d)

@@ -32,7 +32,9 @@
 void soft_score_part(float *out, const float *w, size_t ld, size_t col0, size_t cols, const float *x, size_t d);
 
 /* The key (or query) of one behavior (or target) embedded as e = [e_item
- * (d_item), e_cat (E - d_item)] under w (D, E): part(item) + part(cat). */
+ * (d_item), e_cat (E - d_item)] under w (D, E): part(item) + part(cat),
+ * each part exactly soft_score_part's, so a caller may tabulate the parts
+ * per item and per category and add them: the same bits. */
 void soft_score_vector(float *out, const float *w, size_t e, size_t d_item, const float *emb, size_t d);
 
 /* The scratch soft_score_rows needs for n behaviors (floats). */
