@@ -11,7 +11,8 @@ reference model computing the same scores, and lsim's throughput over threads.
   3. the PyTorch reference (tests/golden/gen_sim.SIM's layers with the checkpoint's
      weights) computes the same request from the dump: the short-term DIN branch over
      the last 50 behaviors, the GSU over all 54,000 (hard: each candidate's newest K
-     of its category; soft: top K of the inner products), the ESU, the head; the
+     of its category, from the sequence sorted once by category and time; soft: top K
+     of the inner products), the ESU, the head; the
      scores must agree within 1e-4; the same number of timed calls, the same thread
      count (1), the median of `--runs` alternations;
   4. threads: bench_request's N = 1, 2, 4 threads, each with its own context,
@@ -83,14 +84,13 @@ def torch_worker(a):
                 r = (ea @ m.gsu_wa.T) @ (el @ m.gsu_wb.T).T                      # (B, N)
                 idx = torch.topk(r, min(K, N), dim=1).indices.sort(1).values
                 lens = torch.full((B,), idx.shape[1])
-            else:  # each candidate's newest K of its category
-                match = s_cat[None, :] == c_cat[:, None]                        # (B, N)
-                from_end = match.flip(1).cumsum(1).flip(1)
-                keep = match & (from_end <= K)
-                pos = torch.where(keep, torch.arange(N)[None, :].expand(B, N), torch.full((B, N), N))
-                idx = pos.sort(1).values[:, :K]
-                lens = keep.sum(1)
-                idx = idx.clamp(max=N - 1)
+            else:  # each candidate's newest K of its category: the sequence sorted by (category, time) once
+                order = torch.argsort(s_cat * N + torch.arange(N))
+                cats_sorted = s_cat[order]
+                end = torch.searchsorted(cats_sorted, c_cat, right=True)
+                lens = (end - torch.searchsorted(cats_sorted, c_cat)).clamp(max=K)
+                pos = ((end - lens)[:, None] + torch.arange(K)[None, :]).clamp(max=N - 1)
+                idx = order[pos]
             el_sel = el[idx]                                                    # (B, K, E)
             minutes = (now - s_ts[idx]).clamp(min=0) // 60 + 1
             buckets = torch.zeros_like(minutes)

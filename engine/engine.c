@@ -175,6 +175,13 @@ static size_t up64(size_t x)
     return (x + 63) & ~(size_t)63;
 }
 
+static size_t hash_size(size_t b)
+{
+    size_t s = 16;
+    while (s < 2 * b) s *= 2;
+    return s;
+}
+
 /* Carves the context's arrays from one allocation (mem NULL: only counts). */
 static size_t carve(lsim_ctx *c, char *mem)
 {
@@ -201,6 +208,15 @@ static size_t carve(lsim_ctx *c, char *mem)
     TAKE(c->l_ts, long_rows ? long_rows : 1);
     TAKE(c->l_len, B);
     TAKE(c->l_src, long_rows ? long_rows : 1);
+    if (e->long_kind == ENGINE_LONG_HARD && !e->long_before_short) {
+        TAKE(c->hev, B * K);
+        TAKE(c->hcnt, B);
+        TAKE(c->hslot, B);
+        TAKE(c->hkey, hash_size(B));
+        TAKE(c->hval, hash_size(B));
+        TAKE(c->hgen, hash_size(B));
+        c->hsize = hash_size(B);
+    }
     TAKE(c->att, K ? K : 1);
     if (soft) {
         TAKE(c->ea, E);
@@ -215,6 +231,18 @@ static size_t carve(lsim_ctx *c, char *mem)
     }
 #undef TAKE
     return off;
+}
+
+/* How many of the user's newest events a request needs: the short-term
+ * window, and the long-term list's window when it is not read per category. */
+static size_t events_needed(const lsim_engine *e)
+{
+    size_t S = e->set.short_len, L = e->set.long_max;
+    switch (e->long_kind) {
+    case ENGINE_LONG_NONE: return S;
+    case ENGINE_LONG_HARD: return e->long_before_short ? SIZE_MAX : S; /* per category otherwise */
+    default: return e->long_before_short ? S + L : (S > L ? S : L);
+    }
 }
 
 static int copy_set(param_set *dst, const param_set *src)
@@ -234,7 +262,15 @@ int lsim_ctx_new(lsim_engine *e, lsim_ctx **out)
     c->e = e;
     size_t bytes = carve(c, NULL);
     int rc = (c->mem = aligned_alloc(64, up64(bytes))) ? 0 : LSIM_E_NOMEM;
-    if (!rc) carve(c, c->mem);
+    if (!rc) {
+        carve(c, c->mem);
+        if (c->hgen) memset(c->hgen, 0, c->hsize * sizeof *c->hgen);
+        c->ev_need = events_needed(e);
+        if (c->ev_need != SIZE_MAX) {
+            c->ev_cap = c->ev_need ? c->ev_need : 1;
+            if (!(c->ev = malloc(c->ev_cap * sizeof *c->ev))) rc = LSIM_E_NOMEM;
+        }
+    }
     if (!rc) rc = lsim_index_reader_new(e->ix, &c->rd);
     if (!rc) {
         unsigned flags = e->long_kind == ENGINE_LONG_AVGPOOL ? MODEL_LONG_SHARED : 0;

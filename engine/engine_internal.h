@@ -40,8 +40,17 @@ struct lsim_ctx {
     lsim_engine *e;
     lsim_index_reader *rd;
     model *m;
-    ubt_event *ev;         /* the user's events before now, oldest first (grows) */
-    size_t ev_cap;
+    ubt_event *ev;         /* the user's newest events before now, oldest first */
+    size_t ev_cap;         /* fixed at ev_need, or grown when every event is read */
+    size_t ev_need;        /* how many newest events a request reads (SIZE_MAX: all) */
+    /* SIM hard: each distinct candidate category's newest K, read from its chain */
+    ubt_event *hev;        /* (max_candidates, K), newest first per slot */
+    uint32_t *hcnt;        /* (max_candidates) events per slot */
+    uint32_t *hslot;       /* (max_candidates) each candidate's slot */
+    uint32_t *hkey, *hgen, gen; /* (2^h) category -> slot, stamped per request */
+    uint32_t *hval;
+    size_t hsize;
+    const ubt_event *lev;  /* what l_src indexes: ev, or hev */
     void *mem;             /* everything below, one allocation */
     uint32_t *t_item, *t_cat, *h_item, *h_cat, *h_len, *l_item, *l_cat, *l_len;
     int64_t *h_ts, *l_ts, *now;

@@ -43,6 +43,34 @@ static int check_request(lsim_ctx *c, const char *user, size_t user_len, int64_t
     return rc;
 }
 
+/* SIM hard: each distinct category among the candidates gets the user's
+ * newest K events of it before now, read from its chain in the index (one
+ * key range each, the User Behavior Tree's point); hslot[b] says which. */
+static int read_hard_lists(lsim_ctx *c, int known, uint32_t uid, int64_t now, size_t n, uint32_t n_cats)
+{
+    size_t K = c->e->topk, mask = c->hsize - 1, slots = 0;
+    if (++c->gen == 0) {
+        memset(c->hgen, 0, c->hsize * sizeof *c->hgen);
+        c->gen = 1;
+    }
+    for (size_t b = 0; b < n; b++) {
+        uint32_t cat = c->t_cat[b];
+        size_t h = (cat * 2654435761u) & mask;
+        while (c->hgen[h] == c->gen && c->hkey[h] != cat) h = (h + 1) & mask;
+        if (c->hgen[h] != c->gen) {
+            c->hgen[h] = c->gen, c->hkey[h] = cat, c->hval[h] = (uint32_t)slots;
+            size_t got = 0;
+            if (known && cat < n_cats) {
+                int rc = index_hard_search_dense(c->rd, uid, cat, now, K, c->hev + slots * K, &got);
+                if (rc) return rc;
+            }
+            c->hcnt[slots++] = (uint32_t)got;
+        }
+        c->hslot[b] = c->hval[h];
+    }
+    return 0;
+}
+
 /* Dense ids of the user and the candidates (unknown: past the vocabulary,
  * the model's out-of-vocabulary row), then the user's events before now:
  * one snapshot. *known = 0 for an unknown user. */
@@ -70,10 +98,18 @@ static int read_request(lsim_ctx *c, const char *user, size_t user_len, int64_t 
         c->now[i] = now;
     }
     pthread_rwlock_unlock(&ix->lock);
-    if (known) {
+    c->lev = c->ev;
+    if (known && c->ev_need == SIZE_MAX) {
         rc = index_user_events_in(c->rd, uid, now, &c->ev, &c->ev_cap, n_ev);
-        if (rc) rc = ctx_err(c, rc, "%s", lsim_index_reader_errmsg(c->rd));
+    } else if (known) { /* the newest ev_need, newest first: reversed */
+        rc = index_hard_search_dense(c->rd, uid, UBT_MIXED, now, c->ev_need, c->ev, n_ev);
+        for (size_t i = 0, j = *n_ev; i + 1 < j; i++, j--) {
+            ubt_event t = c->ev[i];
+            c->ev[i] = c->ev[j - 1], c->ev[j - 1] = t;
+        }
     }
+    if (!rc && c->hev) rc = read_hard_lists(c, known, uid, now, n, n_cats);
+    if (rc) rc = ctx_err(c, rc, "%s", lsim_index_reader_errmsg(c->rd));
     index_reader_end(c->rd);
     return rc;
 }
@@ -159,7 +195,20 @@ static int build_batch(lsim_ctx *c, size_t n, size_t p, model_batch *bt)
     bt->long_cat = c->l_cat;
     bt->long_ts = c->l_ts;
     bt->long_len = c->l_len;
-    if (e->long_kind == ENGINE_LONG_HARD) { /* the newest K before the window end in the candidate's category */
+    if (e->long_kind == ENGINE_LONG_HARD && c->hev) { /* read per category: newest first, put oldest first */
+        c->lev = c->hev;
+        for (size_t b = 0; b < n; b++) {
+            size_t slot = c->hslot[b], m = c->hcnt[slot], k = 0;
+            for (; k < m; k++) {
+                size_t src = slot * K + (m - 1 - k);
+                const ubt_event *x = &c->hev[src];
+                c->l_src[b * K + k] = (uint32_t)src;
+                c->l_item[b * K + k] = x->item, c->l_cat[b * K + k] = x->cat, c->l_ts[b * K + k] = x->ts;
+            }
+            for (; k < K; k++) c->l_item[b * K + k] = c->l_cat[b * K + k] = 0, c->l_ts[b * K + k] = 0;
+            c->l_len[b] = (uint32_t)m;
+        }
+    } else if (e->long_kind == ENGINE_LONG_HARD) { /* the newest K before the window end in the candidate's category */
         for (size_t b = 0; b < n; b++) {
             uint32_t cat = c->t_cat[b];
             size_t i = lp, m = 0;
@@ -243,7 +292,7 @@ int lsim_explain(lsim_ctx *c, const char *user, size_t user_len, int64_t now, co
     int bad = 0;
     pthread_rwlock_rdlock(&ix->lock);
     for (size_t i = 0; i < m && i < cap; i++) {
-        const ubt_event *x = &c->ev[c->l_src[rows[i]]];
+        const ubt_event *x = &c->lev[c->l_src[rows[i]]];
         if (x->item >= vocab_size(ix->voc[IX_ITEM]) || x->cat >= vocab_size(ix->voc[IX_CAT]) ||
             x->type >= vocab_size(ix->voc[IX_TYPE])) {
             bad = 1;

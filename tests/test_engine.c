@@ -254,9 +254,8 @@ static void user_event(const char *user, size_t i, char *item, char *cat, int64_
     lsim_index_reader_free(rd);
 }
 
-Test(engine, steady_state_allocates_nothing)
+static void steady_state_case(const char *ckpt)
 {
-    const char *ckpt = train(MODEL_SIM_SOFT, 1, 0, "alloc");
     lsim_engine *e;
     lsim_ctx *c;
     open_engine(ckpt, NULL, &e, &c);
@@ -275,10 +274,17 @@ Test(engine, steady_state_allocates_nothing)
     cr_assert_eq(rc, 0, "%s", lsim_ctx_errmsg(c));
     Dl_info di = {0};
     if (g_allocs) dladdr(g_where[0], &di);
-    cr_assert_eq(g_allocs, 0, "%zu allocations in 20 requests after warm-up, the first called from %s (%s)", g_allocs,
-                 di.dli_sname ? di.dli_sname : "?", di.dli_fname ? di.dli_fname : "?");
+    cr_assert_eq(g_allocs, 0, "%s: %zu allocations in 20 requests after warm-up, the first called from %s (%s)", ckpt,
+                 g_allocs, di.dli_sname ? di.dli_sname : "?", di.dli_fname ? di.dli_fname : "?");
     lsim_ctx_free(c);
     lsim_engine_close(e);
+}
+
+Test(engine, steady_state_allocates_nothing)
+{
+    steady_state_case(train(MODEL_SIM_SOFT, 1, 0, "alloc-soft"));
+    steady_state_case(train(MODEL_SIM_HARD, 1, 0, "alloc-hard"));
+    steady_state_case(train(MODEL_DIN, 0, 0, "alloc-din"));
 }
 
 Test(engine, unknown_users_and_items_take_the_no_history_and_oov_paths)
