@@ -434,3 +434,102 @@ Test(engine, bad_settings_and_files_are_refused_by_name)
     lsim_ctx_free(NULL);
     cr_assert_str_eq(lsim_ctx_errmsg(NULL), "");
 }
+
+/* ---- an append while requests run: each request sees the old index or the new one, whole ---- */
+#include <fcntl.h>
+#include <spawn.h>
+#include <sys/wait.h>
+
+extern char **environ;
+
+enum { AU = 12, AB = 30 }; /* users, candidates per request */
+
+static void append_scores(const char *dir, const char *ckpt, const lsim_candidate *cand, float out[AU][AB])
+{
+    lsim_engine *e;
+    lsim_ctx *c;
+    char err[LSIM_ERRLEN];
+    cr_assert_eq(lsim_engine_open(&e, dir, ckpt, NULL, err, sizeof err), 0, "%s", err);
+    cr_assert_eq(lsim_ctx_new(e, &c), 0);
+    for (int u = 0; u < AU; u++) {
+        char user[16];
+        snprintf(user, sizeof user, "%d", u + 1);
+        cr_assert_eq(lsim_score(c, user, strlen(user), END_TS + 86400, cand, AB, out[u]), 0, "%s",
+                     lsim_ctx_errmsg(c));
+    }
+    lsim_ctx_free(c);
+    lsim_engine_close(e);
+}
+
+Test(engine, an_append_is_seen_whole_or_not_at_all)
+{
+    const char *ckpt = train(MODEL_SIM_HARD, 1, 0, "append");
+    /* the new log: 40 events for each of the first AU users in the 12 hours after the old log, new items too */
+    char log[700], copy[700], cmd[2000];
+    snprintf(log, sizeof log, "%s/new.csv", g_dir);
+    FILE *f = fopen(log, "w");
+    cr_assert(f);
+    uint64_t s = 3;
+    for (int u = 1; u <= AU; u++)
+        for (int i = 0; i < 40; i++)
+            fprintf(f, "%d,%llu,%llu,pv,%lld\n", u,
+                    (unsigned long long)(i % 3 ? 9000000 + tu_rand(&s) % 50 : (uint64_t)(1 + i)),
+                    (unsigned long long)(1 + tu_rand(&s) % 3), (long long)(END_TS + u * 100 + i * 600));
+    fclose(f);
+    lsim_candidate cand[AB];
+    static char names[AB][16];
+    for (int i = 0; i < AB; i++) {
+        snprintf(names[i], sizeof names[i], "%d", i % 2 ? 9000000 + i : 1 + i * 7);
+        cand[i] = raw(names[i], NULL);
+    }
+    static float before[AU][AB], after[AU][AB], got[AB];
+    append_scores(g_idx, ckpt, cand, before);
+    /* the state after the append, from a copy appended first */
+    snprintf(copy, sizeof copy, "%s/copy", g_dir);
+    snprintf(cmd, sizeof cmd, "cp -r '%s' '%s'", g_idx, copy);
+    cr_assert_eq(system(cmd), 0);
+    const char *args[] = {"index", "append", "--index", copy, "--input", log, NULL};
+    char *out = NULL, *errs = NULL;
+    cr_assert_eq(tu_run_lsim(args, &out, &errs), 0, "append: %s", errs);
+    free(out), free(errs);
+    append_scores(copy, ckpt, cand, after);
+    int differ = 0;
+    for (int u = 0; u < AU; u++) differ += memcmp(before[u], after[u], sizeof before[u]) != 0;
+    cr_assert(differ >= AU / 2, "the append changes too few users' scores (%d)", differ);
+    /* now the same append on the live index while a reader scores */
+    lsim_engine *e;
+    lsim_ctx *c;
+    char err[LSIM_ERRLEN];
+    cr_assert_eq(lsim_engine_open(&e, g_idx, ckpt, NULL, err, sizeof err), 0, "%s", err);
+    cr_assert_eq(lsim_ctx_new(e, &c), 0);
+    char *const argv[] = {(char *)tu_lsim_bin(), "index", "append", "--index", g_idx, "--input", log, NULL};
+    pid_t pid;
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_addopen(&fa, 2, "/dev/null", O_WRONLY, 0);
+    cr_assert_eq(posix_spawn(&pid, tu_lsim_bin(), &fa, NULL, argv, environ), 0);
+    posix_spawn_file_actions_destroy(&fa);
+    int status = 0, done = 0, seen_old = 0, seen_new = 0;
+    for (long r = 0; !done || r % AU; r++) {
+        int u = (int)(r % AU);
+        char user[16];
+        snprintf(user, sizeof user, "%d", u + 1);
+        int rc = lsim_score(c, user, strlen(user), END_TS + 86400, cand, AB, got);
+        cr_assert_eq(rc, 0, "request %ld failed during the append: %s", r, lsim_ctx_errmsg(c));
+        int is_old = !memcmp(got, before[u], sizeof got), is_new = !memcmp(got, after[u], sizeof got);
+        cr_assert(is_old || is_new, "request %ld (user %d) saw neither the old index nor the new one", r, u + 1);
+        seen_old += is_old && !is_new, seen_new += is_new && !is_old;
+        if (!done && waitpid(pid, &status, WNOHANG) == pid) done = 1;
+    }
+    cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "the append failed");
+    /* after it, every request sees the new index */
+    for (int u = 0; u < AU; u++) {
+        char user[16];
+        snprintf(user, sizeof user, "%d", u + 1);
+        cr_assert_eq(lsim_score(c, user, strlen(user), END_TS + 86400, cand, AB, got), 0);
+        cr_assert_eq(memcmp(got, after[u], sizeof got), 0, "user %d: not the new scores after the append", u + 1);
+    }
+    cr_assert(seen_old > 0, "no request ran before the append committed: the test saw no overlap");
+    lsim_ctx_free(c);
+    lsim_engine_close(e);
+}
