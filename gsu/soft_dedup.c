@@ -26,7 +26,7 @@ static size_t slots_for(size_t max_n)
 #define PIECES(X)                                                                                                  \
     X(hkey, uint64_t, slots) X(hval, uint32_t, slots) X(hgen, uint32_t, slots) X(item, uint32_t, max_n)           \
     X(cat, uint32_t, max_n) X(off, uint32_t, max_n + 1) X(rows, uint32_t, max_n) X(tie, uint32_t, max_n)           \
-    X(top, uint32_t, k) X(heap, uint64_t, k)
+    X(top, uint32_t, k) X(heap, uint64_t, k) X(bmax, float, k)
 
 size_t soft_dedup_bytes(size_t max_n, size_t k)
 {
@@ -109,6 +109,35 @@ static int any_at_least(const float *x, float floor)
 #endif
 }
 
+/* The k-th largest maximum of the blocks of 16 of score[0..m) (m >= 16 k):
+ * a min-heap of the k largest block maxima, its root. */
+static float kth_block_max(soft_dedup *s, const float *score, size_t m, size_t k)
+{
+    float *h = s->bmax;
+    size_t nb = m / 16, n = 0;
+    for (size_t i = 0; i < nb; i++) {
+        float x = score[i * 16];
+        for (size_t t = 1; t < 16; t++) x = score[i * 16 + t] > x ? score[i * 16 + t] : x;
+        if (n < k) { /* sift up */
+            size_t c = n++;
+            for (; c > 0 && h[(c - 1) / 2] > x; c = (c - 1) / 2) h[c] = h[(c - 1) / 2];
+            h[c] = x;
+        } else if (x > h[0]) { /* replace the root, sift down */
+            size_t c = 0;
+            for (;;) {
+                size_t l = 2 * c + 1, mm = l;
+                if (l >= k) break;
+                if (l + 1 < k && h[l + 1] < h[l]) mm = l + 1;
+                if (h[mm] >= x) break;
+                h[c] = h[mm];
+                c = mm;
+            }
+            h[c] = x;
+        }
+    }
+    return h[0];
+}
+
 size_t soft_dedup_expand(soft_dedup *s, const float *score, const uint32_t *ids, size_t m, uint32_t *out,
                          float *kth)
 {
@@ -126,9 +155,12 @@ size_t soft_dedup_expand(soft_dedup *s, const float *score, const uint32_t *ids,
     /* the k best pairs, best first (the K-th behavior's pair is among them: each pair has a behavior) */
     uint64_t *h = s->heap;
     size_t np = 0;
-    float floor = -INFINITY; /* the heap's lowest score once full: lower scores cannot enter */
+    /* a floor no pair of the k best is below: the heap's lowest score once full, and from the start,
+     * when every pair is eligible, the k-th largest of the maxima of blocks of 16 (k blocks hold a
+     * pair at least that high) */
+    float floor = ids || m < 16 * k ? -INFINITY : kth_block_max(s, score, m, k);
     for (size_t j = 0; j < m; j++) {
-        if (!ids && j + 16 <= m && np == k && !any_at_least(score + j, floor)) { /* 16 below the floor */
+        if (!ids && j + 16 <= m && !any_at_least(score + j, floor)) { /* 16 below the floor */
             j += 15;
             continue;
         }
@@ -150,7 +182,7 @@ size_t soft_dedup_expand(soft_dedup *s, const float *score, const uint32_t *ids,
             }
             h[c] = key;
         }
-        if (np == k) floor = score[(uint32_t)h[0]];
+        if (np == k && score[(uint32_t)h[0]] > floor) floor = score[(uint32_t)h[0]];
     }
     for (size_t end = np; end > 1; end--) { /* heapsort the min-heap in place: best first */
         uint64_t x = h[end - 1];

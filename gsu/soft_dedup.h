@@ -32,6 +32,7 @@ typedef struct soft_dedup {
     uint32_t *tie;   /* (max_n) scratch of expand */
     uint32_t *top;   /* (k) scratch of expand */
     uint64_t *heap;  /* (k) */
+    float *bmax;     /* (k) expand's heap of block maxima */
     size_t u;        /* distinct pairs of the last build */
 } soft_dedup;
 

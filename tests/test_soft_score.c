@@ -231,8 +231,11 @@ Test(soft_score, distinct_pairs_give_the_row_ranking_exactly)
     void *mem = malloc(soft_dedup_bytes(PN, PK));
     soft_dedup_carve(&dd, mem, PN, PK);
     uint64_t s = 8;
-    for (int trial = 0; trial < 60; trial++) {
-        size_t n = 1 + (size_t)(tu_rand(&s) % PN), pairs = 1 + (size_t)(tu_rand(&s) % (trial % 3 ? 40 : 900));
+    for (int trial = 0; trial < 90; trial++) {
+        /* a third with few pairs (many rows each), a third with many (the block-maxima floor), a third mixed */
+        size_t n = trial >= 60 ? PN : 1 + (size_t)(tu_rand(&s) % PN);
+        size_t pairs = trial >= 60 ? 1000 + (size_t)(tu_rand(&s) % 1000)
+                                   : 1 + (size_t)(tu_rand(&s) % (trial % 3 ? 40 : 900));
         for (size_t i = 0; i < n; i++) {
             uint32_t p = (uint32_t)(tu_rand(&s) % pairs);
             items[i] = p * 7 + 3, cats[i] = p % 5;

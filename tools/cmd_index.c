@@ -37,6 +37,9 @@ static const char build_help[] =
     "  --force             build: replace an existing index\n"
     "  --mem-limit MB      memory for buffered events before they are written (default 1024)\n"
     "  --no-dict           build: no zstd dictionary for the event blocks\n"
+    "  --map-size GB       the LMDB map: the most the index may grow to, in GiB (default 1024).\n"
+    "                      Address space only, not memory or disk; readers map as much. Give\n"
+    "                      a small one where address space is scarce (ThreadSanitizer, valgrind)\n"
     "  --json              print the summary as JSON on stdout\n";
 
 static int parse_shard(const char *s, ubt_write_opts *o)
@@ -78,6 +81,7 @@ static int run_write(int argc, char **argv, int append)
         {"mem-limit", required_argument, 0, 'm'}, {"no-dict", no_argument, 0, 'D'},
         {"ts-min", required_argument, 0, 'a'},  {"ts-max", required_argument, 0, 'b'},
         {"json", no_argument, 0, 'j'},          {"help", no_argument, 0, 'h'},
+        {"map-size", required_argument, 0, 'M'},
         {0, 0, 0, 0}};
     const char *dir = NULL, *columns = NULL, *item_info = NULL, *format = "taobao", *delim = NULL;
     int header = 0, json = 0;
@@ -106,6 +110,15 @@ static int run_write(int argc, char **argv, int append)
             break;
         case 'F': o.force = 1; break;
         case 'D': o.no_dict = 1; break;
+        case 'M': {
+            int64_t gb;
+            if (cli_parse_i64("--map-size", optarg, 1, 1 << 20, &gb)) {
+                free(inputs);
+                return EXIT_USAGE;
+            }
+            o.mapsize = (uint64_t)gb << 30;
+            break;
+        }
         case 'j': json = 1; break;
         case 'm':
         case 'a':
