@@ -20,3 +20,23 @@ Test(header, compiles_alone_and_names_every_error)
     cr_assert_str_eq(lsim_strerror(12345), "unknown error");
     cr_assert_str_eq(lsim_version(), "0.1.0");
 }
+
+/* Every function the header declares links, with the declared type. */
+Test(header, every_function_links)
+{
+    void (*fns[])(void) = {
+        (void (*)(void))lsim_strerror,       (void (*)(void))lsim_version,          (void (*)(void))lsim_index_open,
+        (void (*)(void))lsim_index_close,    (void (*)(void))lsim_index_stats_get,  (void (*)(void))lsim_index_reader_new,
+        (void (*)(void))lsim_index_reader_free, (void (*)(void))lsim_index_reader_errmsg,
+        (void (*)(void))lsim_index_hard_search, (void (*)(void))lsim_settings_default, (void (*)(void))lsim_engine_open,
+        (void (*)(void))lsim_engine_close,   (void (*)(void))lsim_ctx_new,          (void (*)(void))lsim_ctx_free,
+        (void (*)(void))lsim_ctx_errmsg,     (void (*)(void))lsim_score,            (void (*)(void))lsim_explain,
+    };
+    for (size_t i = 0; i < sizeof fns / sizeof fns[0]; i++) cr_assert(fns[i] != NULL);
+    lsim_settings s;
+    lsim_settings_default(&s);
+    cr_assert_eq(s.max_candidates, 1000);
+    cr_assert_eq(s.soft_search, LSIM_SOFT_EXACT);
+    cr_assert_eq(s.short_len, 0);
+    cr_assert_eq(s.long_max, 0);
+}
