@@ -245,13 +245,6 @@ static size_t events_needed(const lsim_engine *e)
     }
 }
 
-static int copy_set(param_set *dst, const param_set *src)
-{
-    if (dst->total != src->total) return LSIM_E_INVAL;
-    if (src->total) memcpy(dst->block, src->block, src->total * sizeof(float));
-    return 0;
-}
-
 int lsim_ctx_new(lsim_engine *e, lsim_ctx **out)
 {
     if (!out) return LSIM_E_INVAL;
@@ -274,15 +267,14 @@ int lsim_ctx_new(lsim_engine *e, lsim_ctx **out)
     if (!rc) rc = lsim_index_reader_new(e->ix, &c->rd);
     if (!rc) {
         unsigned flags = e->long_kind == ENGINE_LONG_AVGPOOL ? MODEL_LONG_SHARED : 0;
-        rc = model_new_ex(&c->m, model_get_spec(e->master), e->set.max_candidates, e->set.short_len,
-                          e->long_width ? e->long_width : 1, flags);
+        rc = model_new_sharing(&c->m, e->master, e->set.max_candidates, e->set.short_len,
+                               e->long_width ? e->long_width : 1, flags);
     }
     if (!rc && e->long_kind == ENGINE_LONG_SOFT)
         rc = soft_request_init(&c->sr, c->sr_mem, (soft_mode)e->set.soft_search, e->set.long_max, e->spec.gsu_d,
                                e->topk, e->set.max_candidates, (size_t)e->spec.base.n_cats + 2,
                                e->set.approx_fraction, c->errmsg, sizeof c->errmsg);
-    if (!rc) rc = copy_set(model_params(c->m), model_params(e->master));
-    if (!rc) rc = copy_set(model_buffers(c->m), model_buffers(e->master));
+
     if (rc) {
         lsim_ctx_free(c);
         return rc;

@@ -97,7 +97,7 @@ void dien_free(dien *m)
 
 void dien_init(dien *m, uint64_t seed)
 {
-    param_set_randomize(&m->st.params, seed);
+    if (m->st.params.block) param_set_randomize(&m->st.params, seed); /* not a view of another's */
     mlp_head_reset_buffers(&m->head);
 }
 

@@ -123,7 +123,7 @@ void din_free(din *m)
 
 void din_init(din *m, uint64_t seed)
 {
-    param_set_randomize(&m->st.params, seed);
+    if (m->st.params.block) param_set_randomize(&m->st.params, seed); /* not a view of another's */
     mlp_head_reset_buffers(&m->head);
 }
 

@@ -114,6 +114,10 @@ void dsin_free(dsin *m)
 
 void dsin_init(dsin *m, uint64_t seed)
 {
+    if (!m->st.params.block) { /* a view of another model's parameters: never written */
+        mlp_head_reset_buffers(&m->head);
+        return;
+    }
     param_set_randomize(&m->st.params, seed);
     dsin_branch_init(&m->branch, seed);
     mlp_head_reset_buffers(&m->head);

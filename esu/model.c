@@ -4,6 +4,8 @@
  */
 #include "esu/model.h"
 
+#include "models/model_state.h"
+
 #include "lsim.h"
 #include "storage/error_detail.h"
 
@@ -155,6 +157,23 @@ int model_new_ex(model **out, const model_spec *spec, size_t max_b, size_t max_s
         return rc;
     }
     *out = m;
+    return 0;
+}
+
+int model_new_sharing(model **out, const model *src, size_t max_b, size_t max_s, size_t max_k, unsigned flags)
+{
+    model *s = (model *)src;
+    model_state_share_next(model_params(s));
+    int rc = model_new_ex(out, &src->spec, max_b, max_s, max_k, flags);
+    model_state_share_next(NULL);
+    if (rc) return rc;
+    param_set *b = model_buffers(*out), *sb = model_buffers(s);
+    if (b->total != sb->total) {
+        model_free(*out);
+        *out = NULL;
+        return LSIM_E_INVAL;
+    }
+    if (b->total) memcpy(b->block, sb->block, b->total * sizeof(float));
     return 0;
 }
 

@@ -63,6 +63,11 @@ int model_new(model **out, const model_spec *spec, size_t max_b, size_t max_s, s
  * model then takes only such batches. */
 #define MODEL_LONG_SHARED 1u
 int model_new_ex(model **out, const model_spec *spec, size_t max_b, size_t max_s, size_t max_k, unsigned flags);
+
+/* A forward-only model of the same spec as src that reads src's parameters
+ * (no copy, no gradients): one copy of the weights for every serving thread.
+ * Its buffers are copied from src's. src must outlive it, unchanged. */
+int model_new_sharing(model **out, const model *src, size_t max_b, size_t max_s, size_t max_k, unsigned flags);
 void model_free(model *m);
 const model_spec *model_get_spec(const model *m);
 /* The SIM model inside m (sim-hard, sim-soft), else NULL. */

@@ -179,8 +179,10 @@ void sim_free(sim *m)
 
 void sim_init(sim *m, uint64_t seed)
 {
-    param_set_randomize(&m->st.params, seed);
-    if (m->cfg.branch == SIM_BRANCH_DSIN) dsin_branch_init(&m->dsin, seed);
+    if (m->st.params.block) { /* not a view of another model's parameters */
+        param_set_randomize(&m->st.params, seed);
+        if (m->cfg.branch == SIM_BRANCH_DSIN) dsin_branch_init(&m->dsin, seed);
+    }
     mlp_head_reset_buffers(&m->head);
     if (m->cfg.gsu == SIM_GSU_SOFT) mlp_head_reset_buffers(&m->gsu.aux);
 }

@@ -7,11 +7,25 @@
 
 #include <stdlib.h>
 
+static _Thread_local const param_set *share_next;
+
+void model_state_share_next(const param_set *params)
+{
+    share_next = params;
+}
+
 int model_state_init(model_state *st, param_list *params, param_list *buffers, int list_rc)
 {
     int rc = list_rc;
-    if (!rc) rc = param_set_init(&st->params, params->specs, params->n);
-    if (!rc) rc = param_set_init(&st->grads, params->specs, params->n);
+    const param_set *share = share_next;
+    share_next = NULL;
+    if (share) { /* serving: another model's parameters, read-only, and no gradients */
+        if (!rc) rc = param_set_view(&st->params, params->specs, params->n, share);
+        if (!rc) rc = param_set_view(&st->grads, params->specs, params->n, NULL);
+    } else {
+        if (!rc) rc = param_set_init(&st->params, params->specs, params->n);
+        if (!rc) rc = param_set_init(&st->grads, params->specs, params->n);
+    }
     if (!rc) rc = param_set_init(&st->buffers, buffers->specs, buffers->n);
     param_list_free(params);
     param_list_free(buffers);

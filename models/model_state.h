@@ -18,6 +18,12 @@ typedef struct model_state {
  * lists (whatever happens). 0, or LSIM_E_NOMEM / the list's error. */
 int model_state_init(model_state *st, param_list *params, param_list *buffers, int list_rc);
 
+/* Serving many threads with one copy of the weights: the next
+ * model_state_init on this thread makes its parameters a view of params
+ * (which must outlive the model and not change) and allocates no gradients,
+ * so the model can run forward only. Buffers stay the model's own. */
+void model_state_share_next(const param_set *params);
+
 /* Sizes and allocates the workspace: carve(ctx, a) is called twice, first on
  * a measuring arena, then on the allocated one (models/arena.h). */
 int model_state_alloc_ws(model_state *st, void (*carve)(void *ctx, arena *a), void *ctx);

@@ -73,6 +73,28 @@ int param_set_init(param_set *ps, const param_spec *specs, size_t n)
     return 0;
 }
 
+int param_set_view(param_set *ps, const param_spec *specs, size_t n, const param_set *src)
+{
+    memset(ps, 0, sizeof *ps);
+    if (src && src->n != n) return LSIM_E_INVAL;
+    for (size_t i = 0; src && i < n; i++)
+        if (strcmp(src->specs[i].name, specs[i].name) || src->numel[i] != spec_numel(&specs[i])) return LSIM_E_INVAL;
+    ps->specs = malloc((n ? n : 1) * sizeof *ps->specs);
+    ps->ptr = malloc((n ? n : 1) * sizeof *ps->ptr);
+    ps->numel = malloc((n ? n : 1) * sizeof *ps->numel);
+    if (!ps->specs || !ps->ptr || !ps->numel) {
+        param_set_free(ps);
+        return LSIM_E_NOMEM;
+    }
+    memcpy(ps->specs, specs, n * sizeof *specs);
+    ps->n = n;
+    for (size_t i = 0; i < n; i++) {
+        ps->numel[i] = spec_numel(&specs[i]);
+        ps->ptr[i] = src ? src->ptr[i] : NULL;
+    }
+    return 0;
+}
+
 void param_set_free(param_set *ps)
 {
     free(ps->specs);
@@ -136,6 +158,7 @@ static float uniform_pm1(uint64_t *s)
 
 void param_set_randomize(param_set *ps, uint64_t seed)
 {
+    if (!ps->block) return; /* a view (param_set_view): its tensors are another's */
     for (size_t i = 0; i < ps->n; i++) {
         const param_spec *s = &ps->specs[i];
         float *t = ps->ptr[i];

@@ -45,6 +45,12 @@ void param_list_free(param_list *l);
 /* Allocates the set for specs[0..n) (copied), zeroed. */
 int param_set_init(param_set *ps, const param_spec *specs, size_t n);
 void param_set_free(param_set *ps);
+
+/* A view: the same tensors as src (names and sizes checked; LSIM_E_INVAL if
+ * they differ), no block of its own (block NULL, total 0); src NULL gives
+ * NULL pointers (a model that never runs backward needs no gradients).
+ * Freeing a view leaves src's tensors alone. */
+int param_set_view(param_set *ps, const param_spec *specs, size_t n, const param_set *src);
 void param_set_zero(param_set *ps);
 
 /* Fresh random values, deterministic for a seed: embedding tables (names
