@@ -18,6 +18,7 @@
 #include <dirent.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -486,7 +487,8 @@ Test(cli_usage, help_of_every_command)
         {"--help", NULL},          {"gen", "--help", NULL},     {"gen", "log", "--help", NULL},
         {"index", "--help", NULL}, {"index", "build", "--help", NULL}, {"index", "append", "--help", NULL},
         {"index", "stats", "--help", NULL}, {"index", "verify", "--help", NULL}, {"index", "dump", "--help", NULL},
-        {"query", "--help", NULL},
+        {"query", "--help", NULL}, {"train", "--help", NULL}, {"eval", "--help", NULL},
+        {"score", "--help", NULL}, {"explain", "--help", NULL},
     };
     for (size_t i = 0; i < sizeof helps / sizeof helps[0]; i++) {
         char *out = NULL, *err = NULL;
@@ -1776,6 +1778,35 @@ Test(cli, train_and_eval_on_the_taobao_sample)
         free(out);
         free(err);
     }
+    /* the last checkpoint (SIM soft + time) through the request engine: a user and an item of the log */
+    FILE *lf = fopen(log, "r");
+    char line[256] = "", user[64] = "", item[64] = "", now[32] = "1512345600";
+    cr_assert(lf && fgets(line, sizeof line, lf));
+    fclose(lf);
+    cr_assert_eq(sscanf(line, "%63[^,],%63[^,]", user, item), 2, "%s", line);
+    char items[160];
+    snprintf(items, sizeof items, "%s,no-such-item", item);
+    const char *score[] = {"score", "--index", idx, "--model", ckpt, "--user", user, "--now", now, "--items", items,
+                           "--json", NULL};
+    cr_assert_eq(tu_run_lsim(score, &out, &err), 0, "score: %s", err);
+    double s0, s1;
+    cr_assert_eq(sscanf(out, "{\"scores\": [%lf, %lf]}", &s0, &s1), 2, "%s", out);
+    cr_expect(s0 > 0 && s0 < 1 && s1 > 0 && s1 < 1, "%s", out);
+    free(out);
+    free(err);
+    const char *explain[] = {"explain", "--index", idx, "--model", ckpt, "--user", user, "--now", now, "--item", item,
+                             "--json", NULL};
+    cr_assert_eq(tu_run_lsim(explain, &out, &err), 0, "explain: %s", err);
+    double es = json_field(out, "score");
+    cr_expect(fabs(es - s0) < 1e-6, "explain's score %g, score's %g", es, s0);
+    cr_expect(strstr(out, "\"behaviors\": [") != NULL, "%s", out);
+    free(out);
+    free(err);
+    const char *score_ms[] = {"score", "--index", idx, "--model", ckpt, "--user", user, "--now", "1512345600000",
+                              "--items", item, NULL};
+    cr_expect_eq(tu_run_lsim(score_ms, NULL, &err), 1);
+    cr_expect(strstr(err, "milliseconds") != NULL, "%s", err);
+    free(err);
     const char *bogus[] = {"train", "--index", idx, "--model", "transformer", "--out", ckpt, NULL};
     cr_expect_eq(tu_run_lsim(bogus, NULL, &err), 2);
     cr_expect(strstr(err, "transformer") != NULL, "%s", err);
