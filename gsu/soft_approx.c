@@ -17,7 +17,8 @@ static size_t up64(size_t x)
 #define PIECES(X)                                                                                                   \
     X(slot, uint32_t, n_slots) X(gcat, uint32_t, max_n) X(goff, uint32_t, max_n + 1) X(perm, uint32_t, max_n)       \
     X(sids, uint32_t, max_n) X(pk, float, max_n * d) X(cent, float, max_n * d) X(cscore, float, max_n)              \
-    X(corder, uint32_t, max_n) X(score, float, max_n) X(kt, float, soft_score_scratch(max_n, d)) X(heap, uint64_t, k)
+    X(corder, uint32_t, max_n) X(score, float, max_n) X(kt, float, soft_score_t_floats(max_n + 8 * n_slots, d))         \
+    X(gpad, uint32_t, max_n + 1) X(heap, uint64_t, k)
 
 size_t soft_approx_bytes(size_t max_n, size_t d, size_t k, size_t n_slots)
 {
@@ -62,6 +63,14 @@ static void group(soft_approx *a, const float *keys, const uint32_t *cats, size_
     }
     for (size_t g = 0; g < G; g++) a->slot[a->gcat[g]] = 0;
     for (size_t j = 0; j < n; j++) memcpy(a->pk + j * d, keys + (size_t)a->perm[j] * d, d * sizeof(float));
+    /* each group's keys transposed once, from a block boundary (the scan then scores them in place) */
+    size_t pad = 0;
+    for (size_t g = 0; g < G; g++) {
+        size_t lo = a->goff[g], len = a->goff[g + 1] - lo;
+        a->gpad[g] = (uint32_t)pad;
+        soft_score_transpose(a->kt + pad * d, a->pk + lo * d, len, d);
+        pad += (len + SOFT_SCORE_BLOCK - 1) / SOFT_SCORE_BLOCK * SOFT_SCORE_BLOCK;
+    }
     for (size_t g = 0; g < G; g++) {
         float *ct = a->cent + g * d;
         size_t lo = a->goff[g], hi = a->goff[g + 1];
@@ -148,7 +157,7 @@ size_t soft_approx_scan(soft_approx *a, const float *q, size_t n, const uint32_t
     order_groups(a);
     for (size_t j = 0; j < a->groups && m < budget; j++) {
         size_t g = a->corder[j], lo = a->goff[g], len = a->goff[g + 1] - lo;
-        soft_score_rows(a->score + m, a->pk + lo * d, len, q, 1, d, a->kt);
+        soft_score_rows_t(a->score + m, a->kt + (size_t)a->gpad[g] * d, len, q, 1, d);
         memcpy(a->sids + m, a->perm + lo, len * sizeof *a->sids);
         m += len;
     }

@@ -32,7 +32,8 @@ typedef struct soft_approx {
     float *cscore;      /* (max_n) one candidate's centroid scores */
     uint32_t *corder;   /* (max_n) groups by centroid score */
     float *score;       /* (max_n) scanned scores */
-    float *kt;          /* soft_score_scratch(max_n, d) */
+    float *kt;          /* the groups' keys transposed, each from a block boundary */
+    uint32_t *gpad;     /* (max_n + 1) each group's first row in kt */
     uint64_t *heap;     /* (k) */
     size_t groups;
 } soft_approx;
