@@ -11,7 +11,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #define MAX_CANDIDATES_LIMIT 100000u
 #define LONG_MAX_LIMIT 10000000u
@@ -137,7 +136,7 @@ int lsim_engine_open(lsim_engine **out, const char *index_dir, const char *check
     }
     if (!rc && e->long_kind == ENGINE_LONG_SOFT && (rc = tabulate_gsu(e)))
         err_set(err, errlen, rc, "out of memory for the GSU tables");
-    if (!rc) { /* the latest plausible request time: the index's last event (or now), plus max_future */
+    if (!rc) { /* the index's last event: with the clock, it bounds a request's `now` */
         lsim_index_reader *rd;
         int64_t first, last;
         rc = lsim_index_reader_new(e->ix, &rd);
@@ -146,9 +145,7 @@ int lsim_engine_open(lsim_engine **out, const char *index_dir, const char *check
         else if (rc)
             err_set(err, errlen, rc, "%s: cannot open a reader", index_dir);
         lsim_index_reader_free(rd);
-        int64_t wall = (int64_t)time(NULL);
-        if (last < wall) last = wall;
-        e->now_limit = last > INT64_MAX - e->set.max_future ? INT64_MAX : last + e->set.max_future;
+        e->last_event = last;
     }
     if (rc) {
         lsim_engine_close(e);

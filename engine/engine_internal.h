@@ -29,7 +29,7 @@ struct lsim_engine {
     uint32_t topk;         /* SIM: K; the hard list's length */
     uint32_t long_width;   /* the model's max_k: topk (SIM), long_max (avg-pooling), 0 */
     int long_before_short; /* the checkpoint's lsim.long_before_short */
-    int64_t now_limit;     /* the latest `now` a request may carry */
+    int64_t last_event;    /* the index's last event when opened: with the clock, what bounds `now` */
     /* SIM soft: the GSU vectors' parts per item and per category (rows n + 1, the last the
      * out-of-vocabulary one), key = ki[item] + kc[cat], query = qi[item] + qc[cat]
      * (gsu/soft_score.h): NULL when the catalog is too large to tabulate */

@@ -10,6 +10,7 @@
 
 #include <math.h>
 #include <string.h>
+#include <time.h>
 
 static int check_id(lsim_ctx *c, const char *s, size_t len, const char *what, size_t i, int indexed)
 {
@@ -31,10 +32,11 @@ static int check_request(lsim_ctx *c, const char *user, size_t user_len, int64_t
         return ctx_err(c, LSIM_E_INVAL, "%zu candidates: more than settings.max_candidates (%u)", n,
                        e->set.max_candidates);
     if (now <= 0) return ctx_err(c, LSIM_E_INVAL, "now: %lld is not a positive unix time in seconds", (long long)now);
-    if (now > e->now_limit)
+    int64_t wall = (int64_t)time(NULL), base = e->last_event > wall ? e->last_event : wall;
+    int64_t limit = base > INT64_MAX - e->set.max_future ? INT64_MAX : base + e->set.max_future;
+    if (now > limit)
         return ctx_err(c, LSIM_E_INVAL, "now: %lld is later than %lld (the index's last event or the clock, plus "
-                       "settings.max_future): milliseconds instead of seconds?", (long long)now,
-                       (long long)e->now_limit);
+                       "settings.max_future): milliseconds instead of seconds?", (long long)now, (long long)limit);
     int rc = check_id(c, user, user_len, "user", 0, 0);
     for (size_t i = 0; i < n && !rc; i++) {
         rc = check_id(c, cand[i].item, cand[i].item_len, "item", i, 1);
