@@ -7,6 +7,7 @@
 #include "gsu/soft_score.h"
 #include "loaders/safetensors.h"
 
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -87,6 +88,19 @@ static int resolve_settings(lsim_engine *e, const lsim_settings *s, uint32_t ck_
     return 0;
 }
 
+/* A checkpoint with NaN or infinity in a tensor (a diverged run) is refused:
+ * serving it would rank by garbage, and soft search's ranking assumes
+ * ordered scores. */
+static int check_finite(const param_set *ps, const char *path, char *err, size_t errlen)
+{
+    for (size_t t = 0; t < ps->n; t++)
+        for (size_t i = 0; i < ps->numel[t]; i++)
+            if (!isfinite(ps->ptr[t][i]))
+                return err_set(err, errlen, LSIM_E_CORRUPT, "%s: tensor %s: element %zu is %s", path,
+                               ps->specs[t].name, i, isnan(ps->ptr[t][i]) ? "NaN" : "infinite");
+    return 0;
+}
+
 /* The GSU vectors' parts per item and per category, if they fit in 512 MB. */
 static int tabulate_gsu(lsim_engine *e)
 {
@@ -134,11 +148,13 @@ int lsim_engine_open(lsim_engine **out, const char *index_dir, const char *check
         rc = model_load_ex(&e->master, checkpoint, 1, e->set.short_len, e->long_width ? e->long_width : 1, flags, err,
                            errlen);
     }
+    if (!rc) rc = check_finite(model_params(e->master), checkpoint, err, errlen);
+    if (!rc) rc = check_finite(model_buffers(e->master), checkpoint, err, errlen);
     if (!rc && e->long_kind == ENGINE_LONG_SOFT && (rc = tabulate_gsu(e)))
         err_set(err, errlen, rc, "out of memory for the GSU tables");
     if (!rc) { /* the index's last event: with the clock, it bounds a request's `now` */
-        lsim_index_reader *rd;
-        int64_t first, last;
+        lsim_index_reader *rd = NULL;
+        int64_t first = 0, last = 0;
         rc = lsim_index_reader_new(e->ix, &rd);
         if (!rc && (rc = index_time_range(rd, &first, &last)))
             err_set(err, errlen, rc, "%s: %s", index_dir, lsim_index_reader_errmsg(rd));

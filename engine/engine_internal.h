@@ -2,11 +2,13 @@
  * engine_internal.h: the handles behind lsim_engine and lsim_ctx (private).
  *
  * An engine holds the index, the checkpoint's model as loaded (its
- * parameters are the master copy) and the settings resolved against the
- * checkpoint. A context holds a model of its own (a copy of the parameters
- * and every activation, sized for max_candidates), an index reader, and the
- * request's arrays, carved from one allocation; the only buffer that grows
- * is the user's events (to the longest user seen).
+ * parameters are the one copy every context reads) and the settings
+ * resolved against the checkpoint. A context holds a model of its own (a
+ * view of those parameters, and every activation, sized for
+ * max_candidates), an index reader, and the request's arrays, carved from
+ * one allocation. What grows, to the largest request seen: the index
+ * reader's merge buffers and, for models that read whole sequences, the
+ * user's events.
  */
 #ifndef LSIM_ENGINE_INTERNAL_H
 #define LSIM_ENGINE_INTERNAL_H

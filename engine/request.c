@@ -100,7 +100,6 @@ static int read_request(lsim_ctx *c, const char *user, size_t user_len, int64_t 
         c->now[i] = now;
     }
     pthread_rwlock_unlock(&ix->lock);
-    c->lev = c->ev;
     if (known && c->ev_need == SIZE_MAX) {
         rc = index_user_events_in(c->rd, uid, now, &c->ev, &c->ev_cap, n_ev);
     } else if (known) { /* the newest ev_need, newest first: reversed */
@@ -110,6 +109,7 @@ static int read_request(lsim_ctx *c, const char *user, size_t user_len, int64_t 
             c->ev[i] = c->ev[j - 1], c->ev[j - 1] = t;
         }
     }
+    c->lev = c->ev; /* after the read: it may have moved the buffer */
     if (!rc && c->hev) rc = read_hard_lists(c, known, uid, now, n, n_cats);
     if (rc) rc = ctx_err(c, rc, "%s", lsim_index_reader_errmsg(c->rd));
     index_reader_end(c->rd);

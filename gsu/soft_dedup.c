@@ -230,7 +230,7 @@ size_t soft_dedup_expand(soft_dedup *s, const float *score, const uint32_t *ids,
             if (score[ID(j)] == star)
                 for (uint32_t r = s->off[ID(j)]; r < s->off[ID(j) + 1]; r++) s->tie[nr++] = s->rows[r];
         soft_sort_u32(s->tie, nr);
-        while (n < k) out[n++] = s->tie[--nr];
+        while (n < k && nr) out[n++] = s->tie[--nr];
     } else { /* merge the tied pairs' row lists from their ends, the latest row first */
         uint32_t *end = s->tie; /* each tied pair's remaining end */
         for (size_t t = 0; t < nt; t++) end[t] = s->off[s->top[t] + 1];
@@ -240,6 +240,7 @@ size_t soft_dedup_expand(soft_dedup *s, const float *score, const uint32_t *ids,
                 if (end[t] > s->off[s->top[t]] &&
                     (best == nt || s->rows[end[t] - 1] > s->rows[end[best] - 1]))
                     best = t;
+            if (best == nt) break; /* no tied row left (cannot happen with finite scores) */
             out[n++] = s->rows[--end[best]];
         }
     }

@@ -196,12 +196,14 @@ LSIM_API void lsim_settings_default(lsim_settings *s);
 /* Opens the index in `index_dir` and the checkpoint (a safetensors file
  * written by `lsim train` or by PyTorch, docs/CHECKPOINT_FORMAT.md). s may
  * be NULL (defaults). On failure *out is NULL and err[0..errlen) (if not
- * NULL) says which file or setting and why. */
+ * NULL) says which file or setting and why; a checkpoint holding NaN or
+ * infinity is refused with LSIM_E_CORRUPT. */
 LSIM_API int lsim_engine_open(lsim_engine **out, const char *index_dir, const char *checkpoint,
                               const lsim_settings *s, char *err, size_t errlen);
 LSIM_API void lsim_engine_close(lsim_engine *e);
 
-/* A scoring context for one thread at a time. */
+/* A scoring context for one thread at a time. Free every context of an
+ * engine before closing the engine (contexts read its weights). */
 LSIM_API int lsim_ctx_new(lsim_engine *e, lsim_ctx **out);
 LSIM_API void lsim_ctx_free(lsim_ctx *c);
 
@@ -221,7 +223,8 @@ typedef struct lsim_candidate {
 
 /*
  * Scores n candidates for `user` at time `now` (unix seconds): scores[i] is
- * the click probability of candidates[i], in (0, 1).
+ * the click probability of candidates[i], in [0, 1] (a float sigmoid reaches
+ * 0 or 1 for very large logits).
  * Errors (nothing is written to scores): LSIM_E_INVAL for a NULL pointer,
  * n = 0, n above max_candidates, now <= 0 or beyond max_future, or an id
  * that is empty, longer than LSIM_MAX_ID_LEN or holds a NUL byte (the detail

@@ -202,6 +202,7 @@ LSIM_API int lsim_index_stats_get(lsim_index *ix, lsim_index_stats *out)
 
 LSIM_API int lsim_index_reader_new(lsim_index *ix, lsim_index_reader **out)
 {
+    if (out) *out = NULL;
     if (!ix || !out) return LSIM_E_INVAL;
     lsim_index_reader *rd = calloc(1, sizeof *rd);
     if (!rd) return LSIM_E_NOMEM;
@@ -455,6 +456,25 @@ int index_hard_search_dense(lsim_index_reader *rd, uint32_t user, uint32_t cat, 
     return walk_back(rd, user, UBT_MIXED, cat, before, k, out, n, &key, &d);
 }
 
+/* The number of events of dense user `user` (0 for a user without a summary), within a begun snapshot. */
+static int user_event_count(lsim_index_reader *rd, uint32_t user, uint64_t *events)
+{
+    uint8_t key[4];
+    ubt_put_u32be(key, user);
+    MDB_val k = {4, key}, d;
+    ubt_user_summary s;
+    *events = 0;
+    int rc = mdb_get(rd->txn, rd->ix->db_users, &k, &d);
+    if (rc == MDB_NOTFOUND) return 0;
+    if (rc) return lmdb_err(rc, rd->errmsg, sizeof rd->errmsg, "reading a user summary");
+    if (ubt_summary_decode(&s, d.mv_data, d.mv_size)) return rd_err(rd, LSIM_E_CORRUPT, "corrupt user summary");
+    if (s.events > SIZE_MAX / 2 / sizeof(ubt_event))
+        return err_set(rd->errmsg, sizeof rd->errmsg, LSIM_E_CORRUPT, "user summary of user %u: %llu events", user,
+                       (unsigned long long)s.events);
+    *events = s.events;
+    return 0;
+}
+
 LSIM_API int lsim_index_hard_search(lsim_index_reader *rd, const char *user, size_t user_len,
                                     const char *category, size_t category_len, int64_t before, size_t k,
                                     lsim_event *out, size_t *n)
@@ -462,21 +482,23 @@ LSIM_API int lsim_index_hard_search(lsim_index_reader *rd, const char *user, siz
     if (!rd || !user || !n || (k && !out)) return LSIM_E_INVAL;
     *n = 0;
     if (user_len > LSIM_MAX_ID_LEN || (category && category_len > LSIM_MAX_ID_LEN)) return 0;
-    if (rd->res_cap < k) {
-        ubt_event *r = realloc(rd->res, k * sizeof *r);
-        if (!r) return rd_err(rd, LSIM_E_NOMEM, "out of memory");
-        rd->res = r;
-        rd->res_cap = k;
-    }
     int rc = index_reader_begin(rd);
     if (rc) return rc;
     lsim_index *ix = rd->ix;
     pthread_rwlock_rdlock(&ix->lock);
     uint32_t uid, cid = UBT_MIXED;
     size_t got = 0;
+    uint64_t events = 0;
     if (vocab_find(ix->voc[IX_USER], user, user_len, &uid) == 0 &&
-        (!category || vocab_find(ix->voc[IX_CAT], category, category_len, &cid) == 0)) {
-        rc = index_hard_search_dense(rd, uid, cid, before, k, rd->res, &got);
+        (!category || vocab_find(ix->voc[IX_CAT], category, category_len, &cid) == 0) &&
+        !(rc = user_event_count(rd, uid, &events)) && events) {
+        if (k > events) k = (size_t)events; /* no search returns more than the user has: bounds the buffers */
+        if (rd->res_cap < k) {
+            ubt_event *r = realloc(rd->res, k * sizeof *r);
+            if (!r) rc = rd_err(rd, LSIM_E_NOMEM, "out of memory");
+            else rd->res = r, rd->res_cap = k;
+        }
+        if (!rc) rc = index_hard_search_dense(rd, uid, cid, before, k, rd->res, &got);
         for (size_t i = 0; i < got && !rc; i++) {
             const ubt_event *e = &rd->res[i];
             if (e->item >= vocab_size(ix->voc[IX_ITEM]) || e->cat >= vocab_size(ix->voc[IX_CAT]) ||

@@ -542,3 +542,70 @@ Test(engine, an_append_is_seen_whole_or_not_at_all)
     lsim_ctx_free(c);
     lsim_engine_close(e);
 }
+
+/* Review findings, kept as tests. */
+Test(engine, explain_on_a_long_before_short_model_and_a_longer_user)
+{
+    lsim_engine *e;
+    lsim_ctx *c;
+    open_engine(train(MODEL_SIM_HARD, 1, 1, "explain-lbs"), NULL, &e, &c);
+    const char *users[] = {"7", "1"}; /* the second the longest: the event buffer grows between the calls */
+    for (int i = 0; i < 2; i++) {
+        char item[300], cat[300];
+        int64_t ts;
+        user_event(users[i], 30, item, cat, &ts);
+        lsim_candidate cand = raw(item, cat);
+        lsim_explained ex[64];
+        size_t n;
+        float score;
+        cr_assert_eq(lsim_explain(c, users[i], 1, END_TS, &cand, &score, ex, 64, &n), 0, "%s", lsim_ctx_errmsg(c));
+        double sum = 0;
+        for (size_t j = 0; j < n; j++) {
+            cr_assert_str_eq(ex[j].event.category, cat);
+            cr_assert(ex[j].event.ts < END_TS);
+            sum += ex[j].weight;
+        }
+        cr_assert(n == 0 || fabs(sum - 1) < 1e-5, "user %s: attention sums to %g", users[i], sum);
+    }
+    lsim_ctx_free(c);
+    lsim_engine_close(e);
+}
+
+Test(engine, a_huge_k_returns_what_the_user_has)
+{
+    lsim_index_reader *rd;
+    cr_assert_eq(lsim_index_reader_new(g_ix, &rd), 0);
+    static lsim_event ev[2000];
+    size_t n, all;
+    cr_assert_eq(lsim_index_hard_search(rd, "5", 1, NULL, 0, INT64_MAX, 2000, ev, &all), 0);
+    /* out must hold k entries by the contract; the search writes only what exists, so a huge k with room for
+     * the user's events is a fair test of the bounds */
+    cr_assert_eq(lsim_index_hard_search(rd, "5", 1, NULL, 0, INT64_MAX, SIZE_MAX / 2, ev, &n), 0,
+                 "%s", lsim_index_reader_errmsg(rd));
+    cr_assert_eq(n, all);
+    cr_assert_eq(lsim_index_hard_search(rd, "5", 1, ev[0].category, strlen(ev[0].category), INT64_MAX,
+                                        (size_t)1 << 61, ev, &n), 0, "%s", lsim_index_reader_errmsg(rd));
+    cr_assert(n >= 1 && n <= all);
+    lsim_index_reader_free(rd);
+}
+
+Test(engine, a_checkpoint_with_nan_is_refused)
+{
+    lsim_index_stats st;
+    cr_assert_eq(lsim_index_stats_get(g_ix, &st), 0);
+    model_spec spec;
+    model_spec_default(&spec, MODEL_SIM_SOFT, (uint32_t)st.items, (uint32_t)st.categories);
+    model *m;
+    cr_assert_eq(model_new(&m, &spec, 1, 20, 50), 0);
+    model_init(m, 3);
+    float *w = param_find(model_params(m), "gsu.wb");
+    cr_assert(w);
+    w[5] = NAN;
+    char path[700], err[LSIM_ERRLEN];
+    snprintf(path, sizeof path, "%s/nan.safetensors", g_dir);
+    cr_assert_eq(model_save(m, path, NULL, err, sizeof err), 0, "%s", err);
+    model_free(m);
+    lsim_engine *e;
+    cr_assert_eq(lsim_engine_open(&e, g_idx, path, NULL, err, sizeof err), LSIM_E_CORRUPT);
+    cr_assert(strstr(err, "gsu.wb") && strstr(err, "NaN"), "%s", err);
+}
