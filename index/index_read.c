@@ -53,10 +53,13 @@ static int read_meta(lsim_index *ix, MDB_txn *txn, char *err, size_t errlen)
     return 0;
 }
 
-static int load_vocabs(lsim_index *ix, MDB_txn *txn, char *err, size_t errlen)
+/* Loads the vocabularies (refresh: brings loaded ones up to this snapshot,
+ * decoding only the blocks an append changed; handed-out strings stay). */
+static int load_vocabs(lsim_index *ix, MDB_txn *txn, int refresh, char *err, size_t errlen)
 {
     for (int i = 0; i < IX_KINDS; i++) {
-        int rc = vocab_load(ix->voc[i], txn, ix->db_vocab, err, errlen);
+        int rc = refresh ? vocab_refresh(ix->voc[i], txn, ix->db_vocab, err, errlen)
+                         : vocab_load(ix->voc[i], txn, ix->db_vocab, err, errlen);
         if (rc) return rc;
     }
     if (vocab_size(ix->voc[IX_USER]) != ix->counts.users || vocab_size(ix->voc[IX_ITEM]) != ix->counts.items ||
@@ -140,7 +143,7 @@ static int open_new(lsim_index **out, const char *dir, char *err, size_t errlen)
                      : lmdb_err(r, err, errlen, dir);
     }
     if (!rc) rc = read_meta(ix, txn, err, errlen);
-    if (!rc) rc = load_vocabs(ix, txn, err, errlen);
+    if (!rc) rc = load_vocabs(ix, txn, 0, err, errlen);
     /* commit, not abort: database handles opened in an aborted transaction are closed */
     if (txn && !rc && (rc = mdb_txn_commit(txn))) rc = lmdb_err(rc, err, errlen, dir);
     else if (txn && rc) mdb_txn_abort(txn);
@@ -255,7 +258,7 @@ static int refresh_if_grown(lsim_index_reader *rd)
         c.types > ix->counts.types) {
         ubt_counts keep = ix->counts;
         ix->counts = c;
-        rc = load_vocabs(ix, rd->txn, rd->errmsg, sizeof rd->errmsg);
+        rc = load_vocabs(ix, rd->txn, 1, rd->errmsg, sizeof rd->errmsg);
         if (rc) ix->counts = keep;
     }
     pthread_rwlock_unlock(&ix->lock);

@@ -43,6 +43,8 @@ struct vocab {
     vocab_slot *table;
     size_t table_mask;
     uint32_t dirty_from;   /* first block to rewrite on store (UINT32_MAX: none) */
+    uint32_t *crcs;        /* each loaded block's checksum: vocab_refresh decodes only blocks that changed */
+    uint32_t n_crcs, crcs_cap;
 };
 
 static uint64_t hash_bytes(const char *s, size_t len)
@@ -83,6 +85,13 @@ int vocab_new(vocab **out, char kind, int with_cat)
     return 0;
 }
 
+size_t vocab_string_bytes(const vocab *v)
+{
+    size_t total = 0;
+    for (size_t i = 0; i < v->n_chunks; i++) total += i < 8 ? ((size_t)4096 << i) : ((size_t)1 << 20); /* add_entry's sizes */
+    return total;
+}
+
 void vocab_free(vocab *v)
 {
     if (!v) return;
@@ -92,6 +101,7 @@ void vocab_free(vocab *v)
     free(v->lens);
     free(v->hashes);
     free(v->cats);
+    free(v->crcs);
     free(v->table);
     free(v);
 }
@@ -355,6 +365,25 @@ static const char *kind_name(char kind)
     }
 }
 
+/* Records block b's checksum. */
+static int note_crc(vocab *v, uint32_t b, uint32_t crc)
+{
+    if (b >= v->crcs_cap) {
+        uint32_t nc = v->crcs_cap ? 2 * v->crcs_cap : 64;
+        while (nc <= b) nc *= 2;
+        uint32_t *c = realloc(v->crcs, nc * sizeof *c);
+        if (!c) return LSIM_E_NOMEM;
+        v->crcs = c;
+        v->crcs_cap = nc;
+    }
+    v->crcs[b] = crc;
+    if (b >= v->n_crcs) v->n_crcs = b + 1;
+    return 0;
+}
+
+/* Decodes block b. Its entries below v->n are already loaded (a refresh
+ * after an append): their strings must be the same, their categories are
+ * taken anew; the rest are added. */
 static int load_block(vocab *v, const uint8_t *p, size_t len, uint32_t b, uint8_t **raw,
                       size_t *raw_cap, uint32_t *cat_tmp, char *err, size_t errlen)
 {
@@ -382,12 +411,19 @@ static int load_block(vocab *v, const uint8_t *p, size_t len, uint32_t b, uint8_
         memcpy(*raw, q, raw_len);
     }
     const uint8_t *r = *raw, *rend = *raw + raw_len;
-    uint32_t first = v->n;
+    uint32_t first = b * VOCAB_BLOCK_ENTRIES;
+    if (first > v->n) return BAD("out of order");
+    if (count < VOCAB_BLOCK_ENTRIES && first + count < v->n) return BAD("fewer entries than were loaded");
     for (uint32_t i = 0; i < count; i++) {
         uint64_t sl;
         if (varint_get(&r, rend, &sl) || sl == 0 || sl > LSIM_MAX_ID_LEN || sl > (uint64_t)(rend - r))
             return BAD("bad string length");
         if (memchr(r, 0, sl)) return BAD("NUL in an id");
+        if (first + i < v->n) { /* loaded before: ids never change */
+            if (v->lens[first + i] != sl || memcmp(v->strs[first + i], r, sl)) return BAD("an existing id changed");
+            r += sl;
+            continue;
+        }
         size_t slot;
         uint32_t h32 = (uint32_t)hash_bytes((const char *)r, sl);
         if (find_slot(v, (const char *)r, sl, h32, &slot)) return BAD("duplicate id");
@@ -404,7 +440,7 @@ static int load_block(vocab *v, const uint8_t *p, size_t len, uint32_t b, uint8_
         memcpy(v->cats + first, cat_tmp, count * sizeof *cat_tmp);
     }
     if (r != rend) return BAD("trailing bytes");
-    return 0;
+    return note_crc(v, b, get_u32le(p + 4));
 #undef BAD
 }
 
@@ -419,6 +455,12 @@ static void vocab_clear(vocab *v)
 int vocab_load(vocab *v, MDB_txn *txn, MDB_dbi dbi, char *err, size_t errlen)
 {
     vocab_clear(v);
+    v->n_crcs = 0;
+    return vocab_refresh(v, txn, dbi, err, errlen);
+}
+
+int vocab_refresh(vocab *v, MDB_txn *txn, MDB_dbi dbi, char *err, size_t errlen)
+{
     MDB_cursor *cur;
     int rc = mdb_cursor_open(txn, dbi, &cur);
     if (rc) return lmdb_err(rc, err, errlen, "opening the vocabulary");
@@ -434,13 +476,15 @@ int vocab_load(vocab *v, MDB_txn *txn, MDB_dbi dbi, char *err, size_t errlen)
         const uint8_t *kp = k.mv_data;
         if (k.mv_size != 5 || kp[0] != (uint8_t)v->kind) break;
         uint32_t b = ubt_get_u32be(kp + 1);
-        if (b != expect || (expect > 0 && v->n != expect * VOCAB_BLOCK_ENTRIES)) {
+        if (b != expect || (expect > 0 && v->n < expect * VOCAB_BLOCK_ENTRIES)) {
             rc = err_set(err, errlen, LSIM_E_CORRUPT, "%s vocabulary: block %u missing or short",
                          kind_name(v->kind), expect);
             break;
         }
-        rc = load_block(v, d.mv_data, d.mv_size, b, &raw, &raw_cap, cat_tmp, err, errlen);
-        if (rc) break;
+        /* a block already loaded whose checksum is unchanged is the same block: skipped undecoded */
+        int same = b < v->n_crcs && d.mv_size >= 8 && get_u32le((const uint8_t *)d.mv_data + 4) == v->crcs[b] &&
+                   v->n >= (b + 1) * VOCAB_BLOCK_ENTRIES;
+        if (!same && (rc = load_block(v, d.mv_data, d.mv_size, b, &raw, &raw_cap, cat_tmp, err, errlen))) break;
         expect++;
         rc = mdb_cursor_get(cur, &k, &d, MDB_NEXT);
     }

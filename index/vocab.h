@@ -36,6 +36,9 @@ void vocab_free(vocab *v);
 
 uint32_t vocab_size(const vocab *v);
 
+/* Bytes of string storage held (chunks are kept until vocab_free). */
+size_t vocab_string_bytes(const vocab *v);
+
 /* Finds s[0..len): 0 and *id, or LSIM_E_NOTFOUND. */
 int vocab_find(const vocab *v, const char *s, size_t len, uint32_t *id);
 
@@ -56,6 +59,12 @@ void vocab_set_cat(vocab *v, uint32_t id, uint32_t cat);
  * checks each (CRC, counts, lengths, no duplicate). LSIM_E_CORRUPT with a
  * message naming the block on failure. */
 int vocab_load(vocab *v, MDB_txn *txn, MDB_dbi dbi, char *err, size_t errlen);
+
+/* Brings a loaded vocabulary up to a later snapshot (after an append):
+ * blocks whose checksum is unchanged are skipped, the rest decoded; loaded
+ * ids keep their strings (the same pointers), their categories may change,
+ * new ids are added. Cost: the blocks' headers plus the changed blocks. */
+int vocab_refresh(vocab *v, MDB_txn *txn, MDB_dbi dbi, char *err, size_t errlen);
 
 /* Writes every block changed since the last load/store. */
 int vocab_store(vocab *v, MDB_txn *txn, MDB_dbi dbi, char *err, size_t errlen);

@@ -609,3 +609,37 @@ Test(engine, a_checkpoint_with_nan_is_refused)
     cr_assert_eq(lsim_engine_open(&e, g_idx, path, NULL, err, sizeof err), LSIM_E_CORRUPT);
     cr_assert(strstr(err, "gsu.wb") && strstr(err, "NaN"), "%s", err);
 }
+
+/* A reader that meets an append loads only what changed: the strings it handed out stay, new ids appear,
+ * and the string storage grows by the new strings, not by a second copy of the vocabulary. */
+Test(engine, an_append_refreshes_the_vocabulary_incrementally)
+{
+    lsim_index_reader *rd;
+    cr_assert_eq(lsim_index_reader_new(g_ix, &rd), 0);
+    lsim_event ev[4];
+    size_t n;
+    cr_assert_eq(lsim_index_hard_search(rd, "3", 1, NULL, 0, INT64_MAX, 1, ev, &n), 0);
+    cr_assert_eq(n, 1);
+    const char *old_item = ev[0].item;
+    char keep[300];
+    snprintf(keep, sizeof keep, "%s", old_item);
+    size_t before = vocab_string_bytes(g_ix->voc[IX_ITEM]);
+    char log[700];
+    snprintf(log, sizeof log, "%s/more.csv", g_dir);
+    FILE *f = fopen(log, "w");
+    cr_assert(f);
+    for (int i = 0; i < 10; i++) fprintf(f, "3,new-item-%d,77,pv,%lld\n", i, (long long)(END_TS + 100 + i));
+    fclose(f);
+    const char *args[] = {"index", "append", "--index", g_idx, "--input", log, NULL};
+    char *out = NULL, *errs = NULL;
+    cr_assert_eq(tu_run_lsim(args, &out, &errs), 0, "%s", errs);
+    free(out), free(errs);
+    cr_assert_eq(lsim_index_hard_search(rd, "3", 1, NULL, 0, INT64_MAX, 1, ev, &n), 0);
+    cr_assert_eq(n, 1);
+    cr_assert_str_eq(ev[0].item, "new-item-9");
+    cr_assert_str_eq(old_item, keep, "a string handed out before the append changed");
+    size_t after = vocab_string_bytes(g_ix->voc[IX_ITEM]);
+    cr_assert(after - before < 8192, "string storage grew by %zu bytes for 10 new ids (it was %zu)", after - before,
+              before);
+    lsim_index_reader_free(rd);
+}
