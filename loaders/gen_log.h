@@ -31,6 +31,13 @@ typedef struct gen_log_params {
     uint32_t days;        /* span of the log, ending at end_ts, >= 1 */
     int64_t end_ts;       /* unix seconds of the log's end (exclusive); the window
                              [end_ts - days*86400, end_ts) must lie in [0, 4102444800] */
+    /* The behavior model (docs/GENERATOR.md, "The generative process"): */
+    uint32_t theme_size;  /* categories per theme (contiguous popularity ranks), >= 1 */
+    double theme_conc;    /* a: concentration of a user's theme urn, finite, > 0 */
+    double cat_conc;      /* b: concentration of the category-within-theme urn, finite, > 0 */
+    double item_conc;     /* beta: concentration of the item-within-category urn, finite, > 0 */
+    double sess_stay;     /* s: a session's later event keeps the previous event's category, in [0, 1] */
+    double sess_mean;     /* mean session size (at least; heavy users get longer ones), in [1, 1e6] */
 } gen_log_params;
 
 /* Defaults: seed 1, 1000 users, items and categories derived, min_len 100,
