@@ -48,8 +48,8 @@
 #define GEN_ID_SPACE 4999999u          /* raw ids are 1 + scramble(index) in [1, 5,000,000) */
 #define GEN_ITEMS_PER_USER 20u         /* derived items = max(1000, 20 * users) */
 #define GEN_ITEMS_MIN 1000u
-#define GEN_ITEMS_PER_CAT 440u         /* derived categories = max(20, items / 440) */
-#define GEN_CATS_MIN 20u
+#define GEN_ITEMS_PER_CAT 440u         /* derived categories = max(200, items / 440) */
+#define GEN_CATS_MIN 200u
 #define GEN_MIN_ITEMS_PER_CAT 5u       /* each category gets at least 5 items (if items allow) */
 #define GEN_ITEM_ZIPF_S 1.1            /* within-category item popularity exponent */
 #define GEN_SESS_SPACING_S 7200        /* sessions per user capped at span / 2 h on average */
@@ -724,11 +724,11 @@ void gen_log_params_default(gen_log_params *p)
     p->len_alpha = 1.1;
     p->days = 180;
     p->end_ts = 1512345600; /* 2017-12-04 00:00:00 UTC */
-    p->theme_size = 4;
-    p->theme_conc = 2.0;
+    p->theme_size = 1;
+    p->theme_conc = 5.0;
     p->cat_conc = 2.0;
-    p->item_conc = 8.0;
-    p->sess_stay = 0.7;
+    p->item_conc = 20.0;
+    p->sess_stay = 0.5;
     p->sess_mean = 6.0;
 }
 
