@@ -59,6 +59,7 @@
 #define GEN_GAP_P_ZERO 0.03            /* share of within-session gaps forced to 0 */
 #define GEN_CONC_MAX 1e9               /* bound on the concentrations a, b, beta */
 #define GEN_SESS_MEAN_MAX 1e6          /* bound on sess_mean */
+#define GEN_CARRY_DAYS_MAX 1e6         /* bound on carry_days */
 #define GEN_P_PV 0.89                  /* behavior types: pv 89%, cart 5.5%, fav 3%, buy 2.5% */
 #define GEN_P_CART 0.055
 #define GEN_P_FAV 0.03
@@ -439,6 +440,13 @@ static void gen_ctx_init(gen_ctx *g, const gen_log_params *p)
     g->max_sess = ms < (int64_t)p->max_len ? (uint32_t)ms : p->max_len;
 }
 
+/* The probability that a session's first event keeps the category of the
+ * user's previous event, dt seconds before: carry exp(-dt / (carry_days days)). */
+static double gen_carry(const gen_log_params *p, int64_t dt)
+{
+    return p->carry * gen_exp_det(-(double)dt / (p->carry_days * 86400.0));
+}
+
 /* The category of a user's event n (n events before it, counted in cat_cnt
  * and theme_cnt) drawn from the reinforced urns (docs/GENERATOR.md, step 6):
  * a theme with probability (a Pi(t) + n(t)) / (a + n), then a category of it
@@ -548,15 +556,20 @@ static void gen_user_plan(gen_user *u, const gen_ctx *g, uint32_t user_id)
     }
 
     /* Categories, event by event: a session's later event keeps the previous
-     * event's category with probability sess_stay; otherwise (and at every
-     * session start) the urns draw it. Slots: one per category the user
-     * touches, in order of first use. */
+     * event's category with probability sess_stay; a session's first event
+     * (but the user's first) keeps it with probability gen_carry(gap since the
+     * previous event); otherwise the urns draw it. Slots: one per category the
+     * user touches, in order of first use. */
     uint32_t n_slots = 0;
+    int64_t prev_end = 0;
     e = 0;
     for (uint32_t s = 0; s < n_sess; s++) {
+        int64_t ts = u->sess_start[s];
         for (uint32_t j = 0; j < u->sess_size[s]; j++, e++) {
+            ts += u->gap[e];
+            double keep = j > 0 ? p->sess_stay : e > 0 ? gen_carry(p, ts - prev_end) : 0.0;
             uint32_t c;
-            if (j > 0 && gen_u01(&r) < p->sess_stay)
+            if (e > 0 && gen_u01(&r) < keep)
                 c = u->ev_cat[e - 1];
             else
                 c = gen_draw_urn(u, cat, p, &r, e);
@@ -568,6 +581,7 @@ static void gen_user_plan(gen_user *u, const gen_ctx *g, uint32_t user_id)
             u->cat_cnt[c]++;
             u->theme_cnt[c / cat->theme_size]++;
         }
+        prev_end = ts;
     }
 
     /* Each slot's pool range is sized by its category's planned events. */
@@ -728,8 +742,10 @@ void gen_log_params_default(gen_log_params *p)
     p->theme_conc = 5.0;
     p->cat_conc = 2.0;
     p->item_conc = 20.0;
-    p->sess_stay = 0.5;
+    p->sess_stay = 1.0;
     p->sess_mean = 6.0;
+    p->carry = 0.3;
+    p->carry_days = 1.0;
 }
 
 /* The catalog sizes after deriving zeros (see docs/GENERATOR.md). */
@@ -782,6 +798,11 @@ static int gen_validate(const gen_log_params *p, char *err, size_t errlen)
                            GEN_CONC_MAX, conc[k].v);
     if (!(p->sess_stay >= 0.0) || !(p->sess_stay <= 1.0))
         return err_set(err, errlen, LSIM_E_INVAL, "gen log: sess_stay must be in [0, 1] (got %g)", p->sess_stay);
+    if (!(p->carry >= 0.0) || !(p->carry <= 1.0))
+        return err_set(err, errlen, LSIM_E_INVAL, "gen log: carry must be in [0, 1] (got %g)", p->carry);
+    if (!(p->carry_days > 0.0) || !(p->carry_days <= GEN_CARRY_DAYS_MAX))
+        return err_set(err, errlen, LSIM_E_INVAL, "gen log: carry_days must be in (0, %g] (got %g)",
+                       GEN_CARRY_DAYS_MAX, p->carry_days);
     if (!(p->sess_mean >= 1.0) || !(p->sess_mean <= GEN_SESS_MEAN_MAX))
         return err_set(err, errlen, LSIM_E_INVAL, "gen log: sess_mean must be in [1, %g] (got %g)",
                        GEN_SESS_MEAN_MAX, p->sess_mean);
@@ -1063,8 +1084,10 @@ int gen_truth_prob(gen_truth *t, uint32_t user, int64_t ts, uint32_t item_raw, d
     double urn = (p->theme_conc * pi_t + (double)n_t) / (p->theme_conc + (double)j) *
                  (p->cat_conc * pi_c_in_t + (double)n_c) / (p->cat_conc + (double)n_t);
     double p_cat = urn;
-    if (j > 0 && t->ev_sess[j - 1] == t->ev_sess[j]) /* a session's later event */
-        p_cat = p->sess_stay * (u->ev_cat[j - 1] == c ? 1.0 : 0.0) + (1.0 - p->sess_stay) * urn;
+    if (j > 0) { /* keep the previous event's category, within a session or carried over to the next */
+        double keep = t->ev_sess[j - 1] == t->ev_sess[j] ? p->sess_stay : gen_carry(p, t->ts[j] - t->ts[j - 1]);
+        p_cat = keep * (u->ev_cat[j - 1] == c ? 1.0 : 0.0) + (1.0 - keep) * urn;
+    }
     uint32_t first = cat->cat_first[c], n_in = cat->cat_first[c + 1] - first, r = it - first;
     double q = (cat->rank_cum[r] - (r ? cat->rank_cum[r - 1] : 0.0)) / cat->rank_cum[n_in - 1];
     *prob = p_cat * (p->item_conc * q + (double)n_i) / (p->item_conc + (double)n_c);

@@ -41,13 +41,16 @@ typedef struct gen_log_params {
     double item_conc;     /* beta: concentration of the item-within-category urn, in (0, 1e9] */
     double sess_stay;     /* s: a session's later event keeps the previous event's category, in [0, 1] */
     double sess_mean;     /* mean session size (at least; heavy users get longer ones), in [1, 1e6] */
+    double carry;         /* h: a session's first event keeps the previous event's category with
+                             probability h exp(-gap / carry_days); in [0, 1] */
+    double carry_days;    /* tau of the carry-over, in days; in (0, 1e6] */
 } gen_log_params;
 
 /* Defaults: seed 1, 1000 users, items and categories derived, min_len 100,
  * max_len 54000, alpha 1.1 (mean length about 570: a 10M-event log is about
  * 17,600 users), 180 days ending 2017-12-04 00:00:00 UTC (the Tianchi file's
- * end); theme_size 1, theme_conc 5, cat_conc 2, item_conc 20, sess_stay 0.5,
- * sess_mean 6. */
+ * end); theme_size 1, theme_conc 5, cat_conc 2, item_conc 20, sess_stay 1,
+ * sess_mean 6, carry 0.3, carry_days 1. */
 void gen_log_params_default(gen_log_params *p);
 
 /* Summary of what was written. */

@@ -8,7 +8,8 @@
  *   seed=1
  *   users=2000  items=40000  categories=90  min_len=100  max_len=54000
  *   alpha=1.1000000000000001  days=180  end_ts=1512345600
- *   theme_size=1  theme_conc=5  cat_conc=2  item_conc=20  sess_stay=0.5  sess_mean=6
+ *   theme_size=1  theme_conc=5  cat_conc=2  item_conc=20  sess_stay=1  sess_mean=6  carry=0.29999999999999999
+ *   carry_days=1
  * (one per line; items and categories as derived, never 0). Format 1 (before
  * the reinforced-urn model) is refused: its logs came from another
  * process. Lines starting with '#' are comments. Reading checks every key, every value's range and

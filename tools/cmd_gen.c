@@ -34,8 +34,11 @@ static const char gen_help[] =
     "  --theme-conc A   concentration of a user's theme urn (default 5)\n"
     "  --cat-conc B     concentration of the category-within-theme urn (default 2)\n"
     "  --item-conc B    concentration of the item-within-category urn (default 20)\n"
-    "  --sess-stay S    probability that a session's next event keeps the category (default 0.5)\n"
+    "  --sess-stay S    probability that a session's next event keeps the category (default 1)\n"
     "  --sess-mean M    mean session size (default 6)\n"
+    "  --carry H        a session's first event keeps the previous category with probability\n"
+    "                   H exp(-gap / carry-days) (default 0.3)\n"
+    "  --carry-days D   time scale of the carry-over in days (default 1)\n"
     "  --truth FILE     also write the truth file: the parameters from which `lsim eval\n"
     "                   --truth FILE` gives each test sample its true probability\n";
 
@@ -59,7 +62,8 @@ int cmd_gen(int argc, char **argv)
         {"truth", required_argument, 0, 't'},      {"theme-size", required_argument, 0, 'T'},
         {"theme-conc", required_argument, 0, 'A'}, {"cat-conc", required_argument, 0, 'B'},
         {"item-conc", required_argument, 0, 'I'},  {"sess-stay", required_argument, 0, 'S'},
-        {"sess-mean", required_argument, 0, 'N'},  {"help", no_argument, 0, 'h'},
+        {"sess-mean", required_argument, 0, 'N'},  {"carry", required_argument, 0, 'C'},
+        {"carry-days", required_argument, 0, 'D'}, {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0}};
     gen_log_params p;
     gen_log_params_default(&p);
@@ -80,10 +84,10 @@ int cmd_gen(int argc, char **argv)
         case 'd': if (cli_parse_i64("--days", optarg, 1, 100000, &v)) return EXIT_USAGE; p.days = (uint32_t)v; break;
         case 'e': if (cli_parse_i64("--end-ts", optarg, 0, INT64_MAX / 2, &v)) return EXIT_USAGE; p.end_ts = v; break;
         case 'T': if (cli_parse_i64("--theme-size", optarg, 1, UINT32_MAX, &v)) return EXIT_USAGE; p.theme_size = (uint32_t)v; break;
-        case 'a': case 'A': case 'B': case 'I': case 'S': case 'N': {
+        case 'a': case 'A': case 'B': case 'I': case 'S': case 'N': case 'C': case 'D': {
             static const char *const names[] = {"--alpha", "--theme-conc", "--cat-conc", "--item-conc", "--sess-stay",
-                                                "--sess-mean"};
-            static const char keys[] = "aABISN";
+                                                "--sess-mean", "--carry", "--carry-days"};
+            static const char keys[] = "aABISNCD";
             const char *name = names[strchr(keys, c) - keys];
             char *end;
             errno = 0;
@@ -96,7 +100,9 @@ int cmd_gen(int argc, char **argv)
             case 'B': p.cat_conc = d; break;
             case 'I': p.item_conc = d; break;
             case 'S': p.sess_stay = d; break;
-            default: p.sess_mean = d; break;
+            case 'N': p.sess_mean = d; break;
+            case 'C': p.carry = d; break;
+            default: p.carry_days = d; break;
             }
             break;
         }
