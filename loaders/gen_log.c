@@ -6,13 +6,18 @@
  * What it is: a sampler of an explicit generative model. A catalog (items in
  * Zipf-popular categories) is built once from (items, categories); then each
  * user is generated on its own, from two PRNG streams seeded by (seed, user):
- *   stream 0, the plan: sequence length, long-term interests, session sizes,
- *             within-session gaps, session start times, the drift category
- *             and the category of every session;
- *   stream 1, the items: per event, repeat-or-fresh, the item, the type.
+ *   stream 0, the plan: sequence length, session sizes, within-session
+ *             gaps, session start times, and the category of every event
+ *             (keep the previous one within a session or by carry-over to
+ *             the next, else the user's reinforced theme/category urns);
+ *   stream 1, the items: per event, the item from the user's reinforced
+ *             item urn of its category, and the type.
  * The plan does not depend on the items, so drawing it first is the same
  * distribution as simulating event by event; it lets the per-category item
  * pools of one user be laid out in one array before the items are drawn.
+ * Every draw depends on the user's history and the event's time only (no
+ * hidden interests), so the truth (gen_truth_prob) is the next item's exact
+ * distribution given what a model with the full history could see.
  *
  * What it is not: a reader, an index, or the "truth" (click probability)
  * output. It keeps no state across users except the catalog and counters.
@@ -24,8 +29,9 @@
  *     used on the path to the output; log and exp are computed here
  *     (gen_log_det, gen_exp_det) from those, never by libm.
  *   - Memory: the catalog (about 4 bytes per item, 20 per category, 8 per
- *     rank of the largest category) plus one user's workspace (6 bytes per
- *     event of max_len, 32 per possible session); never the whole log.
+ *     rank of the largest category) plus one user's workspace (10 bytes per
+ *     event of max_len, 12 per possible session, 20 per category, 4 per
+ *     theme); never the whole log.
  *   - Within a session consecutive events are at most GEN_GAP_MAX (1799 s)
  *     apart; consecutive sessions at least GEN_SESS_GAP_MIN (1801 s) apart,
  *     so the 30-minute rule recovers the sessions exactly from timestamps.

@@ -711,7 +711,8 @@ Test(gen_log, category_urns)
     tlog lg;
     make_log(&lg, &p);
     uint32_t *k = distinct_cats_per_user(&lg, p.users);
-    for (uint32_t u = 1; u <= p.users; u++) cr_expect_eq(k[u], 1, "theme_conc 1e-9: user %u has %u categories", u, k[u]);
+    for (uint32_t u = 1; u <= p.users; u++)
+        cr_expect_eq(k[u], 1, "theme_conc 1e-9: user %u has %u categories", u, k[u]);
     free(k);
     free_log(&lg);
 

@@ -83,7 +83,10 @@ int cmd_gen(int argc, char **argv)
         case 'M': if (cli_parse_i64("--max-len", optarg, 1, UINT32_MAX, &v)) return EXIT_USAGE; p.max_len = (uint32_t)v; break;
         case 'd': if (cli_parse_i64("--days", optarg, 1, 100000, &v)) return EXIT_USAGE; p.days = (uint32_t)v; break;
         case 'e': if (cli_parse_i64("--end-ts", optarg, 0, INT64_MAX / 2, &v)) return EXIT_USAGE; p.end_ts = v; break;
-        case 'T': if (cli_parse_i64("--theme-size", optarg, 1, UINT32_MAX, &v)) return EXIT_USAGE; p.theme_size = (uint32_t)v; break;
+        case 'T':
+            if (cli_parse_i64("--theme-size", optarg, 1, UINT32_MAX, &v)) return EXIT_USAGE;
+            p.theme_size = (uint32_t)v;
+            break;
         case 'a': case 'A': case 'B': case 'I': case 'S': case 'N': case 'C': case 'D': {
             static const char *const names[] = {"--alpha", "--theme-conc", "--cat-conc", "--item-conc", "--sess-stay",
                                                 "--sess-mean", "--carry", "--carry-days"};
