@@ -47,7 +47,8 @@ def torch_worker(a):
     torch.set_num_threads(1)
     torch.set_default_dtype(torch.float32)
     t, meta = safetensors_io.load(a.model)
-    mi = {k[5:]: int(float(v)) for k, v in meta.items() if k.startswith("lsim.") and v.lstrip("-").replace(".", "").isdigit()}
+    mi = {k[5:]: int(float(v)) for k, v in meta.items()
+          if k.startswith("lsim.") and v.lstrip("-").replace(".", "").isdigit()}
     soft = meta["lsim.model"] == "sim-soft"
     m = gen_sim.SIM(mi["n_items"], mi["n_cats"], soft, mi["d_item"], mi["d_cat"], (mi["att_h1"], mi["att_h2"]),
                     (mi["mlp_h1"], mi["mlp_h2"]), mi["heads"], mi["d_head"], mi["d_time"], mi["gsu_d"], mi["topk"],
@@ -166,7 +167,8 @@ def main():
     print(f"\nOne request: user 1 ({results['sim-hard']['behaviors']} behaviors, all searched), "
           f"{results['sim-hard']['candidates']} candidates, 1 thread, median of {a.runs} runs of {a.calls} calls; "
           f"{time.strftime('%Y-%m-%d')}.\n")
-    print("| model | lsim p50 ms | lsim p99 ms | PyTorch p50 ms | PyTorch p99 ms | speedup (p50) | max abs score diff |")
+    print("| model | lsim p50 ms | lsim p99 ms | PyTorch p50 ms | PyTorch p99 ms | speedup (p50) "
+          "| max abs score diff |")
     print("|---|---|---|---|---|---|---|")
     ok = True
     for kind, r in results.items():

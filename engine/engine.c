@@ -71,7 +71,8 @@ static int resolve_settings(lsim_engine *e, const lsim_settings *s, uint32_t ck_
         return err_set(err, errlen, LSIM_E_INVAL, "settings.soft_search: %d, want LSIM_SOFT_EXACT, _FAISS or _APPROX",
                        s->soft_search);
     if (!(s->approx_fraction > 0 && s->approx_fraction <= 1))
-        return err_set(err, errlen, LSIM_E_INVAL, "settings.approx_fraction: %g, want (0, 1]", (double)s->approx_fraction);
+        return err_set(err, errlen, LSIM_E_INVAL, "settings.approx_fraction: %g, want (0, 1]",
+                       (double)s->approx_fraction);
     if (s->max_future < 0)
         return err_set(err, errlen, LSIM_E_INVAL, "settings.max_future: %lld, want >= 0", (long long)s->max_future);
     e->set.short_len = s->short_len ? s->short_len : ck_short;
@@ -134,7 +135,8 @@ int lsim_engine_open(lsim_engine **out, const char *index_dir, const char *check
     if (!out) return err_set(err, errlen, LSIM_E_INVAL, "lsim_engine_open: out is NULL");
     *out = NULL;
     if (!index_dir || !checkpoint)
-        return err_set(err, errlen, LSIM_E_INVAL, "lsim_engine_open: %s is NULL", index_dir ? "checkpoint" : "index_dir");
+        return err_set(err, errlen, LSIM_E_INVAL, "lsim_engine_open: %s is NULL",
+                       index_dir ? "checkpoint" : "index_dir");
     lsim_settings def;
     lsim_settings_default(&def);
     lsim_engine *e = calloc(1, sizeof *e);

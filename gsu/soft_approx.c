@@ -17,7 +17,8 @@ static size_t up64(size_t x)
 #define PIECES(X)                                                                                                   \
     X(slot, uint32_t, n_slots) X(gcat, uint32_t, max_n) X(goff, uint32_t, max_n + 1) X(perm, uint32_t, max_n)       \
     X(sids, uint32_t, max_n) X(pk, float, max_n * d) X(cent, float, max_n * d) X(cscore, float, max_n)              \
-    X(corder, uint32_t, max_n) X(score, float, max_n) X(kt, float, soft_score_t_floats(max_n + 8 * n_slots, d))         \
+    X(corder, uint32_t, max_n) X(score, float, max_n)                                                               \
+    X(kt, float, soft_score_t_floats(max_n + 8 * n_slots, d))                                                       \
     X(gpad, uint32_t, max_n + 1) X(heap, uint64_t, k)
 
 size_t soft_approx_bytes(size_t max_n, size_t d, size_t k, size_t n_slots)

@@ -163,7 +163,8 @@ int soft_faiss_topk(soft_faiss *f, soft_select *brute, const float *keys, size_t
         const float *q = queries + b * d;
         const idx_t *lab = f->lab + b * kk;
         size_t m = 0;
-        for (size_t j = 0; j < kk; j++) { /* the shortlist in row order (ties then go to the later row, as brute force) */
+        /* the shortlist in row order (ties then go to the later row, as brute force) */
+        for (size_t j = 0; j < kk; j++) {
             uint32_t r = (uint32_t)lab[j];
             size_t i = m++;
             for (; i > 0 && f->short_rows[i - 1] > r; i--) f->short_rows[i] = f->short_rows[i - 1];

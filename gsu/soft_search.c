@@ -20,8 +20,8 @@ int soft_gsu_register(param_list *p, param_list *buf, size_t e, size_t d, size_t
     return rc;
 }
 
-void soft_gsu_bind(soft_gsu *g, size_t e, size_t d_item, size_t d, size_t h1, size_t h2, float momentum, const param_set *p,
-                   const param_set *gr, const param_set *buf)
+void soft_gsu_bind(soft_gsu *g, size_t e, size_t d_item, size_t d, size_t h1, size_t h2, float momentum,
+                   const param_set *p, const param_set *gr, const param_set *buf)
 {
     g->e = e;
     g->d = d;

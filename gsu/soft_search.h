@@ -37,8 +37,8 @@ typedef struct soft_gsu {
 } soft_gsu;
 
 int soft_gsu_register(param_list *p, param_list *buf, size_t e, size_t d, size_t h1, size_t h2);
-void soft_gsu_bind(soft_gsu *g, size_t e, size_t d_item, size_t d, size_t h1, size_t h2, float momentum, const param_set *p,
-                   const param_set *gr, const param_set *buf);
+void soft_gsu_bind(soft_gsu *g, size_t e, size_t d_item, size_t d, size_t h1, size_t h2, float momentum,
+                   const param_set *p, const param_set *gr, const param_set *buf);
 void soft_gsu_carve(soft_gsu *g, arena *a, size_t max_b, size_t max_rows);
 
 /* Scores the packed behaviors el (R, E) of each sample against its target

@@ -135,7 +135,8 @@ static int open_new(lsim_index **out, const char *dir, char *err, size_t errlen)
     if (!rc && (rc = mdb_txn_begin(ix->env, NULL, MDB_RDONLY, &txn))) rc = lmdb_err(rc, err, errlen, dir);
     if (!rc) {
         int r;
-        if ((r = mdb_dbi_open(txn, UBT_DB_META, 0, &ix->db_meta)) || (r = mdb_dbi_open(txn, UBT_DB_UBT, 0, &ix->db_ubt)) ||
+        if ((r = mdb_dbi_open(txn, UBT_DB_META, 0, &ix->db_meta)) ||
+            (r = mdb_dbi_open(txn, UBT_DB_UBT, 0, &ix->db_ubt)) ||
             (r = mdb_dbi_open(txn, UBT_DB_USERS, 0, &ix->db_users)) ||
             (r = mdb_dbi_open(txn, UBT_DB_VOCAB, 0, &ix->db_vocab)))
             rc = r == MDB_NOTFOUND

@@ -88,7 +88,8 @@ int vocab_new(vocab **out, char kind, int with_cat)
 size_t vocab_string_bytes(const vocab *v)
 {
     size_t total = 0;
-    for (size_t i = 0; i < v->n_chunks; i++) total += i < 8 ? ((size_t)4096 << i) : ((size_t)1 << 20); /* add_entry's sizes */
+    for (size_t i = 0; i < v->n_chunks; i++) /* add_entry's sizes */
+        total += i < 8 ? ((size_t)4096 << i) : ((size_t)1 << 20);
     return total;
 }
 

@@ -225,7 +225,8 @@ int main(void)
     snprintf(copy, sizeof copy, "%s/copy", dir);
     snprintf(cmd, sizeof cmd, "cp -r '%s' '%s'", idx, copy);
     if (system(cmd)) fail("cp", NULL);
-    char *const args[] = {(char *)lsim_bin(), "index", "append", "--map-size", "1", "--index", copy, "--input", add, NULL};
+    char *const args[] = {(char *)lsim_bin(), "index", "append", "--map-size", "1", "--index", copy, "--input", add,
+                          NULL};
     if (run_lsim(args)) fail("append to the copy", NULL);
     lsim_engine *after;
     if (lsim_engine_open(&after, copy, ck, NULL, err, sizeof err)) fail("engine open (copy)", err);
@@ -235,7 +236,8 @@ int main(void)
     lsim_engine_close(after);
     s.e = keep;
     s.appending = 1;
-    char *const argv[] = {(char *)lsim_bin(), "index", "append", "--map-size", "1", "--index", idx, "--input", add, NULL};
+    char *const argv[] = {(char *)lsim_bin(), "index", "append", "--map-size", "1", "--index", idx, "--input", add,
+                          NULL};
     posix_spawn_file_actions_t fa;
     posix_spawn_file_actions_init(&fa);
     posix_spawn_file_actions_addopen(&fa, 2, "/dev/null", O_WRONLY, 0);

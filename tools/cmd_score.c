@@ -98,7 +98,8 @@ static int run(int argc, char **argv, int explain)
     }
     if (optind < argc) return cli_usage_error(name, "unexpected argument '%s'", argv[optind]);
     if (!dir || !ckpt || !user || !have_now || !items)
-        return cli_usage_error(name, "--index, --model, --user, --now and --%s are required", explain ? "item" : "items");
+        return cli_usage_error(name, "--index, --model, --user, --now and --%s are required",
+                               explain ? "item" : "items");
     size_t n = explain ? 1 : count_fields(items), nc = explain ? (cats ? 1 : 0) : (cats ? count_fields(cats) : 0);
     if (!n) return cli_usage_error(name, "--items: no item given");
     char **it = calloc(n, sizeof *it), **ct = calloc(n, sizeof *ct);
