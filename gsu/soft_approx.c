@@ -83,37 +83,31 @@ static void group(soft_approx *a, const float *keys, const uint32_t *cats, size_
     a->groups = G;
 }
 
-/* corder[0..G) by cscore, best first: an in-place heapsort (no allocation). */
+/* Restores the min-heap (by score s) of group indices o[0..n) below i. */
+static void sift_groups(uint32_t *o, size_t n, size_t i, const float *s)
+{
+    for (;;) {
+        size_t l = 2 * i + 1, m = i;
+        if (l < n && s[o[l]] < s[o[m]]) m = l;
+        if (l + 1 < n && s[o[l + 1]] < s[o[m]]) m = l + 1;
+        if (m == i) return;
+        uint32_t t = o[i];
+        o[i] = o[m], o[m] = t, i = m;
+    }
+}
+
+/* corder[0..G) by cscore, best first: an in-place heapsort (no allocation).
+ * A min-heap, so that popping the root to the end leaves the best first. */
 static void order_groups(soft_approx *a)
 {
     size_t G = a->groups;
     uint32_t *o = a->corder;
-    const float *s = a->cscore;
     for (size_t g = 0; g < G; g++) o[g] = (uint32_t)g;
-    /* a min-heap by score, so that popping the root to the end leaves the best first */
-    for (size_t start = G / 2; start-- > 0;) {
-        size_t i = start;
-        for (;;) {
-            size_t l = 2 * i + 1, m = i;
-            if (l < G && s[o[l]] < s[o[m]]) m = l;
-            if (l + 1 < G && s[o[l + 1]] < s[o[m]]) m = l + 1;
-            if (m == i) break;
-            uint32_t t = o[i];
-            o[i] = o[m], o[m] = t, i = m;
-        }
-    }
+    for (size_t i = G / 2; i-- > 0;) sift_groups(o, G, i, a->cscore);
     for (size_t end = G; end > 1; end--) {
         uint32_t t = o[0];
         o[0] = o[end - 1], o[end - 1] = t;
-        size_t i = 0, n = end - 1;
-        for (;;) {
-            size_t l = 2 * i + 1, m = i;
-            if (l < n && s[o[l]] < s[o[m]]) m = l;
-            if (l + 1 < n && s[o[l + 1]] < s[o[m]]) m = l + 1;
-            if (m == i) break;
-            uint32_t u = o[i];
-            o[i] = o[m], o[m] = u, i = m;
-        }
+        sift_groups(o, end - 1, 0, a->cscore);
     }
 }
 

@@ -41,7 +41,8 @@ static size_t spec_numel(const param_spec *s)
     return n;
 }
 
-int param_set_init(param_set *ps, const param_spec *specs, size_t n)
+/* The set's tables (specs, ptr, numel) for n tensors, numel filled; no block. */
+static int alloc_tables(param_set *ps, const param_spec *specs, size_t n)
 {
     memset(ps, 0, sizeof *ps);
     ps->specs = malloc((n ? n : 1) * sizeof *ps->specs);
@@ -53,9 +54,16 @@ int param_set_init(param_set *ps, const param_spec *specs, size_t n)
     }
     memcpy(ps->specs, specs, n * sizeof *specs);
     ps->n = n;
+    for (size_t i = 0; i < n; i++) ps->numel[i] = spec_numel(&specs[i]);
+    return 0;
+}
+
+int param_set_init(param_set *ps, const param_spec *specs, size_t n)
+{
+    int rc = alloc_tables(ps, specs, n);
+    if (rc) return rc;
     size_t total = 0;
     for (size_t i = 0; i < n; i++) {
-        ps->numel[i] = spec_numel(&specs[i]);
         total += (ps->numel[i] + 15) & ~(size_t)15; /* each tensor 64-byte aligned */
     }
     ps->total = total;
@@ -79,20 +87,9 @@ int param_set_view(param_set *ps, const param_spec *specs, size_t n, const param
     if (src && src->n != n) return LSIM_E_INVAL;
     for (size_t i = 0; src && i < n; i++)
         if (strcmp(src->specs[i].name, specs[i].name) || src->numel[i] != spec_numel(&specs[i])) return LSIM_E_INVAL;
-    ps->specs = malloc((n ? n : 1) * sizeof *ps->specs);
-    ps->ptr = malloc((n ? n : 1) * sizeof *ps->ptr);
-    ps->numel = malloc((n ? n : 1) * sizeof *ps->numel);
-    if (!ps->specs || !ps->ptr || !ps->numel) {
-        param_set_free(ps);
-        return LSIM_E_NOMEM;
-    }
-    memcpy(ps->specs, specs, n * sizeof *specs);
-    ps->n = n;
-    for (size_t i = 0; i < n; i++) {
-        ps->numel[i] = spec_numel(&specs[i]);
-        ps->ptr[i] = src ? src->ptr[i] : NULL;
-    }
-    return 0;
+    int rc = alloc_tables(ps, specs, n);
+    for (size_t i = 0; !rc && i < n; i++) ps->ptr[i] = src ? src->ptr[i] : NULL;
+    return rc;
 }
 
 void param_set_free(param_set *ps)

@@ -47,18 +47,7 @@ static void setup(void)
     p.min_len = 40;
     p.max_len = 1500;
     p.days = 20;
-    FILE *f = fopen(log, "w");
-    cr_assert(f);
-    gen_log_summary sum;
-    cr_assert_eq(gen_log_write(f, &p, &sum, err, sizeof err), 0, "%s", err);
-    fclose(f);
-    ubt_write_opts o;
-    ubt_write_result res;
-    const char *inputs[1] = {log};
-    ubt_write_opts_default(&o);
-    o.inputs = inputs;
-    o.n_inputs = 1;
-    cr_assert_eq(ubt_build(g_idx, &o, &res, err, sizeof err), 0, "build: %s", err);
+    cr_assert_eq(tu_gen_index(&p, log, g_idx, err, sizeof err), 0, "%s", err);
     cr_assert_eq(lsim_index_open(&g_ix, g_idx, err, sizeof err), 0, "open: %s", err);
 }
 

@@ -3,6 +3,9 @@
  */
 #include "tests/test_util.h"
 
+#include "index/index_write.h"
+#include "loaders/gen_log.h"
+
 #include <criterion/criterion.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -165,4 +168,21 @@ float *tu_nan_floats(size_t n)
     float *p = tu_floats(n);
     for (size_t i = 0; i < n; i++) p[i] = NAN;
     return p;
+}
+
+int tu_gen_index(const struct gen_log_params *p, const char *log, const char *idx, char *err, size_t errlen)
+{
+    FILE *f = fopen(log, "w");
+    if (!f) return snprintf(err, errlen, "cannot write %s", log), -1;
+    gen_log_summary sum;
+    int rc = gen_log_write(f, p, &sum, err, errlen);
+    if (fclose(f) && !rc) rc = -1, snprintf(err, errlen, "writing %s failed", log);
+    if (rc) return rc;
+    ubt_write_opts o;
+    ubt_write_result res;
+    const char *inputs[1] = {log};
+    ubt_write_opts_default(&o);
+    o.inputs = inputs;
+    o.n_inputs = 1;
+    return ubt_build(idx, &o, &res, err, errlen);
 }

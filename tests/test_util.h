@@ -45,6 +45,11 @@ int tu_compare_f32(const char *what, const float *got, const float *want, size_t
 /* A small deterministic PRNG (splitmix64) for random test cases. */
 uint64_t tu_rand(uint64_t *state);
 
+/* Writes `lsim gen log` with p to log and builds the index idx from it;
+ * 0, or the failing step's code with err set. */
+struct gen_log_params;
+int tu_gen_index(const struct gen_log_params *p, const char *log, const char *idx, char *err, size_t errlen);
+
 /* n floats (at least one), zeroed, or all NaN (so that a value the code
  * under test forgets to write shows); out of memory fails the test. */
 float *tu_floats(size_t n);
