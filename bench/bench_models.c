@@ -111,14 +111,6 @@ static const char *const part_names[N_PARTS] = {"embed", "attention", "gsu", "ml
 enum { S_BIAS, S_ENCODER, S_LSTM, S_UNITS, N_SUBS };
 static const char *const sub_names[N_SUBS] = {"bias", "encoder", "bilstm", "units"};
 
-static uint64_t splitmix(uint64_t *s)
-{
-    uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-}
-
 static double unif(uint64_t *s) /* [0, 1) */
 {
     return (double)(splitmix(s) >> 11) * 0x1.0p-53;

@@ -28,20 +28,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-static void die(const char *m)
-{
-    fprintf(stderr, "bench_request: %s\n", m);
-    exit(1);
-}
-
-static uint64_t rng(uint64_t *s)
-{
-    *s += 0x9e3779b97f4a7c15ULL;
-    uint64_t z = *s;
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-    return z ^ (z >> 31);
-}
+#define die(m) bench_die("bench_request", m)
 
 typedef struct request {
     char user[32];
@@ -134,7 +121,7 @@ int main(int argc, char **argv)
     lsim_candidate *cand = calloc(nb, sizeof *cand);
     uint32_t *cid = calloc(nb, sizeof *cid);
     for (size_t b = 0; b < nb; b++) {
-        cid[b] = b % 2 && n_ev ? ev[rng(&st) % n_ev].item : (uint32_t)(rng(&st) % n_items);
+        cid[b] = b % 2 && n_ev ? ev[splitmix(&st) % n_ev].item : (uint32_t)(splitmix(&st) % n_items);
         const char *s = vocab_str(ix->voc[IX_ITEM], cid[b]);
         cand[b] = (lsim_candidate){s, strlen(s), NULL, 0};
     }

@@ -26,12 +26,11 @@ import argparse
 import json
 import os
 import statistics
-import subprocess
 import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from bench_common import run  # noqa: E402
+from bench_common import request_data, run, tools  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TOL = 1e-4
@@ -131,22 +130,11 @@ def main():
     a = ap.parse_args()
     if a.worker:
         return torch_worker(a)
-    lsim, drv = os.path.join(a.build, "lsim"), os.path.join(a.build, "bench_request")
-    for x in (lsim, drv):
-        if not os.access(x, os.X_OK):
-            sys.exit(f"{x} is missing: build first (scripts/build.sh)")
-    os.makedirs(a.work, exist_ok=True)
-    log, idx = os.path.join(a.work, "log.csv"), os.path.join(a.work, "idx")
+    lsim, drv = tools(a.build, "lsim", "bench_request")
+    idx, ckpts = request_data(lsim, a.work, a.users, ("sim-hard", "sim-soft"))
     env = dict(os.environ, OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1")
-    if not os.path.exists(os.path.join(idx, "data.mdb")):
-        run([lsim, "gen", "log", "--users", str(a.users), "--seed", "1", "--out", log])
-        run([lsim, "index", "build", "--index", idx, "--input", log, "--force"])
     results = {}
-    for kind in ("sim-hard", "sim-soft"):
-        ckpt = os.path.join(a.work, kind + ".safetensors")
-        if not os.path.exists(ckpt):
-            run([lsim, "train", "--index", idx, "--model", kind, "--out", ckpt, "--steps", "200", "--threads", "2",
-                 "--test-from", str(NOW - 86400)])
+    for kind, ckpt in ckpts.items():
         dump = os.path.join(a.work, kind + ".request.txt")
         c_runs, t_runs = [], []
         for r in range(a.runs):

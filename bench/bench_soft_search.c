@@ -40,22 +40,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#define die(m) bench_die("bench_soft_search", m)
+
 void lsim_faiss_set_threads(int n);
-
-static void die(const char *m)
-{
-    fprintf(stderr, "bench_soft_search: %s\n", m);
-    exit(1);
-}
-
-static uint64_t rng(uint64_t *s)
-{
-    *s += 0x9e3779b97f4a7c15ULL;
-    uint64_t z = *s;
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-    return z ^ (z >> 31);
-}
 
 /* top K rows of candidate b by double-precision scores (ties: the later row), ascending rows */
 static void brute(const float *keys, size_t n, const float *q, size_t d, size_t k, uint32_t *out, double *kth,
@@ -148,7 +135,7 @@ int main(int argc, char **argv)
     /* candidates: half items of the user's own history, half from the catalog at random */
     uint64_t st = 42;
     for (size_t b = 0; b < nb; b++) {
-        uint32_t it = b % 2 ? ev[rng(&st) % n].item : (uint32_t)(rng(&st) % n_items);
+        uint32_t it = b % 2 ? ev[splitmix(&st) % n].item : (uint32_t)(splitmix(&st) % n_items);
         EMB(it, vocab_cat(ix->voc[IX_ITEM], it));
         soft_score_vector(q + b * D, wa, E, s->base.d_item, e, D);
     }

@@ -21,7 +21,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from bench_common import run  # noqa: E402
+from bench_common import request_data, run, tools  # noqa: E402
 
 
 def main():
@@ -31,20 +31,10 @@ def main():
     ap.add_argument("--users", type=int, default=800)
     ap.add_argument("--runs", type=int, default=5, help="runs of the C bench (each times 7 calls per mode)")
     a = ap.parse_args()
-    lsim, drv = os.path.join(a.build, "lsim"), os.path.join(a.build, "bench_soft_search")
-    for x in (lsim, drv):
-        if not os.access(x, os.X_OK):
-            sys.exit(f"{x} is missing: build first (scripts/build.sh)")
-    os.makedirs(a.work, exist_ok=True)
-    log, idx = os.path.join(a.work, "log.csv"), os.path.join(a.work, "idx")
-    ckpt = os.path.join(a.work, "sim-soft.safetensors")
+    lsim, drv = tools(a.build, "lsim", "bench_soft_search")
+    idx, ckpts = request_data(lsim, a.work, a.users, ("sim-soft",))
+    ckpt = ckpts["sim-soft"]
     env = dict(os.environ, OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1")
-    if not os.path.exists(os.path.join(idx, "data.mdb")):
-        run([lsim, "gen", "log", "--users", str(a.users), "--seed", "1", "--out", log])
-        run([lsim, "index", "build", "--index", idx, "--input", log, "--force"])
-    if not os.path.exists(ckpt):
-        run([lsim, "train", "--index", idx, "--model", "sim-soft", "--out", ckpt, "--steps", "200", "--threads", "2",
-             "--test-from", str(1512345600 - 86400)])
     runs = [json.loads(run([drv, "--index", idx, "--model", ckpt, "--runs", "7"], env=env)) for _ in range(a.runs)]
     r0 = runs[0]
     med = lambda f: statistics.median(f(r) for r in runs)  # noqa: E731

@@ -1,9 +1,12 @@
 /*
- * bench_timing.h: the clock and the median the C bench drivers share.
+ * bench_timing.h: what the C bench drivers share: the clock, the median, a
+ * seeded generator, and the way out on an error.
  */
 #ifndef LSIM_BENCH_TIMING_H
 #define LSIM_BENCH_TIMING_H
 
+#include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <time.h>
 
@@ -27,6 +30,22 @@ static inline double median(double *x, size_t n)
 {
     qsort(x, n, sizeof *x, cmp_double);
     return n % 2 ? x[n / 2] : 0.5 * (x[n / 2 - 1] + x[n / 2]);
+}
+
+/* splitmix64: the bench inputs' generator (deterministic for a seed). */
+static inline uint64_t splitmix(uint64_t *s)
+{
+    uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+
+/* Prints "prog: message" on stderr and exits 1. */
+static inline void bench_die(const char *prog, const char *m)
+{
+    fprintf(stderr, "%s: %s\n", prog, m);
+    exit(1);
 }
 
 #endif

@@ -104,10 +104,7 @@ static int read_request(lsim_ctx *c, const char *user, size_t user_len, int64_t 
         rc = index_user_events_in(c->rd, uid, now, &c->ev, &c->ev_cap, n_ev);
     } else if (known) { /* the newest ev_need, newest first: reversed */
         rc = index_hard_search_dense(c->rd, uid, UBT_MIXED, now, c->ev_need, c->ev, n_ev);
-        for (size_t i = 0, j = *n_ev; i + 1 < j; i++, j--) {
-            ubt_event t = c->ev[i];
-            c->ev[i] = c->ev[j - 1], c->ev[j - 1] = t;
-        }
+        if (!rc) index_oldest_first(c->ev, *n_ev);
     }
     c->lev = c->ev; /* after the read: it may have moved the buffer */
     if (!rc && c->hev) rc = read_hard_lists(c, known, uid, now, n, n_cats);
@@ -190,7 +187,8 @@ static int build_batch(lsim_ctx *c, size_t n, size_t p, model_batch *bt)
     }
     size_t lp = e->long_before_short ? h0 : p; /* the long-term list ends here */
     *bt = (model_batch){.b = n, .target_item = c->t_item, .target_cat = c->t_cat, .s = S, .hist_item = c->h_item,
-                        .hist_cat = c->h_cat, .hist_len = c->h_len, .hist_ts = c->h_ts, .now = c->now};
+                        .hist_cat = c->h_cat, .hist_len = c->h_len, .hist_ts = c->h_ts, .now = c->now,
+                        .hist_shared = 1};
     if (e->long_kind == ENGINE_LONG_NONE) return 0;
     bt->k = K;
     bt->long_item = c->l_item;

@@ -538,31 +538,26 @@ int index_user_events_in(lsim_index_reader *rd, uint32_t user, int64_t before, u
                          size_t *n)
 {
     *n = 0;
-    int rc = 0;
-    uint8_t key[4];
-    ubt_put_u32be(key, user);
-    MDB_val k = {4, key}, d;
-    ubt_user_summary s;
-    rc = mdb_get(rd->txn, rd->ix->db_users, &k, &d);
-    if (rc == MDB_NOTFOUND) rc = 0, s.events = 0;
-    else if (rc) rc = lmdb_err(rc, rd->errmsg, sizeof rd->errmsg, "reading a user summary");
-    else if (ubt_summary_decode(&s, d.mv_data, d.mv_size)) rc = rd_err(rd, LSIM_E_CORRUPT, "corrupt user summary");
-    if (!rc && s.events > SIZE_MAX / 2 / sizeof(ubt_event))
-        rc = err_set(rd->errmsg, sizeof rd->errmsg, LSIM_E_CORRUPT, "user summary of user %u: %llu events", user,
-                     (unsigned long long)s.events);
-    if (!rc && s.events > *cap) {
-        ubt_event *b = realloc(*buf, (size_t)s.events * sizeof *b);
+    uint64_t events;
+    int rc = user_event_count(rd, user, &events);
+    if (!rc && events > *cap) {
+        ubt_event *b = realloc(*buf, (size_t)events * sizeof *b);
         if (!b) rc = rd_err(rd, LSIM_E_NOMEM, "out of memory");
-        else *buf = b, *cap = (size_t)s.events;
+        else *buf = b, *cap = (size_t)events;
     }
-    if (!rc && s.events) rc = search_all_categories(rd, user, before, (size_t)s.events, *buf, n);
+    if (!rc && events) rc = search_all_categories(rd, user, before, (size_t)events, *buf, n);
     if (rc) return rc;
-    for (size_t i = 0, j = *n; i + 1 < j; i++, j--) { /* newest first -> oldest first */
-        ubt_event t = (*buf)[i];
-        (*buf)[i] = (*buf)[j - 1];
-        (*buf)[j - 1] = t;
-    }
+    index_oldest_first(*buf, *n);
     return 0;
+}
+
+void index_oldest_first(ubt_event *e, size_t n)
+{
+    for (size_t i = 0, j = n; i + 1 < j; i++, j--) {
+        ubt_event t = e[i];
+        e[i] = e[j - 1];
+        e[j - 1] = t;
+    }
 }
 
 int index_time_range(lsim_index_reader *rd, int64_t *first, int64_t *last)

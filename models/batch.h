@@ -39,6 +39,7 @@ typedef struct model_batch {
     const int64_t *now;          /* (B) the sample's time: every behavior is before it */
     const float *label;          /* (B), 0 or 1; NULL at inference */
     /* Serving (engine/): one request's candidates. */
+    int hist_shared;   /* every sample has sample 0's short-term history (the builder knows it: no check) */
     int long_shared;   /* avg-pooling DIN: long_* hold one sequence (1, K), long_len[0] its
                           length, that every sample shares (a model built with MODEL_LONG_SHARED) */
     int long_selected; /* SIM soft: each sample's long list is already the GSU's choice (at
@@ -49,6 +50,7 @@ typedef struct model_batch {
  * of one request do: the models then compute what depends on it once. */
 static inline int batch_shared_history(const model_batch *bt)
 {
+    if (bt->hist_shared) return 1;
     size_t s = bt->s, n = bt->hist_len[0] < s ? bt->hist_len[0] : s;
     for (size_t b = 1; b < bt->b; b++) {
         size_t m = bt->hist_len[b] < s ? bt->hist_len[b] : s;
