@@ -59,6 +59,7 @@ void esu_attention_carve(esu_attention *u, arena *a, size_t max_b, size_t max_ro
     u->dq = ARENA_FLOATS(a, max_b * H);
     u->dk = ARENA_FLOATS(a, R * H);
     u->dz = ARENA_FLOATS(a, R * u->z);
+    u->qz = ARENA_FLOATS(a, max_b * u->heads * u->z);
 }
 
 void esu_attention_forward(esu_attention *u, float *out, const float *ea, const float *el, const int64_t *ts,
@@ -104,6 +105,59 @@ void esu_attention_forward(esu_attention *u, float *out, const float *ea, const 
                 float a = u->att[r * Q + h] /= sum;
                 const float *z = u->zz + r * Z;
                 for (size_t d = 0; d < Z; d++) oh[d] += a * z[d];
+            }
+        }
+    }
+}
+
+void esu_attention_forward_infer(esu_attention *u, float *out, const float *ea, const float *el, const int64_t *ts,
+                                 const int64_t *now, const uint32_t *off, size_t b)
+{
+    if (nn_reference_forced()) {
+        esu_attention_forward(u, out, ea, el, ts, now, off, b);
+        return;
+    }
+    size_t E = u->e, DT = u->d_time, Z = u->z, Q = u->heads, D = u->d_head, H = Q * D;
+    u->ea = ea;
+    u->el = el;
+    u->off = off;
+    u->b = b;
+    u->r = 0; /* nothing kept for a backward */
+    nn_linear_forward(u->q, ea, u->wa, NULL, b, E, H);
+    for (size_t i = 0; i < b * Q; i++) { /* qz (B, q, Z): row (i, h) = sum_d q[i, h D + d] W_b[h D + d, :] */
+        float *qz = u->qz + i * Z;
+        const float *q = u->q + i * D, *w = u->wb + (i % Q) * D * Z;
+        memset(qz, 0, Z * sizeof(float));
+        for (size_t d = 0; d < D; d++)
+            for (size_t k = 0; k < Z; k++) qz[k] += q[d] * w[d * Z + k];
+    }
+    for (size_t i = 0; i < b; i++) {
+        size_t lo = off[i], hi = off[i + 1];
+        const float *qi = u->qz + i * Q * Z;
+        for (size_t r = lo; r < hi; r++) {
+            const float *er = el + r * E, *tr = NULL;
+            if (DT) {
+                u->bucket[r] = esu_time_bucket(now[i] - ts[r], u->n_buckets);
+                tr = u->temb + (size_t)u->bucket[r] * DT;
+            }
+            for (size_t h = 0; h < Q; h++)
+                u->att[r * Q + h] = nn_dot(er, qi + h * Z, E) + (DT ? nn_dot(tr, qi + h * Z + E, DT) : 0.0f);
+        }
+        float *o = out + i * Q * Z;
+        memset(o, 0, Q * Z * sizeof(float));
+        for (size_t h = 0; h < Q; h++) { /* softmax over the sample's rows, then the weighted sum of z_j */
+            float mx = -INFINITY, sum = 0, *oh = o + h * Z;
+            for (size_t r = lo; r < hi; r++)
+                if (u->att[r * Q + h] > mx) mx = u->att[r * Q + h];
+            for (size_t r = lo; r < hi; r++) sum += u->att[r * Q + h] = expf(u->att[r * Q + h] - mx);
+            for (size_t r = lo; r < hi; r++) {
+                float a = u->att[r * Q + h] /= sum;
+                const float *er = el + r * E;
+                for (size_t d = 0; d < E; d++) oh[d] += a * er[d];
+                if (DT) {
+                    const float *tr = u->temb + (size_t)u->bucket[r] * DT;
+                    for (size_t d = 0; d < DT; d++) oh[E + d] += a * tr[d];
+                }
             }
         }
     }

@@ -265,7 +265,8 @@ float sim_forward(sim *m, const model_batch *bt, float *logits, int train)
             memcpy(m->el_sel + i * E, m->el + (size_t)src * E, E * sizeof(float));
             m->ts_sel[i] = m->l_ts[src];
         }
-    esu_attention_forward(&m->esu, m->ul, m->ea, m->el_sel, m->ts_sel, bt->now, m->sel_off, B);
+    if (train) esu_attention_forward(&m->esu, m->ul, m->ea, m->el_sel, m->ts_sel, bt->now, m->sel_off, B);
+    else esu_attention_forward_infer(&m->esu, m->ul, m->ea, m->el_sel, m->ts_sel, bt->now, m->sel_off, B);
     for (size_t b = 0; b < B; b++) { /* the head's input: [e_a, branch output, U_lt] */
         float *mi = m->m_in + b * M;
         memcpy(mi, m->ea + b * E, E * sizeof(float));

@@ -2,7 +2,9 @@
  * test_esu.c: SIM's ESU attention (esu/esu_attention.c) against the PyTorch
  * ESU of tests/golden/gen_esu.py, with and without the time embedding:
  * the output within 1e-5, every gradient within 1e-4 (tu_compare_f32), the
- * time buckets exactly, and padding rows receiving no gradient.
+ * time buckets exactly, and padding rows receiving no gradient; and the
+ * inference path (esu_attention_forward_infer) against the same output and
+ * the training forward, within 1e-5 (float sums in another order).
  */
 #include "esu/esu_attention.h"
 #include "loaders/safetensors.h"
@@ -77,6 +79,16 @@ static void run_case(const char *prefix, int reference)
         for (size_t b = 0; b < B; b++)
             for (size_t j = 0; j < (size_t)len[b]; j++)
                 cr_assert_eq(u.bucket[off[b] + j], (uint32_t)want_bucket[b * K + j], "bucket of sample %zu row %zu", b, j);
+    /* the inference path (queries folded through W_b): the same output, summed in another order */
+    float *out_inf = malloc(B * Q * Z * sizeof *out_inf), *att = malloc(r * Q * sizeof *att);
+    esu_attention_forward_infer(&u, out_inf, need(f, prefix, "ea")->data, el, ts, now, off, B);
+    memcpy(att, u.att, r * Q * sizeof *att);
+    bad += tu_compare_f32("out (inference path)", out_inf, need(f, prefix, "out")->data, B * Q * Z, 1e-5);
+    bad += tu_compare_f32("out (inference path against the training forward)", out_inf, out, B * Q * Z, 1e-5);
+    esu_attention_forward(&u, out, need(f, prefix, "ea")->data, el, ts, now, off, B); /* for the backward */
+    bad += tu_compare_f32("attention weights (inference path)", att, u.att, r * Q, 1e-5);
+    free(out_inf);
+    free(att);
     esu_attention_backward(&u, dea, del, need(f, prefix, "dout")->data);
     bad += tu_compare_f32("grad.ea", dea, need(f, prefix, "grad.ea")->data, B * E, 1e-4);
     /* unpack del to the padded layout; padded rows must have no gradient */
