@@ -5,6 +5,8 @@
 
 #include "lsim.h"
 #include "models/nn.h"
+#include "models/nn_small.h"
+#include "models/nn_vmath.h"
 
 #include <math.h>
 #include <string.h>
@@ -60,6 +62,7 @@ void esu_attention_carve(esu_attention *u, arena *a, size_t max_b, size_t max_ro
     u->dk = ARENA_FLOATS(a, R * H);
     u->dz = ARENA_FLOATS(a, R * u->z);
     u->qz = ARENA_FLOATS(a, max_b * u->heads * u->z);
+    u->tw = ARENA_FLOATS(a, u->n_buckets * u->heads);
 }
 
 void esu_attention_forward(esu_attention *u, float *out, const float *ea, const float *el, const int64_t *ts,
@@ -131,34 +134,42 @@ void esu_attention_forward_infer(esu_attention *u, float *out, const float *ea, 
         for (size_t d = 0; d < D; d++)
             for (size_t k = 0; k < Z; k++) qz[k] += q[d] * w[d * Z + k];
     }
+    size_t NB = u->n_buckets;
     for (size_t i = 0; i < b; i++) {
-        size_t lo = off[i], hi = off[i + 1];
-        const float *qi = u->qz + i * Q * Z;
-        for (size_t r = lo; r < hi; r++) {
-            const float *er = el + r * E, *tr = NULL;
-            if (DT) {
-                u->bucket[r] = esu_time_bucket(now[i] - ts[r], u->n_buckets);
-                tr = u->temb + (size_t)u->bucket[r] * DT;
+        size_t lo = off[i], n = off[i + 1] - lo;
+        const float *qi = u->qz + i * Q * Z, *er = el + lo * E;
+        float *s = u->att + lo * Q, *o = out + i * Q * Z; /* s (n, q): the sample's scores, then weights */
+        nn_small_nt(s, Q, er, E, qi, Z, n, Q, E);
+        if (DT) { /* the time part: tw (n_buckets, q) = time_emb . each head's query */
+            nn_small_nt(u->tw, Q, u->temb, DT, qi + E, Z, NB, Q, DT);
+            for (size_t r = 0; r < n; r++) {
+                uint32_t bk = u->bucket[lo + r] = esu_time_bucket(now[i] - ts[lo + r], NB);
+                for (size_t h = 0; h < Q; h++) s[r * Q + h] += u->tw[bk * Q + h];
             }
-            for (size_t h = 0; h < Q; h++)
-                u->att[r * Q + h] = nn_dot(er, qi + h * Z, E) + (DT ? nn_dot(tr, qi + h * Z + E, DT) : 0.0f);
         }
-        float *o = out + i * Q * Z;
-        memset(o, 0, Q * Z * sizeof(float));
-        for (size_t h = 0; h < Q; h++) { /* softmax over the sample's rows, then the weighted sum of z_j */
-            float mx = -INFINITY, sum = 0, *oh = o + h * Z;
-            for (size_t r = lo; r < hi; r++)
-                if (u->att[r * Q + h] > mx) mx = u->att[r * Q + h];
-            for (size_t r = lo; r < hi; r++) sum += u->att[r * Q + h] = expf(u->att[r * Q + h] - mx);
-            for (size_t r = lo; r < hi; r++) {
-                float a = u->att[r * Q + h] /= sum;
-                const float *er = el + r * E;
-                for (size_t d = 0; d < E; d++) oh[d] += a * er[d];
-                if (DT) {
-                    const float *tr = u->temb + (size_t)u->bucket[r] * DT;
-                    for (size_t d = 0; d < DT; d++) oh[E + d] += a * tr[d];
+        for (size_t h = 0; h < Q; h++) { /* softmax over the sample's rows */
+            float mx = -INFINITY;
+            for (size_t r = 0; r < n; r++) mx = s[r * Q + h] > mx ? s[r * Q + h] : mx;
+            for (size_t r = 0; r < n; r++) s[r * Q + h] -= mx;
+        }
+        vm_exp(s, s, n * Q);
+        for (size_t h = 0; h < Q; h++) {
+            float sum = 0;
+            for (size_t r = 0; r < n; r++) sum += s[r * Q + h];
+            for (size_t r = 0; r < n; r++) s[r * Q + h] /= sum;
+        }
+        memset(o, 0, Q * Z * sizeof(float)); /* head h = sum_j att_hj z_j: the behaviors, then the times */
+        nn_small_tn_acc(o, Z, s, er, E, n, Q, E);
+        if (DT) {
+            memset(u->tw, 0, NB * Q * sizeof(float));
+            for (size_t r = 0; r < n; r++)
+                for (size_t h = 0; h < Q; h++) u->tw[u->bucket[lo + r] * Q + h] += s[r * Q + h];
+            for (size_t h = 0; h < Q; h++)
+                for (size_t bk = 0; bk < NB; bk++) {
+                    float w = u->tw[bk * Q + h];
+                    const float *t = u->temb + bk * DT;
+                    for (size_t d = 0; d < DT && w != 0.0f; d++) o[h * Z + E + d] += w * t[d];
                 }
-            }
         }
     }
 }

@@ -37,6 +37,7 @@ typedef struct esu_attention {
     uint32_t *bucket; /* (R) */
     float *zz, *q, *k, *att, *datt, *dq, *dk, *dz;
     float *qz; /* (B, q, Z) the inference path's folded queries */
+    float *tw; /* (n_buckets, q) its per-bucket time scores, then weights */
 } esu_attention;
 
 /* The time bucket of a behavior `delta` seconds before the request. */

@@ -37,6 +37,11 @@ float vm_tanh_ref(float x)
 #define TP4 -3.33332819422e-1f
 #define TANH_SMALL 0.625f
 
+float vm_exp_ref(float x)
+{
+    return expf(fminf(fmaxf(x, EXP_LO), EXP_HI));
+}
+
 #if defined(__x86_64__) || defined(__i386__)
 #define VM_X86 1
 #include <immintrin.h>
@@ -159,12 +164,48 @@ static int have_avx2(void)
     /* reads what libgcc's constructor found: a load and a test */
     return avx2_allowed && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
 }
+AVX2 static void exp_avx2(float *out, const float *inp, size_t n)
+{
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        _mm256_storeu_ps(out + i, exp8(_mm256_loadu_ps(inp + i)));
+    for (; i + 4 <= n; i += 4)
+        _mm_storeu_ps(out + i, exp4(_mm_loadu_ps(inp + i)));
+    for (; i < n; i++)
+        out[i] = vm_exp_ref(inp[i]);
+}
 #else
 void vm_allow_avx2(int on)
 {
     (void)on;
 }
 #endif
+
+int vm_avx2(void)
+{
+#ifdef VM_X86
+    return have_avx2();
+#else
+    return 0;
+#endif
+}
+
+void vm_exp(float *out, const float *inp, size_t n)
+{
+    size_t i = 0;
+#ifdef VM_X86
+    if (!nn_reference_forced()) {
+        if (have_avx2()) {
+            exp_avx2(out, inp, n);
+            return;
+        }
+        for (; i + 4 <= n; i += 4)
+            _mm_storeu_ps(out + i, exp4(_mm_loadu_ps(inp + i)));
+    }
+#endif
+    for (; i < n; i++)
+        out[i] = vm_exp_ref(inp[i]);
+}
 
 void vm_sigmoid(float *out, const float *inp, size_t n)
 {

@@ -1,0 +1,145 @@
+/*
+ * nn_small.c: see nn_small.h. The AVX2 paths keep their sums in registers
+ * across a row (nt: four dot products at once, reduced together; tn: a
+ * 32-column block of an output row over all of w's rows) and read the
+ * ragged last 8 columns through a lane mask, so any K works.
+ */
+#include "models/nn_small.h"
+
+#include "models/nn.h"
+#include "models/nn_vmath.h"
+
+#include <stdint.h>
+
+static void small_nt_ref(float *out, size_t ldo, const float *a, size_t lda, const float *b, size_t ldb, size_t m,
+                         size_t n, size_t k)
+{
+    for (size_t i = 0; i < m; i++)
+        for (size_t j = 0; j < n; j++) {
+            float s = 0;
+            for (size_t d = 0; d < k; d++) s += a[i * lda + d] * b[j * ldb + d];
+            out[i * ldo + j] = s;
+        }
+}
+
+static void small_tn_acc_ref(float *out, size_t ldo, const float *w, const float *a, size_t lda, size_t m, size_t n,
+                             size_t k)
+{
+    for (size_t r = 0; r < m; r++)
+        for (size_t j = 0; j < n; j++) {
+            float c = w[r * n + j];
+            for (size_t d = 0; d < k; d++) out[j * ldo + d] += c * a[r * lda + d];
+        }
+}
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#define AVX2 __attribute__((target("avx2,fma")))
+#define SMALL_X86 1
+
+static const int32_t mask_src[16] = {-1, -1, -1, -1, -1, -1, -1, -1, 0, 0, 0, 0, 0, 0, 0, 0};
+
+/* the first `lanes` lanes (0..8) */
+AVX2 static inline __m256i lane_mask(size_t lanes)
+{
+    return _mm256_loadu_si256((const __m256i *)(mask_src + 8 - lanes));
+}
+
+/* lanes still inside a row of k columns at column c (0..8) */
+static inline size_t lanes_left(size_t k, size_t c)
+{
+    return c >= k ? 0 : k - c >= 8 ? 8 : k - c;
+}
+
+AVX2 static void small_nt_avx2(float *out, size_t ldo, const float *a, size_t lda, const float *b, size_t ldb,
+                               size_t m, size_t n, size_t k)
+{
+    size_t k8 = k & ~(size_t)7;
+    __m256i mk = lane_mask(k - k8);
+    for (size_t i = 0; i < m; i++) {
+        const float *x = a + i * lda;
+        float *o = out + i * ldo;
+        size_t j = 0;
+        for (; j + 4 <= n; j += 4) {
+            const float *b0 = b + j * ldb, *b1 = b0 + ldb, *b2 = b1 + ldb, *b3 = b2 + ldb;
+            __m256 s0 = _mm256_setzero_ps(), s1 = s0, s2 = s0, s3 = s0;
+            for (size_t d = 0; d < k8; d += 8) {
+                __m256 xv = _mm256_loadu_ps(x + d);
+                s0 = _mm256_fmadd_ps(xv, _mm256_loadu_ps(b0 + d), s0);
+                s1 = _mm256_fmadd_ps(xv, _mm256_loadu_ps(b1 + d), s1);
+                s2 = _mm256_fmadd_ps(xv, _mm256_loadu_ps(b2 + d), s2);
+                s3 = _mm256_fmadd_ps(xv, _mm256_loadu_ps(b3 + d), s3);
+            }
+            if (k8 < k) {
+                __m256 xv = _mm256_maskload_ps(x + k8, mk);
+                s0 = _mm256_fmadd_ps(xv, _mm256_maskload_ps(b0 + k8, mk), s0);
+                s1 = _mm256_fmadd_ps(xv, _mm256_maskload_ps(b1 + k8, mk), s1);
+                s2 = _mm256_fmadd_ps(xv, _mm256_maskload_ps(b2 + k8, mk), s2);
+                s3 = _mm256_fmadd_ps(xv, _mm256_maskload_ps(b3 + k8, mk), s3);
+            }
+            /* lanes of t: [s0, s1, s2, s3] over columns 0..3, then 4..7 */
+            __m256 t = _mm256_hadd_ps(_mm256_hadd_ps(s0, s1), _mm256_hadd_ps(s2, s3));
+            _mm_storeu_ps(o + j, _mm_add_ps(_mm256_castps256_ps128(t), _mm256_extractf128_ps(t, 1)));
+        }
+        for (; j < n; j++) {
+            const float *b0 = b + j * ldb;
+            __m256 s0 = _mm256_setzero_ps();
+            for (size_t d = 0; d < k8; d += 8) s0 = _mm256_fmadd_ps(_mm256_loadu_ps(x + d), _mm256_loadu_ps(b0 + d), s0);
+            if (k8 < k) s0 = _mm256_fmadd_ps(_mm256_maskload_ps(x + k8, mk), _mm256_maskload_ps(b0 + k8, mk), s0);
+            __m128 h = _mm_add_ps(_mm256_castps256_ps128(s0), _mm256_extractf128_ps(s0, 1));
+            h = _mm_hadd_ps(h, h);
+            o[j] = _mm_cvtss_f32(_mm_hadd_ps(h, h));
+        }
+    }
+}
+
+AVX2 static void small_tn_acc_avx2(float *out, size_t ldo, const float *w, const float *a, size_t lda, size_t m,
+                                   size_t n, size_t k)
+{
+    for (size_t c = 0; c < k; c += 32) {
+        __m256i m0 = lane_mask(lanes_left(k, c)), m1 = lane_mask(lanes_left(k, c + 8));
+        __m256i m2 = lane_mask(lanes_left(k, c + 16)), m3 = lane_mask(lanes_left(k, c + 24));
+        for (size_t j = 0; j < n; j++) {
+            float *o = out + j * ldo + c;
+            __m256 s0 = _mm256_maskload_ps(o, m0), s1 = _mm256_maskload_ps(o + 8, m1);
+            __m256 s2 = _mm256_maskload_ps(o + 16, m2), s3 = _mm256_maskload_ps(o + 24, m3);
+            for (size_t r = 0; r < m; r++) {
+                const float *ar = a + r * lda + c;
+                __m256 wv = _mm256_broadcast_ss(w + r * n + j);
+                s0 = _mm256_fmadd_ps(wv, _mm256_maskload_ps(ar, m0), s0);
+                s1 = _mm256_fmadd_ps(wv, _mm256_maskload_ps(ar + 8, m1), s1);
+                s2 = _mm256_fmadd_ps(wv, _mm256_maskload_ps(ar + 16, m2), s2);
+                s3 = _mm256_fmadd_ps(wv, _mm256_maskload_ps(ar + 24, m3), s3);
+            }
+            _mm256_maskstore_ps(o, m0, s0);
+            _mm256_maskstore_ps(o + 8, m1, s1);
+            _mm256_maskstore_ps(o + 16, m2, s2);
+            _mm256_maskstore_ps(o + 24, m3, s3);
+        }
+    }
+}
+#endif
+
+void nn_small_nt(float *out, size_t ldo, const float *a, size_t lda, const float *b, size_t ldb, size_t m, size_t n,
+                 size_t k)
+{
+#ifdef SMALL_X86
+    if (!nn_reference_forced() && vm_avx2()) {
+        small_nt_avx2(out, ldo, a, lda, b, ldb, m, n, k);
+        return;
+    }
+#endif
+    small_nt_ref(out, ldo, a, lda, b, ldb, m, n, k);
+}
+
+void nn_small_tn_acc(float *out, size_t ldo, const float *w, const float *a, size_t lda, size_t m, size_t n,
+                     size_t k)
+{
+#ifdef SMALL_X86
+    if (!nn_reference_forced() && vm_avx2()) {
+        small_tn_acc_avx2(out, ldo, w, a, lda, m, n, k);
+        return;
+    }
+#endif
+    small_tn_acc_ref(out, ldo, w, a, lda, m, n, k);
+}
