@@ -6,6 +6,7 @@
 #include "lsim.h"
 #include "models/nn.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -217,7 +218,8 @@ static void unit_tail(din_unit *u, float *v, const float *es, const uint32_t *of
  * widths) stay in a core's L2 cache from one layer to the next. */
 #define SHARED_TILE_ROWS 256
 
-void din_unit_forward_shared(din_unit *u, float *v, const float *ea, const float *es, size_t s, size_t b)
+void din_unit_forward_shared(din_unit *u, float *v, const float *ea, const float *es, const float *cnt, size_t s,
+                             size_t b)
 {
     size_t E = u->e, H1 = u->h1, H2 = u->h2;
     u->r = 0; /* no backward after this path */
@@ -243,17 +245,23 @@ void din_unit_forward_shared(din_unit *u, float *v, const float *ea, const float
         nn_sigmoid_forward(a2, a2, R * H2);
         nn_linear_forward(sc, a2, u->w3, u->b3, R, H2, 1);
     }
-    for (size_t i = 0; i < b; i++) {
-        size_t lo = i * s;
+    for (size_t i = 0; i < b; i++) { /* w_j (times the row's count), then v = sum_j w_j e_j */
+        const float *sc = u->sc + i * s;
+        float *w = u->w + i * s, *vi = v + i * E;
         if (!u->softmax) {
-            memcpy(u->w + lo, u->sc + lo, s * sizeof(float));
-        } else if (s) {
-            uint32_t n = (uint32_t)s;
-            nn_softmax_masked_forward(u->w + lo, u->sc + lo, &n, 1, n);
+            for (size_t j = 0; j < s; j++) w[j] = cnt ? cnt[j] * sc[j] : sc[j];
+        } else if (s) { /* each row's exp as many times as it occurs; the sum in double as the softmax kernel's */
+            float mx = sc[0];
+            for (size_t j = 1; j < s; j++) mx = sc[j] > mx ? sc[j] : mx;
+            double sum = 0;
+            for (size_t j = 0; j < s; j++) {
+                w[j] = expf(sc[j] - mx);
+                sum += cnt ? (double)cnt[j] * w[j] : w[j];
+            }
+            for (size_t j = 0; j < s; j++) w[j] = (float)((cnt ? (double)cnt[j] * w[j] : w[j]) / sum);
         }
-        float *vi = v + i * E;
         memset(vi, 0, E * sizeof(float));
         for (size_t j = 0; j < s; j++)
-            for (size_t d = 0; d < E; d++) vi[d] += u->w[lo + j] * es[j * E + d];
+            for (size_t d = 0; d < E; d++) vi[d] += w[j] * es[j * E + d];
     }
 }

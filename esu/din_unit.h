@@ -63,8 +63,12 @@ void din_unit_backward(din_unit *u, float *dea, float *des, const float *dv);
  * the first term is computed once per behavior, the second once per
  * candidate, and only the third for every (candidate, behavior) pair, with
  * E inputs instead of 4E. Equal to din_unit_forward up to float rounding
- * (tested); din_unit_forward is its reference. */
-// v (B, E); ea (B, E); es (S, E)
-void din_unit_forward_shared(din_unit *u, float *v, const float *ea, const float *es, size_t s, size_t b);
+ * (tested); din_unit_forward is its reference. A history that repeats a
+ * behavior may come with each distinct row once and its count (cnt, or
+ * NULL for all 1): every occurrence has the same score, so w_j e_j (and
+ * exp(s_j) in the softmax's sum) counts cnt_j times. */
+// v (B, E); ea (B, E); es (S, E); cnt (S) or NULL
+void din_unit_forward_shared(din_unit *u, float *v, const float *ea, const float *es, const float *cnt, size_t s,
+                             size_t b);
 
 #endif

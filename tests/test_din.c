@@ -100,7 +100,8 @@ Test(din, softmax_and_long_avgpool_match_pytorch_on_reference_kernels)
 
 /* One request: every candidate has the same history. At inference the
  * activation unit then takes its shared path (fc1 split by column blocks,
- * the history embedded once); it must score as the general path does, which
+ * each distinct behavior of the history embedded and scored once, with its
+ * count); it must score as the general path does, which
  * nn_force_reference(1) selects. */
 static void shared_history_case(int att_softmax)
 {
@@ -126,6 +127,8 @@ static void shared_history_case(int att_softmax)
         for (size_t j = 0; j < S; j++) {
             hi[b * S + j] = b == 0 || j >= 19 ? (uint32_t)(tu_rand(&seed) % 100) : hi[j];
             hc[b * S + j] = b == 0 || j >= 19 ? (uint32_t)(tu_rand(&seed) % 12) : hc[j];
+            if (b == 0 && j % 4 == 3) /* repeated behaviors: the shared path scores each once, with its count */
+                hi[j] = hi[j - 2 - j % 3], hc[j] = hc[j - 2 - j % 3];
         }
     }
     model_batch bt = {.b = B, .target_item = ti, .target_cat = tc, .s = S, .hist_item = hi, .hist_cat = hc,
