@@ -5,6 +5,7 @@
 
 #include "lsim.h"
 #include "models/nn.h"
+#include "models/nn_small.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -243,7 +244,8 @@ void din_unit_forward_shared(din_unit *u, float *v, const float *ea, const float
         nn_sigmoid_forward(a1, a1, R * H1);
         nn_linear_forward(a2, a1, u->w2, u->b2, R, H1, H2);
         nn_sigmoid_forward(a2, a2, R * H2);
-        nn_linear_forward(sc, a2, u->w3, u->b3, R, H2, 1);
+        nn_small_nt(sc, 1, a2, H2, u->w3, H2, R, 1, H2); /* fc3: one output, no GEMM call */
+        for (size_t r = 0; r < R; r++) sc[r] += u->b3[0];
     }
     for (size_t i = 0; i < b; i++) { /* w_j (times the row's count), then v = sum_j w_j e_j */
         const float *sc = u->sc + i * s;

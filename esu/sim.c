@@ -258,15 +258,21 @@ float sim_forward(sim *m, const model_batch *bt, float *logits, int train)
         m->sel_off[B] = (uint32_t)n;
         m->nsel = n;
     }
+    /* the selected rows, in a block of their own; at inference, when every row is kept (the
+     * index or the engine chose them: never more than topk), the long rows are that block */
+    int all_kept = !train && !shared && m->nsel == m->lr;
     for (size_t b = 0; b < B; b++)
         for (size_t i = m->sel_off[b]; i < m->sel_off[b + 1]; i++) {
             uint32_t r = m->sel[i], src = shared ? r - m->loff[b] : r; /* shared: one copy of the rows */
             m->sel_pos[i] = r - m->loff[b];
+            if (all_kept) continue;
             memcpy(m->el_sel + i * E, m->el + (size_t)src * E, E * sizeof(float));
             m->ts_sel[i] = m->l_ts[src];
         }
-    if (train) esu_attention_forward(&m->esu, m->ul, m->ea, m->el_sel, m->ts_sel, bt->now, m->sel_off, B);
-    else esu_attention_forward_infer(&m->esu, m->ul, m->ea, m->el_sel, m->ts_sel, bt->now, m->sel_off, B);
+    const float *el_sel = all_kept ? m->el : m->el_sel;
+    const int64_t *ts_sel = all_kept ? m->l_ts : m->ts_sel;
+    if (train) esu_attention_forward(&m->esu, m->ul, m->ea, el_sel, ts_sel, bt->now, m->sel_off, B);
+    else esu_attention_forward_infer(&m->esu, m->ul, m->ea, el_sel, ts_sel, bt->now, m->sel_off, B);
     for (size_t b = 0; b < B; b++) { /* the head's input: [e_a, branch output, U_lt] */
         float *mi = m->m_in + b * M;
         memcpy(mi, m->ea + b * E, E * sizeof(float));
