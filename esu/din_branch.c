@@ -19,6 +19,7 @@ void din_branch_bind(din_branch *br, size_t e, size_t h1, size_t h2, int softmax
     br->e = e;
     br->emb = emb;
     din_unit_bind(&br->unit, "att", e, h1, h2, softmax, p, g);
+    br->unit.split = emb->d_item; /* the shared path's category term (din_unit.h) */
 }
 
 void din_branch_carve(din_branch *br, arena *a, size_t max_b, size_t max_s)

@@ -32,6 +32,7 @@ void din_unit_bind(din_unit *u, const char *prefix, size_t e, size_t h1, size_t 
     u->h1 = h1;
     u->h2 = h2;
     u->softmax = softmax;
+    u->split = 0;
     const float **pv[6] = {&u->w1, &u->b1, &u->w2, &u->b2, &u->w3, &u->b3};
     float **gv[6] = {&u->gw1, &u->gb1, &u->gw2, &u->gb2, &u->gw3, &u->gb3};
     for (int i = 0; i < 6; i++) {
@@ -53,6 +54,12 @@ void din_unit_carve(din_unit *u, arena *a, size_t max_b, size_t max_rows)
     u->g2 = ARENA_FLOATS(a, u->h1 * u->e);
     u->p = ARENA_FLOATS(a, R * u->h1);
     u->q = ARENA_FLOATS(a, max_b * u->h1);
+    u->wdi = ARENA_FLOATS(a, u->h1 * u->e);
+    u->wdc = ARENA_FLOATS(a, u->h1 * u->e);
+    u->qg = ARENA_FLOATS(a, max_b * DIN_UNIT_GROUPS * u->h1);
+    u->zc = ARENA_FLOATS(a, max_b * DIN_UNIT_GROUPS * u->e);
+    u->grp = ARENA_U32(a, R);
+    u->rep = ARENA_U32(a, DIN_UNIT_GROUPS);
     u->x = ARENA_FLOATS(a, R * 2 * u->e);
     u->a1 = ARENA_FLOATS(a, R * u->h1);
     u->a2 = ARENA_FLOATS(a, R * u->h2);
@@ -219,6 +226,25 @@ static void unit_tail(din_unit *u, float *v, const float *es, const uint32_t *of
  * widths) stay in a core's L2 cache from one layer to the next. */
 #define SHARED_TILE_ROWS 256
 
+/* The history rows' groups by their category block (columns split .. E):
+ * grp[j], a representative row of each in rep; returns how many, or 0 when
+ * there are more than DIN_UNIT_GROUPS (or no split). */
+static size_t category_groups(din_unit *u, const float *es, size_t s)
+{
+    size_t E = u->e, c0 = u->split, g = 0;
+    if (!c0 || c0 >= E) return 0;
+    for (size_t j = 0; j < s; j++) {
+        size_t k = 0;
+        while (k < g && memcmp(es + (size_t)u->rep[k] * E + c0, es + j * E + c0, (E - c0) * sizeof(float))) k++;
+        if (k == g) {
+            if (g == DIN_UNIT_GROUPS) return 0;
+            u->rep[g++] = (uint32_t)j;
+        }
+        u->grp[j] = (uint32_t)k;
+    }
+    return g;
+}
+
 void din_unit_forward_shared(din_unit *u, float *v, const float *ea, const float *es, const float *cnt, size_t s,
                              size_t b)
 {
@@ -227,20 +253,40 @@ void din_unit_forward_shared(din_unit *u, float *v, const float *ea, const float
     fold_fc1(u);
     nn_linear_forward(u->p, es, u->wj, NULL, s, E, H1); /* once per behavior */
     nn_linear_forward(u->q, ea, u->wa, u->b1, b, E, H1); /* once per candidate */
+    /* the category term once per (group, candidate): qg = q + W4c (e_g,c * e_a,c); then per pair
+     * only the item columns (zw of them) remain */
+    size_t G = category_groups(u, es, s), zw = G ? u->split : E;
+    const float *wz = G ? u->wdi : u->wd, *qrow = G ? u->qg : u->q;
+    if (G) {
+        size_t DI = u->split, DC = E - DI;
+        for (size_t o = 0; o < H1; o++) {
+            memcpy(u->wdi + o * DI, u->wd + o * E, DI * sizeof(float));
+            memcpy(u->wdc + o * DC, u->wd + o * E + DI, DC * sizeof(float));
+        }
+        for (size_t i = 0; i < b; i++)
+            for (size_t g = 0; g < G; g++) {
+                const float *ec = es + (size_t)u->rep[g] * E + DI, *ac = ea + i * E + DI;
+                float *z = u->zc + (i * G + g) * DC;
+                for (size_t d = 0; d < DC; d++) z[d] = ec[d] * ac[d];
+                memcpy(u->qg + (i * G + g) * H1, u->q + i * H1, H1 * sizeof(float));
+            }
+        nn_linear_forward_acc(u->qg, u->zc, u->wdc, b * G, DC, H1);
+    }
     size_t per_tile = s ? (SHARED_TILE_ROWS + s - 1) / s : b;
     for (size_t i0 = 0; i0 < b; i0 += per_tile) {
         size_t nb = b - i0 < per_tile ? b - i0 : per_tile, R = nb * s;
-        float *z = u->x, *a1 = u->a1, *a2 = u->a2, *sc = u->sc + i0 * s; /* z (R, E): e_j * e_a */
+        float *z = u->x, *a1 = u->a1, *a2 = u->a2, *sc = u->sc + i0 * s; /* z (R, zw): e_j * e_a (item columns) */
         for (size_t i = 0; i < nb; i++) {
-            const float *qi = u->q + (i0 + i) * H1, *eai = ea + (i0 + i) * E;
+            const float *eai = ea + (i0 + i) * E;
             for (size_t j = 0; j < s; j++) {
-                float *pre = a1 + (i * s + j) * H1, *zr = z + (i * s + j) * E;
+                float *pre = a1 + (i * s + j) * H1, *zr = z + (i * s + j) * zw;
                 const float *pj = u->p + j * H1, *ej = es + j * E;
+                const float *qi = G ? qrow + ((i0 + i) * G + u->grp[j]) * H1 : qrow + (i0 + i) * H1;
                 for (size_t o = 0; o < H1; o++) pre[o] = pj[o] + qi[o];
-                for (size_t d = 0; d < E; d++) zr[d] = ej[d] * eai[d];
+                for (size_t d = 0; d < zw; d++) zr[d] = ej[d] * eai[d];
             }
         }
-        nn_linear_forward_acc(a1, z, u->wd, R, E, H1);
+        nn_linear_forward_acc(a1, z, wz, R, zw, H1);
         nn_sigmoid_forward(a1, a1, R * H1);
         nn_linear_forward(a2, a1, u->w2, u->b2, R, H1, H2);
         nn_sigmoid_forward(a2, a2, R * H2);

@@ -20,6 +20,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#define DIN_UNIT_GROUPS 8
+
 typedef struct din_unit {
     size_t e, h1, h2;
     int softmax;
@@ -35,6 +37,12 @@ typedef struct din_unit {
      * wd = W4 (h1, E) each; w2e = [wj | wd] (h1, 2E); q (B, h1) the
      * per-sample term wa e_a + b1; p (S, h1) the shared path's per-behavior term */
     float *wj, *wa, *wd, *w2e, *p, *q;
+    /* the shared path's second split (see din_unit_forward_shared): split = d_item (0: none),
+     * wdi (h1, split) and wdc (h1, E - split) wd's column blocks; grp (rows) each history
+     * row's group, rep (DIN_UNIT_GROUPS) a row of each; qg (B, groups, h1), zc (B, groups, E) */
+    size_t split;
+    float *wdi, *wdc, *qg, *zc;
+    uint32_t *grp, *rep;
     float *gw2e, *g2; /* backward scratch: d[wj | wd] (h1, 2E), d(W2) (h1, E) */
 } din_unit;
 
@@ -66,7 +74,14 @@ void din_unit_backward(din_unit *u, float *dea, float *des, const float *dv);
  * (tested); din_unit_forward is its reference. A history that repeats a
  * behavior may come with each distinct row once and its count (cnt, or
  * NULL for all 1): every occurrence has the same score, so w_j e_j (and
- * exp(s_j) in the softmax's sum) counts cnt_j times. */
+ * exp(s_j) in the softmax's sum) counts cnt_j times.
+ * With split = d_item set (the branch sets it), W4 (e_j * e_a) splits once
+ * more by the embedding's [item | category] blocks: the category term
+ * depends only on (the behavior's category, the candidate), and a short
+ * history has few categories (the behaviors come in sessions), so it is
+ * computed once per (history category, candidate) (up to DIN_UNIT_GROUPS
+ * of them; more, and the path keeps the whole W4 per pair), and only the
+ * item term per pair: d_item inputs instead of E. */
 // v (B, E); ea (B, E); es (S, E); cnt (S) or NULL
 void din_unit_forward_shared(din_unit *u, float *v, const float *ea, const float *es, const float *cnt, size_t s,
                              size_t b);
