@@ -102,9 +102,22 @@ static void chunk_plain(float *score, size_t n, size_t i0, size_t m, const float
 #if HAVE_X86
 #define AVX2 __attribute__((target("avx2,fma")))
 
-/* Four candidates at a time against each block of 8 behaviors: per lane one
+/* Stores one block's 8 lanes of a candidate's scores: lim of them at the chunk's end. */
+AVX2 static inline void store_block(float *dst, __m256 a, size_t lim)
+{
+    if (lim == BL) {
+        _mm256_storeu_ps(dst, a);
+        return;
+    }
+    float tmp[BL];
+    _mm256_storeu_ps(tmp, a);
+    memcpy(dst, tmp, lim * sizeof(float));
+}
+
+/* Four candidates at a time against two blocks of 8 behaviors: per lane one
  * fused multiply-add per dimension, in dimension order, however the
- * candidates are grouped. */
+ * candidates and blocks are grouped. Eight independent sums keep both FMA
+ * units busy (four would wait on the FMA latency). */
 AVX2 static void chunk_avx2(float *score, size_t n, size_t i0, size_t m, const float *kt, const float *queries,
                             size_t nb, size_t d)
 {
@@ -113,7 +126,34 @@ AVX2 static void chunk_avx2(float *score, size_t n, size_t i0, size_t m, const f
         size_t b = 0;
         for (; b + 4 <= nb; b += 4) {
             const float *q0 = queries + b * d, *q1 = q0 + d, *q2 = q1 + d, *q3 = q2 + d;
-            for (size_t bk = 0; bk < blocks; bk++) {
+            size_t bk = 0;
+            for (; bk + 2 <= blocks; bk += 2) {
+                const float *t = kt + bk * d * BL, *u = t + d * BL;
+                __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0, c0 = a0, c1 = a0, c2 = a0, c3 = a0;
+                for (size_t j = 0; j < d; j++) {
+                    __m256 k = _mm256_loadu_ps(t + j * BL), l = _mm256_loadu_ps(u + j * BL);
+                    __m256 x0 = _mm256_broadcast_ss(q0 + j), x1 = _mm256_broadcast_ss(q1 + j);
+                    a0 = _mm256_fmadd_ps(k, x0, a0);
+                    c0 = _mm256_fmadd_ps(l, x0, c0);
+                    a1 = _mm256_fmadd_ps(k, x1, a1);
+                    c1 = _mm256_fmadd_ps(l, x1, c1);
+                    __m256 x2 = _mm256_broadcast_ss(q2 + j), x3 = _mm256_broadcast_ss(q3 + j);
+                    a2 = _mm256_fmadd_ps(k, x2, a2);
+                    c2 = _mm256_fmadd_ps(l, x2, c2);
+                    a3 = _mm256_fmadd_ps(k, x3, a3);
+                    c3 = _mm256_fmadd_ps(l, x3, c3);
+                }
+                size_t o = i0 + bk * BL, lim = m - (bk + 1) * BL < BL ? m - (bk + 1) * BL : BL;
+                _mm256_storeu_ps(score + b * n + o, a0);
+                _mm256_storeu_ps(score + (b + 1) * n + o, a1);
+                _mm256_storeu_ps(score + (b + 2) * n + o, a2);
+                _mm256_storeu_ps(score + (b + 3) * n + o, a3);
+                store_block(score + b * n + o + BL, c0, lim);
+                store_block(score + (b + 1) * n + o + BL, c1, lim);
+                store_block(score + (b + 2) * n + o + BL, c2, lim);
+                store_block(score + (b + 3) * n + o + BL, c3, lim);
+            }
+            for (; bk < blocks; bk++) {
                 const float *t = kt + bk * d * BL;
                 __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
                 for (size_t j = 0; j < d; j++) {
@@ -124,19 +164,10 @@ AVX2 static void chunk_avx2(float *score, size_t n, size_t i0, size_t m, const f
                     a3 = _mm256_fmadd_ps(k, _mm256_broadcast_ss(q3 + j), a3);
                 }
                 size_t lim = m - bk * BL < BL ? m - bk * BL : BL, o = i0 + bk * BL;
-                if (lim == BL) {
-                    _mm256_storeu_ps(score + b * n + o, a0);
-                    _mm256_storeu_ps(score + (b + 1) * n + o, a1);
-                    _mm256_storeu_ps(score + (b + 2) * n + o, a2);
-                    _mm256_storeu_ps(score + (b + 3) * n + o, a3);
-                } else {
-                    float tmp[4][BL];
-                    _mm256_storeu_ps(tmp[0], a0);
-                    _mm256_storeu_ps(tmp[1], a1);
-                    _mm256_storeu_ps(tmp[2], a2);
-                    _mm256_storeu_ps(tmp[3], a3);
-                    for (size_t r = 0; r < 4; r++) memcpy(score + (b + r) * n + o, tmp[r], lim * sizeof(float));
-                }
+                store_block(score + b * n + o, a0, lim);
+                store_block(score + (b + 1) * n + o, a1, lim);
+                store_block(score + (b + 2) * n + o, a2, lim);
+                store_block(score + (b + 3) * n + o, a3, lim);
             }
         }
         for (; b < nb; b++) {
