@@ -40,9 +40,13 @@ struct lsim_index {
     lsim_index *next;
 };
 
-/* One chain's events in a reader's accumulator: acc[pos .. end), newest first. */
+/* One chain's events in a reader's accumulator: acc[pos .. end), newest first;
+ * the chain's category key, and a bound on its newest event's time before the
+ * search's limit (from its last block's header). */
 typedef struct index_run {
     size_t pos, end;
+    uint32_t cat;
+    int64_t bound;
 } index_run;
 
 struct lsim_index_reader {
