@@ -63,6 +63,7 @@ void esu_attention_carve(esu_attention *u, arena *a, size_t max_b, size_t max_ro
     u->dz = ARENA_FLOATS(a, R * u->z);
     u->qz = ARENA_FLOATS(a, max_b * u->heads * u->z);
     u->tw = ARENA_FLOATS(a, u->n_buckets * u->heads);
+    u->hs = ARENA_FLOATS(a, 2 * u->heads);
 }
 
 void esu_attention_forward(esu_attention *u, float *out, const float *ea, const float *el, const int64_t *ts,
@@ -127,13 +128,9 @@ void esu_attention_forward_infer(esu_attention *u, float *out, const float *ea, 
     u->b = b;
     u->r = 0; /* nothing kept for a backward */
     nn_linear_forward(u->q, ea, u->wa, NULL, b, E, H);
-    for (size_t i = 0; i < b * Q; i++) { /* qz (B, q, Z): row (i, h) = sum_d q[i, h D + d] W_b[h D + d, :] */
-        float *qz = u->qz + i * Z;
-        const float *q = u->q + i * D, *w = u->wb + (i % Q) * D * Z;
-        memset(qz, 0, Z * sizeof(float));
-        for (size_t d = 0; d < D; d++)
-            for (size_t k = 0; k < Z; k++) qz[k] += q[d] * w[d * Z + k];
-    }
+    memset(u->qz, 0, b * Q * Z * sizeof(float));
+    for (size_t i = 0; i < b * Q; i++) /* qz (B, q, Z): row (i, h) = sum_d q[i, h D + d] W_b[h D + d, :] */
+        nn_small_tn_acc(u->qz + i * Z, Z, u->q + i * D, u->wb + (i % Q) * D * Z, Z, D, 1, Z);
     size_t NB = u->n_buckets;
     for (size_t i = 0; i < b; i++) {
         size_t lo = off[i], n = off[i + 1] - lo;
@@ -147,17 +144,17 @@ void esu_attention_forward_infer(esu_attention *u, float *out, const float *ea, 
                 for (size_t h = 0; h < Q; h++) s[r * Q + h] += u->tw[bk * Q + h];
             }
         }
-        for (size_t h = 0; h < Q; h++) { /* softmax over the sample's rows */
-            float mx = -INFINITY;
-            for (size_t r = 0; r < n; r++) mx = s[r * Q + h] > mx ? s[r * Q + h] : mx;
-            for (size_t r = 0; r < n; r++) s[r * Q + h] -= mx;
-        }
+        float *mx = u->hs, *sum = u->hs + Q; /* softmax over the sample's rows, every head at once */
+        for (size_t h = 0; h < Q; h++) mx[h] = -INFINITY, sum[h] = 0;
+        for (size_t r = 0; r < n; r++)
+            for (size_t h = 0; h < Q; h++) mx[h] = s[r * Q + h] > mx[h] ? s[r * Q + h] : mx[h];
+        for (size_t r = 0; r < n; r++)
+            for (size_t h = 0; h < Q; h++) s[r * Q + h] -= mx[h];
         vm_exp(s, s, n * Q);
-        for (size_t h = 0; h < Q; h++) {
-            float sum = 0;
-            for (size_t r = 0; r < n; r++) sum += s[r * Q + h];
-            for (size_t r = 0; r < n; r++) s[r * Q + h] /= sum;
-        }
+        for (size_t r = 0; r < n; r++)
+            for (size_t h = 0; h < Q; h++) sum[h] += s[r * Q + h];
+        for (size_t r = 0; r < n; r++)
+            for (size_t h = 0; h < Q; h++) s[r * Q + h] /= sum[h];
         memset(o, 0, Q * Z * sizeof(float)); /* head h = sum_j att_hj z_j: the behaviors, then the times */
         nn_small_tn_acc(o, Z, s, er, E, n, Q, E);
         if (DT) {

@@ -38,6 +38,7 @@ typedef struct esu_attention {
     float *zz, *q, *k, *att, *datt, *dq, *dk, *dz;
     float *qz; /* (B, q, Z) the inference path's folded queries */
     float *tw; /* (n_buckets, q) its per-bucket time scores, then weights */
+    float *hs; /* (2, q) its per-head softmax max and sum */
 } esu_attention;
 
 /* The time bucket of a behavior `delta` seconds before the request. */
