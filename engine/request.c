@@ -219,6 +219,7 @@ static int build_batch(lsim_ctx *c, size_t n, size_t p, model_batch *bt)
     bt->long_len = c->l_len;
     if (e->long_kind == ENGINE_LONG_HARD && c->hev) { /* read per category: newest first, put oldest first */
         c->lev = c->hev;
+        bt->long_group = c->hslot; /* one list per category slot */
         for (size_t b = 0; b < n; b++) {
             size_t slot = c->hslot[b], m = c->hcnt[slot], k = 0;
             for (; k < m; k++) {

@@ -115,16 +115,11 @@ void esu_attention_forward(esu_attention *u, float *out, const float *ea, const 
 }
 
 void esu_attention_forward_infer(esu_attention *u, float *out, const float *ea, const float *el, const int64_t *ts,
-                                 const int64_t *now, const uint32_t *off, size_t b)
+                                 const int64_t *now, const uint32_t *row0, const uint32_t *cnt, size_t b)
 {
-    if (nn_reference_forced()) {
-        esu_attention_forward(u, out, ea, el, ts, now, off, b);
-        return;
-    }
     size_t E = u->e, DT = u->d_time, Z = u->z, Q = u->heads, D = u->d_head, H = Q * D;
     u->ea = ea;
     u->el = el;
-    u->off = off;
     u->b = b;
     u->r = 0; /* nothing kept for a backward */
     nn_linear_forward(u->q, ea, u->wa, NULL, b, E, H);
@@ -133,7 +128,7 @@ void esu_attention_forward_infer(esu_attention *u, float *out, const float *ea, 
         nn_small_tn_acc(u->qz + i * Z, Z, u->q + i * D, u->wb + (i % Q) * D * Z, Z, D, 1, Z);
     size_t NB = u->n_buckets;
     for (size_t i = 0; i < b; i++) {
-        size_t lo = off[i], n = off[i + 1] - lo;
+        size_t lo = row0[i], n = cnt[i];
         const float *qi = u->qz + i * Q * Z, *er = el + lo * E;
         float *s = u->att + lo * Q, *o = out + i * Q * Z; /* s (n, q): the sample's scores, then weights */
         nn_small_nt(s, Q, er, E, qi, Z, n, Q, E);

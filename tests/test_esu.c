@@ -81,7 +81,10 @@ static void run_case(const char *prefix, int reference)
                 cr_assert_eq(u.bucket[off[b] + j], (uint32_t)want_bucket[b * K + j], "bucket of sample %zu row %zu", b, j);
     /* the inference path (queries folded through W_b): the same output, summed in another order */
     float *out_inf = malloc(B * Q * Z * sizeof *out_inf), *att = malloc(r * Q * sizeof *att);
-    esu_attention_forward_infer(&u, out_inf, need(f, prefix, "ea")->data, el, ts, now, off, B);
+    uint32_t *cnt = malloc(B * sizeof *cnt);
+    for (size_t b = 0; b < B; b++) cnt[b] = off[b + 1] - off[b];
+    esu_attention_forward_infer(&u, out_inf, need(f, prefix, "ea")->data, el, ts, now, off, cnt, B);
+    free(cnt);
     memcpy(att, u.att, r * Q * sizeof *att);
     bad += tu_compare_f32("out (inference path)", out_inf, need(f, prefix, "out")->data, B * Q * Z, 1e-5);
     bad += tu_compare_f32("out (inference path against the training forward)", out_inf, out, B * Q * Z, 1e-5);

@@ -203,6 +203,74 @@ Test(sim, shared_request_path_equals_the_general_path)
     shared_request_case(SIM_GSU_HARD);
 }
 
+/* SIM hard at serving: candidates of one category share their long list
+ * (model_batch.long_group), which the model embeds once and attends over in
+ * place; scores, the behaviors kept and their attention must equal the
+ * general path's (nn_force_reference(1)), lists longer than topk included. */
+Test(sim, grouped_long_lists_equal_the_general_path)
+{
+    sim_config cfg;
+    sim_config_default(&cfg, 300, 20, SIM_GSU_HARD, 1);
+    cfg.topk = 8;
+    const size_t B = 25, S = 12, K = 10;
+    sim *m;
+    cr_assert_eq(sim_new(&m, &cfg, B, S, K), 0);
+    sim_init(m, 5);
+    uint64_t seed = 23;
+    static uint32_t ti[25], tc[25], hi[25 * 12], hc[25 * 12], hl[25], li[25 * 10], lc[25 * 10], ll[25], grp[25];
+    static int64_t lts[25 * 10], now[25];
+    for (size_t b = 0; b < B; b++) {
+        ti[b] = (uint32_t)(tu_rand(&seed) % 310);
+        grp[b] = (uint32_t)(b % 3 == 0 ? b : b % 4); /* groups of several samples, and samples alone */
+        tc[b] = grp[b];
+        hl[b] = 9;
+        now[b] = 1600000000;
+        for (size_t j = 0; j < S; j++) {
+            hi[b * S + j] = b ? hi[j] : (uint32_t)(tu_rand(&seed) % 300);
+            hc[b * S + j] = b ? hc[j] : (uint32_t)(tu_rand(&seed) % 20);
+        }
+    }
+    for (size_t b = 0; b < B; b++) { /* a group's list is its first sample's */
+        size_t g0 = 0;
+        while (grp[g0] != grp[b]) g0++;
+        ll[b] = g0 < b ? ll[g0] : (uint32_t)(tu_rand(&seed) % (K + 1));
+        for (size_t j = 0; j < K; j++) {
+            li[b * K + j] = g0 < b ? li[g0 * K + j] : (uint32_t)(tu_rand(&seed) % 300);
+            lc[b * K + j] = grp[b];
+            lts[b * K + j] = g0 < b ? lts[g0 * K + j] : 1500000000 + (int64_t)j * 100000;
+        }
+    }
+    model_batch bt = {.b = B, .target_item = ti, .target_cat = tc, .s = S, .hist_item = hi, .hist_cat = hc,
+                      .hist_len = hl, .k = K, .long_item = li, .long_cat = lc, .long_ts = lts, .long_len = ll,
+                      .now = now, .hist_shared = 1, .long_group = grp};
+    float fast[25], ref[25], wf[25][8], wr[8];
+    uint32_t kept[25][8];
+    size_t nkept[25];
+    sim_forward(m, &bt, fast, 0);
+    for (size_t b = 0; b < B; b++) {
+        const uint32_t *rows;
+        nkept[b] = sim_selected(m, b, &rows);
+        memcpy(kept[b], rows, nkept[b] * sizeof *rows);
+        sim_attention(m, b, wf[b]);
+    }
+    nn_force_reference(1);
+    sim_forward(m, &bt, ref, 0);
+    nn_force_reference(0);
+    for (size_t b = 0; b < B; b++) {
+        const uint32_t *rows;
+        cr_assert_eq(sim_selected(m, b, &rows), nkept[b]);
+        cr_assert_eq(memcmp(rows, kept[b], nkept[b] * sizeof *rows), 0, "candidate %zu: other behaviors kept", b);
+        sim_attention(m, b, wr);
+        /* the attention of a shared row is the last reader's: compare the group's last sample's */
+        size_t last = b;
+        for (size_t c = b + 1; c < B; c++)
+            if (grp[c] == grp[b]) last = c;
+        if (last == b) cr_assert_eq(tu_compare_f32("attention", wf[b], wr, nkept[b], 1e-4), 0, "candidate %zu", b);
+    }
+    cr_assert_eq(tu_compare_f32("grouped logits", fast, ref, B, 1e-4), 0, "the grouped path differs");
+    sim_free(m);
+}
+
 /* The GSU's top-K against a brute-force ranking: scores from a small set of
  * values (many ties, negatives, -0 beside +0), samples shorter than, equal
  * to and longer than k, and empty ones. Brute force: every row of the sample
