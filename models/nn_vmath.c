@@ -190,53 +190,33 @@ int vm_avx2(void)
 #endif
 }
 
-void vm_exp(float *out, const float *inp, size_t n)
-{
-    size_t i = 0;
+/* An array function: AVX2 when allowed, else SSE2 four at a time, else (and
+ * under nn_force_reference) the libm form. */
 #ifdef VM_X86
-    if (!nn_reference_forced()) {
-        if (have_avx2()) {
-            exp_avx2(out, inp, n);
-            return;
-        }
-        for (; i + 4 <= n; i += 4)
-            _mm_storeu_ps(out + i, exp4(_mm_loadu_ps(inp + i)));
+#define VM_ARRAY_FN(name, avx2, four, ref)                                   \
+    void name(float *out, const float *inp, size_t n)                        \
+    {                                                                        \
+        size_t i = 0;                                                        \
+        if (!nn_reference_forced()) {                                        \
+            if (have_avx2()) {                                               \
+                avx2(out, inp, n);                                           \
+                return;                                                      \
+            }                                                                \
+            for (; i + 4 <= n; i += 4)                                       \
+                _mm_storeu_ps(out + i, four(_mm_loadu_ps(inp + i)));         \
+        }                                                                    \
+        for (; i < n; i++)                                                   \
+            out[i] = ref(inp[i]);                                            \
+    }
+#else
+#define VM_ARRAY_FN(name, avx2, four, ref)                                   \
+    void name(float *out, const float *inp, size_t n)                        \
+    {                                                                        \
+        for (size_t i = 0; i < n; i++)                                       \
+            out[i] = ref(inp[i]);                                            \
     }
 #endif
-    for (; i < n; i++)
-        out[i] = vm_exp_ref(inp[i]);
-}
 
-void vm_sigmoid(float *out, const float *inp, size_t n)
-{
-    size_t i = 0;
-#ifdef VM_X86
-    if (!nn_reference_forced()) {
-        if (have_avx2()) {
-            sigmoid_avx2(out, inp, n);
-            return;
-        }
-        for (; i + 4 <= n; i += 4)
-            _mm_storeu_ps(out + i, sigmoid4(_mm_loadu_ps(inp + i)));
-    }
-#endif
-    for (; i < n; i++)
-        out[i] = vm_sigmoid_ref(inp[i]);
-}
-
-void vm_tanh(float *out, const float *inp, size_t n)
-{
-    size_t i = 0;
-#ifdef VM_X86
-    if (!nn_reference_forced()) {
-        if (have_avx2()) {
-            tanh_avx2(out, inp, n);
-            return;
-        }
-        for (; i + 4 <= n; i += 4)
-            _mm_storeu_ps(out + i, tanh4(_mm_loadu_ps(inp + i)));
-    }
-#endif
-    for (; i < n; i++)
-        out[i] = vm_tanh_ref(inp[i]);
-}
+VM_ARRAY_FN(vm_exp, exp_avx2, exp4, vm_exp_ref)
+VM_ARRAY_FN(vm_sigmoid, sigmoid_avx2, sigmoid4, vm_sigmoid_ref)
+VM_ARRAY_FN(vm_tanh, tanh_avx2, tanh4, vm_tanh_ref)
