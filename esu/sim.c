@@ -159,10 +159,11 @@ int sim_new(sim **out, const sim_config *cfg, size_t max_b, size_t max_s, size_t
                          dc->min_session_len, dc->session_gap, &m->emb, &m->st.params, &m->st.grads);
         break;
     }
-    esu_attention_bind(&m->esu, m->e, cfg->d_time, cfg->heads, cfg->d_head, ESU_TIME_BUCKETS, &m->st.params, &m->st.grads);
+    esu_attention_bind(&m->esu, m->e, cfg->d_time, cfg->heads, cfg->d_head, ESU_TIME_BUCKETS, &m->st.params,
+                       &m->st.grads);
     if (cfg->gsu == SIM_GSU_SOFT)
-        soft_gsu_bind(&m->gsu, m->e, c->d_item, cfg->gsu_d, c->mlp_h1, c->mlp_h2, c->dice_momentum, &m->st.params, &m->st.grads,
-                      &m->st.buffers);
+        soft_gsu_bind(&m->gsu, m->e, c->d_item, cfg->gsu_d, c->mlp_h1, c->mlp_h2, c->dice_momentum, &m->st.params,
+                      &m->st.grads, &m->st.buffers);
     mlp_head_bind(&m->head, "mlp", m->m, c->mlp_h1, c->mlp_h2, c->dice_momentum, &m->st.params, &m->st.grads,
                   &m->st.buffers);
     if ((rc = model_state_alloc_ws(&m->st, carve, m))) {

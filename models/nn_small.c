@@ -84,7 +84,8 @@ AVX2 static void small_nt_avx2(float *out, size_t ldo, const float *a, size_t ld
         for (; j < n; j++) {
             const float *b0 = b + j * ldb;
             __m256 s0 = _mm256_setzero_ps();
-            for (size_t d = 0; d < k8; d += 8) s0 = _mm256_fmadd_ps(_mm256_loadu_ps(x + d), _mm256_loadu_ps(b0 + d), s0);
+            for (size_t d = 0; d < k8; d += 8)
+                s0 = _mm256_fmadd_ps(_mm256_loadu_ps(x + d), _mm256_loadu_ps(b0 + d), s0);
             if (k8 < k) s0 = _mm256_fmadd_ps(_mm256_maskload_ps(x + k8, mk), _mm256_maskload_ps(b0 + k8, mk), s0);
             __m128 h = _mm_add_ps(_mm256_castps256_ps128(s0), _mm256_extractf128_ps(s0, 1));
             h = _mm_hadd_ps(h, h);

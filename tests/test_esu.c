@@ -50,7 +50,9 @@ static void run_case(const char *prefix, int reference)
     param_list_free(&pl);
     memcpy(param_find(&p, "esu.wa"), need(f, prefix, "wa")->data, need(f, prefix, "wa")->nbytes);
     memcpy(param_find(&p, "esu.wb"), need(f, prefix, "wb")->data, need(f, prefix, "wb")->nbytes);
-    if (DT) memcpy(param_find(&p, "esu.time_emb"), need(f, prefix, "time_emb")->data, need(f, prefix, "time_emb")->nbytes);
+    if (DT)
+        memcpy(param_find(&p, "esu.time_emb"), need(f, prefix, "time_emb")->data,
+               need(f, prefix, "time_emb")->nbytes);
     esu_attention u;
     esu_attention_bind(&u, E, DT, Q, D, NB, &p, &g);
     arena a = {0};
@@ -78,7 +80,8 @@ static void run_case(const char *prefix, int reference)
     if (DT)
         for (size_t b = 0; b < B; b++)
             for (size_t j = 0; j < (size_t)len[b]; j++)
-                cr_assert_eq(u.bucket[off[b] + j], (uint32_t)want_bucket[b * K + j], "bucket of sample %zu row %zu", b, j);
+                cr_assert_eq(u.bucket[off[b] + j], (uint32_t)want_bucket[b * K + j], "bucket of sample %zu row %zu", b,
+                             j);
     /* the inference path (queries folded through W_b): the same output, summed in another order */
     float *out_inf = malloc(B * Q * Z * sizeof *out_inf), *att = malloc(r * Q * sizeof *att);
     uint32_t *cnt = malloc(B * sizeof *cnt);
@@ -104,8 +107,8 @@ static void run_case(const char *prefix, int reference)
     if (DT)
         bad += tu_compare_f32("grad.time_emb", param_find(&g, "esu.time_emb"), need(f, prefix, "grad.time_emb")->data,
                               NB * DT, 1e-4);
-    cr_assert_eq(bad, 0, "case %s (%s kernels): %d values differ from PyTorch", prefix, reference ? "reference" : "BLAS",
-                 bad);
+    cr_assert_eq(bad, 0, "case %s (%s kernels): %d values differ from PyTorch", prefix,
+                 reference ? "reference" : "BLAS", bad);
     free(off);
     free(el);
     free(del);
