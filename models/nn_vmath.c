@@ -4,6 +4,7 @@
 #include "models/nn_vmath.h"
 
 #include "models/nn.h"
+#include "models/vm_avx2.h"
 
 #include <math.h>
 
@@ -18,18 +19,7 @@ float vm_tanh_ref(float x)
     return tanhf(x);
 }
 
-/* Constants shared by both widths. */
-#define EXP_LO -87.0f /* exp(-87) is still normal */
-#define EXP_HI 89.0f  /* 2^128 = inf from ~88.4, as expf from 88.72 */
-#define LOG2E 1.44269504088896341f
-#define LN2_HI 0.693359375f
-#define LN2_LO -2.12194440e-4f
-#define EP0 1.9875691500e-4f
-#define EP1 1.3981999507e-3f
-#define EP2 8.3334519073e-3f
-#define EP3 4.1665795894e-2f
-#define EP4 1.6666665459e-1f
-#define EP5 5.0000001201e-1f
+/* Constants of tanh (exp's are in models/vm_avx2.h). */
 #define TP0 -5.70498872745e-3f /* tanh: x + x^3 P(x^2) on |x| < 0.625 */
 #define TP1 2.06390887954e-2f
 #define TP2 -5.37397155531e-2f
@@ -91,42 +81,18 @@ static inline __m128 tanh4(__m128 x)
 
 /* ---- AVX2 + FMA, 8 lanes, compiled for those only and chosen at run time ---- */
 
-#define AVX2 __attribute__((target("avx2,fma")))
-
-AVX2 static inline __m256 exp8(__m256 x)
+VM_AVX2 static void sigmoid_avx2(float *out, const float *inp, size_t n)
 {
-    x = _mm256_min_ps(_mm256_max_ps(x, _mm256_set1_ps(EXP_LO)), _mm256_set1_ps(EXP_HI));
-    __m256i k = _mm256_cvtps_epi32(_mm256_mul_ps(x, _mm256_set1_ps(LOG2E)));
-    __m256 kf = _mm256_cvtepi32_ps(k);
-    __m256 r = _mm256_fnmadd_ps(kf, _mm256_set1_ps(LN2_HI), x);
-    r = _mm256_fnmadd_ps(kf, _mm256_set1_ps(LN2_LO), r);
-    __m256 p = _mm256_set1_ps(EP0);
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(EP1));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(EP2));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(EP3));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(EP4));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(EP5));
-    p = _mm256_add_ps(_mm256_fmadd_ps(_mm256_mul_ps(p, r), r, r), _mm256_set1_ps(1.0f));
-    __m256i e = _mm256_slli_epi32(_mm256_add_epi32(k, _mm256_set1_epi32(127)), 23);
-    return _mm256_mul_ps(p, _mm256_castsi256_ps(e));
-}
-
-AVX2 static void sigmoid_avx2(float *out, const float *inp, size_t n)
-{
-    const __m256 one = _mm256_set1_ps(1.0f);
     size_t i = 0;
-    for (; i + 8 <= n; i += 8) {
-        __m256 x = _mm256_loadu_ps(inp + i);
-        __m256 y = _mm256_div_ps(one, _mm256_add_ps(one, exp8(_mm256_sub_ps(_mm256_setzero_ps(), x))));
-        _mm256_storeu_ps(out + i, y);
-    }
+    for (; i + 8 <= n; i += 8)
+        _mm256_storeu_ps(out + i, sigmoid8(_mm256_loadu_ps(inp + i)));
     for (; i + 4 <= n; i += 4)
         _mm_storeu_ps(out + i, sigmoid4(_mm_loadu_ps(inp + i)));
     for (; i < n; i++)
         out[i] = vm_sigmoid_ref(inp[i]);
 }
 
-AVX2 static void tanh_avx2(float *out, const float *inp, size_t n)
+VM_AVX2 static void tanh_avx2(float *out, const float *inp, size_t n)
 {
     const __m256 sign = _mm256_set1_ps(-0.0f), one = _mm256_set1_ps(1.0f);
     size_t i = 0;
@@ -164,7 +130,7 @@ static int have_avx2(void)
     /* reads what libgcc's constructor found: a load and a test */
     return avx2_allowed && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
 }
-AVX2 static void exp_avx2(float *out, const float *inp, size_t n)
+VM_AVX2 static void exp_avx2(float *out, const float *inp, size_t n)
 {
     size_t i = 0;
     for (; i + 8 <= n; i += 8)
