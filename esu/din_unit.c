@@ -3,6 +3,7 @@
  */
 #include "esu/din_unit.h"
 
+#include "esu/din_pairs.h"
 #include "lsim.h"
 #include "models/nn.h"
 #include "models/nn_small.h"
@@ -59,6 +60,8 @@ void din_unit_carve(din_unit *u, arena *a, size_t max_b, size_t max_rows)
     u->qg = ARENA_FLOATS(a, max_b * DIN_UNIT_GROUPS * u->h1);
     u->zc = ARENA_FLOATS(a, max_b * DIN_UNIT_GROUPS * u->e);
     u->grp = ARENA_U32(a, R);
+    u->wzt = ARENA_FLOATS(a, u->e * u->h1);
+    u->w2t = ARENA_FLOATS(a, u->h1 * u->h2);
     u->rep = ARENA_U32(a, DIN_UNIT_GROUPS);
     u->x = ARENA_FLOATS(a, R * 2 * u->e);
     u->a1 = ARENA_FLOATS(a, R * u->h1);
@@ -272,8 +275,13 @@ void din_unit_forward_shared(din_unit *u, float *v, const float *ea, const float
             }
         nn_linear_forward_acc(u->qg, u->zc, u->wdc, b * G, DC, H1);
     }
+    if (din_pairs_fits(H1, H2, zw)) { /* the pairs' MLP fused, in registers; the tiles below are its reference */
+        din_pairs_prepare(u->wzt, u->w2t, wz, zw, u->w2, zw, H1, H2);
+        din_pairs_score(u->sc, u->p, qrow, G ? u->grp : NULL, G, es, ea, E, zw, u->wzt, u->w2t, u->b2, u->w3,
+                        u->b3[0], b, s, u->x);
+    }
     size_t per_tile = s ? (SHARED_TILE_ROWS + s - 1) / s : b;
-    for (size_t i0 = 0; i0 < b; i0 += per_tile) {
+    for (size_t i0 = din_pairs_fits(H1, H2, zw) ? b : 0; i0 < b; i0 += per_tile) {
         size_t nb = b - i0 < per_tile ? b - i0 : per_tile, R = nb * s;
         float *z = u->x, *a1 = u->a1, *a2 = u->a2, *sc = u->sc + i0 * s; /* z (R, zw): e_j * e_a (item columns) */
         for (size_t i = 0; i < nb; i++) {

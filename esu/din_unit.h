@@ -42,6 +42,7 @@ typedef struct din_unit {
      * row's group, rep (DIN_UNIT_GROUPS) a row of each; qg (B, groups, h1), zc (B, groups, E) */
     size_t split;
     float *wdi, *wdc, *qg, *zc;
+    float *wzt, *w2t; /* the fused pair kernel's weights (esu/din_pairs.h) */
     uint32_t *grp, *rep;
     float *gw2e, *g2; /* backward scratch: d[wj | wd] (h1, 2E), d(W2) (h1, E) */
 } din_unit;
