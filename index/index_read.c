@@ -391,8 +391,14 @@ static size_t merge_runs(lsim_index_reader *rd, size_t n_runs, size_t k, ubt_eve
         if (runs[r].pos < runs[r].end) h[live++] = (uint32_t)r;
     for (size_t i = live / 2; i-- > 0;) run_sift(rd->acc, runs, h, live, i);
     while (live && n < k) {
+        /* the root run's events while they are newer than every other run's head (users browse
+         * in sessions: long stretches come from one chain), then one sift */
         index_run *r = &runs[h[0]];
-        out[n++] = rd->acc[r->pos++];
+        const ubt_event *next = NULL;
+        if (live > 1) next = &rd->acc[runs[h[1]].pos];
+        if (live > 2 && newer(&rd->acc[runs[h[2]].pos], next)) next = &rd->acc[runs[h[2]].pos];
+        do out[n++] = rd->acc[r->pos++];
+        while (n < k && r->pos < r->end && (!next || newer(&rd->acc[r->pos], next)));
         if (r->pos == r->end) h[0] = h[--live];
         if (live) run_sift(rd->acc, runs, h, live, 0);
     }
