@@ -41,6 +41,7 @@ VM_AVX2 static inline void fc1_half(float *a1a, float *a1b, const float *pa, con
         const float *w = wzt + k * H1 + h0;
         for (int v = 0; v < V; v++) {
             __m256 wv = _mm256_loadu_ps(w + 8 * v);
+            __asm__("" : "+x"(wv)); /* one load for both pairs, not a memory operand in each FMA */
             x[v] = _mm256_fmadd_ps(wv, ca, x[v]);
             y[v] = _mm256_fmadd_ps(wv, cb, y[v]);
         }
@@ -69,6 +70,7 @@ VM_AVX2 static inline void fc23(float *sa, float *sb, const float *a1a, const fl
         const float *w = w2t + k * H2;
         for (int v = 0; v < V; v++) {
             __m256 wv = _mm256_loadu_ps(w + 8 * v);
+            __asm__("" : "+x"(wv)); /* one load for both pairs, not a memory operand in each FMA */
             x[v] = _mm256_fmadd_ps(wv, ca, x[v]);
             y[v] = _mm256_fmadd_ps(wv, cb, y[v]);
         }
