@@ -1,7 +1,7 @@
 /*
  * nn_small.c: see nn_small.h. The AVX2 paths keep their sums in registers
  * across a row (nt: four dot products at once, reduced together; tn: a
- * 48-column block of an output row over all of w's rows) and read the
+ * 40-column block of two output rows over all of w's rows) and read the
  * ragged last 8 columns through a lane mask, so any K works.
  */
 #include "models/nn_small.h"
@@ -94,36 +94,39 @@ AVX2 static void small_nt_avx2(float *out, size_t ldo, const float *a, size_t ld
     }
 }
 
+/* Output rows j and j + 1 (or j alone when one), 40 columns from c: ten sums in registers, one
+ * load of each row of a for both. */
+AVX2 static inline void tn_block(float *out, size_t ldo, const float *w, const float *a, size_t lda, size_t m,
+                                 size_t n, size_t k, size_t j, size_t c, int two)
+{
+    __m256i mk[5];
+    for (int v = 0; v < 5; v++) mk[v] = lane_mask(lanes_left(k, c + 8 * (size_t)v));
+    float *o0 = out + j * ldo + c, *o1 = two ? o0 + ldo : o0;
+    __m256 s[5], t[5];
+    for (int v = 0; v < 5; v++) {
+        s[v] = _mm256_maskload_ps(o0 + 8 * v, mk[v]);
+        t[v] = _mm256_maskload_ps(o1 + 8 * v, mk[v]);
+    }
+    for (size_t r = 0; r < m; r++) {
+        const float *ar = a + r * lda + c;
+        __m256 w0 = _mm256_broadcast_ss(w + r * n + j), w1 = _mm256_broadcast_ss(w + r * n + j + (two ? 1 : 0));
+        for (int v = 0; v < 5; v++) {
+            __m256 x = _mm256_maskload_ps(ar + 8 * v, mk[v]);
+            s[v] = _mm256_fmadd_ps(w0, x, s[v]);
+            t[v] = _mm256_fmadd_ps(w1, x, t[v]);
+        }
+    }
+    for (int v = 0; v < 5; v++) {
+        if (two) _mm256_maskstore_ps(o1 + 8 * v, mk[v], t[v]);
+        _mm256_maskstore_ps(o0 + 8 * v, mk[v], s[v]);
+    }
+}
+
 AVX2 static void small_tn_acc_avx2(float *out, size_t ldo, const float *w, const float *a, size_t lda, size_t m,
                                    size_t n, size_t k)
 {
-    for (size_t c = 0; c < k; c += 48) { /* 48 columns a pass: six sums, one pass for rows of up to 48 */
-        __m256i m0 = lane_mask(lanes_left(k, c)), m1 = lane_mask(lanes_left(k, c + 8));
-        __m256i m2 = lane_mask(lanes_left(k, c + 16)), m3 = lane_mask(lanes_left(k, c + 24));
-        __m256i m4 = lane_mask(lanes_left(k, c + 32)), m5 = lane_mask(lanes_left(k, c + 40));
-        for (size_t j = 0; j < n; j++) {
-            float *o = out + j * ldo + c;
-            __m256 s0 = _mm256_maskload_ps(o, m0), s1 = _mm256_maskload_ps(o + 8, m1);
-            __m256 s2 = _mm256_maskload_ps(o + 16, m2), s3 = _mm256_maskload_ps(o + 24, m3);
-            __m256 s4 = _mm256_maskload_ps(o + 32, m4), s5 = _mm256_maskload_ps(o + 40, m5);
-            for (size_t r = 0; r < m; r++) {
-                const float *ar = a + r * lda + c;
-                __m256 wv = _mm256_broadcast_ss(w + r * n + j);
-                s0 = _mm256_fmadd_ps(wv, _mm256_maskload_ps(ar, m0), s0);
-                s1 = _mm256_fmadd_ps(wv, _mm256_maskload_ps(ar + 8, m1), s1);
-                s2 = _mm256_fmadd_ps(wv, _mm256_maskload_ps(ar + 16, m2), s2);
-                s3 = _mm256_fmadd_ps(wv, _mm256_maskload_ps(ar + 24, m3), s3);
-                s4 = _mm256_fmadd_ps(wv, _mm256_maskload_ps(ar + 32, m4), s4);
-                s5 = _mm256_fmadd_ps(wv, _mm256_maskload_ps(ar + 40, m5), s5);
-            }
-            _mm256_maskstore_ps(o, m0, s0);
-            _mm256_maskstore_ps(o + 8, m1, s1);
-            _mm256_maskstore_ps(o + 16, m2, s2);
-            _mm256_maskstore_ps(o + 24, m3, s3);
-            _mm256_maskstore_ps(o + 32, m4, s4);
-            _mm256_maskstore_ps(o + 40, m5, s5);
-        }
-    }
+    for (size_t c = 0; c < k; c += 40)
+        for (size_t j = 0; j < n; j += 2) tn_block(out, ldo, w, a, lda, m, n, k, j, c, j + 1 < n);
 }
 #endif
 

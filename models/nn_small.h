@@ -7,7 +7,7 @@
  * that pays off, and are done 200 times a request. Each kernel has an AVX2 +
  * FMA path chosen at run time (models/nn_vmath.h's vm_avx2) and a plain C
  * reference that nn_force_reference(1) selects; the two sum in different
- * orders, so they agree to float rounding (tests/test_nn_basic.c).
+ * orders, so they agree to float rounding (tests/test_nn_small.c).
  * Conventions as models/nn.h: outputs first, row-major, size_t sizes; a row
  * stride (ld*) follows each matrix that may be a column block of a wider one.
  */
