@@ -94,31 +94,50 @@ AVX2 static void small_nt_avx2(float *out, size_t ldo, const float *a, size_t ld
     }
 }
 
+/* lanes (0..8) of a row from p: a plain load when whole */
+AVX2 static inline __m256 load_lanes(const float *p, size_t lanes, __m256i mask)
+{
+    return lanes == 8 ? _mm256_loadu_ps(p) : lanes ? _mm256_maskload_ps(p, mask) : _mm256_setzero_ps();
+}
+
+/* Stores `lanes` lanes of x at p: whole, or through a buffer (a masked store is slow on some CPUs) */
+AVX2 static inline void store_lanes(float *p, size_t lanes, __m256 x)
+{
+    if (lanes == 8) {
+        _mm256_storeu_ps(p, x);
+        return;
+    }
+    float t[8];
+    _mm256_storeu_ps(t, x);
+    for (size_t i = 0; i < lanes; i++) p[i] = t[i];
+}
+
 /* Output rows j and j + 1 (or j alone when one), 40 columns from c: ten sums in registers, one
  * load of each row of a for both. */
 AVX2 static inline void tn_block(float *out, size_t ldo, const float *w, const float *a, size_t lda, size_t m,
                                  size_t n, size_t k, size_t j, size_t c, int two)
 {
     __m256i mk[5];
-    for (int v = 0; v < 5; v++) mk[v] = lane_mask(lanes_left(k, c + 8 * (size_t)v));
+    size_t ln[5];
+    for (int v = 0; v < 5; v++) ln[v] = lanes_left(k, c + 8 * (size_t)v), mk[v] = lane_mask(ln[v]);
     float *o0 = out + j * ldo + c, *o1 = two ? o0 + ldo : o0;
     __m256 s[5], t[5];
     for (int v = 0; v < 5; v++) {
-        s[v] = _mm256_maskload_ps(o0 + 8 * v, mk[v]);
-        t[v] = _mm256_maskload_ps(o1 + 8 * v, mk[v]);
+        s[v] = load_lanes(o0 + 8 * v, ln[v], mk[v]);
+        t[v] = load_lanes(o1 + 8 * v, ln[v], mk[v]);
     }
     for (size_t r = 0; r < m; r++) {
         const float *ar = a + r * lda + c;
         __m256 w0 = _mm256_broadcast_ss(w + r * n + j), w1 = _mm256_broadcast_ss(w + r * n + j + (two ? 1 : 0));
-        for (int v = 0; v < 5; v++) {
+        for (int v = 0; v < 5; v++) { /* masked: a branch per vector here costs more */
             __m256 x = _mm256_maskload_ps(ar + 8 * v, mk[v]);
             s[v] = _mm256_fmadd_ps(w0, x, s[v]);
             t[v] = _mm256_fmadd_ps(w1, x, t[v]);
         }
     }
     for (int v = 0; v < 5; v++) {
-        if (two) _mm256_maskstore_ps(o1 + 8 * v, mk[v], t[v]);
-        _mm256_maskstore_ps(o0 + 8 * v, mk[v], s[v]);
+        if (two) store_lanes(o1 + 8 * v, ln[v], t[v]);
+        store_lanes(o0 + 8 * v, ln[v], s[v]);
     }
 }
 
