@@ -81,16 +81,21 @@ static inline __m128 tanh4(__m128 x)
 
 /* ---- AVX2 + FMA, 8 lanes, compiled for those only and chosen at run time ---- */
 
-VM_AVX2 static void sigmoid_avx2(float *out, const float *inp, size_t n)
-{
-    size_t i = 0;
-    for (; i + 8 <= n; i += 8)
-        _mm256_storeu_ps(out + i, sigmoid8(_mm256_loadu_ps(inp + i)));
-    for (; i + 4 <= n; i += 4)
-        _mm_storeu_ps(out + i, sigmoid4(_mm_loadu_ps(inp + i)));
-    for (; i < n; i++)
-        out[i] = vm_sigmoid_ref(inp[i]);
-}
+/* An elementwise function over an array: 8 lanes, then 4, then one at a time. */
+#define VM_AVX2_ARRAY(name, f8, f4, ref)                                     \
+    VM_AVX2 static void name(float *out, const float *inp, size_t n)         \
+    {                                                                        \
+        size_t i = 0;                                                        \
+        for (; i + 8 <= n; i += 8)                                           \
+            _mm256_storeu_ps(out + i, f8(_mm256_loadu_ps(inp + i)));         \
+        for (; i + 4 <= n; i += 4)                                           \
+            _mm_storeu_ps(out + i, f4(_mm_loadu_ps(inp + i)));               \
+        for (; i < n; i++)                                                   \
+            out[i] = ref(inp[i]);                                            \
+    }
+
+VM_AVX2_ARRAY(sigmoid_avx2, sigmoid8, sigmoid4, vm_sigmoid_ref)
+VM_AVX2_ARRAY(exp_avx2, exp8, exp4, vm_exp_ref)
 
 VM_AVX2 static void tanh_avx2(float *out, const float *inp, size_t n)
 {
@@ -129,16 +134,6 @@ static int have_avx2(void)
 {
     /* reads what libgcc's constructor found: a load and a test */
     return avx2_allowed && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-}
-VM_AVX2 static void exp_avx2(float *out, const float *inp, size_t n)
-{
-    size_t i = 0;
-    for (; i + 8 <= n; i += 8)
-        _mm256_storeu_ps(out + i, exp8(_mm256_loadu_ps(inp + i)));
-    for (; i + 4 <= n; i += 4)
-        _mm_storeu_ps(out + i, exp4(_mm_loadu_ps(inp + i)));
-    for (; i < n; i++)
-        out[i] = vm_exp_ref(inp[i]);
 }
 #else
 void vm_allow_avx2(int on)
