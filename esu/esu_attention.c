@@ -64,7 +64,6 @@ void esu_attention_carve(esu_attention *u, arena *a, size_t max_b, size_t max_ro
     u->qz = ARENA_FLOATS(a, max_b * u->heads * u->z);
     u->tw = ARENA_FLOATS(a, u->n_buckets * u->heads);
     u->hs = ARENA_FLOATS(a, 2 * u->heads);
-    u->wbt = ARENA_FLOATS(a, H * u->z);
 }
 
 void esu_attention_forward(esu_attention *u, float *out, const float *ea, const float *el, const int64_t *ts,
@@ -124,11 +123,8 @@ void esu_attention_forward_infer(esu_attention *u, float *out, const float *ea, 
     u->b = b;
     u->r = 0; /* nothing kept for a backward */
     nn_linear_forward(u->q, ea, u->wa, NULL, b, E, H);
-    /* qz (B, q, Z): row (i, h) = sum_d q[i, h D + d] W_b[h D + d, :], per head q_h (B, D) W_b,h^T^T */
-    for (size_t h = 0; h < Q; h++)
-        for (size_t d = 0; d < D; d++)
-            for (size_t k = 0; k < Z; k++) u->wbt[(h * Z + k) * D + d] = u->wb[(h * D + d) * Z + k];
-    for (size_t h = 0; h < Q; h++) nn_small_nt(u->qz + h * Z, Q * Z, u->q + h * D, H, u->wbt + h * Z * D, D, b, Z, D);
+    /* qz (B, q, Z): row (i, h) = sum_d q[i, h D + d] W_b[h D + d, :], per head q_h (B, D) W_b,h (D, Z) */
+    for (size_t h = 0; h < Q; h++) nn_small_nn(u->qz + h * Z, Q * Z, u->q + h * D, H, u->wb + h * D * Z, Z, b, Z, D);
     size_t NB = u->n_buckets;
     for (size_t i = 0; i < b; i++) {
         size_t lo = row0[i], n = cnt[i];

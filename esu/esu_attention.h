@@ -39,7 +39,6 @@ typedef struct esu_attention {
     float *qz; /* (B, q, Z) the inference path's folded queries */
     float *tw; /* (n_buckets, q) its per-bucket time scores, then weights */
     float *hs; /* (2, q) its per-head softmax max and sum */
-    float *wbt; /* (q, Z, d_head) W_b per head, transposed */
 } esu_attention;
 
 /* The time bucket of a behavior `delta` seconds before the request. */

@@ -10,6 +10,7 @@
 #include "models/nn_vmath.h"
 
 #include <stdint.h>
+#include <string.h>
 
 static void small_nt_ref(float *out, size_t ldo, const float *a, size_t lda, const float *b, size_t ldb, size_t m,
                          size_t n, size_t k)
@@ -29,6 +30,17 @@ static void small_tn_acc_ref(float *out, size_t ldo, const float *w, const float
         for (size_t j = 0; j < n; j++) {
             float c = w[r * n + j];
             for (size_t d = 0; d < k; d++) out[j * ldo + d] += c * a[r * lda + d];
+        }
+}
+
+static void small_nn_ref(float *out, size_t ldo, const float *a, size_t lda, const float *b, size_t ldb, size_t m,
+                         size_t n, size_t k)
+{
+    for (size_t i = 0; i < m; i++)
+        for (size_t j = 0; j < n; j++) {
+            float s = 0;
+            for (size_t r = 0; r < k; r++) s += a[i * lda + r] * b[r * ldb + j];
+            out[i * ldo + j] = s;
         }
 }
 
@@ -112,10 +124,10 @@ AVX2 static inline void store_lanes(float *p, size_t lanes, __m256 x)
     for (size_t i = 0; i < lanes; i++) p[i] = t[i];
 }
 
-/* Output rows j and j + 1 (or j alone when one), 40 columns from c: ten sums in registers, one
- * load of each row of a for both. */
-AVX2 static inline void tn_block(float *out, size_t ldo, const float *w, const float *a, size_t lda, size_t m,
-                                 size_t n, size_t k, size_t j, size_t c, int two)
+/* Output rows j and j + 1 (or j alone when one), 40 columns from c: row j += sum_r w(r, j) a[r, :],
+ * w(r, j) = w[r wr + j wj]; ten sums in registers, one load of each row of a for both. */
+AVX2 static inline void tn_block(float *out, size_t ldo, const float *w, size_t wr, size_t wj, const float *a,
+                                 size_t lda, size_t m, size_t k, size_t j, size_t c, int two)
 {
     __m256i mk[5];
     size_t ln[5];
@@ -128,7 +140,7 @@ AVX2 static inline void tn_block(float *out, size_t ldo, const float *w, const f
     }
     for (size_t r = 0; r < m; r++) {
         const float *ar = a + r * lda + c;
-        __m256 w0 = _mm256_broadcast_ss(w + r * n + j), w1 = _mm256_broadcast_ss(w + r * n + j + (two ? 1 : 0));
+        __m256 w0 = _mm256_broadcast_ss(w + r * wr + j * wj), w1 = _mm256_broadcast_ss(w + r * wr + (j + two) * wj);
         for (int v = 0; v < 5; v++) { /* masked: a branch per vector here costs more */
             __m256 x = _mm256_maskload_ps(ar + 8 * v, mk[v]);
             s[v] = _mm256_fmadd_ps(w0, x, s[v]);
@@ -145,7 +157,16 @@ AVX2 static void small_tn_acc_avx2(float *out, size_t ldo, const float *w, const
                                    size_t n, size_t k)
 {
     for (size_t c = 0; c < k; c += 40)
-        for (size_t j = 0; j < n; j += 2) tn_block(out, ldo, w, a, lda, m, n, k, j, c, j + 1 < n);
+        for (size_t j = 0; j < n; j += 2) tn_block(out, ldo, w, n, 1, a, lda, m, k, j, c, j + 1 < n);
+}
+
+/* nn: row i of out = sum_r a[i, r] b[r, :], tn_block with w(r, i) = a[i lda + r] */
+AVX2 static void small_nn_avx2(float *out, size_t ldo, const float *a, size_t lda, const float *b, size_t ldb,
+                               size_t m, size_t n, size_t k)
+{
+    for (size_t i = 0; i < m; i++) memset(out + i * ldo, 0, n * sizeof(float));
+    for (size_t c = 0; c < n; c += 40)
+        for (size_t i = 0; i < m; i += 2) tn_block(out, ldo, a, 1, lda, b, ldb, k, n, i, c, i + 1 < m);
 }
 #endif
 
@@ -171,4 +192,16 @@ void nn_small_tn_acc(float *out, size_t ldo, const float *w, const float *a, siz
     }
 #endif
     small_tn_acc_ref(out, ldo, w, a, lda, m, n, k);
+}
+
+void nn_small_nn(float *out, size_t ldo, const float *a, size_t lda, const float *b, size_t ldb, size_t m, size_t n,
+                 size_t k)
+{
+#ifdef SMALL_X86
+    if (!nn_reference_forced() && vm_avx2()) {
+        small_nn_avx2(out, ldo, a, lda, b, ldb, m, n, k);
+        return;
+    }
+#endif
+    small_nn_ref(out, ldo, a, lda, b, ldb, m, n, k);
 }

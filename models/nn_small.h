@@ -26,4 +26,9 @@ void nn_small_nt(float *out, size_t ldo, const float *a, size_t lda, const float
 void nn_small_tn_acc(float *out, size_t ldo, const float *w, const float *a, size_t lda, size_t m, size_t n,
                      size_t k);
 
+/* out = a @ b */
+// out (M, N) stride ldo; a (M, K) stride lda; b (K, N) stride ldb
+void nn_small_nn(float *out, size_t ldo, const float *a, size_t lda, const float *b, size_t ldb, size_t m, size_t n,
+                 size_t k);
+
 #endif

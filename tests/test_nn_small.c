@@ -1,7 +1,7 @@
 /*
- * test_nn_small.c: the small-matrix kernels of models/nn_small.h and
- * vm_exp (models/nn_vmath.h): each fast path against its plain C reference
- * (nn_force_reference(1)).
+ * test_nn_small.c: the small-matrix kernels of models/nn_small.h (a b^T,
+ * w^T a, a b) and vm_exp (models/nn_vmath.h): each fast path against its
+ * plain C reference (nn_force_reference(1)).
  *
  * Shapes cover every tail the AVX2 paths handle apart: K below, at and past
  * a multiple of 8 and of 32, N not a multiple of 4, row strides wider than
@@ -36,7 +36,7 @@ static int close_to(const char *what, const float *got, const float *want, const
     return bad;
 }
 
-Test(nn_small, nt_and_tn_match_reference)
+Test(nn_small, nt_tn_and_nn_match_reference)
 {
     static const size_t shapes[][3] = {{50, 4, 36}, {1, 1, 1}, {7, 5, 8}, {3, 9, 31}, {13, 4, 33}, {0, 4, 36},
                                        {5, 3, 64}, {2, 7, 70}, {24, 4, 8}, {9, 1, 100}};
@@ -75,6 +75,21 @@ Test(nn_small, nt_and_tn_match_reference)
         nn_small_tn_acc(ref, ldo2, w, a, lda, m, n, k);
         nn_force_reference(0);
         cr_expect_eq(close_to("tn_acc", fast, ref, mag, n * ldo2), 0, "tn_acc, m %zu n %zu k %zu", m, n, k);
+        free(fast);
+        free(ref);
+        free(mag);
+        /* nn: out (m, k) stride ldo2 = w (m, n) @ b (n, k; stride ldb) */
+        fast = tu_floats(m * ldo2 + 1), ref = tu_floats(m * ldo2 + 1);
+        mag = calloc(m * ldo2 + 1, sizeof *mag);
+        for (size_t i = 0; i < m * ldo2; i++) fast[i] = ref[i] = 7.0f;
+        for (size_t i = 0; i < m; i++)
+            for (size_t j = 0; j < k; j++)
+                for (size_t r = 0; r < n; r++) mag[i * ldo2 + j] += fabs((double)w[i * n + r] * b[r * ldb + j]);
+        nn_small_nn(fast, ldo2, w, n, b, ldb, m, k, n);
+        nn_force_reference(1);
+        nn_small_nn(ref, ldo2, w, n, b, ldb, m, k, n);
+        nn_force_reference(0);
+        cr_expect_eq(close_to("nn", fast, ref, mag, m * ldo2), 0, "nn, m %zu n %zu k %zu", m, n, k);
         free(fast);
         free(ref);
         free(mag);
