@@ -12,15 +12,22 @@
 #include <stdint.h>
 #include <string.h>
 
-static void small_nt_ref(float *out, size_t ldo, const float *a, size_t lda, const float *b, size_t ldb, size_t m,
-                         size_t n, size_t k)
+/* out (M, N) = a (M, K) times b, whose entry (j, d) is b[j bj + d bd]: nt and nn in one loop */
+static void small_ref(float *out, size_t ldo, const float *a, size_t lda, const float *b, size_t bj, size_t bd,
+                      size_t m, size_t n, size_t k)
 {
     for (size_t i = 0; i < m; i++)
         for (size_t j = 0; j < n; j++) {
             float s = 0;
-            for (size_t d = 0; d < k; d++) s += a[i * lda + d] * b[j * ldb + d];
+            for (size_t d = 0; d < k; d++) s += a[i * lda + d] * b[j * bj + d * bd];
             out[i * ldo + j] = s;
         }
+}
+
+static void small_nt_ref(float *out, size_t ldo, const float *a, size_t lda, const float *b, size_t ldb, size_t m,
+                         size_t n, size_t k)
+{
+    small_ref(out, ldo, a, lda, b, ldb, 1, m, n, k);
 }
 
 static void small_tn_acc_ref(float *out, size_t ldo, const float *w, const float *a, size_t lda, size_t m, size_t n,
@@ -36,12 +43,7 @@ static void small_tn_acc_ref(float *out, size_t ldo, const float *w, const float
 static void small_nn_ref(float *out, size_t ldo, const float *a, size_t lda, const float *b, size_t ldb, size_t m,
                          size_t n, size_t k)
 {
-    for (size_t i = 0; i < m; i++)
-        for (size_t j = 0; j < n; j++) {
-            float s = 0;
-            for (size_t r = 0; r < k; r++) s += a[i * lda + r] * b[r * ldb + j];
-            out[i * ldo + j] = s;
-        }
+    small_ref(out, ldo, a, lda, b, 1, ldb, m, n, k);
 }
 
 #if defined(__x86_64__) || defined(__i386__)
@@ -170,38 +172,30 @@ AVX2 static void small_nn_avx2(float *out, size_t ldo, const float *a, size_t ld
 }
 #endif
 
+/* The AVX2 path, unless the CPU lacks it or the reference is forced. */
+#ifdef SMALL_X86
+#define FAST (!nn_reference_forced() && vm_avx2())
+#else
+#define FAST 0
+#define small_nt_avx2 small_nt_ref
+#define small_tn_acc_avx2 small_tn_acc_ref
+#define small_nn_avx2 small_nn_ref
+#endif
+
 void nn_small_nt(float *out, size_t ldo, const float *a, size_t lda, const float *b, size_t ldb, size_t m, size_t n,
                  size_t k)
 {
-#ifdef SMALL_X86
-    if (!nn_reference_forced() && vm_avx2()) {
-        small_nt_avx2(out, ldo, a, lda, b, ldb, m, n, k);
-        return;
-    }
-#endif
-    small_nt_ref(out, ldo, a, lda, b, ldb, m, n, k);
+    (FAST ? small_nt_avx2 : small_nt_ref)(out, ldo, a, lda, b, ldb, m, n, k);
 }
 
 void nn_small_tn_acc(float *out, size_t ldo, const float *w, const float *a, size_t lda, size_t m, size_t n,
                      size_t k)
 {
-#ifdef SMALL_X86
-    if (!nn_reference_forced() && vm_avx2()) {
-        small_tn_acc_avx2(out, ldo, w, a, lda, m, n, k);
-        return;
-    }
-#endif
-    small_tn_acc_ref(out, ldo, w, a, lda, m, n, k);
+    (FAST ? small_tn_acc_avx2 : small_tn_acc_ref)(out, ldo, w, a, lda, m, n, k);
 }
 
 void nn_small_nn(float *out, size_t ldo, const float *a, size_t lda, const float *b, size_t ldb, size_t m, size_t n,
                  size_t k)
 {
-#ifdef SMALL_X86
-    if (!nn_reference_forced() && vm_avx2()) {
-        small_nn_avx2(out, ldo, a, lda, b, ldb, m, n, k);
-        return;
-    }
-#endif
-    small_nn_ref(out, ldo, a, lda, b, ldb, m, n, k);
+    (FAST ? small_nn_avx2 : small_nn_ref)(out, ldo, a, lda, b, ldb, m, n, k);
 }

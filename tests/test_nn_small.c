@@ -36,62 +36,79 @@ static int close_to(const char *what, const float *got, const float *want, const
     return bad;
 }
 
+/* One case's operands: a (m, k; lda), b (n, k; ldb) for nt, or b's first rows as (n, k) for nn; w (m, n). */
+typedef struct operands {
+    const float *a, *b, *w;
+    size_t m, n, k, lda, ldb;
+} operands;
+
+static void run_nt(float *out, size_t ldo, const operands *x)
+{
+    nn_small_nt(out, ldo, x->a, x->lda, x->b, x->ldb, x->m, x->n, x->k);
+}
+
+static void run_tn(float *out, size_t ldo, const operands *x)
+{
+    nn_small_tn_acc(out, ldo, x->w, x->a, x->lda, x->m, x->n, x->k);
+}
+
+static void run_nn(float *out, size_t ldo, const operands *x)
+{
+    nn_small_nn(out, ldo, x->w, x->n, x->b, x->ldb, x->m, x->k, x->n);
+}
+
+/* Runs a kernel on copies of init (rows x ldo) on the fast path and on the reference; compares within
+ * 1e-6 of mag, the magnitudes each entry sums. */
+static void check(const char *what, void (*run)(float *, size_t, const operands *), const operands *x,
+                  const float *init, const double *mag, size_t rows, size_t ldo)
+{
+    size_t n = rows * ldo;
+    float *fast = tu_floats(n + 1), *ref = tu_floats(n + 1);
+    memcpy(fast, init, n * sizeof *fast);
+    memcpy(ref, init, n * sizeof *ref);
+    run(fast, ldo, x);
+    nn_force_reference(1);
+    run(ref, ldo, x);
+    nn_force_reference(0);
+    cr_expect_eq(close_to(what, fast, ref, mag, n), 0, "%s, m %zu n %zu k %zu", what, x->m, x->n, x->k);
+    free(fast);
+    free(ref);
+}
+
 Test(nn_small, nt_tn_and_nn_match_reference)
 {
     static const size_t shapes[][3] = {{50, 4, 36}, {1, 1, 1}, {7, 5, 8}, {3, 9, 31}, {13, 4, 33}, {0, 4, 36},
                                        {5, 3, 64}, {2, 7, 70}, {24, 4, 8}, {9, 1, 100}};
     uint64_t seed = 11;
     for (size_t t = 0; t < sizeof shapes / sizeof shapes[0]; t++) {
-        size_t m = shapes[t][0], n = shapes[t][1], k = shapes[t][2], lda = k + 3, ldb = k + 5, ldo = n + 2;
+        size_t m = shapes[t][0], n = shapes[t][1], k = shapes[t][2], lda = k + 3, ldb = k + 5;
         float *a = tu_floats(m * lda + 1), *b = tu_floats(n * ldb + 1), *w = tu_floats(m * n + 1);
         for (size_t i = 0; i < m * lda; i++) a[i] = uniform(&seed);
         for (size_t i = 0; i < n * ldb; i++) b[i] = uniform(&seed);
         for (size_t i = 0; i < m * n; i++) w[i] = uniform(&seed);
-        /* nt: out (m, n) stride ldo; the gaps between rows must stay untouched */
-        float *fast = tu_floats(m * ldo + 1), *ref = tu_floats(m * ldo + 1);
-        double *mag = calloc(m * ldo + 1, sizeof *mag);
-        for (size_t i = 0; i < m * ldo; i++) fast[i] = ref[i] = 7.0f;
+        operands x = {a, b, w, m, n, k, lda, ldb};
+        size_t ld = (n > k ? n : k) + 4, rows = m > n ? m : n; /* outputs: stride ld, gaps left alone */
+        float *init = tu_floats(rows * ld + 1);
+        double *mag = calloc(rows * ld + 1, sizeof *mag);
+        /* nt: out (m, n) = a b^T, over 7s that the gaps must keep */
+        for (size_t i = 0; i < rows * ld; i++) init[i] = 7.0f, mag[i] = 0;
         for (size_t i = 0; i < m; i++)
             for (size_t j = 0; j < n; j++)
-                for (size_t d = 0; d < k; d++) mag[i * ldo + j] += fabs((double)a[i * lda + d] * b[j * ldb + d]);
-        nn_small_nt(fast, ldo, a, lda, b, ldb, m, n, k);
-        nn_force_reference(1);
-        nn_small_nt(ref, ldo, a, lda, b, ldb, m, n, k);
-        nn_force_reference(0);
-        cr_expect_eq(close_to("nt", fast, ref, mag, m * ldo), 0, "nt, m %zu n %zu k %zu", m, n, k);
-        free(fast);
-        free(ref);
-        free(mag);
-        /* tn_acc: out (n, k) stride ldo2 += w^T a, onto values already there */
-        size_t ldo2 = k + 4;
-        fast = tu_floats(n * ldo2 + 1), ref = tu_floats(n * ldo2 + 1);
-        mag = calloc(n * ldo2 + 1, sizeof *mag);
-        for (size_t i = 0; i < n * ldo2; i++) fast[i] = ref[i] = uniform(&seed), mag[i] = fabs((double)fast[i]);
+                for (size_t d = 0; d < k; d++) mag[i * ld + j] += fabs((double)a[i * lda + d] * b[j * ldb + d]);
+        check("nt", run_nt, &x, init, mag, m, ld);
+        /* tn_acc: out (n, k) += w^T a, onto values already there */
+        for (size_t i = 0; i < rows * ld; i++) init[i] = uniform(&seed), mag[i] = fabs((double)init[i]);
         for (size_t r = 0; r < m; r++)
             for (size_t j = 0; j < n; j++)
-                for (size_t d = 0; d < k; d++) mag[j * ldo2 + d] += fabs((double)w[r * n + j] * a[r * lda + d]);
-        nn_small_tn_acc(fast, ldo2, w, a, lda, m, n, k);
-        nn_force_reference(1);
-        nn_small_tn_acc(ref, ldo2, w, a, lda, m, n, k);
-        nn_force_reference(0);
-        cr_expect_eq(close_to("tn_acc", fast, ref, mag, n * ldo2), 0, "tn_acc, m %zu n %zu k %zu", m, n, k);
-        free(fast);
-        free(ref);
-        free(mag);
-        /* nn: out (m, k) stride ldo2 = w (m, n) @ b (n, k; stride ldb) */
-        fast = tu_floats(m * ldo2 + 1), ref = tu_floats(m * ldo2 + 1);
-        mag = calloc(m * ldo2 + 1, sizeof *mag);
-        for (size_t i = 0; i < m * ldo2; i++) fast[i] = ref[i] = 7.0f;
+                for (size_t d = 0; d < k; d++) mag[j * ld + d] += fabs((double)w[r * n + j] * a[r * lda + d]);
+        check("tn_acc", run_tn, &x, init, mag, n, ld);
+        /* nn: out (m, k) = w (m, n) b (n, k) */
+        for (size_t i = 0; i < rows * ld; i++) init[i] = 7.0f, mag[i] = 0;
         for (size_t i = 0; i < m; i++)
             for (size_t j = 0; j < k; j++)
-                for (size_t r = 0; r < n; r++) mag[i * ldo2 + j] += fabs((double)w[i * n + r] * b[r * ldb + j]);
-        nn_small_nn(fast, ldo2, w, n, b, ldb, m, k, n);
-        nn_force_reference(1);
-        nn_small_nn(ref, ldo2, w, n, b, ldb, m, k, n);
-        nn_force_reference(0);
-        cr_expect_eq(close_to("nn", fast, ref, mag, m * ldo2), 0, "nn, m %zu n %zu k %zu", m, n, k);
-        free(fast);
-        free(ref);
+                for (size_t r = 0; r < n; r++) mag[i * ld + j] += fabs((double)w[i * n + r] * b[r * ldb + j]);
+        check("nn", run_nn, &x, init, mag, m, ld);
+        free(init);
         free(mag);
         free(a);
         free(b);
