@@ -124,9 +124,8 @@ static int read_request(lsim_ctx *c, const char *user, size_t user_len, int64_t 
     n = *n_distinct = distinct_candidates(c, n);
     if (known && c->ev_need == SIZE_MAX) {
         rc = index_user_events_in(c->rd, uid, now, &c->ev, &c->ev_cap, n_ev);
-    } else if (known) { /* the newest ev_need, newest first: reversed */
-        rc = index_hard_search_dense(c->rd, uid, UBT_MIXED, now, c->ev_need, c->ev, n_ev);
-        if (!rc) index_oldest_first(c->ev, *n_ev);
+    } else if (known) { /* the newest ev_need, oldest first */
+        rc = index_recent_dense(c->rd, uid, now, c->ev_need, c->ev, n_ev);
     }
     c->lev = c->ev; /* after the read: it may have moved the buffer */
     if (!rc && c->hev) rc = read_hard_lists(c, known, uid, now, n, n_cats);

@@ -90,8 +90,9 @@ int index_user_events(lsim_index_reader *rd, uint32_t user, int64_t before, ubt_
 int index_user_events_in(lsim_index_reader *rd, uint32_t user, int64_t before, ubt_event **buf, size_t *cap,
                          size_t *n);
 
-/* Reverses a search's result (newest first) into time order. */
-void index_oldest_first(ubt_event *e, size_t n);
+/* The newest k events of every category with ts < before, oldest first (the
+ * all-category hard search in time order), within a begun snapshot. */
+int index_recent_dense(lsim_index_reader *rd, uint32_t user, int64_t before, size_t k, ubt_event *out, size_t *n);
 
 /* The first and last event times over all users (INT64_MAX / INT64_MIN
  * for an empty index), from the user summaries. */

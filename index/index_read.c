@@ -14,6 +14,7 @@
 #include "index/index_internal.h"
 #include "storage/lmdb_env.h"
 
+#include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -380,15 +381,19 @@ static void run_sift(const ubt_event *acc, const index_run *runs, uint32_t *h, s
     h[i] = x;
 }
 
-/* The newest k of the chains' runs (each newest first) into out: a k-way
- * merge through a heap of runs, allocating nothing. */
-static size_t merge_runs(lsim_index_reader *rd, size_t n_runs, size_t k, ubt_event *out)
+/* The newest k of the chains' runs (each newest first) into out, newest
+ * first, or oldest first (filled from the back): a k-way merge through a heap
+ * of runs, allocating nothing. */
+static size_t merge_runs(lsim_index_reader *rd, size_t n_runs, size_t k, ubt_event *out, int oldest_first)
 {
     index_run *runs = rd->runs;
     uint32_t *h = rd->run_heap;
-    size_t n = 0, live = 0;
+    size_t n = 0, live = 0, total = 0;
     for (size_t r = 0; r < n_runs; r++)
-        if (runs[r].pos < runs[r].end) h[live++] = (uint32_t)r;
+        if (runs[r].pos < runs[r].end) h[live++] = (uint32_t)r, total += runs[r].end - runs[r].pos;
+    size_t m = total < k ? total : k;
+    ptrdiff_t step = oldest_first ? -1 : 1;
+    ubt_event *o = oldest_first ? out + m - 1 : out;
     for (size_t i = live / 2; i-- > 0;) run_sift(rd->acc, runs, h, live, i);
     while (live && n < k) {
         /* the root run's events while they are newer than every other run's head (users browse
@@ -397,7 +402,7 @@ static size_t merge_runs(lsim_index_reader *rd, size_t n_runs, size_t k, ubt_eve
         const ubt_event *next = NULL;
         if (live > 1) next = &rd->acc[runs[h[1]].pos];
         if (live > 2 && newer(&rd->acc[runs[h[2]].pos], next)) next = &rd->acc[runs[h[2]].pos];
-        do out[n++] = rd->acc[r->pos++];
+        do *o = rd->acc[r->pos++], o += step, n++;
         while (n < k && r->pos < r->end && (!next || newer(&rd->acc[r->pos], next)));
         if (r->pos == r->end) h[0] = h[--live];
         if (live) run_sift(rd->acc, runs, h, live, 0);
@@ -445,7 +450,7 @@ static void keep_newest(int64_t *top, size_t *nt, int64_t *tmp, const ubt_event 
 }
 
 static int search_all_categories(lsim_index_reader *rd, uint32_t user, int64_t before, size_t k,
-                                 ubt_event *out, size_t *n)
+                                 ubt_event *out, size_t *n, int oldest_first)
 {
     /* the user's chains, each with a bound on its newest time before `before` */
     size_t n_runs = 0;
@@ -498,7 +503,7 @@ static int search_all_categories(lsim_index_reader *rd, uint32_t user, int64_t b
         if (prune) keep_newest(top, &nt, tmp, rd->acc + total, got, k);
         total += got;
     }
-    *n = merge_runs(rd, n_runs, k, out);
+    *n = merge_runs(rd, n_runs, k, out, oldest_first);
     return 0;
 }
 
@@ -507,7 +512,7 @@ int index_hard_search_dense(lsim_index_reader *rd, uint32_t user, uint32_t cat, 
 {
     *n = 0;
     if (k == 0) return 0;
-    if (cat == UBT_MIXED) return search_all_categories(rd, user, before, k, out, n);
+    if (cat == UBT_MIXED) return search_all_categories(rd, user, before, k, out, n, 0);
     MDB_val key, d;
     int rc = seek_chain_last(rd, user, cat, &key, &d);
     if (rc < 0) return rc;
@@ -602,19 +607,14 @@ int index_user_events_in(lsim_index_reader *rd, uint32_t user, int64_t before, u
         if (!b) rc = rd_err(rd, LSIM_E_NOMEM, "out of memory");
         else *buf = b, *cap = (size_t)events;
     }
-    if (!rc && events) rc = search_all_categories(rd, user, before, (size_t)events, *buf, n);
-    if (rc) return rc;
-    index_oldest_first(*buf, *n);
-    return 0;
+    if (!rc && events) rc = search_all_categories(rd, user, before, (size_t)events, *buf, n, 1);
+    return rc;
 }
 
-void index_oldest_first(ubt_event *e, size_t n)
+int index_recent_dense(lsim_index_reader *rd, uint32_t user, int64_t before, size_t k, ubt_event *out, size_t *n)
 {
-    for (size_t i = 0, j = n; i + 1 < j; i++, j--) {
-        ubt_event t = e[i];
-        e[i] = e[j - 1];
-        e[j - 1] = t;
-    }
+    *n = 0;
+    return k ? search_all_categories(rd, user, before, k, out, n, 1) : 0;
 }
 
 int index_time_range(lsim_index_reader *rd, int64_t *first, int64_t *last)
