@@ -248,6 +248,35 @@ static size_t category_groups(din_unit *u, const float *es, size_t s)
     return g;
 }
 
+/* The pairs' scores into u->sc (B, S) through GEMM tiles: fc1's pair term (z, zw columns, weight wz)
+ * onto p_j + the row of qrow, sigmoid, fc2, sigmoid, fc3. */
+static void pairs_tiles(din_unit *u, const float *ea, const float *es, const float *qrow, const float *wz, size_t zw,
+                        size_t G, size_t s, size_t b)
+{
+    size_t E = u->e, H1 = u->h1, H2 = u->h2;
+    size_t per_tile = s ? (SHARED_TILE_ROWS + s - 1) / s : b;
+    for (size_t i0 = 0; i0 < b; i0 += per_tile) {
+        size_t nb = b - i0 < per_tile ? b - i0 : per_tile, R = nb * s;
+        float *z = u->x, *a1 = u->a1, *a2 = u->a2, *sc = u->sc + i0 * s; /* z (R, zw): e_j * e_a (item columns) */
+        for (size_t i = 0; i < nb; i++) {
+            const float *eai = ea + (i0 + i) * E;
+            for (size_t j = 0; j < s; j++) {
+                float *pre = a1 + (i * s + j) * H1, *zr = z + (i * s + j) * zw;
+                const float *pj = u->p + j * H1, *ej = es + j * E;
+                const float *qi = G ? qrow + ((i0 + i) * G + u->grp[j]) * H1 : qrow + (i0 + i) * H1;
+                for (size_t o = 0; o < H1; o++) pre[o] = pj[o] + qi[o];
+                for (size_t d = 0; d < zw; d++) zr[d] = ej[d] * eai[d];
+            }
+        }
+        nn_linear_forward_acc(a1, z, wz, R, zw, H1);
+        nn_sigmoid_forward(a1, a1, R * H1);
+        nn_linear_forward(a2, a1, u->w2, u->b2, R, H1, H2);
+        nn_sigmoid_forward(a2, a2, R * H2);
+        nn_small_nt(sc, 1, a2, H2, u->w3, H2, R, 1, H2); /* fc3: one output, no GEMM call */
+        for (size_t r = 0; r < R; r++) sc[r] += u->b3[0];
+    }
+}
+
 void din_unit_forward_shared(din_unit *u, float *v, const float *ea, const float *es, const float *cnt, size_t s,
                              size_t b)
 {
@@ -275,31 +304,12 @@ void din_unit_forward_shared(din_unit *u, float *v, const float *ea, const float
             }
         nn_linear_forward_acc(u->qg, u->zc, u->wdc, b * G, DC, H1);
     }
-    if (din_pairs_fits(H1, H2, zw)) { /* the pairs' MLP fused, in registers; the tiles below are its reference */
+    if (din_pairs_fits(H1, H2, zw)) { /* the pairs' MLP fused, in registers; the GEMM tiles are its reference */
         din_pairs_prepare(u->wzt, u->w2t, wz, zw, u->w2, zw, H1, H2);
         din_pairs_score(u->sc, u->p, qrow, G ? u->grp : NULL, G, es, ea, E, zw, u->wzt, u->w2t, u->b2, u->w3,
                         u->b3[0], b, s, u->x);
-    }
-    size_t per_tile = s ? (SHARED_TILE_ROWS + s - 1) / s : b;
-    for (size_t i0 = din_pairs_fits(H1, H2, zw) ? b : 0; i0 < b; i0 += per_tile) {
-        size_t nb = b - i0 < per_tile ? b - i0 : per_tile, R = nb * s;
-        float *z = u->x, *a1 = u->a1, *a2 = u->a2, *sc = u->sc + i0 * s; /* z (R, zw): e_j * e_a (item columns) */
-        for (size_t i = 0; i < nb; i++) {
-            const float *eai = ea + (i0 + i) * E;
-            for (size_t j = 0; j < s; j++) {
-                float *pre = a1 + (i * s + j) * H1, *zr = z + (i * s + j) * zw;
-                const float *pj = u->p + j * H1, *ej = es + j * E;
-                const float *qi = G ? qrow + ((i0 + i) * G + u->grp[j]) * H1 : qrow + (i0 + i) * H1;
-                for (size_t o = 0; o < H1; o++) pre[o] = pj[o] + qi[o];
-                for (size_t d = 0; d < zw; d++) zr[d] = ej[d] * eai[d];
-            }
-        }
-        nn_linear_forward_acc(a1, z, wz, R, zw, H1);
-        nn_sigmoid_forward(a1, a1, R * H1);
-        nn_linear_forward(a2, a1, u->w2, u->b2, R, H1, H2);
-        nn_sigmoid_forward(a2, a2, R * H2);
-        nn_small_nt(sc, 1, a2, H2, u->w3, H2, R, 1, H2); /* fc3: one output, no GEMM call */
-        for (size_t r = 0; r < R; r++) sc[r] += u->b3[0];
+    } else {
+        pairs_tiles(u, ea, es, qrow, wz, zw, G, s, b);
     }
     for (size_t i = 0; i < b; i++) { /* w_j (times the row's count), then v = sum_j w_j e_j */
         const float *sc = u->sc + i * s;
