@@ -470,7 +470,7 @@ static int search_all_categories(lsim_index_reader *rd, uint32_t user, int64_t b
             if (d.mv_size > UBT_BLOCK_MAX_BYTES || block_read_header(d.mv_data, d.mv_size, &h))
                 return err_set(rd->errmsg, sizeof rd->errmsg, LSIM_E_CORRUPT,
                                "corrupt block header (user %u, chain %u)", user, cat);
-            int64_t bound = h.last_ts < before ? h.last_ts : before - 1;
+            int64_t bound = h.last_ts < before ? h.last_ts : before > INT64_MIN ? before - 1 : INT64_MIN;
             rd->runs[n_runs++] = (index_run){0, 0, cat, bound};
         }
         if (cat == UBT_MIXED) break;
