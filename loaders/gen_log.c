@@ -29,8 +29,8 @@
  *     used on the path to the output; log and exp are computed here
  *     (gen_log_det, gen_exp_det) from those, never by libm.
  *   - Memory: the catalog (about 4 bytes per item, 20 per category, 8 per
- *     rank of the largest category) plus one user's workspace (10 bytes per
- *     event of max_len, 12 per possible session, 20 per category, 4 per
+ *     rank of the largest category) plus one user's workspace (14 bytes per
+ *     event of max_len, 12 per possible session, 24 per category, 4 per
  *     theme); never the whole log.
  *   - Within a session consecutive events are at most GEN_GAP_MAX (1799 s)
  *     apart; consecutive sessions at least GEN_SESS_GAP_MIN (1801 s) apart,
@@ -380,8 +380,11 @@ typedef struct gen_user {
     uint32_t *slot_off;   /* (max_len) slot's first pool index */
     uint32_t *slot_cnt;   /* (max_len) planned events, then items drawn so far */
     int32_t *cat_slot;    /* (n_cats) slot of a category, -1 if the user has none */
+    uint32_t *run_cat;    /* (max_len) category of each run so far (a run: a maximal stretch of
+                             consecutive events of one category) */
     uint32_t *cat_cnt;    /* (n_cats) the user's events so far per category (0 between users) */
-    uint32_t *theme_cnt;  /* (n_themes) the same per theme */
+    uint32_t *cat_runs;   /* (n_cats) the user's runs so far per category (0 between users) */
+    uint32_t *theme_runs; /* (n_themes) the same per theme */
     void *block;
 } gen_user;
 
@@ -391,8 +394,8 @@ static int gen_user_alloc(gen_user *u, uint32_t max_len, uint32_t max_sess, cons
     /* A user touches at most min(max_len, n_cats) categories: one slot each. */
     size_t n_slots = max_len < cat->n_cats ? max_len : cat->n_cats;
     size_t bytes = sizeof(int64_t) * max_sess + sizeof(uint32_t) * max_sess +
-                   sizeof(uint32_t) * (size_t)max_len * 2 + sizeof(uint32_t) * n_slots * 3 +
-                   sizeof(int32_t) * (size_t)cat->n_cats * 2 + sizeof(uint32_t) * (size_t)cat->n_themes +
+                   sizeof(uint32_t) * (size_t)max_len * 3 + sizeof(uint32_t) * n_slots * 3 +
+                   sizeof(int32_t) * (size_t)cat->n_cats * 3 + sizeof(uint32_t) * (size_t)cat->n_themes +
                    sizeof(uint16_t) * (size_t)max_len;
     unsigned char *p = calloc(bytes, 1);
     if (!p) return LSIM_E_NOMEM;
@@ -415,7 +418,11 @@ static int gen_user_alloc(gen_user *u, uint32_t max_len, uint32_t max_sess, cons
     p += sizeof(int32_t) * cat->n_cats;
     u->cat_cnt = (uint32_t *)p;
     p += sizeof(uint32_t) * cat->n_cats;
-    u->theme_cnt = (uint32_t *)p;
+    u->cat_runs = (uint32_t *)p;
+    p += sizeof(uint32_t) * cat->n_cats;
+    u->run_cat = (uint32_t *)p;
+    p += sizeof(uint32_t) * max_len;
+    u->theme_runs = (uint32_t *)p;
     p += sizeof(uint32_t) * cat->n_themes;
     u->gap = (uint16_t *)p;
     for (uint32_t c = 0; c < cat->n_cats; c++) u->cat_slot[c] = -1;
@@ -453,12 +460,15 @@ static double gen_carry(const gen_log_params *p, int64_t dt)
     return p->carry * gen_exp_det(-(double)dt / (p->carry_days * 86400.0));
 }
 
-/* The category of a user's event n (n events before it, counted in cat_cnt
- * and theme_cnt) drawn from the reinforced urns (docs/GENERATOR.md, step 6):
- * a theme with probability (a Pi(t) + n(t)) / (a + n), then a category of it
- * with (b pi(c) / Pi(t) + n(c)) / (b + n(t)). The "+ n" parts are drawn as a
- * uniformly chosen past event's theme, and a category of the theme chosen by
- * its count. */
+/* The category of a user's next event drawn from the reinforced urns
+ * (docs/GENERATOR.md, step 6), which count runs, not events: n runs so far
+ * (run_cat, cat_runs, theme_runs). A theme with probability
+ * (a Pi(t) + n(t)) / (a + n), then a category of it with
+ * (b pi(c) / Pi(t) + n(c)) / (b + n(t)). The "+ n" parts are drawn as a
+ * uniformly chosen past run's theme, and a category of the theme chosen by
+ * its run count. Counting runs makes a preference grow with the times the
+ * user came back to it, whatever the sessions' sizes: a heavy user's long
+ * sessions do not freeze it on its first categories. */
 static uint32_t gen_draw_urn(const gen_user *u, const gen_catalog *cat, const gen_log_params *p, gen_rng *r,
                              uint32_t n)
 {
@@ -466,11 +476,11 @@ static uint32_t gen_draw_urn(const gen_user *u, const gen_catalog *cat, const ge
     if (n == 0 || gen_u01(r) * (p->theme_conc + (double)n) < p->theme_conc)
         t = gen_draw_cat(cat, r) / cat->theme_size;
     else
-        t = u->ev_cat[gen_below(r, n)] / cat->theme_size;
-    uint32_t nt = u->theme_cnt[t];
+        t = u->run_cat[gen_below(r, n)] / cat->theme_size;
+    uint32_t nt = u->theme_runs[t];
     if (nt == 0 || gen_u01(r) * (p->cat_conc + (double)nt) < p->cat_conc) return gen_draw_cat_in_theme(cat, r, t);
     uint32_t x = (uint32_t)gen_below(r, nt), c = t * cat->theme_size;
-    while (x >= u->cat_cnt[c]) x -= u->cat_cnt[c++];
+    while (x >= u->cat_runs[c]) x -= u->cat_runs[c++];
     return c;
 }
 
@@ -564,9 +574,10 @@ static void gen_user_plan(gen_user *u, const gen_ctx *g, uint32_t user_id)
     /* Categories, event by event: a session's later event keeps the previous
      * event's category with probability sess_stay; a session's first event
      * (but the user's first) keeps it with probability gen_carry(gap since the
-     * previous event); otherwise the urns draw it. Slots: one per category the
-     * user touches, in order of first use. */
-    uint32_t n_slots = 0;
+     * previous event); otherwise the urns draw it. An event whose category
+     * differs from the previous event's starts a run, which the urns count.
+     * Slots: one per category the user touches, in order of first use. */
+    uint32_t n_slots = 0, n_runs = 0;
     int64_t prev_end = 0;
     e = 0;
     for (uint32_t s = 0; s < n_sess; s++) {
@@ -578,14 +589,18 @@ static void gen_user_plan(gen_user *u, const gen_ctx *g, uint32_t user_id)
             if (e > 0 && gen_u01(&r) < keep)
                 c = u->ev_cat[e - 1];
             else
-                c = gen_draw_urn(u, cat, p, &r, e);
+                c = gen_draw_urn(u, cat, p, &r, n_runs);
             u->ev_cat[e] = c;
+            if (e == 0 || u->ev_cat[e - 1] != c) {
+                u->run_cat[n_runs++] = c;
+                u->cat_runs[c]++;
+                u->theme_runs[c / cat->theme_size]++;
+            }
             if (u->cat_slot[c] < 0) {
                 u->cat_slot[c] = (int32_t)n_slots;
                 u->slot_cat[n_slots++] = c;
             }
             u->cat_cnt[c]++;
-            u->theme_cnt[c / cat->theme_size]++;
         }
         prev_end = ts;
     }
@@ -600,14 +615,15 @@ static void gen_user_plan(gen_user *u, const gen_ctx *g, uint32_t user_id)
     u->n_slots = n_slots;
 }
 
-/* Clears what the plan set in the per-category arrays (cat_slot, cat_cnt, theme_cnt). */
+/* Clears what the plan set in the per-category arrays (cat_slot, cat_cnt, cat_runs, theme_runs). */
 static void gen_user_reset(gen_user *u, const gen_catalog *cat)
 {
     for (uint32_t k = 0; k < u->n_slots; k++) {
         uint32_t c = u->slot_cat[k];
         u->cat_slot[c] = -1;
         u->cat_cnt[c] = 0;
-        u->theme_cnt[c / cat->theme_size] = 0;
+        u->cat_runs[c] = 0;
+        u->theme_runs[c / cat->theme_size] = 0;
     }
     u->n_slots = 0;
 }
@@ -1076,19 +1092,23 @@ int gen_truth_prob(gen_truth *t, uint32_t user, int64_t ts, uint32_t item_raw, d
     }
     if (lo == cat->n_items || cat->item_raw[t->by_raw[lo]] != item_raw) return 0; /* not in the catalog: 0 */
     uint32_t it = t->by_raw[lo], c = cat_of_item(cat, it), th = c / cat->theme_size;
-    uint64_t n_c = 0, n_t = 0, n_i = 0;
+    uint64_t n_c = 0, n_i = 0, runs = 0, runs_c = 0, runs_t = 0; /* events; runs (see gen_draw_urn) */
     for (size_t e = 0; e < j; e++) {
         n_c += u->ev_cat[e] == c;
-        n_t += u->ev_cat[e] / cat->theme_size == th;
         n_i += t->items[e] == it;
+        if (e == 0 || u->ev_cat[e - 1] != u->ev_cat[e]) {
+            runs++;
+            runs_c += u->ev_cat[e] == c;
+            runs_t += u->ev_cat[e] / cat->theme_size == th;
+        }
     }
     const gen_log_params *p = &t->p;
     uint32_t tlo = th * cat->theme_size, thi = tlo + cat->theme_size;
     if (thi > cat->n_cats) thi = cat->n_cats;
     double pi_t = cum_range(cat, tlo, thi) / cat->cat_cum[cat->n_cats - 1];
     double pi_c_in_t = cum_range(cat, c, c + 1) / cum_range(cat, tlo, thi);
-    double urn = (p->theme_conc * pi_t + (double)n_t) / (p->theme_conc + (double)j) *
-                 (p->cat_conc * pi_c_in_t + (double)n_c) / (p->cat_conc + (double)n_t);
+    double urn = (p->theme_conc * pi_t + (double)runs_t) / (p->theme_conc + (double)runs) *
+                 (p->cat_conc * pi_c_in_t + (double)runs_c) / (p->cat_conc + (double)runs_t);
     double p_cat = urn;
     if (j > 0) { /* keep the previous event's category, within a session or carried over to the next */
         double keep = t->ev_sess[j - 1] == t->ev_sess[j] ? p->sess_stay : gen_carry(p, t->ts[j] - t->ts[j - 1]);

@@ -61,7 +61,7 @@ typedef struct gen_log_summary {
 
 /* Writes the log to `out` (through a 1 MiB buffer, then fflush(out)); does
  * not close it. Memory: the catalog (about 4 bytes per item) plus one
- * user's workspace (about 6 bytes per event of max_len), never the whole log.
+ * user's workspace (about 14 bytes per event of max_len), never the whole log.
  * Returns 0, LSIM_E_INVAL for bad params (message in err, naming the field),
  * LSIM_E_IO on a write error (what was written before stays written),
  * LSIM_E_NOMEM. summary may be NULL; it is filled only on success. */

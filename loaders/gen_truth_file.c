@@ -11,7 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define TRUTH_FORMAT "lsim-gen-truth-2"
+#define TRUTH_FORMAT "lsim-gen-truth-3"
 
 int gen_truth_file_write(const char *path, const gen_log_params *p, char *err, size_t errlen)
 {

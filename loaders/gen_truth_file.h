@@ -4,7 +4,7 @@
  * The generator is deterministic, so what it knows about any sample of its
  * log (gen_truth_prob, loaders/gen_log.h) follows from its parameters; the
  * truth file records them, one `key=value` per line (docs/GENERATOR.md):
- *   format=lsim-gen-truth-2
+ *   format=lsim-gen-truth-3
  *   seed=1
  *   users=2000  items=40000  categories=90  min_len=100  max_len=54000
  *   alpha=1.1000000000000001  days=180  end_ts=1512345600

@@ -329,18 +329,19 @@ Test(truth_file, round_trip_and_errors)
     cr_expect(q.theme_size == 3 && q.theme_conc == 0.1 && q.cat_conc == 7.25 && q.item_conc == 1.0 / 3.0 &&
               q.sess_stay == 0.6 && q.sess_mean == 4.5 && q.carry == 0.3 && q.carry_days == 2.5);
     static const struct { const char *text, *want; } bad[] = {
-        {"format=lsim-gen-truth-2\nseed=1\n", "no users="},
+        {"format=lsim-gen-truth-3\nseed=1\n", "no users="},
         {"format=other\n", "format 'other'"},
-        {"format=lsim-gen-truth-1\n", "want lsim-gen-truth-2"}, /* the model before the urns */
-        {"format=lsim-gen-truth-2\nseed=1\nseed=2\n", ":3: seed given twice"},
-        {"format=lsim-gen-truth-2\nusers=-4\n", ":2: users: want an integer"},
-        {"format=lsim-gen-truth-2\ncolour=blue\n", ":2: unknown key 'colour'"},
-        {"format=lsim-gen-truth-2\nsess_stay=x\n", ":2: sess_stay: not a number"},
+        {"format=lsim-gen-truth-1\n", "want lsim-gen-truth-3"}, /* the model before the urns */
+        {"format=lsim-gen-truth-2\n", "want lsim-gen-truth-3"}, /* urns that counted events, not runs */
+        {"format=lsim-gen-truth-3\nseed=1\nseed=2\n", ":3: seed given twice"},
+        {"format=lsim-gen-truth-3\nusers=-4\n", ":2: users: want an integer"},
+        {"format=lsim-gen-truth-3\ncolour=blue\n", ":2: unknown key 'colour'"},
+        {"format=lsim-gen-truth-3\nsess_stay=x\n", ":2: sess_stay: not a number"},
         {"just text\n", ":1: want key=value"},
-        {"format=lsim-gen-truth-2\nseed=1\nusers=0\nitems=0\ncategories=0\nmin_len=1\nmax_len=5\nalpha=1\n"
+        {"format=lsim-gen-truth-3\nseed=1\nusers=0\nitems=0\ncategories=0\nmin_len=1\nmax_len=5\nalpha=1\n"
          "days=1\nend_ts=100000\ntheme_size=1\ntheme_conc=5\ncat_conc=2\nitem_conc=20\nsess_stay=1\n"
          "sess_mean=6\ncarry=0.3\ncarry_days=1\n", "users"},
-        {"format=lsim-gen-truth-2\nseed=1\nusers=3\nitems=0\ncategories=0\nmin_len=1\nmax_len=5\nalpha=1\n"
+        {"format=lsim-gen-truth-3\nseed=1\nusers=3\nitems=0\ncategories=0\nmin_len=1\nmax_len=5\nalpha=1\n"
          "days=1\nend_ts=100000\ntheme_size=1\ntheme_conc=5\ncat_conc=2\nitem_conc=20\nsess_stay=1.5\n"
          "sess_mean=6\ncarry=0.3\ncarry_days=1\n", "sess_stay"},
     };
