@@ -23,6 +23,7 @@ typedef struct req_rec {
     uint64_t line;
     uint32_t id_off, user_off;
     uint32_t id_len, user_len;
+    uint32_t user_no;
     int64_t time;
     size_t first, n;
 } req_rec;
@@ -42,6 +43,10 @@ struct request_set {
     size_t n_cand, cap_cand;
     size_t max_n;
     uint64_t bad;
+    /* users numbered in order of first appearance: an open-addressing table of
+     * (text offset + 1, number), 0 = empty; at most half full */
+    uint32_t *uh_off, *uh_no;
+    size_t uh_cap, n_users;
 };
 
 void request_log_spec_default(request_log_spec *s)
@@ -138,11 +143,60 @@ static void roll_back(request_set *s, mark m)
     s->n_cand = m.n_cand;
 }
 
-static void end_req(request_set *s)
+static uint64_t hash_bytes(const char *p, size_t n)
 {
-    req_rec *r = &s->req[s->n_req++];
+    uint64_t h = 1469598103934665603ULL; /* FNV-1a */
+    for (size_t i = 0; i < n; i++) h = (h ^ (unsigned char)p[i]) * 1099511628211ULL;
+    return h;
+}
+
+/* The number of the user at text offset off (a new one if unseen). */
+static int user_number(request_set *s, uint32_t off, uint32_t len, uint32_t *no)
+{
+    if (2 * (s->n_users + 1) > s->uh_cap) { /* grow and rehash */
+        size_t cap = s->uh_cap ? 2 * s->uh_cap : 1024;
+        uint32_t *o = calloc(cap, sizeof *o), *v = malloc(cap * sizeof *v);
+        if (!o || !v) {
+            free(o);
+            free(v);
+            return LSIM_E_NOMEM;
+        }
+        for (size_t i = 0; i < s->uh_cap; i++) {
+            if (!s->uh_off[i]) continue;
+            const char *u = s->text + s->uh_off[i] - 1;
+            size_t k = hash_bytes(u, strlen(u)) & (cap - 1);
+            while (o[k]) k = (k + 1) & (cap - 1);
+            o[k] = s->uh_off[i];
+            v[k] = s->uh_no[i];
+        }
+        free(s->uh_off);
+        free(s->uh_no);
+        s->uh_off = o;
+        s->uh_no = v;
+        s->uh_cap = cap;
+    }
+    const char *u = s->text + off;
+    size_t k = hash_bytes(u, len) & (s->uh_cap - 1);
+    for (; s->uh_off[k]; k = (k + 1) & (s->uh_cap - 1)) {
+        const char *x = s->text + s->uh_off[k] - 1;
+        if (strlen(x) == len && memcmp(x, u, len) == 0) {
+            *no = s->uh_no[k];
+            return 0;
+        }
+    }
+    s->uh_off[k] = off + 1;
+    s->uh_no[k] = *no = (uint32_t)s->n_users++;
+    return 0;
+}
+
+static int end_req(request_set *s)
+{
+    req_rec *r = &s->req[s->n_req];
+    if (user_number(s, r->user_off, r->user_len, &r->user_no)) return LSIM_E_NOMEM;
+    s->n_req++;
     r->n = s->n_cand - r->first;
     if (r->n > s->max_n) s->max_n = r->n;
+    return 0;
 }
 
 /* ---- bad requests ---------------------------------------------------------- */
@@ -292,8 +346,7 @@ static int json_request(json_scan *j, reader *r, uint64_t line)
     if (!has_cands || n == 0) return json_fail(j, "no candidates");
     if (begin_req(s, line, id, id_len, user, user_len, time)) return json_fail(j, "out of memory");
     s->req[s->n_req].first = first;
-    end_req(s);
-    return 0;
+    return end_req(s) ? json_fail(j, "out of memory") : 0;
 }
 
 static int read_json(reader *r, FILE *f)
@@ -373,7 +426,8 @@ static int read_delimited(reader *r, log_reader *lr)
             continue;
         }
         int next = got == LOG_READ_EOF || !open || !same(ev.request, ev.request_len, cur, cur_len);
-        if (next && open && !poisoned) end_req(s);
+        if (next && open && !poisoned && end_req(s))
+            return err_set(r->err, r->errlen, LSIM_E_NOMEM, "%s: out of memory", r->name);
         if (got == LOG_READ_EOF) break;
         if (!next) {
             after_bad = 0; /* the bad row was one of this request's, which is dropped already */
@@ -464,6 +518,8 @@ void request_set_free(request_set *s)
     free(s->req);
     free(s->cand);
     free(s->label);
+    free(s->uh_off);
+    free(s->uh_no);
     free(s);
 }
 
@@ -482,6 +538,11 @@ size_t request_set_candidates(const request_set *s)
     return s->n_cand;
 }
 
+size_t request_set_users(const request_set *s)
+{
+    return s->n_users;
+}
+
 size_t request_set_max_n(const request_set *s)
 {
     return s->max_n;
@@ -494,6 +555,7 @@ void request_set_get(const request_set *s, size_t i, request_view *v)
     v->id_len = q->id_len;
     v->user = s->text + q->user_off;
     v->user_len = q->user_len;
+    v->user_no = q->user_no;
     v->time = q->time;
     v->n = q->n;
     v->label = s->label + q->first;

@@ -55,6 +55,7 @@ typedef struct request_set request_set;
 typedef struct request_view {
     const char *id, *user; /* NUL-terminated */
     size_t id_len, user_len;
+    uint32_t user_no;      /* the user's number: 0, 1, ... in order of first appearance */
     int64_t time;
     size_t n;              /* candidates */
     const float *label;    /* (n) 0 or 1 */
@@ -71,6 +72,7 @@ size_t request_set_size(const request_set *s);
 uint64_t request_set_bad(const request_set *s);      /* requests dropped as bad */
 size_t request_set_candidates(const request_set *s); /* over all requests */
 size_t request_set_max_n(const request_set *s);      /* the largest request */
+size_t request_set_users(const request_set *s);      /* distinct users */
 
 void request_set_get(const request_set *s, size_t i, request_view *v);
 /* Request i's candidates as lsim_score takes them: out has room for v.n. */

@@ -225,6 +225,8 @@ Test(request_log, json_lines)
     request_view v;
     request_set_get(s, 2, &v);
     cr_expect_eq(v.line, 4);
+    cr_expect_eq(v.user_no, 2);
+    cr_expect_eq(request_set_users(s), 3);
     request_set_free(s);
 }
 
@@ -319,6 +321,28 @@ Test(request_log, delimited)
                    (const float[]){1, 0});
     expect_request(s, 1, "b", "u2", 200, 3, (const char *[]){"i3", "i4", "i5"}, (const char *[]){"c1", "c1", "c2"},
                    (const float[]){0, 1, 0});
+    request_set_free(s);
+
+    /* users are numbered in order of first appearance, over many (the table grows) */
+    size_t cap = 4000 * 40, len = 0;
+    char *many = malloc(cap);
+    for (int i = 0; i < 4000; i++)
+        len += (size_t)snprintf(many + len, cap - len, "r%d,user%d,i,c,%d,1\n", i, (i * 7) % 1500, 100 + i);
+    s = read_text(many, 1, cols, &bad, 0, &rc, err);
+    free(many);
+    cr_assert_eq(rc, 0, "%s", err);
+    cr_assert_eq(request_set_size(s), 4000);
+    cr_expect_eq(request_set_users(s), 1500);
+    uint32_t first_no[1500];
+    for (int u = 0; u < 1500; u++) first_no[u] = UINT32_MAX;
+    uint32_t next = 0;
+    for (int i = 0; i < 4000; i++) {
+        request_view v;
+        request_set_get(s, (size_t)i, &v);
+        int u = (i * 7) % 1500;
+        if (first_no[u] == UINT32_MAX) first_no[u] = next++;
+        cr_assert_eq(v.user_no, first_no[u], "request %d (user%d): number %u, want %u", i, u, v.user_no, first_no[u]);
+    }
     request_set_free(s);
 
     /* A row of another user, a bad label, a bad row between two requests:
