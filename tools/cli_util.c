@@ -3,6 +3,8 @@
  */
 #include "tools/cli_util.h"
 
+#include "index/index_internal.h"
+
 #include <errno.h>
 #include <stdarg.h>
 #include <stdlib.h>
@@ -128,4 +130,24 @@ const char *cli_bytes(char *buf, size_t cap, double bytes)
     }
     snprintf(buf, cap, u ? "%.1f %s" : "%.0f %s", bytes, unit[u]);
     return buf;
+}
+
+int cli_default_split(lsim_index *ix, const char *cmd, const char *dir, int64_t *out)
+{
+    lsim_index_reader *rd;
+    int64_t first, last;
+    int rc = lsim_index_reader_new(ix, &rd);
+    if (rc) {
+        fprintf(stderr, "lsim %s: %s: cannot open a reader\n", cmd, dir);
+        return rc;
+    }
+    if ((rc = index_time_range(rd, &first, &last))) fprintf(stderr, "lsim %s: %s: %s\n", cmd, dir,
+                                                            lsim_index_reader_errmsg(rd));
+    lsim_index_reader_free(rd);
+    if (!rc && last == INT64_MIN) {
+        fprintf(stderr, "lsim %s: %s: the index holds no events\n", cmd, dir);
+        rc = LSIM_E_NOTFOUND;
+    }
+    if (!rc) *out = (last >= 0 ? last / 86400 : (last - 86399) / 86400) * 86400;
+    return rc;
 }

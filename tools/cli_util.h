@@ -44,6 +44,10 @@ typedef struct cli_bad_lines {
 } cli_bad_lines;
 void cli_on_bad_line(void *ctx, const char *msg);
 
+/* The default split time of an index: the start (00:00 UTC) of the day of
+ * its last event. 0, or an error printed as "lsim CMD: DIR: reason". */
+int cli_default_split(lsim_index *ix, const char *cmd, const char *dir, int64_t *out);
+
 /* Formats a byte count ("12.3 MB") into buf. */
 const char *cli_bytes(char *buf, size_t cap, double bytes);
 

@@ -4,6 +4,7 @@
 #include "train/samples.h"
 
 #include "index/index_internal.h"
+#include "train/item_draw.h"
 #include "storage/error_detail.h"
 
 #include <stdlib.h>
@@ -65,32 +66,14 @@ size_t sample_config_long_width(const sample_config *c)
     return c->long_mode == LONG_HARD ? c->long_k : c->long_mode == LONG_FULL ? c->long_max : 0;
 }
 
-/* splitmix64 */
-static uint64_t rnd(uint64_t *s)
-{
-    uint64_t z = (*s += 0x9e3779b97f4a7c15ULL);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-    return z ^ (z >> 31);
-}
-
-/* uniform in [0, n), n > 0 (the modulo bias, below n / 2^64, is immaterial here) */
 static uint64_t rnd_below(uint64_t *s, uint64_t n)
 {
-    return rnd(s) % n;
+    return tr_rnd_below(s, n);
 }
 
 static uint32_t draw_item(sample_source *s, uint64_t *rng)
 {
-    if (!s->pop_cum) return (uint32_t)rnd_below(rng, s->n_items);
-    uint64_t x = rnd_below(rng, s->pop_cum[s->n_items - 1]);
-    size_t lo = 0, hi = s->n_items - 1; /* the first i with cum[i] > x */
-    while (lo < hi) {
-        size_t mid = lo + (hi - lo) / 2;
-        if (s->pop_cum[mid] > x) hi = mid;
-        else lo = mid + 1;
-    }
-    return (uint32_t)lo;
+    return tr_draw_item(s->pop_cum, s->n_items, rng);
 }
 
 static int in_split(const sample_source *s, int64_t ts)
