@@ -13,5 +13,6 @@ int cmd_train(int argc, char **argv);
 int cmd_eval(int argc, char **argv);
 int cmd_score(int argc, char **argv);
 int cmd_explain(int argc, char **argv);
+int cmd_replay(int argc, char **argv);
 
 #endif
