@@ -7,6 +7,7 @@
 
 #include "gsu/soft_score.h"
 #include "index/index_internal.h"
+#include "models/nn_vmath.h"
 
 #include <math.h>
 #include <string.h>
@@ -247,17 +248,12 @@ static int run(lsim_ctx *c, const char *user, size_t user_len, int64_t now, cons
     return 0;
 }
 
-static float probability(float logit)
-{
-    return 1.0f / (1.0f + expf(-logit));
-}
-
 int lsim_score(lsim_ctx *c, const char *user, size_t user_len, int64_t now, const lsim_candidate *candidates,
                size_t n, float *scores)
 {
     int rc = run(c, user, user_len, now, candidates, n, scores);
     if (rc) return rc;
-    for (size_t i = 0; i < n; i++) scores[i] = probability(c->logits[i]);
+    for (size_t i = 0; i < n; i++) scores[i] = vm_sigmoid_ref(c->logits[i]); /* as eval_requests */
     return 0;
 }
 
@@ -273,7 +269,7 @@ int lsim_explain(lsim_ctx *c, const char *user, size_t user_len, int64_t now, co
                        model_kind_name(c->e->spec.kind));
     int rc = run(c, user, user_len, now, candidate, 1, score);
     if (rc) return rc;
-    *score = probability(c->logits[0]);
+    *score = vm_sigmoid_ref(c->logits[0]);
     const uint32_t *rows;
     size_t m = sim_selected(sm, 0, &rows);
     sim_attention(sm, 0, c->att);

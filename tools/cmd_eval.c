@@ -43,7 +43,7 @@ static const char eval_help[] =
 static void json_num(double v)
 {
     if (isnan(v)) printf("null");
-    else printf("%.6f", v);
+    else printf("%.9f", v);
 }
 
 int cmd_eval(int argc, char **argv)

@@ -83,7 +83,7 @@ int replay_stats_compute(const request_set *rs, const replay_result *r, replay_s
 
 static void num(FILE *f, const char *key, double v)
 {
-    if (isfinite(v)) fprintf(f, ", \"%s\": %.6g", key, v);
+    if (isfinite(v)) fprintf(f, ", \"%s\": %.10g", key, v);
     else fprintf(f, ", \"%s\": null", key);
 }
 

@@ -5,6 +5,7 @@
 
 #include "index/index_internal.h"
 #include "loaders/request_log.h"
+#include "models/nn_vmath.h"
 
 #include "storage/error_detail.h"
 #include "train/trainer.h"
@@ -145,7 +146,11 @@ int eval_requests(lsim_index *ix, model *m, const sample_config *sc, const reque
         rc = eval_score(ix, m, &c, NULL, rows, NULL, n, err, errlen);
     }
     if (!rc && *n != total) rc = err_set(err, errlen, LSIM_E_LIMIT, "eval: %zu rows for %zu candidates", *n, total);
-    for (size_t i = 0; !rc && i < *n; i++) (*rows)[i].user = user_no[i];
+    /* ranked by the probability lsim_score returns (float: its ties are the engine's ties) */
+    for (size_t i = 0; !rc && i < *n; i++) {
+        (*rows)[i].user = user_no[i];
+        (*rows)[i].score = vm_sigmoid_ref((float)(*rows)[i].logit);
+    }
     if (rc) {
         free(*rows);
         *rows = NULL;
