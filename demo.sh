@@ -23,11 +23,10 @@ $lsim index stats --index "$out/index"
 # a number from lsim's --json output: field $2 of file $1 (the first one; "truth."
 # prefix: the one inside the "truth" object)
 jf() {
-    if [[ $2 == truth.* ]]; then
-        sed -n "s/.*\"truth\": {[^}]*\"${2#truth.}\": \([-0-9.eE]*\).*/\1/p" "$1"
-    else
-        sed -n "s/^{\"$2\": \([-0-9.eE]*\).*/\1/p; s/^{.*, \"$2\": \([-0-9.eE]*\).*/\1/p" "$1" | head -1
-    fi
+    local text
+    text=$(cat "$1")
+    if [[ $2 == truth.* ]]; then text=${text#*\"truth\": }; fi
+    grep -o "\"${2#truth.}\": [-0-9.eE]*" <<<"$text" | head -1 | cut -d' ' -f2
 }
 names=(din sim-hard sim-soft-time)
 labels=("DIN" "SIM hard" "SIM soft + time info")
@@ -41,11 +40,13 @@ for i in 0 1 2; do
 done
 echo
 echo "== Ranking quality on the last day (lsim eval; the shape of SIM's Table 2)"
-printf '%-24s %8s %8s   %s\n' model AUC GAUC "Bayes-optimal AUC (the generator's truth)"
+printf '%-24s %8s %8s\n' model AUC GAUC
 for i in 0 1 2; do
     f="$out/${names[$i]}.eval.json"
-    printf '%-24s %8.4f %8.4f   %.4f\n' "${labels[$i]}" "$(jf "$f" auc)" "$(jf "$f" gauc)" "$(jf "$f" truth.auc)"
+    printf '%-24s %8.4f %8.4f\n' "${labels[$i]}" "$(jf "$f" auc)" "$(jf "$f" gauc)"
 done
+printf '%-24s %8.4f %8.4f   (the generator knows each sample'"'"'s true click probability)\n' "Bayes-optimal" \
+    "$(jf "$out/din.eval.json" truth.auc)" "$(jf "$out/din.eval.json" truth.gauc)"
 echo
 echo "== gen requests: $requests requests of the last day, 300 candidates each"
 $lsim gen requests --index "$out/index" --max-requests "$requests" --out "$out/requests.jsonl"
