@@ -86,6 +86,12 @@ int index_user_events(lsim_index_reader *rd, uint32_t user, int64_t before, ubt_
 int index_user_events_in(lsim_index_reader *rd, uint32_t user, int64_t before, ubt_event **buf, size_t *cap,
                          size_t *n);
 
+/* The dense ids of request candidates, as lsim_score maps them (call with
+ * ix->lock held for reading): an item the index does not know is n_items
+ * (the models' out-of-vocabulary row); a given category is its id, or
+ * n_cats if unknown; no category: the item's (n_cats if it has none). */
+void index_candidate_ids(const lsim_index *ix, const lsim_candidate *cand, size_t n, uint32_t *item, uint32_t *cat);
+
 /* Reverses a search's result (newest first) into time order. */
 void index_oldest_first(ubt_event *e, size_t n);
 

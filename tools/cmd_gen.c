@@ -1,5 +1,6 @@
 /*
- * cmd_gen.c: `lsim gen log`: the synthetic log generator (loaders/gen_log.h).
+ * cmd_gen.c: `lsim gen log`: the synthetic log generator (loaders/gen_log.h);
+ * `lsim gen requests` is in cmd_gen_requests.c.
  */
 #include "loaders/gen_log.h"
 #include "loaders/gen_truth_file.h"
@@ -44,12 +45,15 @@ static const char gen_help[] =
 
 int cmd_gen(int argc, char **argv)
 {
+    if (argc >= 2 && strcmp(argv[1], "requests") == 0) return cmd_gen_requests(argc - 1, argv + 1);
     if (argc < 2 || strcmp(argv[1], "log") != 0) {
         if (argc >= 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
             fputs(gen_help, stdout);
+            fputs("\nusage: lsim gen requests --index DIR --out FILE [options]  (see lsim gen requests --help)\n",
+                  stdout);
             return EXIT_OK;
         }
-        return cli_usage_error("gen", "the only generator is `lsim gen log`");
+        return cli_usage_error("gen", "want `lsim gen log` or `lsim gen requests`");
     }
     argc--;
     argv++;
