@@ -23,17 +23,17 @@ typedef struct soft_approx {
     size_t max_n, d, k, n_slots;
     float fraction;
     uint32_t *slot;     /* (n_slots) category id -> group + 1 (0: none), reset after each request */
-    uint32_t *gcat;     /* (max_n) the request's categories, in first-seen order */
-    uint32_t *goff;     /* (max_n + 1) group offsets into perm */
+    uint32_t *gcat;     /* (n_slots) the request's categories, in first-seen order */
+    uint32_t *goff;     /* (n_slots + 1) group offsets into perm */
     uint32_t *perm;     /* (max_n) rows grouped by category, rows ascending within a group */
     uint32_t *sids;     /* (max_n) the rows scanned for one candidate */
-    float *pk;          /* (max_n, d) keys in perm order */
-    float *cent;        /* (max_n, d) centroids */
-    float *cscore;      /* (max_n) one candidate's centroid scores */
-    uint32_t *corder;   /* (max_n) groups by centroid score */
+    float *cent;        /* (n_slots, d) centroids */
+    float *ct;          /* the centroids transposed (gsu/soft_score.h) */
+    float *cscore;      /* (n_slots) one candidate's centroid scores */
+    uint32_t *corder;   /* (n_slots) groups, the probed ones first */
     float *score;       /* (max_n) scanned scores */
     float *kt;          /* the groups' keys transposed, each from a block boundary */
-    uint32_t *gpad;     /* (max_n + 1) each group's first row in kt */
+    uint32_t *gpad;     /* (n_slots + 1) each group's first row in kt */
     uint64_t *heap;     /* (k) */
     size_t groups;
 } soft_approx;

@@ -20,19 +20,24 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* One slot of the open-addressing table: a probe reads one cache line. */
+typedef struct soft_dedup_slot {
+    uint32_t item, cat;
+    uint32_t gen; /* the request the slot belongs to (no clearing between requests) */
+    uint32_t id;  /* the pair's distinct id */
+} soft_dedup_slot;
+
 typedef struct soft_dedup {
     size_t max_n, slots, k;
-    uint64_t *hkey;  /* (slots) open addressing: (item, cat) + 1 */
-    uint32_t *hval;  /* (slots) distinct id */
-    uint32_t *hgen;  /* (slots) the request the slot belongs to (no clearing) */
+    unsigned shift;        /* 64 - log2(slots) */
+    soft_dedup_slot *slot; /* (slots) */
     uint32_t gen;
     uint32_t *item, *cat; /* (max_n) each distinct pair */
     uint32_t *off;   /* (max_n + 1) rows of distinct u: rows[off[u] .. off[u + 1]), ascending */
     uint32_t *rows;  /* (max_n) */
     uint32_t *tie;   /* (max_n) scratch of expand */
-    uint32_t *top;   /* (k) scratch of expand */
-    uint64_t *heap;  /* (k) */
-    float *bmax;     /* (k) expand's heap of block maxima */
+    uint32_t *top;   /* (k + 1) scratch of expand */
+    uint64_t *heap;  /* (k + 1) */
     size_t u;        /* distinct pairs of the last build */
 } soft_dedup;
 
@@ -44,10 +49,12 @@ void soft_dedup_carve(soft_dedup *s, void *mem, size_t max_n, size_t k);
 size_t soft_dedup_build(soft_dedup *s, const uint32_t *items, const uint32_t *cats, size_t n);
 
 /* The K best behaviors (ascending rows) among the pairs ids[0..m) (NULL:
- * pairs 0..m-1), score[p] being pair p's score: exact when those pairs hold
- * every pair that could reach the top K (all of them, or a shortlist known
- * to). Returns the count, min(k, their behaviors); *kth (if not NULL) gets
- * the K-th behavior's score (-inf when every behavior was taken). */
+ * pairs 0..m-1), score[j] being pair ids[j]'s score: exact when those pairs
+ * hold every pair that could reach the top K (all of them, or a shortlist
+ * known to). Returns the count, min(k, their behaviors); *kth (if not NULL)
+ * gets the K-th behavior's score (-inf when they hold fewer than k).
+ * O(m) compares, 16 at a time below the running floor, plus O(log k) per
+ * pair that enters the running best. */
 size_t soft_dedup_expand(soft_dedup *s, const float *score, const uint32_t *ids, size_t m, uint32_t *out,
                          float *kth);
 
