@@ -24,8 +24,9 @@ static size_t slots_for(size_t max_n)
 }
 
 #define PIECES(X)                                                                                                  \
-    X(slot, soft_dedup_slot, slots) X(item, uint32_t, max_n) X(cat, uint32_t, max_n) X(off, uint32_t, max_n + 1) \
-    X(rows, uint32_t, max_n) X(tie, uint32_t, max_n) X(top, uint32_t, k + 1) X(heap, uint64_t, k + 1)
+    X(slot, soft_dedup_slot, slots) X(item, uint32_t, max_n) X(cat, uint32_t, max_n) X(cnt, uint32_t, max_n)     \
+    X(last, uint32_t, max_n) X(prev, uint32_t, max_n) X(tie, uint32_t, max_n) X(top, uint32_t, k + 1)             \
+    X(heap, uint64_t, k + 1)
 
 size_t soft_dedup_bytes(size_t max_n, size_t k)
 {
@@ -64,38 +65,34 @@ size_t soft_dedup_build(soft_dedup *s, const uint32_t *items, const uint32_t *ca
     }
     size_t u = 0, mask = s->slots - 1;
     uint32_t gen = s->gen;
-    uint32_t *id = s->tie; /* each row's home slot, then its distinct id, until the rows are grouped */
-    for (size_t i = 0; i < n; i++) id[i] = slot_of(s, items[i], cats[i]);
+    uint32_t *home = s->tie; /* each row's home slot */
+    for (size_t i = 0; i < n; i++) home[i] = slot_of(s, items[i], cats[i]);
     for (size_t i = 0; i < n; i++) {
-        if (i + AHEAD < n) __builtin_prefetch(&s->slot[id[i + AHEAD]]);
+        if (i + AHEAD < n) __builtin_prefetch(&s->slot[home[i + AHEAD]]);
         uint32_t it = items[i], ct = cats[i];
-        size_t h = id[i];
+        size_t h = home[i];
         soft_dedup_slot *e = &s->slot[h];
         while (e->gen == gen && (e->item != it || e->cat != ct)) h = (h + 1) & mask, e = &s->slot[h];
         if (e->gen != gen) {
             *e = (soft_dedup_slot){.item = it, .cat = ct, .gen = gen, .id = (uint32_t)u};
             s->item[u] = it;
             s->cat[u] = ct;
-            s->off[u + 1] = 0;
+            s->cnt[u] = 0;
+            s->last[u] = SOFT_DEDUP_NONE;
             u++;
         }
-        id[i] = e->id;
-        s->off[e->id + 1]++;
+        uint32_t p = e->id;
+        s->prev[i] = s->last[p];
+        s->last[p] = (uint32_t)i;
+        s->cnt[p]++;
     }
-    s->off[0] = 0;
-    for (size_t j = 0; j < u; j++) s->off[j + 1] += s->off[j];
-    /* rows grouped by pair, ascending: fill from the back, group j's end
-     * off[j + 1] serving as its cursor; it ends at group j's start, so the
-     * offsets come out shifted by one place */
-    for (size_t i = n; i-- > 0;) s->rows[--s->off[id[i] + 1]] = (uint32_t)i;
-    for (size_t j = 0; j < u; j++) s->off[j] = s->off[j + 1];
-    s->off[u] = (uint32_t)n;
     s->u = u;
     return u;
 }
 
 #define ID(j) (ids ? ids[j] : (uint32_t)(j))
-#define CNT(p) (s->off[(p) + 1] - s->off[p])
+#define CNT(p) (s->cnt[p])
+#define EACH_ROW(r, p) for (uint32_t r = s->last[p]; r != SOFT_DEDUP_NONE; r = s->prev[r])
 
 /* Whether any of x[0..16) is >= floor (NaN-free scores). */
 static int any_at_least(const float *x, float floor)
@@ -166,7 +163,7 @@ size_t soft_dedup_expand(soft_dedup *s, const float *score, const uint32_t *ids,
     if (sum < k) { /* no pair left out: every behavior of the m pairs */
         for (size_t i = 0; i < np; i++) {
             uint32_t p = ID((uint32_t)h[i]);
-            for (uint32_t r = s->off[p]; r < s->off[p + 1]; r++) out[n++] = s->rows[r];
+            EACH_ROW(r, p) out[n++] = r;
         }
         soft_sort_u32(out, n);
         return n;
@@ -178,7 +175,7 @@ size_t soft_dedup_expand(soft_dedup *s, const float *score, const uint32_t *ids,
     for (size_t i = 0; i < np; i++) {
         uint32_t j = (uint32_t)h[i];
         if (score[j] > star)
-            for (uint32_t r = s->off[ID(j)]; r < s->off[ID(j) + 1]; r++) out[n++] = s->rows[r];
+            EACH_ROW(r, ID(j)) out[n++] = r;
         else s->top[nt++] = ID(j);
     }
     /* those scoring exactly s*: the most recent fill the rest. When no pair left out scored s*, they are the
@@ -192,20 +189,19 @@ size_t soft_dedup_expand(soft_dedup *s, const float *score, const uint32_t *ids,
         size_t nr = 0;
         for (size_t j = 0; j < m; j++)
             if (score[j] == star)
-                for (uint32_t r = s->off[ID(j)]; r < s->off[ID(j) + 1]; r++) s->tie[nr++] = s->rows[r];
+                EACH_ROW(r, ID(j)) s->tie[nr++] = r;
         soft_sort_u32(s->tie, nr);
         while (n < k && nr) out[n++] = s->tie[--nr];
-    } else { /* merge the tied pairs' row lists from their ends, the latest row first */
-        uint32_t *end = s->tie; /* each tied pair's remaining end */
-        for (size_t t = 0; t < nt; t++) end[t] = s->off[s->top[t] + 1];
+    } else { /* merge the tied pairs' chains, the latest row first */
+        uint32_t *cur = s->tie; /* each tied pair's next row, newest first */
+        for (size_t t = 0; t < nt; t++) cur[t] = s->last[s->top[t]];
         while (n < k) {
             size_t best = nt;
             for (size_t t = 0; t < nt; t++)
-                if (end[t] > s->off[s->top[t]] &&
-                    (best == nt || s->rows[end[t] - 1] > s->rows[end[best] - 1]))
-                    best = t;
+                if (cur[t] != SOFT_DEDUP_NONE && (best == nt || cur[t] > cur[best])) best = t;
             if (best == nt) break; /* no tied row left (cannot happen with finite scores) */
-            out[n++] = s->rows[--end[best]];
+            out[n++] = cur[best];
+            cur[best] = s->prev[cur[best]];
         }
     }
     soft_sort_u32(out, n);

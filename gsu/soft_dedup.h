@@ -20,6 +20,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#define SOFT_DEDUP_NONE UINT32_MAX
+
 /* One slot of the open-addressing table: a probe reads one cache line. */
 typedef struct soft_dedup_slot {
     uint32_t item, cat;
@@ -33,8 +35,9 @@ typedef struct soft_dedup {
     soft_dedup_slot *slot; /* (slots) */
     uint32_t gen;
     uint32_t *item, *cat; /* (max_n) each distinct pair */
-    uint32_t *off;   /* (max_n + 1) rows of distinct u: rows[off[u] .. off[u + 1]), ascending */
-    uint32_t *rows;  /* (max_n) */
+    uint32_t *cnt;   /* (max_n) each pair's behaviors */
+    uint32_t *last;  /* (max_n) each pair's latest row; the rows before it follow prev */
+    uint32_t *prev;  /* (max_n) each row's previous row of the same pair, or SOFT_DEDUP_NONE */
     uint32_t *tie;   /* (max_n) scratch of expand */
     uint32_t *top;   /* (k + 1) scratch of expand */
     uint64_t *heap;  /* (k + 1) */

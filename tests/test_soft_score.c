@@ -244,11 +244,17 @@ Test(soft_score, distinct_pairs_give_the_row_ranking_exactly)
         for (size_t j = 0; j < u; j++) /* few distinct values: ties between different pairs too */
             pair_score[j] = (float)(int)(tu_rand(&s) % (trial % 2 ? 4 : 1000)) - (trial % 4 == 0 ? 0.0f : 2.0f);
         if (trial == 5) pair_score[0] = -0.0f;
-        for (size_t j = 0; j < u; j++)
-            for (uint32_t r = dd.off[j]; r < dd.off[j + 1]; r++) {
-                cr_assert(items[dd.rows[r]] == dd.item[j] && cats[dd.rows[r]] == dd.cat[j]);
-                row_score[dd.rows[r]] = pair_score[j];
+        size_t seen = 0;
+        for (size_t j = 0; j < u; j++) {
+            uint32_t c = 0;
+            for (uint32_t r = dd.last[j], after = UINT32_MAX; r != SOFT_DEDUP_NONE; after = r, r = dd.prev[r], c++) {
+                cr_assert(r < after && items[r] == dd.item[j] && cats[r] == dd.cat[j]);
+                row_score[r] = pair_score[j];
             }
+            cr_assert_eq(c, dd.cnt[j]);
+            seen += c;
+        }
+        cr_assert_eq(seen, n);
         off[0] = 0, off[1] = (uint32_t)n;
         size_t nw = soft_gsu_topk(sel_off, want, heap, row_score, off, 1, PK);
         size_t ng = soft_dedup_expand(&dd, pair_score, NULL, u, got, NULL);
