@@ -26,7 +26,7 @@ static size_t slots_for(size_t max_n)
 #define PIECES(X)                                                                                                  \
     X(slot, soft_dedup_slot, slots) X(item, uint32_t, max_n) X(cat, uint32_t, max_n) X(cnt, uint32_t, max_n)     \
     X(last, uint32_t, max_n) X(prev, uint32_t, max_n) X(tie, uint32_t, max_n) X(top, uint32_t, k + 1)             \
-    X(heap, uint64_t, k + 1)
+    X(above, uint32_t, k + 1) X(rbuf, uint32_t, 2 * k) X(heap, uint64_t, k + 1)
 
 size_t soft_dedup_bytes(size_t max_n, size_t k)
 {
@@ -124,10 +124,27 @@ static void sift(uint64_t *h, size_t n, size_t i)
     h[i] = x;
 }
 
+/* The rows of pairs p[0..np) merged from their chains, newest first, at most lim of them, into dst; returns how many.
+ * cur: np scratch. */
+static size_t merge_newest(const soft_dedup *s, uint32_t *dst, const uint32_t *p, size_t np, size_t lim, uint32_t *cur)
+{
+    size_t n = 0;
+    for (size_t t = 0; t < np; t++) cur[t] = s->last[p[t]];
+    while (n < lim) {
+        size_t best = np;
+        for (size_t t = 0; t < np; t++)
+            if (cur[t] != SOFT_DEDUP_NONE && (best == np || cur[t] > cur[best])) best = t;
+        if (best == np) break;
+        dst[n++] = cur[best];
+        cur[best] = s->prev[cur[best]];
+    }
+    return n;
+}
+
 size_t soft_dedup_expand(soft_dedup *s, const float *score, const uint32_t *ids, size_t m, uint32_t *out,
                          float *kth)
 {
-    size_t k = s->k, n = 0, np = 0, sum = 0;
+    size_t k = s->k, np = 0, sum = 0;
     if (kth) *kth = -INFINITY;
     if (!k) return 0;
     /* A min-heap of pairs (rank key: score, then position j) weighted by their behaviors: the fewest best pairs
@@ -160,50 +177,35 @@ size_t soft_dedup_expand(soft_dedup *s, const float *score, const uint32_t *ids,
         }
         if (sum >= k) floor = score[(uint32_t)h[0]];
     }
-    if (sum < k) { /* no pair left out: every behavior of the m pairs */
-        for (size_t i = 0; i < np; i++) {
-            uint32_t p = ID((uint32_t)h[i]);
-            EACH_ROW(r, p) out[n++] = r;
-        }
-        soft_sort_u32(out, n);
-        return n;
-    }
-    /* s*: the score of the K-th behavior, the root's; every behavior scoring above it is in the heap's pairs */
-    float star = score[(uint32_t)h[0]];
+    /* s*: the score of the K-th behavior, the root's (with fewer than k behaviors, none is left out: -inf). Every
+     * behavior scoring above s* is in the heap's pairs; of those scoring s*, the most recent fill the rest: when
+     * no pair left out scored s*, the tied pairs are the heap's, else any of the m */
+    float star = sum < k ? -INFINITY : score[(uint32_t)h[0]];
     if (kth) *kth = star;
-    size_t nt = 0;
+    size_t na = 0, nt = 0;
     for (size_t i = 0; i < np; i++) {
         uint32_t j = (uint32_t)h[i];
-        if (score[j] > star)
-            EACH_ROW(r, ID(j)) out[n++] = r;
+        if (score[j] > star) s->above[na++] = ID(j);
         else s->top[nt++] = ID(j);
     }
-    /* those scoring exactly s*: the most recent fill the rest. When no pair left out scored s*, they are the
-     * heap's; else any of the m */
-    if (outmax == star) {
+    if (sum >= k && outmax == star) {
         nt = 0;
         for (size_t j = 0; j < m; j++)
             if (score[j] == star) s->top[nt < k ? nt : k] = ID(j), nt++;
     }
+    uint32_t *ra = s->rbuf, *rt = s->rbuf + k; /* the rows above s*, then the tied rows taken: newest first */
+    size_t nra = merge_newest(s, ra, s->above, na, k, s->tie), nrt = 0;
     if (nt > k) { /* more tied pairs than fit in top[]: collect their behaviors directly */
         size_t nr = 0;
         for (size_t j = 0; j < m; j++)
-            if (score[j] == star)
-                EACH_ROW(r, ID(j)) s->tie[nr++] = r;
+            if (score[j] == star) EACH_ROW(r, ID(j)) s->tie[nr++] = r;
         soft_sort_u32(s->tie, nr);
-        while (n < k && nr) out[n++] = s->tie[--nr];
-    } else { /* merge the tied pairs' chains, the latest row first */
-        uint32_t *cur = s->tie; /* each tied pair's next row, newest first */
-        for (size_t t = 0; t < nt; t++) cur[t] = s->last[s->top[t]];
-        while (n < k) {
-            size_t best = nt;
-            for (size_t t = 0; t < nt; t++)
-                if (cur[t] != SOFT_DEDUP_NONE && (best == nt || cur[t] > cur[best])) best = t;
-            if (best == nt) break; /* no tied row left (cannot happen with finite scores) */
-            out[n++] = cur[best];
-            cur[best] = s->prev[cur[best]];
-        }
+        while (nra + nrt < k && nr) rt[nrt++] = s->tie[--nr];
+    } else {
+        nrt = merge_newest(s, rt, s->top, nt, k - nra, s->tie);
     }
-    soft_sort_u32(out, n);
+    /* both lists newest first: merged from the back of out, oldest first */
+    size_t n = nra + nrt, i = 0, t = 0;
+    for (size_t o = n; o-- > 0;) out[o] = t == nrt || (i < nra && ra[i] > rt[t]) ? ra[i++] : rt[t++];
     return n;
 }

@@ -39,7 +39,9 @@ typedef struct soft_dedup {
     uint32_t *last;  /* (max_n) each pair's latest row; the rows before it follow prev */
     uint32_t *prev;  /* (max_n) each row's previous row of the same pair, or SOFT_DEDUP_NONE */
     uint32_t *tie;   /* (max_n) scratch of expand */
-    uint32_t *top;   /* (k + 1) scratch of expand */
+    uint32_t *top;   /* (k + 1) scratch of expand: the tied pairs */
+    uint32_t *above; /* (k + 1) the pairs above the K-th score */
+    uint32_t *rbuf;  /* (2 k) their rows taken */
     uint64_t *heap;  /* (k + 1) */
     size_t u;        /* distinct pairs of the last build */
 } soft_dedup;
