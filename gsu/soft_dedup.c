@@ -26,7 +26,9 @@ static size_t slots_for(size_t max_n)
 #define PIECES(X)                                                                                                  \
     X(slot, soft_dedup_slot, slots) X(item, uint32_t, max_n) X(cat, uint32_t, max_n) X(cnt, uint32_t, max_n)     \
     X(last, uint32_t, max_n) X(prev, uint32_t, max_n) X(tie, uint32_t, max_n) X(top, uint32_t, k + 1)             \
-    X(above, uint32_t, k + 1) X(rbuf, uint32_t, 2 * k) X(heap, uint64_t, k + 1)
+    X(above, uint32_t, k + 1) X(rbuf, uint32_t, 2 * k) X(heap, uint64_t, k + 1) X(mat, uint32_t, max_n)         \
+    X(pool, uint32_t, max_n) X(heads, const uint32_t *, 2 * (k + 1)) \
+    X(headv, int64_t, k + 1)
 
 size_t soft_dedup_bytes(size_t max_n, size_t k)
 {
@@ -79,6 +81,7 @@ size_t soft_dedup_build(soft_dedup *s, const uint32_t *items, const uint32_t *ca
             s->cat[u] = ct;
             s->cnt[u] = 0;
             s->last[u] = SOFT_DEDUP_NONE;
+            s->mat[u] = SOFT_DEDUP_NONE;
             u++;
         }
         uint32_t p = e->id;
@@ -87,6 +90,7 @@ size_t soft_dedup_build(soft_dedup *s, const uint32_t *items, const uint32_t *ca
         s->cnt[p]++;
     }
     s->u = u;
+    s->pool_n = 0;
     return u;
 }
 
@@ -124,19 +128,48 @@ static void sift(uint64_t *h, size_t n, size_t i)
     h[i] = x;
 }
 
-/* The rows of pairs p[0..np) merged from their chains, newest first, at most lim of them, into dst; returns how many.
- * cur: np scratch. */
-static size_t merge_newest(const soft_dedup *s, uint32_t *dst, const uint32_t *p, size_t np, size_t lim, uint32_t *cur)
+/* The rows of pairs p[0..np) (np <= k + 1) merged newest first, at most lim of them, into dst; returns how many.
+ * Each pair's newest min(cnt, k) rows are walked from its chain into pool the first time a candidate of the request
+ * needs them (the pairs that reach the top K recur across candidates), the pairs' chains side by side: each step
+ * of a chain is a load that may miss the cache, and the chains' misses overlap. */
+static size_t merge_newest(soft_dedup *s, uint32_t *dst, const uint32_t *p, size_t np, size_t lim)
 {
+    const uint32_t **at = s->heads, **end = at + np;
+    uint32_t *walk = s->tie; /* (np) each chain's cursor, SOFT_DEDUP_NONE once done */
+    size_t active = 0, k = s->k;
+    for (size_t t = 0; t < np; t++) {
+        size_t len = s->cnt[p[t]] < k ? s->cnt[p[t]] : k;
+        walk[t] = SOFT_DEDUP_NONE;
+        if (s->mat[p[t]] == SOFT_DEDUP_NONE) {
+            s->mat[p[t]] = (uint32_t)s->pool_n;
+            s->pool_n += len;
+            walk[t] = s->last[p[t]];
+            active++;
+        }
+        at[t] = s->pool + s->mat[p[t]];
+        end[t] = at[t] + len;
+    }
+    for (size_t step = 0; active; step++)
+        for (size_t t = 0; t < np; t++) {
+            if (walk[t] == SOFT_DEDUP_NONE) continue;
+            ((uint32_t *)at[t])[step] = walk[t];
+            walk[t] = at[t] + step + 1 < end[t] ? s->prev[walk[t]] : SOFT_DEDUP_NONE;
+            active -= walk[t] == SOFT_DEDUP_NONE;
+        }
     size_t n = 0;
-    for (size_t t = 0; t < np; t++) cur[t] = s->last[p[t]];
+    if (np == 0) return 0;
+    if (np == 1) { /* one list: as it is */
+        for (; n < lim && at[0] < end[0]; n++) dst[n] = *at[0]++;
+        return n;
+    }
+    int64_t *head = s->headv; /* each list's next row, -1 once done: the scan below reads no pointer */
+    for (size_t t = 0; t < np; t++) head[t] = at[t] < end[t] ? (int64_t)*at[t] : -1;
     while (n < lim) {
-        size_t best = np;
-        for (size_t t = 0; t < np; t++)
-            if (cur[t] != SOFT_DEDUP_NONE && (best == np || cur[t] > cur[best])) best = t;
-        if (best == np) break;
-        dst[n++] = cur[best];
-        cur[best] = s->prev[cur[best]];
+        size_t best = 0;
+        for (size_t t = 1; t < np; t++) best = head[t] > head[best] ? t : best;
+        if (head[best] < 0) break;
+        dst[n++] = (uint32_t)head[best];
+        head[best] = ++at[best] < end[best] ? (int64_t)*at[best] : -1;
     }
     return n;
 }
@@ -194,7 +227,7 @@ size_t soft_dedup_expand(soft_dedup *s, const float *score, const uint32_t *ids,
             if (score[j] == star) s->top[nt < k ? nt : k] = ID(j), nt++;
     }
     uint32_t *ra = s->rbuf, *rt = s->rbuf + k; /* the rows above s*, then the tied rows taken: newest first */
-    size_t nra = merge_newest(s, ra, s->above, na, k, s->tie), nrt = 0;
+    size_t nra = merge_newest(s, ra, s->above, na, k), nrt = 0;
     if (nt > k) { /* more tied pairs than fit in top[]: collect their behaviors directly */
         size_t nr = 0;
         for (size_t j = 0; j < m; j++)
@@ -202,7 +235,7 @@ size_t soft_dedup_expand(soft_dedup *s, const float *score, const uint32_t *ids,
         soft_sort_u32(s->tie, nr);
         while (nra + nrt < k && nr) rt[nrt++] = s->tie[--nr];
     } else {
-        nrt = merge_newest(s, rt, s->top, nt, k - nra, s->tie);
+        nrt = merge_newest(s, rt, s->top, nt, k - nra);
     }
     /* both lists newest first: merged from the back of out, oldest first */
     size_t n = nra + nrt, i = 0, t = 0;

@@ -42,6 +42,11 @@ typedef struct soft_dedup {
     uint32_t *top;   /* (k + 1) scratch of expand: the tied pairs */
     uint32_t *above; /* (k + 1) the pairs above the K-th score */
     uint32_t *rbuf;  /* (2 k) their rows taken */
+    uint32_t *mat;   /* (max_n) where a pair's newest rows sit in pool, or SOFT_DEDUP_NONE (not walked yet) */
+    uint32_t *pool;  /* (max_n) pairs' newest min(cnt, k) rows, newest first, as candidates need them */
+    size_t pool_n;
+    const uint32_t **heads; /* (2 (k + 1)) merge cursors */
+    int64_t *headv;         /* (k + 1) their rows */
     uint64_t *heap;  /* (k + 1) */
     size_t u;        /* distinct pairs of the last build */
 } soft_dedup;
