@@ -1,17 +1,23 @@
 /*
  * soft_approx.h: approximate soft search for one request (private): the
  * index already groups a user's behaviors by category, a ready-made
- * partition. Per request the behaviors are grouped by category and each
- * category gets its centroid (the mean of its GSU vectors); per candidate
- * the categories are probed best centroid first until about `fraction` of
- * the behaviors (and at least K) have been scanned, and the top K of those
- * is kept, ranked as the exact search ranks them.
+ * partition. Per request the rows (a request's distinct (item, category)
+ * pairs, gsu/soft_dedup.h) are grouped by category, each category's keys
+ * transposed once, and each category gets its centroid: the mean of its GSU
+ * vectors weighted by the rows' behaviors, since the top K is counted in
+ * behaviors and a pair repeated 500 times matters 500 times. Per candidate
+ * the categories are probed best centroid first until `fraction` of the rows
+ * (and at least K) have been scored, exactly, and the top K of those is
+ * kept, ranked as the exact search ranks them. Not exact: a behavior of a
+ * category left unprobed is missed however well it scores.
  *
  * Within a category a GSU vector is W_b [e_item, e_cat] = kI(item) + kC(cat)
  * with kC the same for every behavior, so the centroid carries the
  * category's whole share of the score and the rest is the items' spread:
  * probing by centroid keeps most of the exact top K (recall measured by
- * bench/bench_soft_search.py). Allocation-free after soft_approx_carve.
+ * bench/bench_soft_search.py and tests/test_soft_score.c). On the default
+ * generated log the category parts' scores vary about 4x more than the
+ * items'. Allocation-free after soft_approx_carve.
  */
 #ifndef LSIM_SOFT_APPROX_H
 #define LSIM_SOFT_APPROX_H
@@ -42,17 +48,18 @@ typedef struct soft_approx {
 size_t soft_approx_bytes(size_t max_n, size_t d, size_t k, size_t n_slots);
 void soft_approx_carve(soft_approx *a, void *mem, size_t max_n, size_t d, size_t k, size_t n_slots, float fraction);
 
-/* Groups keys (n, d) by cats (n) and computes the centroids. */
-void soft_approx_prepare(soft_approx *a, const float *keys, const uint32_t *cats, size_t n);
+/* Groups keys (n, d) by cats (n) and computes the centroids, row i
+ * weighing weight[i] (its behaviors; NULL: 1 each). */
+void soft_approx_prepare(soft_approx *a, const float *keys, const uint32_t *cats, const uint32_t *weight, size_t n);
 
 /* For one query after prepare: scores the best groups until the budget is
  * reached; *ids and *scores (valid until the next call) get the rows
  * scanned and their exact scores. Returns their number. */
 size_t soft_approx_scan(soft_approx *a, const float *q, size_t n, const uint32_t **ids, const float **scores);
 
-/* keys (n, d) and cats (n) of the sequence, queries (nb, d): as
- * soft_select_topk (rows[b k ..], cnt[b] = min(k, n)). Returns the number
- * of behaviors scored, summed over the candidates. */
+/* keys (n, d) and cats (n) of the sequence, one behavior a row, queries
+ * (nb, d): as soft_select_topk (rows[b k ..], cnt[b] = min(k, n)). Returns
+ * the number of behaviors scored, summed over the candidates. */
 uint64_t soft_approx_topk(soft_approx *a, const float *keys, const uint32_t *cats, size_t n, const float *queries,
                           size_t nb, uint32_t *rows, uint32_t *cnt);
 
