@@ -15,9 +15,8 @@
  * with kC the same for every behavior, so the centroid carries the
  * category's whole share of the score and the rest is the items' spread:
  * probing by centroid keeps most of the exact top K (recall measured by
- * bench/bench_soft_search.py and tests/test_soft_score.c). On the default
- * generated log the category parts' scores vary about 4x more than the
- * items'. Allocation-free after soft_approx_carve.
+ * bench/bench_soft_search.py and tests/test_soft_score.c). Allocation-free
+ * after soft_approx_carve.
  */
 #ifndef LSIM_SOFT_APPROX_H
 #define LSIM_SOFT_APPROX_H
