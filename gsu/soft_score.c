@@ -114,7 +114,32 @@ AVX2 static void chunk_avx2(float *score, size_t n, size_t i0, size_t m, const f
         size_t b = 0;
         for (; b + 4 <= nb; b += 4) {
             const float *q0 = queries + b * d, *q1 = q0 + d, *q2 = q1 + d, *q3 = q2 + d;
-            for (size_t bk = 0; bk < blocks; bk++) {
+            size_t bk = 0;
+            for (; bk + 2 <= m / BL; bk += 2) { /* two full blocks: each query broadcast serves both */
+                const float *t = kt + bk * d * BL, *u = t + d * BL;
+                __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0, c0 = a0, c1 = a0, c2 = a0, c3 = a0;
+                for (size_t j = 0; j < d; j++) {
+                    __m256 k = _mm256_loadu_ps(t + j * BL), l = _mm256_loadu_ps(u + j * BL);
+                    __m256 x = _mm256_broadcast_ss(q0 + j);
+                    a0 = _mm256_fmadd_ps(k, x, a0);
+                    c0 = _mm256_fmadd_ps(l, x, c0);
+                    x = _mm256_broadcast_ss(q1 + j);
+                    a1 = _mm256_fmadd_ps(k, x, a1);
+                    c1 = _mm256_fmadd_ps(l, x, c1);
+                    x = _mm256_broadcast_ss(q2 + j);
+                    a2 = _mm256_fmadd_ps(k, x, a2);
+                    c2 = _mm256_fmadd_ps(l, x, c2);
+                    x = _mm256_broadcast_ss(q3 + j);
+                    a3 = _mm256_fmadd_ps(k, x, a3);
+                    c3 = _mm256_fmadd_ps(l, x, c3);
+                }
+                float *o = score + b * n + i0 + bk * BL;
+                _mm256_storeu_ps(o, a0), _mm256_storeu_ps(o + BL, c0);
+                _mm256_storeu_ps(o + n, a1), _mm256_storeu_ps(o + n + BL, c1);
+                _mm256_storeu_ps(o + 2 * n, a2), _mm256_storeu_ps(o + 2 * n + BL, c2);
+                _mm256_storeu_ps(o + 3 * n, a3), _mm256_storeu_ps(o + 3 * n + BL, c3);
+            }
+            for (; bk < blocks; bk++) {
                 const float *t = kt + bk * d * BL;
                 __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
                 for (size_t j = 0; j < d; j++) {
