@@ -284,6 +284,13 @@ Test(soft_score, a_gathered_transpose_scores_as_the_gathered_rows)
     soft_score_transpose_rows(kt, keys, rows, GN, D);
     soft_score_rows_t(got, kt, GN, q, 1, D);
     cr_assert_eq(memcmp(got, want, sizeof want), 0);
+    size_t tf = soft_score_t_floats(GN, D); /* the SIMD transpose moves the same bytes as the plain one */
+    float *plain = malloc(tf * sizeof(float));
+    soft_score_allow_simd(0);
+    soft_score_transpose_rows(plain, keys, rows, GN, D);
+    soft_score_allow_simd(1);
+    cr_assert_eq(memcmp(plain, kt, tf * sizeof(float)), 0);
+    free(plain);
     free(kt);
     free(scratch);
 }
