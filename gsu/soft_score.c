@@ -156,6 +156,28 @@ static void chunk_plain(float *score, size_t n, size_t i0, size_t m, const float
 }
 
 #if HAVE_X86
+/* One query against nbk (<= 8, a constant where inlined) blocks from block bk of m rows: out[bk BL ..]. */
+AVX2 static inline __attribute__((always_inline)) void one_query_blocks(float *out, size_t bk, size_t m,
+                                                                      const float *kt, const float *q, size_t d,
+                                                                      size_t nbk)
+{
+    const float *t = kt + bk * d * BL;
+    __m256 a[8];
+    for (size_t c = 0; c < nbk; c++) a[c] = _mm256_setzero_ps();
+    for (size_t j = 0; j < d; j++) {
+        __m256 x = _mm256_broadcast_ss(q + j);
+        for (size_t c = 0; c < nbk; c++) a[c] = _mm256_fmadd_ps(_mm256_loadu_ps(t + (c * d + j) * BL), x, a[c]);
+    }
+    size_t lim = m - bk * BL;
+    if (lim >= nbk * BL) {
+        for (size_t c = 0; c < nbk; c++) _mm256_storeu_ps(out + (bk + c) * BL, a[c]);
+    } else {
+        float tmp[8 * BL];
+        for (size_t c = 0; c < nbk; c++) _mm256_storeu_ps(tmp + c * BL, a[c]);
+        memcpy(out + bk * BL, tmp, lim * sizeof(float));
+    }
+}
+
 /* Four candidates at a time against each block of 8 behaviors: per lane one
  * fused multiply-add per dimension, in dimension order, however the
  * candidates are grouped. */
@@ -218,45 +240,13 @@ AVX2 static void chunk_avx2(float *score, size_t n, size_t i0, size_t m, const f
                 }
             }
         }
-        for (; b < nb; b++) {
+        for (; b < nb; b++) { /* one candidate: up to eight blocks at once, eight independent chains of FMAs */
             const float *q = queries + b * d;
             size_t bk = 0;
-            for (; bk + 4 <= blocks; bk += 4) { /* four blocks at once: four independent chains of FMAs */
-                const float *t = kt + bk * d * BL;
-                __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
-                for (size_t j = 0; j < d; j++) {
-                    __m256 x = _mm256_broadcast_ss(q + j);
-                    a0 = _mm256_fmadd_ps(_mm256_loadu_ps(t + j * BL), x, a0);
-                    a1 = _mm256_fmadd_ps(_mm256_loadu_ps(t + (d + j) * BL), x, a1);
-                    a2 = _mm256_fmadd_ps(_mm256_loadu_ps(t + (2 * d + j) * BL), x, a2);
-                    a3 = _mm256_fmadd_ps(_mm256_loadu_ps(t + (3 * d + j) * BL), x, a3);
-                }
-                size_t o = i0 + bk * BL, lim = m - bk * BL;
-                float *out = score + b * n + o;
-                if (lim >= 4 * BL) {
-                    _mm256_storeu_ps(out, a0);
-                    _mm256_storeu_ps(out + BL, a1);
-                    _mm256_storeu_ps(out + 2 * BL, a2);
-                    _mm256_storeu_ps(out + 3 * BL, a3);
-                } else {
-                    float tmp[4 * BL];
-                    _mm256_storeu_ps(tmp, a0);
-                    _mm256_storeu_ps(tmp + BL, a1);
-                    _mm256_storeu_ps(tmp + 2 * BL, a2);
-                    _mm256_storeu_ps(tmp + 3 * BL, a3);
-                    memcpy(out, tmp, lim * sizeof(float));
-                }
-            }
-            for (; bk < blocks; bk++) {
-                const float *t = kt + bk * d * BL;
-                __m256 a = _mm256_setzero_ps();
-                for (size_t j = 0; j < d; j++)
-                    a = _mm256_fmadd_ps(_mm256_loadu_ps(t + j * BL), _mm256_broadcast_ss(q + j), a);
-                float tmp[BL];
-                _mm256_storeu_ps(tmp, a);
-                size_t lim = m - bk * BL < BL ? m - bk * BL : BL;
-                memcpy(score + b * n + i0 + bk * BL, tmp, lim * sizeof(float));
-            }
+            for (; bk + 8 <= blocks; bk += 8) one_query_blocks(score + b * n + i0, bk, m, kt, q, d, 8);
+            if (bk + 4 <= blocks) one_query_blocks(score + b * n + i0, bk, m, kt, q, d, 4), bk += 4;
+            if (bk + 2 <= blocks) one_query_blocks(score + b * n + i0, bk, m, kt, q, d, 2), bk += 2;
+            if (bk < blocks) one_query_blocks(score + b * n + i0, bk, m, kt, q, d, 1);
         }
     }
 }

@@ -60,6 +60,23 @@ Test(soft_score, the_same_bits_however_batched)
     check_batching();
 }
 
+/* every count of blocks (the one-candidate path takes 8, 4, 2 and 1 at a time; four candidates, 2 and 1) */
+Test(soft_score, one_candidate_and_four_agree_at_every_length)
+{
+    enum { LN = 12 * 8 + 5 };
+    static float keys[LN * D], q[4 * D], kt[LN * D + 8 * D], four[4 * LN], one[LN];
+    uint64_t s = 17;
+    fill(keys, LN * D, &s);
+    fill(q, D, &s);
+    for (size_t b = 1; b < 4; b++) memcpy(q + b * D, q, D * sizeof(float));
+    for (size_t n = 1; n <= LN; n++) {
+        soft_score_transpose(kt, keys, n, D);
+        soft_score_rows_t(four, kt, n, q, 4, D);
+        soft_score_rows_t(one, kt, n, q, 1, D);
+        for (size_t b = 0; b < 4; b++) cr_assert_eq(memcmp(one, four + b * n, n * sizeof(float)), 0, "n %zu", n);
+    }
+}
+
 Test(soft_score, the_plain_path_equals_the_reference_and_is_batch_independent)
 {
     soft_score_allow_simd(0);
