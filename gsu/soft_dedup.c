@@ -113,21 +113,6 @@ static int any_at_least(const float *x, float floor)
 #endif
 }
 
-/* Restores the min-heap h[0..n) below i. */
-static void sift(uint64_t *h, size_t n, size_t i)
-{
-    uint64_t x = h[i];
-    for (;;) {
-        size_t l = 2 * i + 1, m = l;
-        if (l >= n) break;
-        if (l + 1 < n && h[l + 1] < h[l]) m = l + 1;
-        if (h[m] >= x) break;
-        h[i] = h[m];
-        i = m;
-    }
-    h[i] = x;
-}
-
 /* The rows of pairs p[0..np) (np <= k + 1) merged newest first, at most lim of them, into dst; returns how many.
  * Each pair's newest min(cnt, k) rows are walked from its chain into pool the first time a candidate of the request
  * needs them (the pairs that reach the top K recur across candidates), the pairs' chains side by side: each step
@@ -206,7 +191,7 @@ size_t soft_dedup_expand(soft_dedup *s, const float *score, const uint32_t *ids,
             outmax = score[r] > outmax ? score[r] : outmax;
             sum -= CNT(ID(r));
             h[0] = h[--np];
-            sift(h, np, 0);
+            soft_heap_sift(h, np, 0);
         }
         if (sum >= k) floor = score[(uint32_t)h[0]];
     }

@@ -238,6 +238,13 @@ Test(soft_score, approximate_search_keeps_the_top_k_where_categories_dominate)
 #include "gsu/soft_dedup.h"
 #include "gsu/soft_search.h"
 
+static void *dedup_new(soft_dedup *dd, size_t n, size_t k)
+{
+    void *mem = malloc(soft_dedup_bytes(n, k));
+    soft_dedup_carve(dd, mem, n, k);
+    return mem;
+}
+
 Test(soft_score, distinct_pairs_give_the_row_ranking_exactly)
 {
     enum { PN = 2000, PK = 50 };
@@ -245,11 +252,11 @@ Test(soft_score, distinct_pairs_give_the_row_ranking_exactly)
     static float row_score[PN], pair_score[PN];
     static uint64_t heap[PK];
     soft_dedup dd;
-    void *mem = malloc(soft_dedup_bytes(PN, PK));
-    soft_dedup_carve(&dd, mem, PN, PK);
+    void *mem = dedup_new(&dd, PN, PK);
     uint64_t s = 8;
     for (int trial = 0; trial < 90; trial++) {
-        /* a third with few pairs (many rows each), a third with many (the block-maxima floor), a third mixed */
+        /* a third with few pairs (many rows each), a third with many (the floor skipping 16 at a time), a third
+         * mixed */
         size_t n = trial >= 60 ? PN : 1 + (size_t)(tu_rand(&s) % PN);
         size_t pairs = trial >= 60 ? 1000 + (size_t)(tu_rand(&s) % 1000)
                                    : 1 + (size_t)(tu_rand(&s) % (trial % 3 ? 40 : 900));
@@ -343,8 +350,7 @@ Test(soft_score, the_expansion_over_a_shortlist_in_any_order_ranks_as_brute_forc
     static uint32_t items[SN], cats[SN], ids[SN], want[SK], got[SK];
     static float score[SN];
     soft_dedup dd;
-    void *mem = malloc(soft_dedup_bytes(SN, SK));
-    soft_dedup_carve(&dd, mem, SN, SK);
+    void *mem = dedup_new(&dd, SN, SK);
     uint64_t s = 31;
     for (int trial = 0; trial < 60; trial++) {
         size_t n = 1 + (size_t)(tu_rand(&s) % SN), pairs = 1 + (size_t)(tu_rand(&s) % (trial % 2 ? 30 : 1500));
