@@ -27,8 +27,7 @@ static size_t slots_for(size_t max_n)
     X(slot, soft_dedup_slot, slots) X(item, uint32_t, max_n) X(cat, uint32_t, max_n) X(cnt, uint32_t, max_n)     \
     X(last, uint32_t, max_n) X(prev, uint32_t, max_n) X(tie, uint32_t, max_n) X(top, uint32_t, k + 1)             \
     X(above, uint32_t, k + 1) X(rbuf, uint32_t, 2 * k) X(heap, uint64_t, k + 1) X(mat, uint32_t, max_n)         \
-    X(pool, uint32_t, max_n) X(heads, const uint32_t *, 2 * (k + 1)) \
-    X(headv, int64_t, k + 1)
+    X(pool, uint32_t, max_n) X(heads, uint32_t *, 2 * (k + 1)) X(headv, int64_t, k + 1)
 
 size_t soft_dedup_bytes(size_t max_n, size_t k)
 {
@@ -119,7 +118,7 @@ static int any_at_least(const float *x, float floor)
  * of a chain is a load that may miss the cache, and the chains' misses overlap. */
 static size_t merge_newest(soft_dedup *s, uint32_t *dst, const uint32_t *p, size_t np, size_t lim)
 {
-    const uint32_t **at = s->heads, **end = at + np;
+    uint32_t **at = s->heads, **end = at + np;
     uint32_t *walk = s->tie; /* (np) each chain's cursor, SOFT_DEDUP_NONE once done */
     size_t active = 0, k = s->k;
     for (size_t t = 0; t < np; t++) {
@@ -137,7 +136,7 @@ static size_t merge_newest(soft_dedup *s, uint32_t *dst, const uint32_t *p, size
     for (size_t step = 0; active; step++)
         for (size_t t = 0; t < np; t++) {
             if (walk[t] == SOFT_DEDUP_NONE) continue;
-            ((uint32_t *)at[t])[step] = walk[t];
+            at[t][step] = walk[t];
             walk[t] = at[t] + step + 1 < end[t] ? s->prev[walk[t]] : SOFT_DEDUP_NONE;
             active -= walk[t] == SOFT_DEDUP_NONE;
         }

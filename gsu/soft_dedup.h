@@ -12,6 +12,11 @@
  *   s* is kept, and of those scoring exactly s*, the most recent ones fill
  *   the K. (soft_dedup_expand; equal to soft_gsu_topk on the rows.)
  *
+ * The build is one hash probe per behavior; a pair's behaviors are chained
+ * (its latest row, each row's previous row of the same pair), not sorted into
+ * groups, since only the few pairs that reach some candidate's top K are ever
+ * walked, and each of those once per build (its newest K rows kept).
+ *
  * Allocation-free after soft_dedup_carve.
  */
 #ifndef LSIM_SOFT_DEDUP_H
@@ -45,7 +50,7 @@ typedef struct soft_dedup {
     uint32_t *mat;   /* (max_n) where a pair's newest rows sit in pool, or SOFT_DEDUP_NONE (not walked yet) */
     uint32_t *pool;  /* (max_n) pairs' newest min(cnt, k) rows, newest first, as candidates need them */
     size_t pool_n;
-    const uint32_t **heads; /* (2 (k + 1)) merge cursors */
+    uint32_t **heads;       /* (2 (k + 1)) merge cursors */
     int64_t *headv;         /* (k + 1) their rows */
     uint64_t *heap;  /* (k + 1) */
     size_t u;        /* distinct pairs of the last build */
