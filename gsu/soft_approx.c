@@ -85,6 +85,21 @@ static void group(soft_approx *a, const float *keys, const uint32_t *cats, const
     a->groups = G;
 }
 
+/* Restores the max-heap (by score s) of group indices o[0..n) below i. */
+static void sift_best(uint32_t *o, size_t n, size_t i, const float *s)
+{
+    uint32_t x = o[i];
+    for (;;) {
+        size_t l = 2 * i + 1, m = l;
+        if (l >= n) break;
+        if (l + 1 < n && s[o[l + 1]] > s[o[l]]) m = l + 1;
+        if (s[o[m]] <= s[x]) break;
+        o[i] = o[m];
+        i = m;
+    }
+    o[i] = x;
+}
+
 uint64_t soft_approx_topk(soft_approx *a, const float *keys, const uint32_t *cats, size_t n, const float *queries,
                           size_t nb, uint32_t *rows, uint32_t *cnt)
 {
@@ -118,15 +133,15 @@ size_t soft_approx_scan(soft_approx *a, const float *q, size_t n, const uint32_t
     size_t d = a->d, G = a->groups, budget = (size_t)ceil((double)a->fraction * (double)n), m = 0;
     if (budget < a->k) budget = a->k;
     soft_score_rows_t(a->cscore, a->ct, G, q, 1, d);
-    /* the best remaining group, one at a time: few are probed, so no sort */
+    /* a max-heap of the groups by centroid score, popped as they are probed: O(G) to build, O(log G) a probe
+     * (few are probed; a user may have thousands of categories) */
     uint32_t *o = a->corder;
     for (size_t g = 0; g < G; g++) o[g] = (uint32_t)g;
-    for (size_t j = 0; j < G && m < budget; j++) {
-        size_t best = j;
-        for (size_t t = j + 1; t < G; t++)
-            if (a->cscore[o[t]] > a->cscore[o[best]]) best = t;
-        uint32_t g = o[best];
-        o[best] = o[j], o[j] = g;
+    for (size_t i = G / 2; i-- > 0;) sift_best(o, G, i, a->cscore);
+    for (size_t left = G; left && m < budget;) {
+        uint32_t g = o[0];
+        o[0] = o[--left];
+        sift_best(o, left, 0, a->cscore);
         size_t lo = a->goff[g], len = a->goff[g + 1] - lo;
         soft_score_rows_t(a->score + m, a->kt + (size_t)a->gpad[g] * d, len, q, 1, d);
         memcpy(a->sids + m, a->perm + lo, len * sizeof *a->sids);

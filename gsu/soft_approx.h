@@ -35,7 +35,7 @@ typedef struct soft_approx {
     float *cent;        /* (n_slots, d) centroids */
     float *ct;          /* the centroids transposed (gsu/soft_score.h) */
     float *cscore;      /* (n_slots) one candidate's centroid scores */
-    uint32_t *corder;   /* (n_slots) groups, the probed ones first */
+    uint32_t *corder;   /* (n_slots) groups: a max-heap by centroid score while probing */
     float *score;       /* (max_n) scanned scores */
     float *kt;          /* the groups' keys transposed, each from a block boundary */
     uint32_t *gpad;     /* (n_slots + 1) each group's first row in kt */
