@@ -41,9 +41,8 @@ void soft_approx_carve(soft_approx *a, void *mem, size_t max_n, size_t d, size_t
 }
 
 /* Groups the rows by category (rows ascending within a group), their keys
- * transposed in that order, and each group's centroid weighted by weight
- * (NULL: 1 each). */
-static void group(soft_approx *a, const float *keys, const uint32_t *cats, const uint32_t *weight, size_t n)
+ * transposed in that order, and each group's centroid. */
+static void group(soft_approx *a, const float *keys, const uint32_t *cats, size_t n)
 {
     size_t d = a->d, G = 0, last = a->n_slots - 1;
     for (size_t i = 0; i < n; i++) {
@@ -72,14 +71,11 @@ static void group(soft_approx *a, const float *keys, const uint32_t *cats, const
         a->gpad[g] = (uint32_t)pad;
         soft_score_transpose_rows(a->kt + pad * d, keys, a->perm + lo, hi - lo, d);
         pad += (hi - lo + SOFT_SCORE_BLOCK - 1) / SOFT_SCORE_BLOCK * SOFT_SCORE_BLOCK;
-        float *c = a->cent + g * d, total = 0;
+        float *c = a->cent + g * d;
         memset(c, 0, d * sizeof(float));
-        for (size_t j = lo; j < hi; j++) {
-            float w = weight ? (float)weight[a->perm[j]] : 1.0f;
-            for (size_t t = 0; t < d; t++) c[t] += w * keys[(size_t)a->perm[j] * d + t];
-            total += w;
-        }
-        for (size_t t = 0; t < d; t++) c[t] /= total;
+        for (size_t j = lo; j < hi; j++)
+            for (size_t t = 0; t < d; t++) c[t] += keys[(size_t)a->perm[j] * d + t];
+        for (size_t t = 0; t < d; t++) c[t] /= (float)(hi - lo);
     }
     soft_score_transpose(a->ct, a->cent, G, d);
     a->groups = G;
@@ -111,7 +107,7 @@ uint64_t soft_approx_topk(soft_approx *a, const float *keys, const uint32_t *cat
         }
         return (uint64_t)n * nb;
     }
-    soft_approx_prepare(a, keys, cats, NULL, n);
+    soft_approx_prepare(a, keys, cats, n);
     uint64_t scanned = 0;
     for (size_t b = 0; b < nb; b++) {
         const uint32_t *ids;
@@ -123,9 +119,9 @@ uint64_t soft_approx_topk(soft_approx *a, const float *keys, const uint32_t *cat
     return scanned;
 }
 
-void soft_approx_prepare(soft_approx *a, const float *keys, const uint32_t *cats, const uint32_t *weight, size_t n)
+void soft_approx_prepare(soft_approx *a, const float *keys, const uint32_t *cats, size_t n)
 {
-    group(a, keys, cats, weight, n);
+    group(a, keys, cats, n);
 }
 
 size_t soft_approx_scan(soft_approx *a, const float *q, size_t n, const uint32_t **ids, const float **scores)

@@ -3,9 +3,9 @@
  * index already groups a user's behaviors by category, a ready-made
  * partition. Per request the rows (a request's distinct (item, category)
  * pairs, gsu/soft_dedup.h) are grouped by category, each category's keys
- * transposed once, and each category gets its centroid: the mean of its GSU
- * vectors weighted by the rows' behaviors, since the top K is counted in
- * behaviors and a pair repeated 500 times matters 500 times. Per candidate
+ * transposed once, and each category gets its centroid, the mean of its GSU
+ * vectors. (Weighting the mean by the pairs' behaviors was tried: better on
+ * one generated log, worse on another; not kept.) Per candidate
  * the categories are probed best centroid first until `fraction` of the rows
  * (and at least K) have been scored, exactly, and the top K of those is
  * kept, ranked as the exact search ranks them. Not exact: a behavior of a
@@ -47,9 +47,8 @@ typedef struct soft_approx {
 size_t soft_approx_bytes(size_t max_n, size_t d, size_t k, size_t n_slots);
 void soft_approx_carve(soft_approx *a, void *mem, size_t max_n, size_t d, size_t k, size_t n_slots, float fraction);
 
-/* Groups keys (n, d) by cats (n) and computes the centroids, row i
- * weighing weight[i] (its behaviors; NULL: 1 each). */
-void soft_approx_prepare(soft_approx *a, const float *keys, const uint32_t *cats, const uint32_t *weight, size_t n);
+/* Groups keys (n, d) by cats (n) and computes the centroids. */
+void soft_approx_prepare(soft_approx *a, const float *keys, const uint32_t *cats, size_t n);
 
 /* For one query after prepare: scores the best groups until the budget is
  * reached; *ids and *scores (valid until the next call) get the rows

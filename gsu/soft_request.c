@@ -72,7 +72,7 @@ int soft_request_topk(soft_request *r, const float *keys, const float *queries, 
         return 0;
     }
     if (r->mode == SOFT_APPROX) {
-        soft_approx_prepare(&r->sa, keys, r->dd.cat, r->dd.cnt, u);
+        soft_approx_prepare(&r->sa, keys, r->dd.cat, u);
         for (size_t b = 0; b < nb; b++) {
             const uint32_t *ids;
             const float *sc;
