@@ -11,9 +11,12 @@
  *   faiss        SOFT_FAISS: a FAISS shortlist of the pairs, exact ranking
  *   approx F     SOFT_APPROX: the pairs' categories probed by centroid until a
  *                share F of the pairs is scanned
- * The lsim modes' times include grouping the sequence into pairs; no time
- * includes computing the vectors (the same function for all, and lsim
- * computes one per pair rather than one per behavior).
+ * The lsim modes' times include everything the request does after it has the
+ * behaviors: grouping the sequence into pairs, approx's grouping by category
+ * (keys transposed, centroids), the scores and the top K behaviors per
+ * candidate. FAISS's search time excludes its add (the vectors handed over
+ * ready). No time includes computing the vectors (the same function for all,
+ * and lsim computes one per pair rather than one per behavior).
  * Checks: exact and faiss give the same top K as a brute-force ranking in
  * double precision (up to rows whose scores tie with the K-th to float
  * rounding); approx's recall@K against exact. One thread everywhere.

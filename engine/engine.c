@@ -24,7 +24,7 @@ void lsim_settings_default(lsim_settings *s)
     s->max_candidates = 1000;
     s->max_future = 366 * 86400;
     s->soft_search = LSIM_SOFT_EXACT;
-    s->approx_fraction = 0.05f;
+    s->approx_fraction = 0.2f;
 }
 
 int ctx_err(lsim_ctx *c, int code, const char *fmt, ...)

@@ -7,6 +7,7 @@
 
 #include "gsu/soft_score.h"
 #include "index/index_internal.h"
+#include "models/nn_vmath.h"
 
 #include <math.h>
 #include <string.h>
@@ -105,22 +106,11 @@ static int read_request(lsim_ctx *c, const char *user, size_t user_len, int64_t 
     int rc = index_reader_begin(c->rd);
     if (rc) return ctx_err(c, rc, "%s", lsim_index_reader_errmsg(c->rd));
     pthread_rwlock_rdlock(&ix->lock);
-    uint32_t uid, n_items = vocab_size(ix->voc[IX_ITEM]), n_cats = vocab_size(ix->voc[IX_CAT]);
+    uint32_t uid, n_cats = vocab_size(ix->voc[IX_CAT]);
     int known = vocab_find(ix->voc[IX_USER], user, user_len, &uid) == 0;
-    for (size_t i = 0; i < n; i++) {
-        uint32_t it, ct;
-        if (vocab_find(ix->voc[IX_ITEM], cand[i].item, cand[i].item_len, &it)) it = n_items;
-        if (cand[i].category) {
-            if (vocab_find(ix->voc[IX_CAT], cand[i].category, cand[i].category_len, &ct)) ct = n_cats;
-        } else {
-            ct = it < n_items ? vocab_cat(ix->voc[IX_ITEM], it) : n_cats;
-            if (ct == VOCAB_NO_CAT) ct = n_cats;
-        }
-        c->t_item[i] = it;
-        c->t_cat[i] = ct;
-        c->now[i] = now;
-    }
+    index_candidate_ids(ix, cand, n, c->t_item, c->t_cat);
     pthread_rwlock_unlock(&ix->lock);
+    for (size_t i = 0; i < n; i++) c->now[i] = now;
     n = *n_distinct = distinct_candidates(c, n);
     if (known && c->ev_need == SIZE_MAX) {
         rc = index_user_events_in(c->rd, uid, now, &c->ev, &c->ev_cap, n_ev);
@@ -280,17 +270,12 @@ static int run(lsim_ctx *c, const char *user, size_t user_len, int64_t now, cons
     return 0;
 }
 
-static float probability(float logit)
-{
-    return 1.0f / (1.0f + expf(-logit));
-}
-
 int lsim_score(lsim_ctx *c, const char *user, size_t user_len, int64_t now, const lsim_candidate *candidates,
                size_t n, float *scores)
 {
     int rc = run(c, user, user_len, now, candidates, n, scores);
     if (rc) return rc;
-    for (size_t i = 0; i < n; i++) scores[i] = probability(c->logits[c->cmap[i]]);
+    for (size_t i = 0; i < n; i++) scores[i] = vm_sigmoid_ref(c->logits[c->cmap[i]]); /* as eval_requests */
     return 0;
 }
 
@@ -306,7 +291,7 @@ int lsim_explain(lsim_ctx *c, const char *user, size_t user_len, int64_t now, co
                        model_kind_name(c->e->spec.kind));
     int rc = run(c, user, user_len, now, candidate, 1, score);
     if (rc) return rc;
-    *score = probability(c->logits[0]);
+    *score = vm_sigmoid_ref(c->logits[0]);
     const uint32_t *rows;
     size_t m = sim_selected(sm, 0, &rows);
     sim_attention(sm, 0, c->att);

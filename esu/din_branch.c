@@ -33,13 +33,13 @@ void din_branch_carve(din_branch *br, arena *a, size_t max_b, size_t max_s)
     br->r_item = ARENA_U32(a, R);
     br->r_cat = ARENA_U32(a, R);
     for (br->hs = 16; br->hs < 2 * max_s; br->hs *= 2) {}
-    br->cnt = ARENA_FLOATS(a, max_s);
+    br->hmap = ARENA_U32(a, max_s);
     br->slot = ARENA_U32(a, br->hs);
     din_unit_carve(&br->unit, a, B, R);
 }
 
 /* The distinct (item, category) pairs among a history's s rows, in the order
- * first seen, into r_item / r_cat with their counts in cnt; returns how many. */
+ * first seen, into r_item / r_cat, and each row's distinct pair in hmap; returns how many. */
 static size_t history_distinct(din_branch *br, const uint32_t *item, const uint32_t *cat, size_t s)
 {
     size_t mask = br->hs - 1, n = 0;
@@ -49,10 +49,10 @@ static size_t history_distinct(din_branch *br, const uint32_t *item, const uint3
         uint32_t k;
         while ((k = br->slot[h]) && (br->r_item[k - 1] != item[j] || br->r_cat[k - 1] != cat[j])) h = (h + 1) & mask;
         if (!k) {
-            br->r_item[n] = item[j], br->r_cat[n] = cat[j], br->cnt[n] = 0;
+            br->r_item[n] = item[j], br->r_cat[n] = cat[j];
             k = br->slot[h] = (uint32_t)++n;
         }
-        br->cnt[k - 1] += 1.0f;
+        br->hmap[j] = k - 1;
     }
     return n;
 }
@@ -67,7 +67,7 @@ void din_branch_forward(din_branch *br, float *out, const float *ea, const model
         size_t s = bt->hist_len[0] < bt->s ? bt->hist_len[0] : bt->s;
         size_t n = history_distinct(br, bt->hist_item, bt->hist_cat, s);
         embed_forward(br->emb, br->es, br->r_item, br->r_cat, n);
-        din_unit_forward_shared(&br->unit, br->v, ea, br->es, br->cnt, n, B);
+        din_unit_forward_shared(&br->unit, br->v, ea, br->es, n, br->hmap, s, B);
         br->r = 0;
     } else {
         br->r = seq_pack(br->off, br->r_item, br->r_cat, bt->hist_item, bt->hist_cat, bt->hist_len, B, bt->s);

@@ -28,8 +28,8 @@ typedef struct din_branch {
     size_t b, r;
     float *es, *v, *des, *dv;
     uint32_t *off, *r_item, *r_cat;
-    /* the shared path's distinct history rows: their counts, and an open-addressing table (hs slots) */
-    float *cnt;
+    /* the shared path's distinct history rows: each row's (max_s), and an open-addressing table (hs slots) */
+    uint32_t *hmap;
     uint32_t *slot;
     size_t hs;
 } din_branch;

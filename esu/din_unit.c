@@ -277,8 +277,8 @@ static void pairs_tiles(din_unit *u, const float *ea, const float *es, const flo
     }
 }
 
-void din_unit_forward_shared(din_unit *u, float *v, const float *ea, const float *es, const float *cnt, size_t s,
-                             size_t b)
+void din_unit_forward_shared(din_unit *u, float *v, const float *ea, const float *es, size_t s, const uint32_t *map,
+                             size_t n, size_t b)
 {
     size_t E = u->e, H1 = u->h1, H2 = u->h2;
     u->r = 0; /* no backward after this path */
@@ -311,23 +311,19 @@ void din_unit_forward_shared(din_unit *u, float *v, const float *ea, const float
     } else {
         pairs_tiles(u, ea, es, qrow, wz, zw, G, s, b);
     }
-    for (size_t i = 0; i < b; i++) { /* w_j (times the row's count), then v = sum_j w_j e_j */
-        const float *sc = u->sc + i * s;
-        float *w = u->w + i * s, *vi = v + i * E;
-        if (!u->softmax) {
-            for (size_t j = 0; j < s; j++) w[j] = cnt ? cnt[j] * sc[j] : sc[j];
-        } else if (s) { /* each row's exp as many times as it occurs; the sum in double as the softmax kernel's */
-            float mx = sc[0];
-            for (size_t j = 1; j < s; j++) mx = sc[j] > mx ? sc[j] : mx;
-            double sum = 0;
-            for (size_t j = 0; j < s; j++) {
-                w[j] = expf(sc[j] - mx);
-                sum += cnt ? (double)cnt[j] * w[j] : w[j];
-            }
-            for (size_t j = 0; j < s; j++) w[j] = (float)((cnt ? (double)cnt[j] * w[j] : w[j]) / sum);
+    if (!map) n = s;
+    for (size_t i = 0; i < b; i++) { /* w_j for every row of the history in order, then v = sum_j w_j e_j: */
+        const float *sc = u->sc + i * s; /* the general path's operations, on the same scores */
+        float *w = u->w + i * n, *vi = v + i * E;
+        for (size_t j = 0; j < n; j++) w[j] = sc[map ? map[j] : j];
+        if (u->softmax && n) {
+            uint32_t len = (uint32_t)n;
+            nn_softmax_masked_forward(w, w, &len, 1, n);
         }
         memset(vi, 0, E * sizeof(float));
-        for (size_t j = 0; j < s; j++)
-            for (size_t d = 0; d < E; d++) vi[d] += w[j] * es[j * E + d];
+        for (size_t j = 0; j < n; j++) {
+            const float *ej = es + (size_t)(map ? map[j] : j) * E;
+            for (size_t d = 0; d < E; d++) vi[d] += w[j] * ej[d];
+        }
     }
 }

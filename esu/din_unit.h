@@ -73,9 +73,11 @@ void din_unit_backward(din_unit *u, float *dea, float *des, const float *dv);
  * candidate, and only the third for every (candidate, behavior) pair, with
  * E inputs instead of 4E. Equal to din_unit_forward up to float rounding
  * (tested); din_unit_forward is its reference. A history that repeats a
- * behavior may come with each distinct row once and its count (cnt, or
- * NULL for all 1): every occurrence has the same score, so w_j e_j (and
- * exp(s_j) in the softmax's sum) counts cnt_j times.
+ * behavior may come as its distinct rows es (S) and map (N) from each of
+ * its N rows, in order, to its distinct row (or NULL: N = S, every row
+ * distinct): every occurrence has the same score, so the MLP runs once per
+ * distinct row, and the weights and v = sum_j w_j e_j are then taken over
+ * the N rows in order, the same operations as the general path's.
  * With split = d_item set (the branch sets it), W4 (e_j * e_a) splits once
  * more by the embedding's [item | category] blocks: the category term
  * depends only on (the behavior's category, the candidate), and a short
@@ -83,8 +85,8 @@ void din_unit_backward(din_unit *u, float *dea, float *des, const float *dv);
  * computed once per (history category, candidate) (up to DIN_UNIT_GROUPS
  * of them; more, and the path keeps the whole W4 per pair), and only the
  * item term per pair: d_item inputs instead of E. */
-// v (B, E); ea (B, E); es (S, E); cnt (S) or NULL
-void din_unit_forward_shared(din_unit *u, float *v, const float *ea, const float *es, const float *cnt, size_t s,
-                             size_t b);
+// v (B, E); ea (B, E); es (S, E); map (N) or NULL
+void din_unit_forward_shared(din_unit *u, float *v, const float *ea, const float *es, size_t s, const uint32_t *map,
+                             size_t n, size_t b);
 
 #endif

@@ -15,11 +15,11 @@ static size_t up64(size_t x)
 }
 
 #define PIECES(X)                                                                                                   \
-    X(slot, uint32_t, n_slots) X(gcat, uint32_t, max_n) X(goff, uint32_t, max_n + 1) X(perm, uint32_t, max_n)       \
-    X(sids, uint32_t, max_n) X(pk, float, max_n * d) X(cent, float, max_n * d) X(cscore, float, max_n)              \
-    X(corder, uint32_t, max_n) X(score, float, max_n)                                                               \
-    X(kt, float, soft_score_t_floats(max_n + 8 * n_slots, d))                                                       \
-    X(gpad, uint32_t, max_n + 1) X(heap, uint64_t, k)
+    X(slot, uint32_t, n_slots) X(gcat, uint32_t, n_slots) X(goff, uint32_t, n_slots + 1) X(perm, uint32_t, max_n)  \
+    X(sids, uint32_t, max_n) X(cent, float, n_slots * d) X(ct, float, soft_score_t_floats(n_slots, d))              \
+    X(cscore, float, n_slots) X(corder, uint32_t, n_slots) X(score, float, max_n)                                   \
+    X(kt, float, soft_score_t_floats(max_n + SOFT_SCORE_BLOCK * n_slots, d)) X(gpad, uint32_t, n_slots + 1)          \
+    X(heap, uint64_t, k)
 
 size_t soft_approx_bytes(size_t max_n, size_t d, size_t k, size_t n_slots)
 {
@@ -41,7 +41,7 @@ void soft_approx_carve(soft_approx *a, void *mem, size_t max_n, size_t d, size_t
 }
 
 /* Groups the rows by category (rows ascending within a group), their keys
- * in that order, and each group's centroid. */
+ * transposed in that order, and each group's centroid. */
 static void group(soft_approx *a, const float *keys, const uint32_t *cats, size_t n)
 {
     size_t d = a->d, G = 0, last = a->n_slots - 1;
@@ -63,52 +63,37 @@ static void group(soft_approx *a, const float *keys, const uint32_t *cats, size_
         a->perm[cur[a->slot[c] - 1]++] = (uint32_t)i;
     }
     for (size_t g = 0; g < G; g++) a->slot[a->gcat[g]] = 0;
-    for (size_t j = 0; j < n; j++) memcpy(a->pk + j * d, keys + (size_t)a->perm[j] * d, d * sizeof(float));
-    /* each group's keys transposed once, from a block boundary (the scan then scores them in place) */
+    /* each group's keys transposed once, from a block boundary (the scan then scores them in place), and its
+     * centroid */
     size_t pad = 0;
     for (size_t g = 0; g < G; g++) {
-        size_t lo = a->goff[g], len = a->goff[g + 1] - lo;
-        a->gpad[g] = (uint32_t)pad;
-        soft_score_transpose(a->kt + pad * d, a->pk + lo * d, len, d);
-        pad += (len + SOFT_SCORE_BLOCK - 1) / SOFT_SCORE_BLOCK * SOFT_SCORE_BLOCK;
-    }
-    for (size_t g = 0; g < G; g++) {
-        float *ct = a->cent + g * d;
         size_t lo = a->goff[g], hi = a->goff[g + 1];
-        memset(ct, 0, d * sizeof(float));
+        a->gpad[g] = (uint32_t)pad;
+        soft_score_transpose_rows(a->kt + pad * d, keys, a->perm + lo, hi - lo, d);
+        pad += (hi - lo + SOFT_SCORE_BLOCK - 1) / SOFT_SCORE_BLOCK * SOFT_SCORE_BLOCK;
+        float *c = a->cent + g * d;
+        memset(c, 0, d * sizeof(float));
         for (size_t j = lo; j < hi; j++)
-            for (size_t t = 0; t < d; t++) ct[t] += a->pk[j * d + t];
-        for (size_t t = 0; t < d; t++) ct[t] /= (float)(hi - lo);
+            for (size_t t = 0; t < d; t++) c[t] += keys[(size_t)a->perm[j] * d + t];
+        for (size_t t = 0; t < d; t++) c[t] /= (float)(hi - lo);
     }
+    soft_score_transpose(a->ct, a->cent, G, d);
     a->groups = G;
 }
 
-/* Restores the min-heap (by score s) of group indices o[0..n) below i. */
-static void sift_groups(uint32_t *o, size_t n, size_t i, const float *s)
+/* Restores the max-heap (by score s) of group indices o[0..n) below i. */
+static void sift_best(uint32_t *o, size_t n, size_t i, const float *s)
 {
+    uint32_t x = o[i];
     for (;;) {
-        size_t l = 2 * i + 1, m = i;
-        if (l < n && s[o[l]] < s[o[m]]) m = l;
-        if (l + 1 < n && s[o[l + 1]] < s[o[m]]) m = l + 1;
-        if (m == i) return;
-        uint32_t t = o[i];
-        o[i] = o[m], o[m] = t, i = m;
+        size_t l = 2 * i + 1, m = l;
+        if (l >= n) break;
+        if (l + 1 < n && s[o[l + 1]] > s[o[l]]) m = l + 1;
+        if (s[o[m]] <= s[x]) break;
+        o[i] = o[m];
+        i = m;
     }
-}
-
-/* corder[0..G) by cscore, best first: an in-place heapsort (no allocation).
- * A min-heap, so that popping the root to the end leaves the best first. */
-static void order_groups(soft_approx *a)
-{
-    size_t G = a->groups;
-    uint32_t *o = a->corder;
-    for (size_t g = 0; g < G; g++) o[g] = (uint32_t)g;
-    for (size_t i = G / 2; i-- > 0;) sift_groups(o, G, i, a->cscore);
-    for (size_t end = G; end > 1; end--) {
-        uint32_t t = o[0];
-        o[0] = o[end - 1], o[end - 1] = t;
-        sift_groups(o, end - 1, 0, a->cscore);
-    }
+    o[i] = x;
 }
 
 uint64_t soft_approx_topk(soft_approx *a, const float *keys, const uint32_t *cats, size_t n, const float *queries,
@@ -141,17 +126,19 @@ void soft_approx_prepare(soft_approx *a, const float *keys, const uint32_t *cats
 
 size_t soft_approx_scan(soft_approx *a, const float *q, size_t n, const uint32_t **ids, const float **scores)
 {
-    size_t d = a->d, budget = (size_t)ceil((double)a->fraction * (double)n), m = 0;
+    size_t d = a->d, G = a->groups, budget = (size_t)ceil((double)a->fraction * (double)n), m = 0;
     if (budget < a->k) budget = a->k;
-    for (size_t g = 0; g < a->groups; g++) {
-        const float *ct = a->cent + g * d;
-        float s = 0;
-        for (size_t t = 0; t < d; t++) s += ct[t] * q[t];
-        a->cscore[g] = s;
-    }
-    order_groups(a);
-    for (size_t j = 0; j < a->groups && m < budget; j++) {
-        size_t g = a->corder[j], lo = a->goff[g], len = a->goff[g + 1] - lo;
+    soft_score_rows_t(a->cscore, a->ct, G, q, 1, d);
+    /* a max-heap of the groups by centroid score, popped as they are probed: O(G) to build, O(log G) a probe
+     * (few are probed; a user may have thousands of categories) */
+    uint32_t *o = a->corder;
+    for (size_t g = 0; g < G; g++) o[g] = (uint32_t)g;
+    for (size_t i = G / 2; i-- > 0;) sift_best(o, G, i, a->cscore);
+    for (size_t left = G; left && m < budget;) {
+        uint32_t g = o[0];
+        o[0] = o[--left];
+        sift_best(o, left, 0, a->cscore);
+        size_t lo = a->goff[g], len = a->goff[g + 1] - lo;
         soft_score_rows_t(a->score + m, a->kt + (size_t)a->gpad[g] * d, len, q, 1, d);
         memcpy(a->sids + m, a->perm + lo, len * sizeof *a->sids);
         m += len;

@@ -24,9 +24,10 @@ static size_t slots_for(size_t max_n)
 }
 
 #define PIECES(X)                                                                                                  \
-    X(hkey, uint64_t, slots) X(hval, uint32_t, slots) X(hgen, uint32_t, slots) X(item, uint32_t, max_n)           \
-    X(cat, uint32_t, max_n) X(off, uint32_t, max_n + 1) X(rows, uint32_t, max_n) X(tie, uint32_t, max_n)           \
-    X(top, uint32_t, k) X(heap, uint64_t, k) X(bmax, float, k)
+    X(slot, soft_dedup_slot, slots) X(item, uint32_t, max_n) X(cat, uint32_t, max_n) X(cnt, uint32_t, max_n)     \
+    X(last, uint32_t, max_n) X(prev, uint32_t, max_n) X(tie, uint32_t, max_n) X(top, uint32_t, k + 1)             \
+    X(above, uint32_t, k + 1) X(rbuf, uint32_t, 2 * k) X(heap, uint64_t, k + 1) X(mat, uint32_t, max_n)         \
+    X(pool, uint32_t, max_n) X(heads, uint32_t *, 2 * (k + 1)) X(headv, int64_t, k + 1)
 
 size_t soft_dedup_bytes(size_t max_n, size_t k)
 {
@@ -42,57 +43,59 @@ void soft_dedup_carve(soft_dedup *s, void *mem, size_t max_n, size_t k)
     size_t slots = slots_for(max_n);
     char *p = (char *)(((uintptr_t)mem + 63) & ~(uintptr_t)63);
     s->max_n = max_n, s->slots = slots, s->k = k, s->gen = 0, s->u = 0;
+    for (s->shift = 64; (size_t)1 << (64 - s->shift) < slots;) s->shift--;
 #define CARVE(name, type, count) s->name = (type *)p, p += up64((count) * sizeof(type));
     PIECES(CARVE)
 #undef CARVE
-    memset(s->hgen, 0, slots * sizeof *s->hgen);
+    memset(s->slot, 0, slots * sizeof *s->slot);
 }
 
-static uint64_t mix(uint64_t x)
+/* Fibonacci hashing: the top bits of the pair times 2^64 / phi. */
+static uint32_t slot_of(const soft_dedup *s, uint32_t item, uint32_t cat)
 {
-    x ^= x >> 33;
-    x *= 0xff51afd7ed558ccdULL;
-    x ^= x >> 33;
-    return x;
+    return (uint32_t)(((uint64_t)item << 32 | cat) * 0x9e3779b97f4a7c15ULL >> s->shift);
 }
+
+enum { AHEAD = 16 /* rows hashed and prefetched ahead of the probe: the table is larger than L1 */ };
 
 size_t soft_dedup_build(soft_dedup *s, const uint32_t *items, const uint32_t *cats, size_t n)
 {
     if (++s->gen == 0) { /* wrapped: start the stamps over */
-        memset(s->hgen, 0, s->slots * sizeof *s->hgen);
+        memset(s->slot, 0, s->slots * sizeof *s->slot);
         s->gen = 1;
     }
     size_t u = 0, mask = s->slots - 1;
-    uint32_t *id = s->tie; /* each row's distinct id, until the rows are grouped */
+    uint32_t gen = s->gen;
+    uint32_t *home = s->tie; /* each row's home slot */
+    for (size_t i = 0; i < n; i++) home[i] = slot_of(s, items[i], cats[i]);
     for (size_t i = 0; i < n; i++) {
-        uint64_t key = ((uint64_t)items[i] << 32 | cats[i]) + 1;
-        size_t h = mix(key) & mask;
-        while (s->hgen[h] == s->gen && s->hkey[h] != key) h = (h + 1) & mask;
-        if (s->hgen[h] != s->gen) {
-            s->hgen[h] = s->gen;
-            s->hkey[h] = key;
-            s->hval[h] = (uint32_t)u;
-            s->item[u] = items[i];
-            s->cat[u] = cats[i];
-            s->off[u + 1] = 0;
+        if (i + AHEAD < n) __builtin_prefetch(&s->slot[home[i + AHEAD]]);
+        uint32_t it = items[i], ct = cats[i];
+        size_t h = home[i];
+        soft_dedup_slot *e = &s->slot[h];
+        while (e->gen == gen && (e->item != it || e->cat != ct)) h = (h + 1) & mask, e = &s->slot[h];
+        if (e->gen != gen) {
+            *e = (soft_dedup_slot){.item = it, .cat = ct, .gen = gen, .id = (uint32_t)u};
+            s->item[u] = it;
+            s->cat[u] = ct;
+            s->cnt[u] = 0;
+            s->last[u] = SOFT_DEDUP_NONE;
+            s->mat[u] = SOFT_DEDUP_NONE;
             u++;
         }
-        id[i] = s->hval[h];
-        s->off[id[i] + 1]++;
+        uint32_t p = e->id;
+        s->prev[i] = s->last[p];
+        s->last[p] = (uint32_t)i;
+        s->cnt[p]++;
     }
-    s->off[0] = 0;
-    for (size_t j = 0; j < u; j++) s->off[j + 1] += s->off[j];
-    /* rows grouped by pair, ascending: fill from the back, group j's end
-     * off[j + 1] serving as its cursor; it ends at group j's start, so the
-     * offsets come out shifted by one place */
-    for (size_t i = n; i-- > 0;) s->rows[--s->off[id[i] + 1]] = (uint32_t)i;
-    for (size_t j = 0; j < u; j++) s->off[j] = s->off[j + 1];
-    s->off[u] = (uint32_t)n;
     s->u = u;
+    s->pool_n = 0;
     return u;
 }
 
 #define ID(j) (ids ? ids[j] : (uint32_t)(j))
+#define CNT(p) (s->cnt[p])
+#define EACH_ROW(r, p) for (uint32_t r = s->last[p]; r != SOFT_DEDUP_NONE; r = s->prev[r])
 
 /* Whether any of x[0..16) is >= floor (NaN-free scores). */
 static int any_at_least(const float *x, float floor)
@@ -109,141 +112,117 @@ static int any_at_least(const float *x, float floor)
 #endif
 }
 
-/* The k-th largest maximum of the blocks of 16 of score[0..m) (m >= 16 k):
- * a min-heap of the k largest block maxima, its root. */
-static float kth_block_max(soft_dedup *s, const float *score, size_t m, size_t k)
+/* The rows of pairs p[0..np) (np <= k + 1) merged newest first, at most lim of them, into dst; returns how many.
+ * Each pair's newest min(cnt, k) rows are walked from its chain into pool the first time a candidate of the request
+ * needs them (the pairs that reach the top K recur across candidates), the pairs' chains side by side: each step
+ * of a chain is a load that may miss the cache, and the chains' misses overlap. */
+static size_t merge_newest(soft_dedup *s, uint32_t *dst, const uint32_t *p, size_t np, size_t lim)
 {
-    float *h = s->bmax;
-    size_t nb = m / 16, n = 0;
-    for (size_t i = 0; i < nb; i++) {
-        float x = score[i * 16];
-        for (size_t t = 1; t < 16; t++) x = score[i * 16 + t] > x ? score[i * 16 + t] : x;
-        if (n < k) { /* sift up */
-            size_t c = n++;
-            for (; c > 0 && h[(c - 1) / 2] > x; c = (c - 1) / 2) h[c] = h[(c - 1) / 2];
-            h[c] = x;
-        } else if (x > h[0]) { /* replace the root, sift down */
-            size_t c = 0;
-            for (;;) {
-                size_t l = 2 * c + 1, mm = l;
-                if (l >= k) break;
-                if (l + 1 < k && h[l + 1] < h[l]) mm = l + 1;
-                if (h[mm] >= x) break;
-                h[c] = h[mm];
-                c = mm;
-            }
-            h[c] = x;
+    uint32_t **at = s->heads, **end = at + np;
+    uint32_t *walk = s->tie; /* (np) each chain's cursor, SOFT_DEDUP_NONE once done */
+    size_t active = 0, k = s->k;
+    for (size_t t = 0; t < np; t++) {
+        size_t len = s->cnt[p[t]] < k ? s->cnt[p[t]] : k;
+        walk[t] = SOFT_DEDUP_NONE;
+        if (s->mat[p[t]] == SOFT_DEDUP_NONE) {
+            s->mat[p[t]] = (uint32_t)s->pool_n;
+            s->pool_n += len;
+            walk[t] = s->last[p[t]];
+            active++;
         }
+        at[t] = s->pool + s->mat[p[t]];
+        end[t] = at[t] + len;
     }
-    return h[0];
+    for (size_t step = 0; active; step++)
+        for (size_t t = 0; t < np; t++) {
+            if (walk[t] == SOFT_DEDUP_NONE) continue;
+            at[t][step] = walk[t];
+            walk[t] = at[t] + step + 1 < end[t] ? s->prev[walk[t]] : SOFT_DEDUP_NONE;
+            active -= walk[t] == SOFT_DEDUP_NONE;
+        }
+    size_t n = 0;
+    if (np == 0) return 0;
+    if (np == 1) { /* one list: as it is */
+        for (; n < lim && at[0] < end[0]; n++) dst[n] = *at[0]++;
+        return n;
+    }
+    int64_t *head = s->headv; /* each list's next row, -1 once done: the scan below reads no pointer */
+    for (size_t t = 0; t < np; t++) head[t] = at[t] < end[t] ? (int64_t)*at[t] : -1;
+    while (n < lim) {
+        size_t best = 0;
+        for (size_t t = 1; t < np; t++) best = head[t] > head[best] ? t : best;
+        if (head[best] < 0) break;
+        dst[n++] = (uint32_t)head[best];
+        head[best] = ++at[best] < end[best] ? (int64_t)*at[best] : -1;
+    }
+    return n;
 }
 
 size_t soft_dedup_expand(soft_dedup *s, const float *score, const uint32_t *ids, size_t m, uint32_t *out,
                          float *kth)
 {
-    size_t k = s->k, total = 0, n = 0;
+    size_t k = s->k, np = 0, sum = 0;
     if (kth) *kth = -INFINITY;
-    if (!ids) total = s->off[m] - s->off[0];
-    else
-        for (size_t j = 0; j < m; j++) total += s->off[ids[j] + 1] - s->off[ids[j]];
-    if (total <= k) { /* every behavior of the m pairs */
-        for (size_t j = 0; j < m; j++)
-            for (uint32_t r = s->off[ID(j)]; r < s->off[ID(j) + 1]; r++) out[n++] = s->rows[r];
-        soft_sort_u32(out, n);
-        return n;
-    }
-    /* the k best pairs, best first (the K-th behavior's pair is among them: each pair has a behavior) */
+    if (!k) return 0;
+    /* A min-heap of pairs (rank key: score, then position j) weighted by their behaviors: the fewest best pairs
+     * holding at least k behaviors. A pair enters when it ranks above the root; the root leaves while the others
+     * still hold k. Once they hold k, the root's score is a floor: no pair below it can reach the top K. */
     uint64_t *h = s->heap;
-    size_t np = 0;
-    /* a floor no pair of the k best is below: the heap's lowest score once full, and from the start,
-     * when every pair is eligible, the k-th largest of the maxima of blocks of 16 (k blocks hold a
-     * pair at least that high) */
-    float floor = ids || m < 16 * k ? -INFINITY : kth_block_max(s, score, m, k);
+    float floor = -INFINITY, outmax = -INFINITY; /* outmax: the best score of a pair left out at or above floor */
     for (size_t j = 0; j < m; j++) {
-        if (!ids && j + 16 <= m && !any_at_least(score + j, floor)) { /* 16 below the floor */
+        if (j + 16 <= m && !any_at_least(score + j, floor)) { /* 16 below the floor */
             j += 15;
             continue;
         }
-        if (score[ID(j)] < floor) continue;
-        uint64_t key = soft_rank_key(score[ID(j)], ID(j));
-        if (np < k) {
-            size_t c = np++;
-            for (; c > 0 && h[(c - 1) / 2] > key; c = (c - 1) / 2) h[c] = h[(c - 1) / 2];
-            h[c] = key;
-        } else if (key > h[0]) {
-            size_t c = 0;
-            for (;;) {
-                size_t l = 2 * c + 1, mm = l;
-                if (l >= k) break;
-                if (l + 1 < k && h[l + 1] < h[l]) mm = l + 1;
-                if (h[mm] >= key) break;
-                h[c] = h[mm];
-                c = mm;
-            }
-            h[c] = key;
+        if (score[j] < floor) continue;
+        uint64_t key = soft_rank_key(score[j], (uint32_t)j);
+        if (sum >= k && key < h[0]) {
+            outmax = score[j] > outmax ? score[j] : outmax;
+            continue;
         }
-        if (np == k && score[(uint32_t)h[0]] > floor) floor = score[(uint32_t)h[0]];
-    }
-    for (size_t end = np; end > 1; end--) { /* heapsort the min-heap in place: best first */
-        uint64_t x = h[end - 1];
-        h[end - 1] = h[0];
-        size_t c = 0, lim = end - 1;
+        size_t c = np++; /* sift up */
+        for (; c > 0 && h[(c - 1) / 2] > key; c = (c - 1) / 2) h[c] = h[(c - 1) / 2];
+        h[c] = key;
+        sum += CNT(ID(j));
         for (;;) {
-            size_t l = 2 * c + 1, mm = l;
-            if (l >= lim) break;
-            if (l + 1 < lim && h[l + 1] < h[l]) mm = l + 1;
-            if (h[mm] >= x) break;
-            h[c] = h[mm];
-            c = mm;
+            uint32_t r = (uint32_t)h[0];
+            if (sum - CNT(ID(r)) < k) break;
+            outmax = score[r] > outmax ? score[r] : outmax;
+            sum -= CNT(ID(r));
+            h[0] = h[--np];
+            soft_heap_sift(h, np, 0);
         }
-        h[c] = x;
+        if (sum >= k) floor = score[(uint32_t)h[0]];
     }
-    /* s*: the score of the pair holding the K-th behavior */
-    size_t cum = 0, at = 0;
-    for (; at < np; at++) {
-        uint32_t p = (uint32_t)h[at];
-        cum += s->off[p + 1] - s->off[p];
-        if (cum >= k) break;
-    }
-    float star = score[(uint32_t)h[at]];
+    /* s*: the score of the K-th behavior, the root's (with fewer than k behaviors, none is left out: -inf). Every
+     * behavior scoring above s* is in the heap's pairs; of those scoring s*, the most recent fill the rest: when
+     * no pair left out scored s*, the tied pairs are the heap's, else any of the m */
+    float star = sum < k ? -INFINITY : score[(uint32_t)h[0]];
     if (kth) *kth = star;
-    /* every behavior scoring above s*: the pairs ranked before the first at s* */
+    size_t na = 0, nt = 0;
     for (size_t i = 0; i < np; i++) {
-        uint32_t p = (uint32_t)h[i];
-        if (!(score[p] > star)) break;
-        for (uint32_t r = s->off[p]; r < s->off[p + 1]; r++) out[n++] = s->rows[r];
+        uint32_t j = (uint32_t)h[i];
+        if (score[j] > star) s->above[na++] = ID(j);
+        else s->top[nt++] = ID(j);
     }
-    /* those scoring exactly s* (any eligible pair, in the k best or not): the most recent fill the rest. A
-     * pair left out of the heap scored below the heap's final lowest score, or equal to it: when s* is
-     * above that, the tied pairs are all in the heap */
-    size_t nt = 0;
-    if (np < k || star > score[(uint32_t)h[np - 1]]) {
-        for (size_t i = 0; i < np; i++)
-            if (score[(uint32_t)h[i]] == star) s->top[nt++] = (uint32_t)h[i];
-    } else {
+    if (sum >= k && outmax == star) {
+        nt = 0;
         for (size_t j = 0; j < m; j++)
-            if (score[ID(j)] == star) s->top[nt < k ? nt : k - 1] = ID(j), nt++;
+            if (score[j] == star) s->top[nt < k ? nt : k] = ID(j), nt++;
     }
+    uint32_t *ra = s->rbuf, *rt = s->rbuf + k; /* the rows above s*, then the tied rows taken: newest first */
+    size_t nra = merge_newest(s, ra, s->above, na, k), nrt = 0;
     if (nt > k) { /* more tied pairs than fit in top[]: collect their behaviors directly */
         size_t nr = 0;
         for (size_t j = 0; j < m; j++)
-            if (score[ID(j)] == star)
-                for (uint32_t r = s->off[ID(j)]; r < s->off[ID(j) + 1]; r++) s->tie[nr++] = s->rows[r];
+            if (score[j] == star) EACH_ROW(r, ID(j)) s->tie[nr++] = r;
         soft_sort_u32(s->tie, nr);
-        while (n < k && nr) out[n++] = s->tie[--nr];
-    } else { /* merge the tied pairs' row lists from their ends, the latest row first */
-        uint32_t *end = s->tie; /* each tied pair's remaining end */
-        for (size_t t = 0; t < nt; t++) end[t] = s->off[s->top[t] + 1];
-        while (n < k) {
-            size_t best = nt;
-            for (size_t t = 0; t < nt; t++)
-                if (end[t] > s->off[s->top[t]] &&
-                    (best == nt || s->rows[end[t] - 1] > s->rows[end[best] - 1]))
-                    best = t;
-            if (best == nt) break; /* no tied row left (cannot happen with finite scores) */
-            out[n++] = s->rows[--end[best]];
-        }
+        while (nra + nrt < k && nr) rt[nrt++] = s->tie[--nr];
+    } else {
+        nrt = merge_newest(s, rt, s->top, nt, k - nra);
     }
-    soft_sort_u32(out, n);
+    /* both lists newest first: merged from the back of out, oldest first */
+    size_t n = nra + nrt, i = 0, t = 0;
+    for (size_t o = n; o-- > 0;) out[o] = t == nrt || (i < nra && ra[i] > rt[t]) ? ra[i++] : rt[t++];
     return n;
 }

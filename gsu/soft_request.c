@@ -18,8 +18,7 @@ static size_t up64(size_t x)
 size_t soft_request_bytes(soft_mode mode, size_t max_n, size_t d, size_t k, size_t n_slots)
 {
     size_t b = up64(soft_dedup_bytes(max_n, k)) + up64(soft_select_bytes(max_n, d, k)) +
-               up64(max_n * sizeof(float)) + up64((k + FAISS_SLACK) * d * sizeof(float)) +
-               up64(soft_score_t_floats(max_n, d) * sizeof(float));
+               up64((k + FAISS_SLACK) * d * sizeof(float)) + up64(soft_score_t_floats(max_n, d) * sizeof(float));
     if (mode == SOFT_APPROX) b += up64(soft_approx_bytes(max_n, d, k, n_slots));
     return b + 64;
 }
@@ -34,7 +33,6 @@ int soft_request_init(soft_request *r, void *mem, soft_mode mode, size_t max_n, 
     p += up64(soft_dedup_bytes(max_n, k));
     soft_select_carve(&r->ss, p, max_n, d, k);
     p += up64(soft_select_bytes(max_n, d, k));
-    r->pscore = (float *)p, p += up64(max_n * sizeof(float));
     r->gk = (float *)p, p += up64((k + FAISS_SLACK) * d * sizeof(float));
     r->kt = (float *)p, p += up64(soft_score_t_floats(max_n, d) * sizeof(float));
     if (mode == SOFT_APPROX) soft_approx_carve(&r->sa, p, max_n, d, k, n_slots, fraction);
@@ -79,8 +77,7 @@ int soft_request_topk(soft_request *r, const float *keys, const float *queries, 
             const uint32_t *ids;
             const float *sc;
             size_t m = soft_approx_scan(&r->sa, queries + b * d, u, &ids, &sc);
-            for (size_t j = 0; j < m; j++) r->pscore[ids[j]] = sc[j];
-            cnt[b] = (uint32_t)soft_dedup_expand(&r->dd, r->pscore, ids, m, rows + b * k, NULL);
+            cnt[b] = (uint32_t)soft_dedup_expand(&r->dd, sc, ids, m, rows + b * k, NULL);
             r->scanned += m;
         }
         return 0;
@@ -94,9 +91,8 @@ int soft_request_topk(soft_request *r, const float *keys, const float *queries, 
         size_t m = soft_faiss_shortlist(r->sf, b, &ids, &last);
         for (size_t j = 0; j < m; j++) memcpy(r->gk + j * d, keys + (size_t)ids[j] * d, d * sizeof(float));
         soft_score_rows(r->ss.score, r->gk, m, q, 1, d, r->ss.kt);
-        for (size_t j = 0; j < m; j++) r->pscore[ids[j]] = r->ss.score[j];
         r->scanned += m;
-        cnt[b] = (uint32_t)soft_dedup_expand(&r->dd, r->pscore, ids, m, rows + b * k, &kth);
+        cnt[b] = (uint32_t)soft_dedup_expand(&r->dd, r->ss.score, ids, m, rows + b * k, &kth);
         /* pairs outside the shortlist score at most last + eps exactly: the K-th must beat that */
         if (m < u && !((double)kth > (double)last + soft_faiss_eps(r->sf, q))) {
             cnt[b] = (uint32_t)exact_one(r, keys, q, rows + b * k);

@@ -37,7 +37,6 @@ typedef struct soft_request {
     soft_select ss;     /* the exact scores' scratch */
     soft_approx sa;
     soft_faiss *sf;
-    float *pscore;      /* (max_n) scores by pair (faiss, approx) */
     float *gk;          /* (k + 16, d) a shortlist's vectors */
     float *kt;          /* the pairs' vectors transposed once (exact) */
     uint64_t fallbacks; /* faiss: candidates searched by brute force */

@@ -50,6 +50,8 @@ void soft_score_rows(float *score, const float *keys, size_t n, const float *que
  * against one sequence: the same bits as soft_score_rows. */
 size_t soft_score_t_floats(size_t n, size_t d);
 void soft_score_transpose(float *kt, const float *keys, size_t n, size_t d);
+/* The same of the keys of rows[0..n), gathered: kt holds keys[rows[i]] as row i. */
+void soft_score_transpose_rows(float *kt, const float *keys, const uint32_t *rows, size_t n, size_t d);
 void soft_score_rows_t(float *score, const float *kt, size_t n, const float *queries, size_t nb, size_t d);
 
 /* The reference: the same sums, one pair at a time, in plain C. Equal to

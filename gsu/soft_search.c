@@ -154,8 +154,7 @@ uint64_t soft_rank_key(float score, uint32_t row)
     return (uint64_t)u << 32 | row;
 }
 
-/* Restores the min-heap (the lowest key at the root) below i. */
-static void sift_down(uint64_t *h, size_t n, size_t i)
+void soft_heap_sift(uint64_t *h, size_t n, size_t i)
 {
     uint64_t x = h[i];
     for (;;) {
@@ -212,12 +211,12 @@ size_t soft_gsu_topk_ids(uint32_t *out, uint64_t *scratch, const float *score, c
         return m;
     }
     for (size_t j = 0; j < k; j++) scratch[j] = soft_rank_key(score[j], ids[j]);
-    for (size_t j = k / 2; j-- > 0;) sift_down(scratch, k, j);
+    for (size_t j = k / 2; j-- > 0;) soft_heap_sift(scratch, k, j);
     for (size_t r = k; r < m; r++) {
         uint64_t key = soft_rank_key(score[r], ids[r]);
         if (key > scratch[0]) {
             scratch[0] = key;
-            sift_down(scratch, k, 0);
+            soft_heap_sift(scratch, k, 0);
         }
     }
     for (size_t j = 0; j < k; j++) out[j] = (uint32_t)scratch[j];
@@ -239,12 +238,12 @@ size_t soft_gsu_topk(uint32_t *sel_off, uint32_t *rows, uint64_t *scratch, const
         /* a min-heap of the k best keys seen so far: O(m log k), a new row
          * costing one compare against the root unless it enters */
         for (size_t j = 0; j < k; j++) scratch[j] = soft_rank_key(score[lo + j], (uint32_t)(lo + j));
-        for (size_t j = k / 2; j-- > 0;) sift_down(scratch, k, j);
+        for (size_t j = k / 2; j-- > 0;) soft_heap_sift(scratch, k, j);
         for (size_t r = lo + k; r < hi; r++) {
             uint64_t key = soft_rank_key(score[r], (uint32_t)r);
             if (key > scratch[0]) {
                 scratch[0] = key;
-                sift_down(scratch, k, 0);
+                soft_heap_sift(scratch, k, 0);
             }
         }
         for (size_t j = 0; j < k; j++) rows[n + j] = (uint32_t)scratch[j];

@@ -72,6 +72,9 @@ size_t soft_gsu_topk(uint32_t *sel_off, uint32_t *rows, uint64_t *scratch, const
  * and a higher row. Scores are never NaN; -0 ranks as +0. */
 uint64_t soft_rank_key(float score, uint32_t row);
 
+/* Restores the min-heap of rank keys h[0..n) (the lowest at the root) below i. */
+void soft_heap_sift(uint64_t *h, size_t n, size_t i);
+
 /* Sorts a[0..n) ascending without allocating. */
 void soft_sort_u32(uint32_t *a, size_t n);
 

@@ -172,8 +172,9 @@ typedef enum lsim_soft_search {
     LSIM_SOFT_EXACT = 0, /* every behavior scored, exactly as `lsim eval` scores them (default) */
     LSIM_SOFT_FAISS = 1, /* a FAISS IndexFlatIP shortlist, then exact ranking: the same top K;
                             FAISS allocates inside its search */
-    LSIM_SOFT_APPROX = 2 /* probe the user's categories best first, scanning about
-                            approx_fraction of the behaviors: fast, not exact */
+    LSIM_SOFT_APPROX = 2 /* probe the user's categories best centroid first,
+                            scoring about approx_fraction of the user's distinct (item,
+                            category) pairs per candidate: fast, not exact */
 } lsim_soft_search;
 
 typedef struct lsim_settings {
@@ -187,7 +188,9 @@ typedef struct lsim_settings {
                                 index's last event (default 366 days); later is
                                 refused as a likely unit error (ms for s) */
     int soft_search;         /* lsim_soft_search (default LSIM_SOFT_EXACT) */
-    float approx_fraction;   /* LSIM_SOFT_APPROX: share of behaviors scanned (default 0.05) */
+    float approx_fraction;   /* LSIM_SOFT_APPROX: share of the distinct pairs scored per
+                                candidate, in (0, 1] (default 0.2; whole categories are
+                                probed, so a little more is scored) */
 } lsim_settings;
 
 /* Fills the defaults above. */

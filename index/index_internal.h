@@ -94,6 +94,12 @@ int index_user_events_in(lsim_index_reader *rd, uint32_t user, int64_t before, u
  * all-category hard search in time order), within a begun snapshot. */
 int index_recent_dense(lsim_index_reader *rd, uint32_t user, int64_t before, size_t k, ubt_event *out, size_t *n);
 
+/* The dense ids of request candidates, as lsim_score maps them (call with
+ * ix->lock held for reading): an item the index does not know is n_items
+ * (the models' out-of-vocabulary row); a given category is its id, or
+ * n_cats if unknown; no category: the item's (n_cats if it has none). */
+void index_candidate_ids(const lsim_index *ix, const lsim_candidate *cand, size_t n, uint32_t *item, uint32_t *cat);
+
 /* The first and last event times over all users (INT64_MAX / INT64_MIN
  * for an empty index), from the user summaries. */
 int index_time_range(lsim_index_reader *rd, int64_t *first, int64_t *last);

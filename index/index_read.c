@@ -596,6 +596,23 @@ int index_user_events(lsim_index_reader *rd, uint32_t user, int64_t before, ubt_
     return rc;
 }
 
+void index_candidate_ids(const lsim_index *ix, const lsim_candidate *cand, size_t n, uint32_t *item, uint32_t *cat)
+{
+    uint32_t n_items = vocab_size(ix->voc[IX_ITEM]), n_cats = vocab_size(ix->voc[IX_CAT]);
+    for (size_t i = 0; i < n; i++) {
+        uint32_t it, ct;
+        if (vocab_find(ix->voc[IX_ITEM], cand[i].item, cand[i].item_len, &it)) it = n_items;
+        if (cand[i].category) {
+            if (vocab_find(ix->voc[IX_CAT], cand[i].category, cand[i].category_len, &ct)) ct = n_cats;
+        } else {
+            ct = it < n_items ? vocab_cat(ix->voc[IX_ITEM], it) : n_cats;
+            if (ct == VOCAB_NO_CAT) ct = n_cats;
+        }
+        item[i] = it;
+        cat[i] = ct;
+    }
+}
+
 int index_user_events_in(lsim_index_reader *rd, uint32_t user, int64_t before, ubt_event **buf, size_t *cap,
                          size_t *n)
 {

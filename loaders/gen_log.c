@@ -6,13 +6,18 @@
  * What it is: a sampler of an explicit generative model. A catalog (items in
  * Zipf-popular categories) is built once from (items, categories); then each
  * user is generated on its own, from two PRNG streams seeded by (seed, user):
- *   stream 0, the plan: sequence length, long-term interests, session sizes,
- *             within-session gaps, session start times, the drift category
- *             and the category of every session;
- *   stream 1, the items: per event, repeat-or-fresh, the item, the type.
+ *   stream 0, the plan: sequence length, session sizes, within-session
+ *             gaps, session start times, and the category of every event
+ *             (keep the previous one within a session or by carry-over to
+ *             the next, else the user's reinforced theme/category urns);
+ *   stream 1, the items: per event, the item from the user's reinforced
+ *             item urn of its category, and the type.
  * The plan does not depend on the items, so drawing it first is the same
  * distribution as simulating event by event; it lets the per-category item
  * pools of one user be laid out in one array before the items are drawn.
+ * Every draw depends on the user's history and the event's time only (no
+ * hidden interests), so the truth (gen_truth_prob) is the next item's exact
+ * distribution given what a model with the full history could see.
  *
  * What it is not: a reader, an index, or the "truth" (click probability)
  * output. It keeps no state across users except the catalog and counters.
@@ -24,8 +29,9 @@
  *     used on the path to the output; log and exp are computed here
  *     (gen_log_det, gen_exp_det) from those, never by libm.
  *   - Memory: the catalog (about 4 bytes per item, 20 per category, 8 per
- *     rank of the largest category) plus one user's workspace (6 bytes per
- *     event of max_len, 32 per possible session); never the whole log.
+ *     rank of the largest category) plus one user's workspace (14 bytes per
+ *     event of max_len, 12 per possible session, 24 per category, 4 per
+ *     theme); never the whole log.
  *   - Within a session consecutive events are at most GEN_GAP_MAX (1799 s)
  *     apart; consecutive sessions at least GEN_SESS_GAP_MIN (1801 s) apart,
  *     so the 30-minute rule recovers the sessions exactly from timestamps.
@@ -48,23 +54,18 @@
 #define GEN_ID_SPACE 4999999u          /* raw ids are 1 + scramble(index) in [1, 5,000,000) */
 #define GEN_ITEMS_PER_USER 20u         /* derived items = max(1000, 20 * users) */
 #define GEN_ITEMS_MIN 1000u
-#define GEN_ITEMS_PER_CAT 440u         /* derived categories = max(20, items / 440) */
-#define GEN_CATS_MIN 20u
+#define GEN_ITEMS_PER_CAT 440u         /* derived categories = max(200, items / 440) */
+#define GEN_CATS_MIN 200u
 #define GEN_MIN_ITEMS_PER_CAT 5u       /* each category gets at least 5 items (if items allow) */
 #define GEN_ITEM_ZIPF_S 1.1            /* within-category item popularity exponent */
-#define GEN_INTERESTS_MIN 2u           /* long-term interest categories per user */
-#define GEN_INTERESTS_MAX 8u
-#define GEN_DRIFT_MEAN_S (3.0 * 86400) /* mean time between drift redraws */
-#define GEN_DRIFT_P_INTEREST 0.7       /* a drift redraw picks an interest, else by popularity */
-#define GEN_SESS_P_DRIFT 0.5           /* a session's category: the drift category, */
-#define GEN_SESS_P_INTEREST 0.4        /* a long-term interest by weight, else popularity (0.1) */
-#define GEN_SESS_MEAN 6.0              /* mean session size (geometric, >= 1) */
 #define GEN_SESS_SPACING_S 7200        /* sessions per user capped at span / 2 h on average */
 #define GEN_SESS_GAP_MIN 1801          /* seconds between a session's last event and the next */
 #define GEN_GAP_MEAN_S 90.0            /* within-session gap mean (exponential, floored) */
 #define GEN_GAP_MAX 1799               /* within-session gap cap (< 30 min) */
 #define GEN_GAP_P_ZERO 0.03            /* share of within-session gaps forced to 0 */
-#define GEN_P_REPEAT 0.35              /* revisit a past item of the session's category */
+#define GEN_CONC_MAX 1e9               /* bound on the concentrations a, b, beta */
+#define GEN_SESS_MEAN_MAX 1e6          /* bound on sess_mean */
+#define GEN_CARRY_DAYS_MAX 1e6         /* bound on carry_days */
 #define GEN_P_PV 0.89                  /* behavior types: pv 89%, cart 5.5%, fav 3%, buy 2.5% */
 #define GEN_P_CART 0.055
 #define GEN_P_FAV 0.03
@@ -253,6 +254,7 @@ static uint32_t gen_scramble(uint32_t idx, uint64_t key)
 
 typedef struct gen_catalog {
     uint32_t n_items, n_cats, max_cat_items;
+    uint32_t theme_size, n_themes; /* theme t = categories [t * theme_size, (t + 1) * theme_size) */
     double *cat_cum;     /* (n_cats) cumulative sum of 1/rank, unnormalized */
     double *rank_cum;    /* (max_cat_items) H(k) = sum_{r=1..k+1} r^-1.1, unnormalized */
     uint32_t *cat_first; /* (n_cats + 1) category c owns items [cat_first[c], cat_first[c+1]) */
@@ -261,11 +263,13 @@ typedef struct gen_catalog {
     void *block;
 } gen_catalog;
 
-static int gen_catalog_build(gen_catalog *cat, uint32_t n_items, uint32_t n_cats)
+static int gen_catalog_build(gen_catalog *cat, uint32_t n_items, uint32_t n_cats, uint32_t theme_size)
 {
     memset(cat, 0, sizeof *cat);
     cat->n_items = n_items;
     cat->n_cats = n_cats;
+    cat->theme_size = theme_size < n_cats ? theme_size : n_cats;
+    cat->n_themes = (n_cats - 1) / cat->theme_size + 1;
 
     /* Shares: base b each, the rest by weight 1/sqrt(rank) (popularity^0.5),
      * rounded by cumulative floors so that they sum to n_items exactly. */
@@ -352,55 +356,76 @@ static inline uint32_t gen_draw_item(const gen_catalog *cat, gen_rng *r, uint32_
     return first + gen_search(cat->rank_cum, n, x);
 }
 
+/* A category index of theme t, by popularity restricted to the theme. */
+static inline uint32_t gen_draw_cat_in_theme(const gen_catalog *cat, gen_rng *r, uint32_t t)
+{
+    uint32_t lo = t * cat->theme_size, hi = lo + cat->theme_size;
+    if (hi > cat->n_cats) hi = cat->n_cats;
+    double base = lo ? cat->cat_cum[lo - 1] : 0.0;
+    double x = base + gen_u01(r) * (cat->cat_cum[hi - 1] - base);
+    return lo + gen_search(cat->cat_cum + lo, hi - lo, x);
+}
+
 /* ---- one user ------------------------------------------------------------ */
 
-/* Workspace for one user, sized once for max_len (events) and max_sess. */
+/* Workspace for one user, sized once for max_len (events), max_sess and the catalog. */
 typedef struct gen_user {
-    uint32_t len, n_sess, n_interests, n_slots;
-    uint32_t interest_cat[GEN_INTERESTS_MAX];
-    double interest_cum[GEN_INTERESTS_MAX]; /* cumulative weights, last = 1 */
+    uint32_t len, n_sess, n_slots;
     uint32_t *sess_size;  /* (max_sess) events per session */
-    uint32_t *sess_cat;   /* (max_sess) the session's category index */
-    uint32_t *sess_drift; /* (max_sess) the drift category at the session's start */
     int64_t *sess_start;  /* (max_sess) seconds from the window's start */
     uint16_t *gap;        /* (max_len) seconds since the previous event; 0 at a session's first */
+    uint32_t *ev_cat;     /* (max_len) category index of each event */
     uint32_t *pool;       /* (max_len) past items, grouped by category slot */
-    uint32_t *slot_cat;   /* (max_sess) category of each slot */
-    uint32_t *slot_off;   /* (max_sess) slot's first pool index */
-    uint32_t *slot_cnt;   /* (max_sess) planned events, then items drawn so far */
+    uint32_t *slot_cat;   /* (max_len) category of each slot */
+    uint32_t *slot_off;   /* (max_len) slot's first pool index */
+    uint32_t *slot_cnt;   /* (max_len) planned events, then items drawn so far */
     int32_t *cat_slot;    /* (n_cats) slot of a category, -1 if the user has none */
+    uint32_t *run_cat;    /* (max_len) category of each run so far (a run: a maximal stretch of
+                             consecutive events of one category) */
+    uint32_t *cat_cnt;    /* (n_cats) the user's events so far per category (0 between users) */
+    uint32_t *cat_runs;   /* (n_cats) the user's runs so far per category (0 between users) */
+    uint32_t *theme_runs; /* (n_themes) the same per theme */
     void *block;
 } gen_user;
 
-static int gen_user_alloc(gen_user *u, uint32_t max_len, uint32_t max_sess, uint32_t n_cats)
+static int gen_user_alloc(gen_user *u, uint32_t max_len, uint32_t max_sess, const gen_catalog *cat)
 {
     memset(u, 0, sizeof *u);
-    size_t bytes = sizeof(int64_t) * max_sess + sizeof(uint32_t) * (size_t)max_sess * 6 +
-                   sizeof(uint32_t) * (size_t)max_len + sizeof(int32_t) * (size_t)n_cats +
+    /* A user touches at most min(max_len, n_cats) categories: one slot each. */
+    size_t n_slots = max_len < cat->n_cats ? max_len : cat->n_cats;
+    size_t bytes = sizeof(int64_t) * max_sess + sizeof(uint32_t) * max_sess +
+                   sizeof(uint32_t) * (size_t)max_len * 3 + sizeof(uint32_t) * n_slots * 3 +
+                   sizeof(int32_t) * (size_t)cat->n_cats * 3 + sizeof(uint32_t) * (size_t)cat->n_themes +
                    sizeof(uint16_t) * (size_t)max_len;
-    unsigned char *p = malloc(bytes);
+    unsigned char *p = calloc(bytes, 1);
     if (!p) return LSIM_E_NOMEM;
     u->block = p;
     u->sess_start = (int64_t *)p;
     p += sizeof(int64_t) * max_sess;
     u->sess_size = (uint32_t *)p;
     p += sizeof(uint32_t) * max_sess;
-    u->sess_cat = (uint32_t *)p;
-    p += sizeof(uint32_t) * max_sess;
-    u->sess_drift = (uint32_t *)p;
-    p += sizeof(uint32_t) * max_sess;
-    u->slot_cat = (uint32_t *)p;
-    p += sizeof(uint32_t) * max_sess;
-    u->slot_off = (uint32_t *)p;
-    p += sizeof(uint32_t) * max_sess;
-    u->slot_cnt = (uint32_t *)p;
-    p += sizeof(uint32_t) * max_sess;
+    u->ev_cat = (uint32_t *)p;
+    p += sizeof(uint32_t) * max_len;
     u->pool = (uint32_t *)p;
     p += sizeof(uint32_t) * max_len;
+    u->slot_cat = (uint32_t *)p;
+    p += sizeof(uint32_t) * n_slots;
+    u->slot_off = (uint32_t *)p;
+    p += sizeof(uint32_t) * n_slots;
+    u->slot_cnt = (uint32_t *)p;
+    p += sizeof(uint32_t) * n_slots;
     u->cat_slot = (int32_t *)p;
-    p += sizeof(int32_t) * n_cats;
+    p += sizeof(int32_t) * cat->n_cats;
+    u->cat_cnt = (uint32_t *)p;
+    p += sizeof(uint32_t) * cat->n_cats;
+    u->cat_runs = (uint32_t *)p;
+    p += sizeof(uint32_t) * cat->n_cats;
+    u->run_cat = (uint32_t *)p;
+    p += sizeof(uint32_t) * max_len;
+    u->theme_runs = (uint32_t *)p;
+    p += sizeof(uint32_t) * cat->n_themes;
     u->gap = (uint16_t *)p;
-    for (uint32_t c = 0; c < n_cats; c++) u->cat_slot[c] = -1;
+    for (uint32_t c = 0; c < cat->n_cats; c++) u->cat_slot[c] = -1;
     return 0;
 }
 
@@ -408,15 +433,6 @@ static int gen_cmp_i64(const void *a, const void *b)
 {
     int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
     return (x > y) - (x < y);
-}
-
-/* A long-term interest category, by the user's weights. */
-static inline uint32_t gen_draw_interest(const gen_user *u, gen_rng *r)
-{
-    double x = gen_u01(r);
-    for (uint32_t k = 0; k + 1 < u->n_interests; k++)
-        if (x < u->interest_cum[k]) return u->interest_cat[k];
-    return u->interest_cat[u->n_interests - 1];
 }
 
 /* Shared, read-only during the user loop. */
@@ -437,6 +453,37 @@ static void gen_ctx_init(gen_ctx *g, const gen_log_params *p)
     g->max_sess = ms < (int64_t)p->max_len ? (uint32_t)ms : p->max_len;
 }
 
+/* The probability that a session's first event keeps the category of the
+ * user's previous event, dt seconds before: carry exp(-dt / (carry_days days)). */
+static double gen_carry(const gen_log_params *p, int64_t dt)
+{
+    return p->carry * gen_exp_det(-(double)dt / (p->carry_days * 86400.0));
+}
+
+/* The category of a user's next event drawn from the reinforced urns
+ * (docs/GENERATOR.md, step 6), which count runs, not events: n runs so far
+ * (run_cat, cat_runs, theme_runs). A theme with probability
+ * (a Pi(t) + n(t)) / (a + n), then a category of it with
+ * (b pi(c) / Pi(t) + n(c)) / (b + n(t)). The "+ n" parts are drawn as a
+ * uniformly chosen past run's theme, and a category of the theme chosen by
+ * its run count. Counting runs makes a preference grow with the times the
+ * user came back to it, whatever the sessions' sizes: a heavy user's long
+ * sessions do not freeze it on its first categories. */
+static uint32_t gen_draw_urn(const gen_user *u, const gen_catalog *cat, const gen_log_params *p, gen_rng *r,
+                             uint32_t n)
+{
+    uint32_t t;
+    if (n == 0 || gen_u01(r) * (p->theme_conc + (double)n) < p->theme_conc)
+        t = gen_draw_cat(cat, r) / cat->theme_size;
+    else
+        t = u->run_cat[gen_below(r, n)] / cat->theme_size;
+    uint32_t nt = u->theme_runs[t];
+    if (nt == 0 || gen_u01(r) * (p->cat_conc + (double)nt) < p->cat_conc) return gen_draw_cat_in_theme(cat, r, t);
+    uint32_t x = (uint32_t)gen_below(r, nt), c = t * cat->theme_size;
+    while (x >= u->cat_runs[c]) x -= u->cat_runs[c++];
+    return c;
+}
+
 /* Stream 0: everything but the items. Fills u's plan for user `user_id`. */
 static void gen_user_plan(gen_user *u, const gen_ctx *g, uint32_t user_id)
 {
@@ -454,48 +501,21 @@ static void gen_user_plan(gen_user *u, const gen_ctx *g, uint32_t user_id)
     }
     u->len = len;
 
-    /* Long-term interests: m in 2..8 distinct categories by popularity,
-     * Dirichlet(1) weights (normalized unit exponentials). */
-    uint32_t m = GEN_INTERESTS_MIN +
-                 (uint32_t)gen_below(&r, GEN_INTERESTS_MAX - GEN_INTERESTS_MIN + 1);
-    if (m > cat->n_cats) m = cat->n_cats;
-    double wsum = 0, w[GEN_INTERESTS_MAX];
-    for (uint32_t k = 0; k < m; k++) {
-        uint32_t c = 0;
-        for (int tries = 0;; tries++) {
-            c = gen_draw_cat(cat, &r);
-            int dup = 0;
-            for (uint32_t j = 0; j < k; j++) dup |= (u->interest_cat[j] == c);
-            if (!dup) break;
-            if (tries >= 64) { /* a tiny catalog: take the most popular unused */
-                for (c = 0;; c++) {
-                    dup = 0;
-                    for (uint32_t j = 0; j < k; j++) dup |= (u->interest_cat[j] == c);
-                    if (!dup) break;
-                }
-                break;
-            }
-        }
-        u->interest_cat[k] = c;
-        w[k] = gen_exp1(&r);
-        wsum += w[k];
-    }
-    double acc = 0;
-    for (uint32_t k = 0; k < m; k++) {
-        acc += w[k];
-        u->interest_cum[k] = acc / wsum;
-    }
-    u->interest_cum[m - 1] = 1.0;
-    u->n_interests = m;
-
-    /* Session sizes: geometric (>= 1) with mean max(6, len / (span / 2 h)); the
-     * last one is truncated to what remains; at most max_sess sessions. */
+    /* Session sizes: geometric (>= 1) with mean max(sess_mean, len / (span / 2 h));
+     * the last one is truncated to what remains; at most max_sess sessions. */
     int64_t s_cap = g->span / GEN_SESS_SPACING_S;
     if (s_cap < 1) s_cap = 1;
     double mean = (double)len / (double)s_cap;
-    if (mean < GEN_SESS_MEAN) mean = GEN_SESS_MEAN;
-    double log_cont = gen_log_det(1.0 - 1.0 / mean); /* log P(session continues) */
+    if (mean < p->sess_mean) mean = p->sess_mean;
     uint32_t n_sess = 0, left = len;
+    if (mean <= 1.0) { /* sessions of one event each (as many as max_sess allows) */
+        while (left > 0) {
+            uint32_t size = n_sess + 1 < g->max_sess ? 1 : left;
+            u->sess_size[n_sess++] = size;
+            left -= size;
+        }
+    }
+    double log_cont = mean > 1.0 ? gen_log_det(1.0 - 1.0 / mean) : -1.0; /* log P(session continues) */
     while (left > 0) {
         uint32_t size = left;
         if (n_sess + 1 < g->max_sess) {
@@ -551,55 +571,60 @@ static void gen_user_plan(gen_user *u, const gen_ctx *g, uint32_t user_id)
         before += dur;
     }
 
-    /* Drift and session categories. The drift category is redrawn at a
-     * session start with probability 1 - exp(-dt / 3 days) (a Poisson clock
-     * seen at session starts), from 0.7 interests by weight, 0.3 popularity. */
-    uint32_t drift = 0;
+    /* Categories, event by event: a session's later event keeps the previous
+     * event's category with probability sess_stay; a session's first event
+     * (but the user's first) keeps it with probability gen_carry(gap since the
+     * previous event); otherwise the urns draw it. An event whose category
+     * differs from the previous event's starts a run, which the urns count.
+     * Slots: one per category the user touches, in order of first use. */
+    uint32_t n_slots = 0, n_runs = 0;
+    int64_t prev_end = 0;
+    e = 0;
     for (uint32_t s = 0; s < n_sess; s++) {
-        double stay = 0.0;
-        if (s > 0)
-            stay = gen_exp_det(-(double)(u->sess_start[s] - u->sess_start[s - 1]) /
-                               GEN_DRIFT_MEAN_S);
-        double z = gen_u01(&r), y = gen_u01(&r);
-        if (z >= stay) drift = y < GEN_DRIFT_P_INTEREST ? gen_draw_interest(u, &r)
-                                                        : gen_draw_cat(cat, &r);
-        u->sess_drift[s] = drift;
-        double v = gen_u01(&r);
-        uint32_t c;
-        if (v < GEN_SESS_P_DRIFT)
-            c = drift;
-        else if (v < GEN_SESS_P_DRIFT + GEN_SESS_P_INTEREST)
-            c = gen_draw_interest(u, &r);
-        else
-            c = gen_draw_cat(cat, &r);
-        u->sess_cat[s] = c;
+        int64_t ts = u->sess_start[s];
+        for (uint32_t j = 0; j < u->sess_size[s]; j++, e++) {
+            ts += u->gap[e];
+            double keep = j > 0 ? p->sess_stay : e > 0 ? gen_carry(p, ts - prev_end) : 0.0;
+            uint32_t c;
+            if (e > 0 && gen_u01(&r) < keep)
+                c = u->ev_cat[e - 1];
+            else
+                c = gen_draw_urn(u, cat, p, &r, n_runs);
+            u->ev_cat[e] = c;
+            if (e == 0 || u->ev_cat[e - 1] != c) {
+                u->run_cat[n_runs++] = c;
+                u->cat_runs[c]++;
+                u->theme_runs[c / cat->theme_size]++;
+            }
+            if (u->cat_slot[c] < 0) {
+                u->cat_slot[c] = (int32_t)n_slots;
+                u->slot_cat[n_slots++] = c;
+            }
+            u->cat_cnt[c]++;
+        }
+        prev_end = ts;
     }
 
-    /* Slots: one per category the user touches, its pool range sized by the
-     * planned number of events in it. */
-    uint32_t n_slots = 0;
-    for (uint32_t s = 0; s < n_sess; s++) {
-        uint32_t c = u->sess_cat[s];
-        if (u->cat_slot[c] < 0) {
-            u->cat_slot[c] = (int32_t)n_slots;
-            u->slot_cat[n_slots] = c;
-            u->slot_cnt[n_slots] = 0;
-            n_slots++;
-        }
-        u->slot_cnt[u->cat_slot[c]] += u->sess_size[s];
-    }
+    /* Each slot's pool range is sized by its category's planned events. */
     uint32_t off = 0;
     for (uint32_t k = 0; k < n_slots; k++) {
         u->slot_off[k] = off;
-        off += u->slot_cnt[k];
+        off += u->cat_cnt[u->slot_cat[k]];
         u->slot_cnt[k] = 0;
     }
     u->n_slots = n_slots;
 }
 
-static void gen_user_reset(gen_user *u)
+/* Clears what the plan set in the per-category arrays (cat_slot, cat_cnt, cat_runs, theme_runs). */
+static void gen_user_reset(gen_user *u, const gen_catalog *cat)
 {
-    for (uint32_t k = 0; k < u->n_slots; k++) u->cat_slot[u->slot_cat[k]] = -1;
+    for (uint32_t k = 0; k < u->n_slots; k++) {
+        uint32_t c = u->slot_cat[k];
+        u->cat_slot[c] = -1;
+        u->cat_cnt[c] = 0;
+        u->cat_runs[c] = 0;
+        u->theme_runs[c / cat->theme_size] = 0;
+    }
     u->n_slots = 0;
 }
 
@@ -650,16 +675,19 @@ static inline char *gen_put_u64(char *d, uint64_t v)
     return end;
 }
 
-/* One event of a session of category c (slot its pool): the item (a repeat
- * of the pool with probability rho, else a fresh draw) and the type. The
- * only code that draws from stream 1: the log and the truth replay share it. */
-static inline uint32_t gen_next_item(gen_user *u, const gen_catalog *cat, gen_rng *r, uint32_t c, uint32_t slot,
+/* One event of category c: the item from the category's reinforced urn,
+ * p(i) = (beta q(i) + n(i)) / (beta + n(c)) (a fresh draw from q with
+ * probability beta / (beta + n(c)), else the item of one of the user's n(c)
+ * earlier events in c, uniformly), and the type. The only code that draws
+ * from stream 1: the log and the truth replay share it. */
+static inline uint32_t gen_next_item(gen_user *u, const gen_catalog *cat, gen_rng *r, double beta, uint32_t c,
                                      int *type)
 {
+    uint32_t slot = (uint32_t)u->cat_slot[c];
     uint32_t *pool = u->pool + u->slot_off[slot];
     uint32_t n = u->slot_cnt[slot];
     uint32_t it;
-    if (n > 0 && gen_u01(r) < GEN_P_REPEAT)
+    if (n > 0 && gen_u01(r) * (beta + (double)n) >= beta)
         it = pool[gen_below(r, n)];
     else
         it = gen_draw_item(cat, r, c);
@@ -688,15 +716,13 @@ static void gen_user_items(gen_user *u, const gen_ctx *g, uint32_t user_id, gen_
 
     uint32_t e = 0;
     for (uint32_t s = 0; s < u->n_sess; s++) {
-        uint32_t c = u->sess_cat[s];
-        uint32_t slot = (uint32_t)u->cat_slot[c];
-        uint32_t craw = cat->cat_raw[c];
-        cat_seen[c >> 3] |= (uint8_t)(1u << (c & 7));
         int64_t ts = t0 + u->sess_start[s];
         for (uint32_t j = 0; j < u->sess_size[s]; j++, e++) {
             ts += u->gap[e];
+            uint32_t c = u->ev_cat[e], craw = cat->cat_raw[c];
+            cat_seen[c >> 3] |= (uint8_t)(1u << (c & 7));
             int type;
-            uint32_t it = gen_next_item(u, cat, &r, c, slot, &type);
+            uint32_t it = gen_next_item(u, cat, &r, g->p->item_conc, c, &type);
             if (!(item_seen[it >> 3] & (1u << (it & 7)))) {
                 item_seen[it >> 3] |= (uint8_t)(1u << (it & 7));
                 (*items_used)++;
@@ -734,6 +760,14 @@ void gen_log_params_default(gen_log_params *p)
     p->len_alpha = 1.1;
     p->days = 180;
     p->end_ts = 1512345600; /* 2017-12-04 00:00:00 UTC */
+    p->theme_size = 1;
+    p->theme_conc = 5.0;
+    p->cat_conc = 2.0;
+    p->item_conc = 20.0;
+    p->sess_stay = 1.0;
+    p->sess_mean = 6.0;
+    p->carry = 0.3;
+    p->carry_days = 1.0;
 }
 
 /* The catalog sizes after deriving zeros (see docs/GENERATOR.md). */
@@ -777,6 +811,23 @@ static int gen_validate(const gen_log_params *p, char *err, size_t errlen)
                        "lie within [0, %lld]",
                        (long long)(p->end_ts - span), (long long)p->end_ts,
                        (long long)GEN_TS_MAX);
+    if (p->theme_size < 1) return err_set(err, errlen, LSIM_E_INVAL, "gen log: theme_size must be >= 1");
+    const struct { const char *name; double v; } conc[3] = {
+        {"theme_conc", p->theme_conc}, {"cat_conc", p->cat_conc}, {"item_conc", p->item_conc}};
+    for (int k = 0; k < 3; k++)
+        if (!(conc[k].v > 0.0) || !(conc[k].v <= GEN_CONC_MAX))
+            return err_set(err, errlen, LSIM_E_INVAL, "gen log: %s must be in (0, %g] (got %g)", conc[k].name,
+                           GEN_CONC_MAX, conc[k].v);
+    if (!(p->sess_stay >= 0.0) || !(p->sess_stay <= 1.0))
+        return err_set(err, errlen, LSIM_E_INVAL, "gen log: sess_stay must be in [0, 1] (got %g)", p->sess_stay);
+    if (!(p->carry >= 0.0) || !(p->carry <= 1.0))
+        return err_set(err, errlen, LSIM_E_INVAL, "gen log: carry must be in [0, 1] (got %g)", p->carry);
+    if (!(p->carry_days > 0.0) || !(p->carry_days <= GEN_CARRY_DAYS_MAX))
+        return err_set(err, errlen, LSIM_E_INVAL, "gen log: carry_days must be in (0, %g] (got %g)",
+                       GEN_CARRY_DAYS_MAX, p->carry_days);
+    if (!(p->sess_mean >= 1.0) || !(p->sess_mean <= GEN_SESS_MEAN_MAX))
+        return err_set(err, errlen, LSIM_E_INVAL, "gen log: sess_mean must be in [1, %g] (got %g)",
+                       GEN_SESS_MEAN_MAX, p->sess_mean);
     uint64_t items, cats;
     gen_derive(p, &items, &cats);
     if (items > GEN_ID_SPACE)
@@ -813,10 +864,10 @@ int gen_log_write(FILE *out, const gen_log_params *p, gen_log_summary *summary, 
     gen_out o = {out, NULL, 0, 0, 0};
     uint8_t *item_seen = NULL, *cat_seen = NULL;
     memset(&u, 0, sizeof u);
-    rc = gen_catalog_build(&cat, (uint32_t)n_items, (uint32_t)n_cats);
+    rc = gen_catalog_build(&cat, (uint32_t)n_items, (uint32_t)n_cats, p->theme_size);
     if (rc) return err_set(err, errlen, rc, "gen log: out of memory for the catalog");
     g.cat = &cat;
-    rc = gen_user_alloc(&u, p->max_len, g.max_sess, cat.n_cats);
+    rc = gen_user_alloc(&u, p->max_len, g.max_sess, &cat);
     o.buf = malloc(GEN_OUTBUF);
     item_seen = calloc(n_items / 8 + 1, 1);
     cat_seen = calloc(n_cats / 8 + 1, 1);
@@ -831,7 +882,7 @@ int gen_log_write(FILE *out, const gen_log_params *p, gen_log_summary *summary, 
     for (uint32_t user = 1; user <= p->users && !o.failed; user++) {
         gen_user_plan(&u, &g, user);
         gen_user_items(&u, &g, user, &o, item_seen, cat_seen, &items_used);
-        gen_user_reset(&u);
+        gen_user_reset(&u, &cat);
         events += u.len;
         if (u.len > longest) longest = u.len;
         if (user == UINT32_MAX) break;
@@ -941,9 +992,9 @@ int gen_truth_new(gen_truth **out, const gen_log_params *p, char *err, size_t er
     uint64_t n_items, n_cats;
     gen_derive(p, &n_items, &n_cats);
     gen_ctx_init(&t->g, &t->p);
-    rc = gen_catalog_build(&t->cat, (uint32_t)n_items, (uint32_t)n_cats);
+    rc = gen_catalog_build(&t->cat, (uint32_t)n_items, (uint32_t)n_cats, p->theme_size);
     t->g.cat = &t->cat;
-    if (!rc) rc = gen_user_alloc(&t->u, p->max_len, t->g.max_sess, t->cat.n_cats);
+    if (!rc) rc = gen_user_alloc(&t->u, p->max_len, t->g.max_sess, &t->cat);
     t->items = malloc((size_t)p->max_len * sizeof *t->items);
     t->ts = malloc((size_t)p->max_len * sizeof *t->ts);
     t->ev_sess = malloc((size_t)p->max_len * sizeof *t->ev_sess);
@@ -981,19 +1032,19 @@ void gen_truth_free(gen_truth *t)
 static void truth_replay(gen_truth *t, uint32_t user)
 {
     gen_user *u = &t->u;
-    if (t->user) gen_user_reset(u);
+    if (t->user) gen_user_reset(u, &t->cat);
+    t->user = 0;
     gen_user_plan(u, &t->g, user);
     gen_rng r;
     gen_rng_seed(&r, t->p.seed, user, 1);
     int64_t t0 = t->p.end_ts - t->g.span;
     uint32_t e = 0;
     for (uint32_t s = 0; s < u->n_sess; s++) {
-        uint32_t c = u->sess_cat[s], slot = (uint32_t)u->cat_slot[c];
         int64_t ts = t0 + u->sess_start[s];
         for (uint32_t j = 0; j < u->sess_size[s]; j++, e++) {
             int type;
             ts += u->gap[e];
-            t->items[e] = gen_next_item(u, &t->cat, &r, c, slot, &type);
+            t->items[e] = gen_next_item(u, &t->cat, &r, t->p.item_conc, u->ev_cat[e], &type);
             t->ts[e] = ts;
             t->ev_sess[e] = s;
         }
@@ -1012,16 +1063,10 @@ static uint32_t cat_of_item(const gen_catalog *cat, uint32_t it)
     return lo;
 }
 
-static double pi_of(const gen_catalog *cat, uint32_t c)
+/* Sum of the unnormalized popularity 1/rank over categories [lo, hi). */
+static double cum_range(const gen_catalog *cat, uint32_t lo, uint32_t hi)
 {
-    return (cat->cat_cum[c] - (c ? cat->cat_cum[c - 1] : 0.0)) / cat->cat_cum[cat->n_cats - 1];
-}
-
-static double omega_of(const gen_user *u, uint32_t c)
-{
-    for (uint32_t k = 0; k < u->n_interests; k++)
-        if (u->interest_cat[k] == c) return u->interest_cum[k] - (k ? u->interest_cum[k - 1] : 0.0);
-    return 0.0;
+    return cat->cat_cum[hi - 1] - (lo ? cat->cat_cum[lo - 1] : 0.0);
 }
 
 int gen_truth_prob(gen_truth *t, uint32_t user, int64_t ts, uint32_t item_raw, double *prob)
@@ -1046,25 +1091,31 @@ int gen_truth_prob(gen_truth *t, uint32_t user, int64_t ts, uint32_t item_raw, d
         else hi = mid;
     }
     if (lo == cat->n_items || cat->item_raw[t->by_raw[lo]] != item_raw) return 0; /* not in the catalog: 0 */
-    uint32_t it = t->by_raw[lo], c = cat_of_item(cat, it);
-    uint32_t s = t->ev_sess[j];
-    uint64_t n_c = 0, n_i = 0;
+    uint32_t it = t->by_raw[lo], c = cat_of_item(cat, it), th = c / cat->theme_size;
+    uint64_t n_c = 0, n_i = 0, runs = 0, runs_c = 0, runs_t = 0; /* events; runs (see gen_draw_urn) */
     for (size_t e = 0; e < j; e++) {
-        n_c += u->sess_cat[t->ev_sess[e]] == c;
+        n_c += u->ev_cat[e] == c;
         n_i += t->items[e] == it;
+        if (e == 0 || u->ev_cat[e - 1] != u->ev_cat[e]) {
+            runs++;
+            runs_c += u->ev_cat[e] == c;
+            runs_t += u->ev_cat[e] / cat->theme_size == th;
+        }
+    }
+    const gen_log_params *p = &t->p;
+    uint32_t tlo = th * cat->theme_size, thi = tlo + cat->theme_size;
+    if (thi > cat->n_cats) thi = cat->n_cats;
+    double pi_t = cum_range(cat, tlo, thi) / cat->cat_cum[cat->n_cats - 1];
+    double pi_c_in_t = cum_range(cat, c, c + 1) / cum_range(cat, tlo, thi);
+    double urn = (p->theme_conc * pi_t + (double)runs_t) / (p->theme_conc + (double)runs) *
+                 (p->cat_conc * pi_c_in_t + (double)runs_c) / (p->cat_conc + (double)runs_t);
+    double p_cat = urn;
+    if (j > 0) { /* keep the previous event's category, within a session or carried over to the next */
+        double keep = t->ev_sess[j - 1] == t->ev_sess[j] ? p->sess_stay : gen_carry(p, t->ts[j] - t->ts[j - 1]);
+        p_cat = keep * (u->ev_cat[j - 1] == c ? 1.0 : 0.0) + (1.0 - keep) * urn;
     }
     uint32_t first = cat->cat_first[c], n_in = cat->cat_first[c + 1] - first, r = it - first;
     double q = (cat->rank_cum[r] - (r ? cat->rank_cum[r - 1] : 0.0)) / cat->rank_cum[n_in - 1];
-    double g = n_c ? GEN_P_REPEAT * (double)n_i / (double)n_c + (1.0 - GEN_P_REPEAT) * q : q;
-    if (j > 0 && t->ev_sess[j - 1] == s) { /* within a session: its category is known */
-        *prob = u->sess_cat[s] == c ? g : 0.0;
-        return 0;
-    }
-    double e = s > 0 ? gen_exp_det(-(double)(u->sess_start[s] - u->sess_start[s - 1]) / GEN_DRIFT_MEAN_S) : 0.0;
-    double fresh = GEN_DRIFT_P_INTEREST * omega_of(u, c) + (1.0 - GEN_DRIFT_P_INTEREST) * pi_of(cat, c);
-    double p_drift = e * (s > 0 && u->sess_drift[s - 1] == c ? 1.0 : 0.0) + (1.0 - e) * fresh;
-    double p_sess = GEN_SESS_P_DRIFT * p_drift + GEN_SESS_P_INTEREST * omega_of(u, c) +
-                    (1.0 - GEN_SESS_P_DRIFT - GEN_SESS_P_INTEREST) * pi_of(cat, c);
-    *prob = p_sess * g;
+    *prob = p_cat * (p->item_conc * q + (double)n_i) / (p->item_conc + (double)n_c);
     return 0;
 }

@@ -5,8 +5,10 @@
  * is that of real e-commerce logs, from an explicit generative model that
  * docs/GENERATOR.md writes down: Zipf item popularity, items in categories,
  * heavy-tailed sequence lengths up to max_len, sessions separated by more
- * than 30 minutes, long-lived category interests that come back after long
- * gaps, and short-term drift. The same params (seed included) give the same
+ * than 30 minutes that tend to keep one category, and long-lived category
+ * and item preferences that reinforce themselves (reinforced urns over the
+ * user's own history, so that the next item's distribution is a function of
+ * the history and the time alone). The same params (seed included) give the same
  * bytes, on any machine.
  *
  * Output order: user by user (user ids 1..users), each user's events in
@@ -23,7 +25,7 @@ typedef struct gen_log_params {
     uint32_t users;       /* number of users */
     uint32_t items;       /* catalog size, <= 4,999,999; 0 = derived:
                              min(4999999, max(1000, 20 * users, 5 * categories)) */
-    uint32_t categories;  /* <= items; 0 = derived: min(items, max(20, items / 440)) */
+    uint32_t categories;  /* <= items; 0 = derived: min(items, max(200, items / 440)) */
     uint32_t min_len;     /* shortest sequence, >= 1 */
     uint32_t max_len;     /* longest sequence, <= 10,000,000; user 1 always has exactly
                              max_len events */
@@ -31,12 +33,24 @@ typedef struct gen_log_params {
     uint32_t days;        /* span of the log, ending at end_ts, >= 1 */
     int64_t end_ts;       /* unix seconds of the log's end (exclusive); the window
                              [end_ts - days*86400, end_ts) must lie in [0, 4102444800] */
+    /* The behavior model (docs/GENERATOR.md, "The generative process"): */
+    uint32_t theme_size;  /* G: categories per theme (contiguous popularity ranks), >= 1; 1 = no themes */
+    double theme_conc;    /* a: concentration of a user's theme urn, in (0, 1e9] */
+    double cat_conc;      /* b: concentration of the category-within-theme urn, in (0, 1e9]
+                             (no effect when theme_size is 1) */
+    double item_conc;     /* beta: concentration of the item-within-category urn, in (0, 1e9] */
+    double sess_stay;     /* s: a session's later event keeps the previous event's category, in [0, 1] */
+    double sess_mean;     /* mean session size (at least; heavy users get longer ones), in [1, 1e6] */
+    double carry;         /* h: a session's first event keeps the previous event's category with
+                             probability h exp(-gap / carry_days); in [0, 1] */
+    double carry_days;    /* tau of the carry-over, in days; in (0, 1e6] */
 } gen_log_params;
 
 /* Defaults: seed 1, 1000 users, items and categories derived, min_len 100,
  * max_len 54000, alpha 1.1 (mean length about 570: a 10M-event log is about
  * 17,600 users), 180 days ending 2017-12-04 00:00:00 UTC (the Tianchi file's
- * end). */
+ * end); theme_size 1, theme_conc 5, cat_conc 2, item_conc 20, sess_stay 1,
+ * sess_mean 6, carry 0.3, carry_days 1. */
 void gen_log_params_default(gen_log_params *p);
 
 /* Summary of what was written. */
@@ -47,7 +61,7 @@ typedef struct gen_log_summary {
 
 /* Writes the log to `out` (through a 1 MiB buffer, then fflush(out)); does
  * not close it. Memory: the catalog (about 4 bytes per item) plus one
- * user's workspace (about 6 bytes per event of max_len), never the whole log.
+ * user's workspace (about 14 bytes per event of max_len), never the whole log.
  * Returns 0, LSIM_E_INVAL for bad params (message in err, naming the field),
  * LSIM_E_IO on a write error (what was written before stays written),
  * LSIM_E_NOMEM. summary may be NULL; it is filled only on success. */

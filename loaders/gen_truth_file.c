@@ -11,7 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define TRUTH_FORMAT "lsim-gen-truth-1"
+#define TRUTH_FORMAT "lsim-gen-truth-3"
 
 int gen_truth_file_write(const char *path, const gen_log_params *p, char *err, size_t errlen)
 {
@@ -25,14 +25,21 @@ int gen_truth_file_write(const char *path, const gen_log_params *p, char *err, s
                "days=%u\nend_ts=%lld\n",
             TRUTH_FORMAT, (unsigned long long)q.seed, q.users, q.items, q.categories, q.min_len, q.max_len,
             q.len_alpha, q.days, (long long)q.end_ts);
+    fprintf(f, "theme_size=%u\ntheme_conc=%.17g\ncat_conc=%.17g\nitem_conc=%.17g\nsess_stay=%.17g\nsess_mean=%.17g\n"
+               "carry=%.17g\ncarry_days=%.17g\n",
+            q.theme_size, q.theme_conc, q.cat_conc, q.item_conc, q.sess_stay, q.sess_mean, q.carry, q.carry_days);
     int bad = ferror(f);
     if (fclose(f) != 0 || bad) return err_set(err, errlen, LSIM_E_IO, "%s: write failed: %s", path, strerror(errno));
     return 0;
 }
 
-enum { K_FORMAT, K_SEED, K_USERS, K_ITEMS, K_CATS, K_MIN, K_MAX, K_ALPHA, K_DAYS, K_END, K_N };
-static const char *const keys[K_N] = {"format", "seed",    "users", "items", "categories",
-                                      "min_len", "max_len", "alpha", "days",  "end_ts"};
+enum {
+    K_FORMAT, K_SEED, K_USERS, K_ITEMS, K_CATS, K_MIN, K_MAX, K_ALPHA, K_DAYS, K_END,
+    K_THEME_SIZE, K_THEME_CONC, K_CAT_CONC, K_ITEM_CONC, K_STAY, K_SESS_MEAN, K_CARRY, K_CARRY_DAYS, K_N
+};
+static const char *const keys[K_N] = {"format",     "seed",       "users",    "items",     "categories", "min_len",
+                                      "max_len",    "alpha",      "days",     "end_ts",    "theme_size", "theme_conc",
+                                      "cat_conc",   "item_conc",  "sess_stay", "sess_mean", "carry",      "carry_days"};
 
 int gen_truth_file_read(const char *path, gen_log_params *p, char *err, size_t errlen)
 {
@@ -76,10 +83,20 @@ int gen_truth_file_read(const char *path, gen_log_params *p, char *err, size_t e
         }
         char *end;
         errno = 0;
-        if (k == K_ALPHA) {
-            p->len_alpha = strtod(val, &end);
+        if (k == K_ALPHA || (k >= K_THEME_CONC && k <= K_CARRY_DAYS)) {
+            double d = strtod(val, &end);
             if (!*val || *end || errno)
-                rc = err_set(err, errlen, LSIM_E_FORMAT, "%s:%llu: alpha: not a number: '%.40s'", path, ln, val);
+                rc = err_set(err, errlen, LSIM_E_FORMAT, "%s:%llu: %s: not a number: '%.40s'", path, ln, keys[k], val);
+            switch (k) {
+            case K_ALPHA: p->len_alpha = d; break;
+            case K_THEME_CONC: p->theme_conc = d; break;
+            case K_CAT_CONC: p->cat_conc = d; break;
+            case K_ITEM_CONC: p->item_conc = d; break;
+            case K_STAY: p->sess_stay = d; break;
+            case K_SESS_MEAN: p->sess_mean = d; break;
+            case K_CARRY: p->carry = d; break;
+            default: p->carry_days = d; break;
+            }
             continue;
         }
         long long x = strtoll(val, &end, 10);
@@ -97,6 +114,7 @@ int gen_truth_file_read(const char *path, gen_log_params *p, char *err, size_t e
         case K_MIN: p->min_len = (uint32_t)x; break;
         case K_MAX: p->max_len = (uint32_t)x; break;
         case K_DAYS: p->days = (uint32_t)x; break;
+        case K_THEME_SIZE: p->theme_size = (uint32_t)x; break;
         default: p->end_ts = x; break;
         }
     }

@@ -502,22 +502,24 @@ static const char *trim_blank_end(const char *p, const char *end)
     return end;
 }
 
-/* Index into the five columns (user, item, category, type, ts), or -1. */
+#define LR_KEYS 7 /* user, item, category, type, ts, request, label */
+
+/* Index into the columns (user, item, category, type, ts, request, label), or -1. */
 static int column_key(const char *k, size_t n)
 {
     static const struct { const char *name; int idx; } keys[] = {
         {"user", 0}, {"item", 1}, {"category", 2}, {"cat", 2},
-        {"type", 3}, {"ts", 4}, {"timestamp", 4},
+        {"type", 3}, {"ts", 4}, {"timestamp", 4}, {"request", 5}, {"label", 6},
     };
     for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++)
         if (strlen(keys[i].name) == n && memcmp(keys[i].name, k, n) == 0) return keys[i].idx;
     return -1;
 }
 
-static const char *const column_names[5] = {"user", "item", "category", "type", "ts"};
+static const char *const column_names[LR_KEYS] = {"user", "item", "category", "type", "ts", "request", "label"};
 
 /* Parses one "key=N" item of a mapping into cols[]. */
-static int parse_column_item(int cols[5], const char *p, const char *end, char *err,
+static int parse_column_item(int cols[LR_KEYS], const char *p, const char *end, char *err,
                              size_t errlen)
 {
     p = skip_blank(p, end);
@@ -530,7 +532,7 @@ static int parse_column_item(int cols[5], const char *p, const char *end, char *
     int key = column_key(p, (size_t)(kend - p));
     if (key < 0)
         return err_set(err, errlen, LSIM_E_INVAL,
-                       "unknown column key '%.*s' (keys: user, item, category, type, ts)",
+                       "unknown column key '%.*s' (keys: user, item, category, type, ts, request, label)",
                        (int)(kend - p), p);
     if (cols[key])
         return err_set(err, errlen, LSIM_E_INVAL, "column key '%s' given twice", column_names[key]);
@@ -544,7 +546,7 @@ static int parse_column_item(int cols[5], const char *p, const char *end, char *
     if (col < 1 || col > LR_MAX_COLUMNS)
         return err_set(err, errlen, LSIM_E_INVAL, "'%.*s': column must be a number in 1..%d", n, p,
                        LR_MAX_COLUMNS);
-    for (int i = 0; i < 5; i++)
+    for (int i = 0; i < LR_KEYS; i++)
         if (cols[i] == col)
             return err_set(err, errlen, LSIM_E_INVAL, "column %ld mapped to both %s and %s", col,
                            column_names[i], column_names[key]);
@@ -555,7 +557,7 @@ static int parse_column_item(int cols[5], const char *p, const char *end, char *
 int log_spec_parse_columns(log_spec *spec, const char *mapping, char *err, size_t errlen)
 {
     if (!spec || !mapping) return err_set(err, errlen, LSIM_E_INVAL, "no column mapping");
-    int cols[5] = {0, 0, 0, 0, 0};
+    int cols[LR_KEYS] = {0};
     const char *p = mapping, *end = mapping + strlen(mapping);
     if (skip_blank(p, end) == end) return err_set(err, errlen, LSIM_E_INVAL, "empty column mapping");
     while (p <= end) {
@@ -575,6 +577,8 @@ int log_spec_parse_columns(log_spec *spec, const char *mapping, char *err, size_
     spec->col_cat = cols[2];
     spec->col_type = cols[3];
     spec->col_ts = cols[4];
+    spec->col_request = cols[5];
+    spec->col_label = cols[6];
     return 0;
 }
 
@@ -697,6 +701,13 @@ static int parse_csv(log_reader *r, char *line, size_t len, log_event *ev)
         return LOG_READ_BAD;
     if (s->col_cat && check_id(r, &f[s->col_cat - 1], "category")) return LOG_READ_BAD;
     if (s->col_type && check_id(r, &f[s->col_type - 1], "type")) return LOG_READ_BAD;
+    if (s->col_request && check_id(r, &f[s->col_request - 1], "request")) return LOG_READ_BAD;
+    if (s->col_label) {
+        const field *l = &f[s->col_label - 1];
+        if (l->len != 1 || (l->p[0] != '0' && l->p[0] != '1'))
+            return bad(r, "label: want 0 or 1, got '%.*s'", l->len > 20 ? 20 : (int)l->len, l->p);
+        ev->label = l->p[0] - '0';
+    }
     int64_t ts;
     if (check_ts(r, &f[s->col_ts - 1], &ts)) return LOG_READ_BAD;
     ev->ts = ts;
@@ -715,6 +726,7 @@ static int parse_csv(log_reader *r, char *line, size_t len, log_event *ev)
         ev->type = "event";
         ev->type_len = 5;
     }
+    if (s->col_request) set_str(&ev->request, &ev->request_len, &f[s->col_request - 1]);
     return LOG_READ_EVENT;
 }
 
@@ -797,8 +809,9 @@ static int check_spec(const log_spec *s, const char *name, char *err, size_t err
     if (s->format != LOG_FORMAT_CSV) return 0;
     if (s->delimiter == '\0' || s->delimiter == '\n' || s->delimiter == '\r')
         return err_set(err, errlen, LSIM_E_INVAL, "%s: bad delimiter", name);
-    const int cols[5] = {s->col_user, s->col_item, s->col_cat, s->col_type, s->col_ts};
-    for (int i = 0; i < 5; i++) {
+    const int cols[LR_KEYS] = {s->col_user, s->col_item, s->col_cat, s->col_type, s->col_ts, s->col_request,
+                               s->col_label};
+    for (int i = 0; i < LR_KEYS; i++) {
         int required = i == 0 || i == 1 || i == 4;
         if (cols[i] < (required ? 1 : 0) || cols[i] > LR_MAX_COLUMNS)
             return err_set(err, errlen, LSIM_E_INVAL, "%s: bad column for %s: %d", name,
@@ -810,8 +823,8 @@ static int check_spec(const log_spec *s, const char *name, char *err, size_t err
 static size_t max_column(const log_spec *s)
 {
     int m = s->col_user;
-    const int cols[4] = {s->col_item, s->col_cat, s->col_type, s->col_ts};
-    for (int i = 0; i < 4; i++)
+    const int cols[LR_KEYS - 1] = {s->col_item, s->col_cat, s->col_type, s->col_ts, s->col_request, s->col_label};
+    for (int i = 0; i < LR_KEYS - 1; i++)
         if (cols[i] > m) m = cols[i];
     return (size_t)m;
 }
@@ -879,6 +892,9 @@ int log_reader_next(log_reader *r, log_event *ev)
         }
         if (r->spec.format == LOG_FORMAT_CSV && r->spec.header && r->src.line == 1) continue;
         if (check_line(r, got, len)) return LOG_READ_BAD;
+        ev->request = NULL;
+        ev->request_len = 0;
+        ev->label = -1;
         switch (r->spec.format) {
         case LOG_FORMAT_TAOBAO: return parse_taobao(r, line, len, ev);
         case LOG_FORMAT_AMAZON: return parse_amazon(r, line, len, ev);

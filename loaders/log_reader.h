@@ -41,6 +41,7 @@ typedef struct log_spec {
     char delimiter;   /* default ',' */
     int header;       /* 1: the first line is a header and is skipped */
     int col_user, col_item, col_cat, col_type, col_ts; /* 1-based; 0 = absent (cat, type only) */
+    int col_request, col_label; /* request logs (loaders/request_log.h): 0 = absent */
     /* LOG_FORMAT_AMAZON only: path of item-info (required). */
     const char *item_info_path;
     /* Valid timestamp range, inclusive, for every format. */
@@ -55,8 +56,9 @@ void log_spec_default(log_spec *spec, log_format format);
 int log_format_parse(const char *name, log_format *out);
 
 /* Parses a column mapping "user=1,item=2,category=3,ts=5,type=4" into spec.
- * Keys: user, item, category (or cat), type, ts (or timestamp). user, item
- * and ts are required. Returns 0, or LSIM_E_INVAL with a reason in err. */
+ * Keys: user, item, category (or cat), type, ts (or timestamp), and for
+ * request logs request and label. user, item and ts are required. Returns 0,
+ * or LSIM_E_INVAL with a reason in err. */
 int log_spec_parse_columns(log_spec *spec, const char *mapping, char *err, size_t errlen);
 
 /* One event as read from the log. The pointers point into the reader's
@@ -65,6 +67,9 @@ int log_spec_parse_columns(log_spec *spec, const char *mapping, char *err, size_
 typedef struct log_event {
     const char *user, *item, *cat, *type;
     uint32_t user_len, item_len, cat_len, type_len;
+    const char *request;  /* CSV with a request column (else NULL) */
+    uint32_t request_len;
+    int label;            /* CSV with a label column: 0 or 1 (a bad label is a bad line); else -1 */
     int64_t ts;
     uint64_t line; /* 1-based line number in the log */
 } log_event;

@@ -179,6 +179,16 @@ Test(engine, sim_soft_through_faiss_scores_equal_eval)
     engine_equals_eval_with(train(MODEL_SIM_SOFT, 1, 0, "softfaiss"), &s);
 }
 
+/* The approximate search probing every category scores every pair: the exact behaviors, so eval's scores */
+Test(engine, sim_soft_approximate_probing_everything_scores_equal_eval)
+{
+    lsim_settings s;
+    lsim_settings_default(&s);
+    s.soft_search = LSIM_SOFT_APPROX;
+    s.approx_fraction = 1.0f;
+    engine_equals_eval_with(train(MODEL_SIM_SOFT, 1, 0, "softapprox"), &s);
+}
+
 /* ---- allocation counting: the steady state allocates nothing ---- */
 /* Sanitizers bring their own allocator: the counting one is left out there (COUNTING 0). */
 #if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
@@ -251,12 +261,12 @@ static void user_event(const char *user, size_t i, char *item, char *cat, int64_
     lsim_index_reader_free(rd);
 }
 
-static void steady_state_case(const char *ckpt)
+static void steady_state_case(const char *ckpt, const lsim_settings *set)
 {
     if (!COUNTING) cr_skip_test("a sanitizer's allocator is in place: nothing to count");
     lsim_engine *e;
     lsim_ctx *c;
-    open_engine(ckpt, NULL, &e, &c);
+    open_engine(ckpt, set, &e, &c);
     char item[300], cat[300];
     int64_t ts;
     user_event("1", 1200, item, cat, &ts); /* user 1 has the longest sequence */
@@ -280,9 +290,14 @@ static void steady_state_case(const char *ckpt)
 
 Test(engine, steady_state_allocates_nothing)
 {
-    steady_state_case(train(MODEL_SIM_SOFT, 1, 0, "alloc-soft"));
-    steady_state_case(train(MODEL_SIM_HARD, 1, 0, "alloc-hard"));
-    steady_state_case(train(MODEL_DIN, 0, 0, "alloc-din"));
+    const char *soft = train(MODEL_SIM_SOFT, 1, 0, "alloc-soft");
+    steady_state_case(soft, NULL);
+    lsim_settings approx;
+    lsim_settings_default(&approx);
+    approx.soft_search = LSIM_SOFT_APPROX;
+    steady_state_case(soft, &approx);
+    steady_state_case(train(MODEL_SIM_HARD, 1, 0, "alloc-hard"), NULL);
+    steady_state_case(train(MODEL_DIN, 0, 0, "alloc-din"), NULL);
 }
 
 Test(engine, unknown_users_and_items_take_the_no_history_and_oov_paths)
@@ -448,6 +463,19 @@ Test(engine, bad_settings_and_files_are_refused_by_name)
     set.max_future = -1;
     cr_assert_eq(lsim_engine_open(&e, g_idx, ckpt, &set, err, sizeof err), LSIM_E_INVAL);
     cr_assert(strstr(err, "max_future"), "%s", err);
+    lsim_settings_default(&set);
+    set.soft_search = 3;
+    cr_assert_eq(lsim_engine_open(&e, g_idx, ckpt, &set, err, sizeof err), LSIM_E_INVAL);
+    cr_assert(strstr(err, "soft_search"), "%s", err);
+    const float fractions[] = {0.0f, -0.5f, 1.5f, NAN};
+    for (size_t i = 0; i < sizeof fractions / sizeof fractions[0]; i++) {
+        lsim_settings_default(&set);
+        set.soft_search = LSIM_SOFT_APPROX;
+        set.approx_fraction = fractions[i];
+        cr_assert_eq(lsim_engine_open(&e, g_idx, ckpt, &set, err, sizeof err), LSIM_E_INVAL, "%g", fractions[i]);
+        cr_assert_null(e);
+        cr_assert(strstr(err, "approx_fraction"), "%s", err);
+    }
     char missing[700];
     snprintf(missing, sizeof missing, "%s/no-such.safetensors", g_dir);
     cr_assert_neq(lsim_engine_open(&e, g_idx, missing, NULL, err, sizeof err), 0);

@@ -60,6 +60,23 @@ Test(soft_score, the_same_bits_however_batched)
     check_batching();
 }
 
+/* every count of blocks (the one-candidate path takes 8, 4, 2 and 1 at a time; four candidates, 2 and 1) */
+Test(soft_score, one_candidate_and_four_agree_at_every_length)
+{
+    enum { LN = 12 * 8 + 5 };
+    static float keys[LN * D], q[4 * D], kt[LN * D + 8 * D], four[4 * LN], one[LN];
+    uint64_t s = 17;
+    fill(keys, LN * D, &s);
+    fill(q, D, &s);
+    for (size_t b = 1; b < 4; b++) memcpy(q + b * D, q, D * sizeof(float));
+    for (size_t n = 1; n <= LN; n++) {
+        soft_score_transpose(kt, keys, n, D);
+        soft_score_rows_t(four, kt, n, q, 4, D);
+        soft_score_rows_t(one, kt, n, q, 1, D);
+        for (size_t b = 0; b < 4; b++) cr_assert_eq(memcmp(one, four + b * n, n * sizeof(float)), 0, "n %zu", n);
+    }
+}
+
 Test(soft_score, the_plain_path_equals_the_reference_and_is_batch_independent)
 {
     soft_score_allow_simd(0);
@@ -221,6 +238,13 @@ Test(soft_score, approximate_search_keeps_the_top_k_where_categories_dominate)
 #include "gsu/soft_dedup.h"
 #include "gsu/soft_search.h"
 
+static void *dedup_new(soft_dedup *dd, size_t n, size_t k)
+{
+    void *mem = malloc(soft_dedup_bytes(n, k));
+    soft_dedup_carve(dd, mem, n, k);
+    return mem;
+}
+
 Test(soft_score, distinct_pairs_give_the_row_ranking_exactly)
 {
     enum { PN = 2000, PK = 50 };
@@ -228,11 +252,11 @@ Test(soft_score, distinct_pairs_give_the_row_ranking_exactly)
     static float row_score[PN], pair_score[PN];
     static uint64_t heap[PK];
     soft_dedup dd;
-    void *mem = malloc(soft_dedup_bytes(PN, PK));
-    soft_dedup_carve(&dd, mem, PN, PK);
+    void *mem = dedup_new(&dd, PN, PK);
     uint64_t s = 8;
     for (int trial = 0; trial < 90; trial++) {
-        /* a third with few pairs (many rows each), a third with many (the block-maxima floor), a third mixed */
+        /* a third with few pairs (many rows each), a third with many (the floor skipping 16 at a time), a third
+         * mixed */
         size_t n = trial >= 60 ? PN : 1 + (size_t)(tu_rand(&s) % PN);
         size_t pairs = trial >= 60 ? 1000 + (size_t)(tu_rand(&s) % 1000)
                                    : 1 + (size_t)(tu_rand(&s) % (trial % 3 ? 40 : 900));
@@ -244,11 +268,17 @@ Test(soft_score, distinct_pairs_give_the_row_ranking_exactly)
         for (size_t j = 0; j < u; j++) /* few distinct values: ties between different pairs too */
             pair_score[j] = (float)(int)(tu_rand(&s) % (trial % 2 ? 4 : 1000)) - (trial % 4 == 0 ? 0.0f : 2.0f);
         if (trial == 5) pair_score[0] = -0.0f;
-        for (size_t j = 0; j < u; j++)
-            for (uint32_t r = dd.off[j]; r < dd.off[j + 1]; r++) {
-                cr_assert(items[dd.rows[r]] == dd.item[j] && cats[dd.rows[r]] == dd.cat[j]);
-                row_score[dd.rows[r]] = pair_score[j];
+        size_t seen = 0;
+        for (size_t j = 0; j < u; j++) {
+            uint32_t c = 0;
+            for (uint32_t r = dd.last[j], after = UINT32_MAX; r != SOFT_DEDUP_NONE; after = r, r = dd.prev[r], c++) {
+                cr_assert(r < after && items[r] == dd.item[j] && cats[r] == dd.cat[j]);
+                row_score[r] = pair_score[j];
             }
+            cr_assert_eq(c, dd.cnt[j]);
+            seen += c;
+        }
+        cr_assert_eq(seen, n);
         off[0] = 0, off[1] = (uint32_t)n;
         size_t nw = soft_gsu_topk(sel_off, want, heap, row_score, off, 1, PK);
         size_t ng = soft_dedup_expand(&dd, pair_score, NULL, u, got, NULL);
@@ -256,4 +286,162 @@ Test(soft_score, distinct_pairs_give_the_row_ranking_exactly)
         cr_assert_eq(memcmp(got, want, nw * sizeof *got), 0, "trial %d (n %zu, %zu pairs): other rows", trial, n, u);
     }
     free(mem);
+}
+
+/* ---- the gathering transpose; the expansion over a shortlist; one request's modes against brute force ---- */
+#include "gsu/soft_request.h"
+
+Test(soft_score, a_gathered_transpose_scores_as_the_gathered_rows)
+{
+    enum { GN = 301 };
+    static float keys[N * D], q[D], packed[GN * D], want[GN], got[GN];
+    static uint32_t rows[GN];
+    float *kt = malloc(soft_score_t_floats(GN, D) * sizeof(float)), *scratch = malloc(soft_score_scratch(GN, D) * 4);
+    uint64_t s = 12;
+    fill(keys, N * D, &s);
+    fill(q, D, &s);
+    for (size_t i = 0; i < GN; i++) {
+        rows[i] = (uint32_t)(tu_rand(&s) % N);
+        memcpy(packed + i * D, keys + (size_t)rows[i] * D, D * sizeof(float));
+    }
+    soft_score_rows(want, packed, GN, q, 1, D, scratch);
+    soft_score_transpose_rows(kt, keys, rows, GN, D);
+    soft_score_rows_t(got, kt, GN, q, 1, D);
+    cr_assert_eq(memcmp(got, want, sizeof want), 0);
+    size_t tf = soft_score_t_floats(GN, D); /* the SIMD transpose moves the same bytes as the plain one */
+    float *plain = malloc(tf * sizeof(float));
+    soft_score_allow_simd(0);
+    soft_score_transpose_rows(plain, keys, rows, GN, D);
+    soft_score_allow_simd(1);
+    cr_assert_eq(memcmp(plain, kt, tf * sizeof(float)), 0);
+    free(plain);
+    free(kt);
+    free(scratch);
+}
+
+/* the k best rows among those whose pair is in ids[0..m), by (score, row), ascending rows */
+static size_t brute_rows(uint32_t *out, const uint32_t *items, const uint32_t *cats, size_t n, const soft_dedup *dd,
+                         const float *pair_score, const uint32_t *ids, size_t m, size_t k)
+{
+    static uint8_t taken[4096];
+    static float sc[4096];
+    static uint8_t in[4096];
+    memset(taken, 0, n), memset(in, 0, n);
+    for (size_t i = 0; i < n; i++)
+        for (size_t j = 0; j < m; j++)
+            if (dd->item[ids[j]] == items[i] && dd->cat[ids[j]] == cats[i]) in[i] = 1, sc[i] = pair_score[j];
+    size_t c = 0;
+    for (; c < k; c++) {
+        size_t best = n;
+        for (size_t i = 0; i < n; i++)
+            if (in[i] && !taken[i] && (best == n || sc[i] > sc[best] || (sc[i] == sc[best] && i > best))) best = i;
+        if (best == n) break;
+        taken[best] = 1;
+    }
+    size_t o = 0;
+    for (size_t i = 0; i < n; i++)
+        if (taken[i]) out[o++] = (uint32_t)i;
+    return c;
+}
+
+Test(soft_score, the_expansion_over_a_shortlist_in_any_order_ranks_as_brute_force)
+{
+    enum { SN = 3000, SK = 40 };
+    static uint32_t items[SN], cats[SN], ids[SN], want[SK], got[SK];
+    static float score[SN];
+    soft_dedup dd;
+    void *mem = dedup_new(&dd, SN, SK);
+    uint64_t s = 31;
+    for (int trial = 0; trial < 60; trial++) {
+        size_t n = 1 + (size_t)(tu_rand(&s) % SN), pairs = 1 + (size_t)(tu_rand(&s) % (trial % 2 ? 30 : 1500));
+        for (size_t i = 0; i < n; i++) {
+            uint32_t p = (uint32_t)(tu_rand(&s) % pairs);
+            items[i] = p, cats[i] = p % 3;
+        }
+        size_t u = soft_dedup_build(&dd, items, cats, n), m = 0;
+        for (size_t j = 0; j < u; j++) /* a random shortlist, in a random order */
+            if (tu_rand(&s) % 3) ids[m++] = (uint32_t)j;
+        for (size_t j = m; j > 1; j--) {
+            size_t t = (size_t)(tu_rand(&s) % j);
+            uint32_t x = ids[j - 1];
+            ids[j - 1] = ids[t], ids[t] = x;
+        }
+        for (size_t j = 0; j < m; j++) score[j] = (float)(int)(tu_rand(&s) % (trial % 3 ? 5 : 500));
+        size_t nw = brute_rows(want, items, cats, n, &dd, score, ids, m, SK);
+        float kth;
+        size_t ng = soft_dedup_expand(&dd, score, ids, m, got, &kth);
+        cr_assert_eq(ng, nw, "trial %d: %zu vs %zu rows", trial, ng, nw);
+        cr_assert_eq(memcmp(got, want, nw * sizeof *got), 0, "trial %d (n %zu, %zu of %zu pairs): other rows",
+                     trial, n, m, u);
+        if (nw == SK) { /* the K-th row's score */
+            float lo = INFINITY;
+            for (size_t i = 0; i < nw; i++)
+                for (size_t j = 0; j < m; j++)
+                    if (dd.item[ids[j]] == items[got[i]] && dd.cat[ids[j]] == cats[got[i]] && score[j] < lo)
+                        lo = score[j];
+            cr_assert_eq(kth, lo, "trial %d", trial);
+        }
+    }
+    free(mem);
+}
+
+/* A user-like request: items repeated by a power law (a few pairs hold most behaviors), the category part of the
+ * vectors cat_scale times the items'. Each mode's top K against a brute-force ranking of the behaviors. */
+enum { QN = 4000, QB = 24, QK = 50, QC = 40, QI = 700 };
+
+static double request_recall(soft_mode mode, float fraction, float cat_scale, int *exact_rows)
+{
+    static float cpart[QC * D], ipart[QI * D], keys[QN * D], rowkeys[QN * D], q[QB * D], sc[QN];
+    static uint32_t items[QN], cats[QN], want[QB * QK], got[QB * QK], cnt[QB], off[2], sel_off[2];
+    static uint64_t heap[QK];
+    uint64_t s = 77;
+    fill(cpart, QC * D, &s);
+    fill(ipart, QI * D, &s);
+    fill(q, QB * D, &s);
+    for (size_t i = 0; i < QN; i++) {
+        double x = (double)(tu_rand(&s) >> 11) / 9007199254740992.0;
+        uint32_t it = (uint32_t)(QI * x * x * x); /* low ids far more often */
+        items[i] = it, cats[i] = it % QC;
+        for (size_t j = 0; j < D; j++) rowkeys[i * D + j] = cat_scale * cpart[cats[i] * D + j] + ipart[it * D + j];
+    }
+    soft_request r;
+    char err[256];
+    void *mem = malloc(soft_request_bytes(mode, QN, D, QK, QC + 2));
+    cr_assert_eq(soft_request_init(&r, mem, mode, QN, D, QK, QB, QC + 2, fraction, err, sizeof err), 0, "%s", err);
+    size_t u = soft_dedup_build(&r.dd, items, cats, QN);
+    for (size_t j = 0; j < u; j++)
+        for (size_t t = 0; t < D; t++)
+            keys[j * D + t] = cat_scale * cpart[r.dd.cat[j] * D + t] + ipart[r.dd.item[j] * D + t];
+    cr_assert_eq(soft_request_topk(&r, keys, q, QB, got, cnt, err, sizeof err), 0, "%s", err);
+    float *scratch = malloc(soft_score_scratch(QN, D) * sizeof(float));
+    size_t hit = 0;
+    *exact_rows = 1;
+    for (size_t b = 0; b < QB; b++) {
+        soft_score_rows(sc, rowkeys, QN, q + b * D, 1, D, scratch);
+        off[0] = 0, off[1] = QN;
+        soft_gsu_topk(sel_off, want + b * QK, heap, sc, off, 1, QK);
+        cr_assert_eq(cnt[b], QK);
+        for (size_t i = 0; i < QK; i++) {
+            if (i) cr_assert(got[b * QK + i] > got[b * QK + i - 1], "not in row order");
+            for (size_t j = 0; j < QK; j++) hit += got[b * QK + i] == want[b * QK + j];
+        }
+        *exact_rows &= !memcmp(got + b * QK, want + b * QK, QK * sizeof *got);
+    }
+    soft_request_destroy(&r);
+    free(scratch);
+    free(mem);
+    return (double)hit / (QB * QK);
+}
+
+Test(soft_score, a_request_exact_is_brute_force_and_approximate_keeps_its_recall)
+{
+    int same;
+    cr_assert_eq(request_recall(SOFT_EXACT, 1.0f, 4.0f, &same), 1.0);
+    cr_assert(same, "exact: other rows than brute force");
+    cr_assert_eq(request_recall(SOFT_APPROX, 1.0f, 1.0f, &same), 1.0); /* every category probed: exact */
+    cr_assert(same);
+    double r = request_recall(SOFT_APPROX, 0.1f, 4.0f, &same);
+    cr_assert(r >= 0.95, "recall %.3f at fraction 0.1 where categories dominate", r);
+    double weak = request_recall(SOFT_APPROX, 0.05f, 0.0f, &same); /* no category structure: a real loss */
+    cr_assert(weak < 0.9, "recall %.3f with no category structure", weak);
 }

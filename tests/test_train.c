@@ -313,20 +313,37 @@ Test(truth_file, round_trip_and_errors)
     p.seed = 77;
     p.users = 321;
     p.len_alpha = 1.37;
+    p.theme_size = 3;
+    p.theme_conc = 0.1;
+    p.cat_conc = 7.25;
+    p.item_conc = 1.0 / 3.0;
+    p.sess_stay = 0.6;
+    p.sess_mean = 4.5;
+    p.carry = 0.3;
+    p.carry_days = 2.5;
     cr_assert_eq(gen_truth_file_write(f, &p, err, sizeof err), 0, "%s", err);
     cr_assert_eq(gen_truth_file_read(f, &q, err, sizeof err), 0, "%s", err);
     gen_log_derive(&p);
     cr_expect(q.seed == 77 && q.users == 321 && q.len_alpha == 1.37 && q.items == p.items &&
               q.categories == p.categories && q.end_ts == p.end_ts && q.days == p.days);
+    cr_expect(q.theme_size == 3 && q.theme_conc == 0.1 && q.cat_conc == 7.25 && q.item_conc == 1.0 / 3.0 &&
+              q.sess_stay == 0.6 && q.sess_mean == 4.5 && q.carry == 0.3 && q.carry_days == 2.5);
     static const struct { const char *text, *want; } bad[] = {
-        {"format=lsim-gen-truth-1\nseed=1\n", "no users="},
+        {"format=lsim-gen-truth-3\nseed=1\n", "no users="},
         {"format=other\n", "format 'other'"},
-        {"format=lsim-gen-truth-1\nseed=1\nseed=2\n", ":3: seed given twice"},
-        {"format=lsim-gen-truth-1\nusers=-4\n", ":2: users: want an integer"},
-        {"format=lsim-gen-truth-1\ncolour=blue\n", ":2: unknown key 'colour'"},
+        {"format=lsim-gen-truth-1\n", "want lsim-gen-truth-3"}, /* the model before the urns */
+        {"format=lsim-gen-truth-2\n", "want lsim-gen-truth-3"}, /* urns that counted events, not runs */
+        {"format=lsim-gen-truth-3\nseed=1\nseed=2\n", ":3: seed given twice"},
+        {"format=lsim-gen-truth-3\nusers=-4\n", ":2: users: want an integer"},
+        {"format=lsim-gen-truth-3\ncolour=blue\n", ":2: unknown key 'colour'"},
+        {"format=lsim-gen-truth-3\nsess_stay=x\n", ":2: sess_stay: not a number"},
         {"just text\n", ":1: want key=value"},
-        {"format=lsim-gen-truth-1\nseed=1\nusers=0\nitems=0\ncategories=0\nmin_len=1\nmax_len=5\nalpha=1\n"
-         "days=1\nend_ts=100000\n", "users"},
+        {"format=lsim-gen-truth-3\nseed=1\nusers=0\nitems=0\ncategories=0\nmin_len=1\nmax_len=5\nalpha=1\n"
+         "days=1\nend_ts=100000\ntheme_size=1\ntheme_conc=5\ncat_conc=2\nitem_conc=20\nsess_stay=1\n"
+         "sess_mean=6\ncarry=0.3\ncarry_days=1\n", "users"},
+        {"format=lsim-gen-truth-3\nseed=1\nusers=3\nitems=0\ncategories=0\nmin_len=1\nmax_len=5\nalpha=1\n"
+         "days=1\nend_ts=100000\ntheme_size=1\ntheme_conc=5\ncat_conc=2\nitem_conc=20\nsess_stay=1.5\n"
+         "sess_mean=6\ncarry=0.3\ncarry_days=1\n", "sess_stay"},
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         cr_assert_eq(tu_write_file(f, bad[i].text, strlen(bad[i].text)), 0);

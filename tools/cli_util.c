@@ -3,6 +3,10 @@
  */
 #include "tools/cli_util.h"
 
+#include "index/index_internal.h"
+#include "loaders/request_log.h"
+#include "storage/error_detail.h"
+
 #include <errno.h>
 #include <stdarg.h>
 #include <stdlib.h>
@@ -128,4 +132,82 @@ const char *cli_bytes(char *buf, size_t cap, double bytes)
     }
     snprintf(buf, cap, u ? "%.1f %s" : "%.0f %s", bytes, unit[u]);
     return buf;
+}
+
+int cli_default_split(lsim_index *ix, const char *cmd, const char *dir, int64_t *out)
+{
+    lsim_index_reader *rd;
+    int64_t first, last;
+    int rc = lsim_index_reader_new(ix, &rd);
+    if (rc) {
+        fprintf(stderr, "lsim %s: %s: cannot open a reader\n", cmd, dir);
+        return rc;
+    }
+    if ((rc = index_time_range(rd, &first, &last))) fprintf(stderr, "lsim %s: %s: %s\n", cmd, dir,
+                                                            lsim_index_reader_errmsg(rd));
+    lsim_index_reader_free(rd);
+    if (!rc && last == INT64_MIN) {
+        fprintf(stderr, "lsim %s: %s: the index holds no events\n", cmd, dir);
+        rc = LSIM_E_NOTFOUND;
+    }
+    if (!rc) *out = (last >= 0 ? last / 86400 : (last - 86399) / 86400) * 86400;
+    return rc;
+}
+
+int cli_load_requests(const char *cmd, const cli_request_opts *o, size_t max_candidates, request_set **out,
+                      int *usage)
+{
+    *out = NULL;
+    *usage = 0;
+    request_log_spec sp;
+    request_log_spec_default(&sp);
+    char err[LSIM_ERRLEN];
+    if (!o->format || !strcmp(o->format, "jsonl")) {
+        if (o->columns || o->delimiter || o->header) {
+            *usage = 1;
+            return cli_usage_error(cmd, "--columns, --delimiter and --header are for --format csv");
+        }
+    } else if (!strcmp(o->format, "csv")) {
+        sp.delimited = 1;
+        if (!o->columns) {
+            *usage = 1;
+            return cli_usage_error(cmd, "--format csv needs --columns (with request=N and label=N)");
+        }
+        if (log_spec_parse_columns(&sp.log, o->columns, err, sizeof err)) {
+            *usage = 1;
+            return cli_usage_error(cmd, "--columns: %s", err);
+        }
+        if (o->delimiter) {
+            if (!strcmp(o->delimiter, "\\t") || !strcmp(o->delimiter, "tab")) sp.log.delimiter = '\t';
+            else if (strlen(o->delimiter) == 1) sp.log.delimiter = o->delimiter[0];
+            else {
+                *usage = 1;
+                return cli_usage_error(cmd, "--delimiter wants one character, '\\t' or 'tab'");
+            }
+        }
+        sp.log.header = o->header;
+    } else {
+        *usage = 1;
+        return cli_usage_error(cmd, "unknown --format '%s' (jsonl, csv)", o->format);
+    }
+    cli_bad_lines bad = {0, 10, NULL};
+    sp.on_bad = cli_on_bad_line;
+    sp.ctx = &bad;
+    sp.strict = o->strict;
+    sp.max_candidates = max_candidates;
+    int rc = request_log_read(out, o->path, &sp, err, sizeof err);
+    if (rc) {
+        fprintf(stderr, "lsim %s: %s\n", cmd, err);
+        return rc;
+    }
+    if (!request_set_size(*out)) {
+        fprintf(stderr, "lsim %s: %s: no requests%s\n", cmd, o->path, bad.seen ? " (every one was bad)" : "");
+        request_set_free(*out);
+        *out = NULL;
+        return LSIM_E_NOTFOUND;
+    }
+    if (bad.seen)
+        fprintf(stderr, "lsim %s: %s: %llu bad requests or rows dropped, %zu requests kept\n", cmd, o->path,
+                (unsigned long long)bad.seen, request_set_size(*out));
+    return 0;
 }

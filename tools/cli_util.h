@@ -44,6 +44,27 @@ typedef struct cli_bad_lines {
 } cli_bad_lines;
 void cli_on_bad_line(void *ctx, const char *msg);
 
+/* The default split time of an index: the start (00:00 UTC) of the day of
+ * its last event. 0, or an error printed as "lsim CMD: DIR: reason". */
+int cli_default_split(lsim_index *ix, const char *cmd, const char *dir, int64_t *out);
+
+/* A request log as `lsim eval --requests` and `lsim replay` read it
+ * (loaders/request_log.h): --format jsonl (default) or csv with --columns,
+ * --delimiter, --header; --strict stops at the first bad request. */
+typedef struct cli_request_opts {
+    const char *path, *format, *columns, *delimiter;
+    int header, strict;
+} cli_request_opts;
+#define CLI_REQUEST_OPTS_HELP                                                                                  \
+    "  --format F        the request log's format: jsonl (default) or csv, with --columns MAP\n"               \
+    "                    (index build's, plus request=N and label=N), --delimiter C, --header\n"              \
+    "  --strict          stop at the first bad request (default: drop it, count it, show 10)\n"
+struct request_set;
+/* Reads o->path; bad requests are shown (the first 10) and counted. 0, or an
+ * error printed as "lsim CMD: ..." (EXIT_USAGE for bad options: *usage set). */
+int cli_load_requests(const char *cmd, const cli_request_opts *o, size_t max_candidates, struct request_set **out,
+                      int *usage);
+
 /* Formats a byte count ("12.3 MB") into buf. */
 const char *cli_bytes(char *buf, size_t cap, double bytes);
 

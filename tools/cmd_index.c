@@ -160,6 +160,8 @@ static int run_write(int argc, char **argv, int append)
             if (!rc && !columns) rc = cli_usage_error(cmd, "--format csv needs --columns");
             if (!rc && log_spec_parse_columns(&o.spec, columns, err, sizeof err))
                 rc = cli_usage_error(cmd, "--columns: %s", err);
+            if (!rc && (o.spec.col_request || o.spec.col_label))
+                rc = cli_usage_error(cmd, "--columns: request and label are columns of request logs (lsim replay)");
         } else if (!rc && (columns || delim || header))
             rc = cli_usage_error(cmd, "--columns, --delimiter and --header are for --format csv");
     }

@@ -188,20 +188,7 @@ int cmd_train(int argc, char **argv)
         return EXIT_FAIL;
     }
     int rc = 0;
-    if (test_from == INT64_MIN) {
-        lsim_index_reader *rd;
-        int64_t first, last;
-        if (!(rc = lsim_index_reader_new(ix, &rd))) {
-            if ((rc = index_time_range(rd, &first, &last)))
-                fprintf(stderr, "lsim train: %s: %s\n", dir, lsim_index_reader_errmsg(rd));
-            lsim_index_reader_free(rd);
-        }
-        if (!rc && last == INT64_MIN) {
-            fprintf(stderr, "lsim train: %s: the index holds no events\n", dir);
-            rc = LSIM_E_NOTFOUND;
-        }
-        if (!rc) test_from = (last >= 0 ? last / 86400 : (last - 86399) / 86400) * 86400;
-    }
+    if (test_from == INT64_MIN) rc = cli_default_split(ix, "train", dir, &test_from);
     c.samples.test_from = test_from;
     if (train_days) c.samples.train_from = test_from - train_days * 86400;
     cli_progress pr;

@@ -15,6 +15,7 @@ static const char help[] =
     "usage: lsim <command> [options]   (each command takes --help)\n"
     "\n"
     "  gen log        write a synthetic Taobao-format behavior log\n"
+    "  gen requests   ranking requests from an index's held-out window (a request log)\n"
     "  index build    build the behavior index (User Behavior Tree) from logs\n"
     "  index append   add new logs to an index, atomically\n"
     "  index stats    counts and size of an index\n"
@@ -25,6 +26,7 @@ static const char help[] =
     "  eval           AUC, GAUC and logloss of a checkpoint on the index's test samples\n"
     "  score          score one user's candidate items at a time (the request engine)\n"
     "  explain        the behaviors a SIM model's search picked for one item, with attention\n"
+    "  replay         replay a request log through the engine: latency, QPS, AUC, GAUC, pictures\n"
     "  version        print the version\n";
 
 int main(int argc, char **argv)
@@ -49,6 +51,7 @@ int main(int argc, char **argv)
     if (!strcmp(cmd, "eval")) return cmd_eval(argc - 1, argv + 1);
     if (!strcmp(cmd, "score")) return cmd_score(argc - 1, argv + 1);
     if (!strcmp(cmd, "explain")) return cmd_explain(argc - 1, argv + 1);
+    if (!strcmp(cmd, "replay")) return cmd_replay(argc - 1, argv + 1);
     fprintf(stderr, "lsim: unknown command '%s'\n\n", cmd);
     fputs(help, stderr);
     return EXIT_USAGE;

@@ -3,6 +3,10 @@
  */
 #include "train/evaluate.h"
 
+#include "index/index_internal.h"
+#include "loaders/request_log.h"
+#include "models/nn_vmath.h"
+
 #include "storage/error_detail.h"
 #include "train/trainer.h"
 
@@ -55,11 +59,12 @@ int eval_score(lsim_index *ix, model *m, const sample_config *sc, truth_ctx *tru
     sample_source *src;
     int rc = sample_source_open(&src, ix, sc, err, errlen);
     if (rc) return rc;
-    size_t cap = sample_source_positives(src) * (1 + (size_t)sc->negatives), got = 0;
+    size_t cap = sc->given ? sc->n_given : sample_source_positives(src) * (1 + (size_t)sc->negatives), got = 0;
     if (!cap) {
         sample_source_free(src);
-        return err_set(err, errlen, LSIM_E_NOTFOUND, "the index has no events at or after the split (test_from %lld): "
-                                                     "nothing to evaluate", (long long)sc->test_from);
+        return sc->given ? err_set(err, errlen, LSIM_E_NOTFOUND, "no samples to evaluate")
+                         : err_set(err, errlen, LSIM_E_NOTFOUND, "the index has no events at or after the split "
+                                   "(test_from %lld): nothing to evaluate", (long long)sc->test_from);
     }
     metric_row *r = m ? malloc((cap ? cap : 1) * sizeof *r) : NULL;
     metric_row *tr = truth ? malloc((cap ? cap : 1) * sizeof *tr) : NULL;
@@ -106,4 +111,55 @@ int eval_score(lsim_index *ix, model *m, const sample_config *sc, truth_ctx *tru
     else free(tr);
     *n = got;
     return 0;
+}
+
+int eval_requests(lsim_index *ix, model *m, const sample_config *sc, const request_set *rs, metric_row **rows,
+                  size_t *n, char *err, size_t errlen)
+{
+    *rows = NULL;
+    *n = 0;
+    size_t total = request_set_candidates(rs), nr = request_set_size(rs), mx = request_set_max_n(rs);
+    sample_given *g = malloc((total ? total : 1) * sizeof *g);
+    lsim_candidate *cand = malloc((mx ? mx : 1) * sizeof *cand);
+    uint32_t *items = malloc((mx ? mx : 1) * sizeof *items), *cats = malloc((mx ? mx : 1) * sizeof *cats);
+    uint32_t *user_no = malloc((total ? total : 1) * sizeof *user_no);
+    int rc = g && cand && items && cats && user_no ? 0 : err_set(err, errlen, LSIM_E_NOMEM, "out of memory");
+    size_t k = 0;
+    for (size_t i = 0; i < nr && !rc; i++) {
+        request_view v;
+        request_set_get(rs, i, &v);
+        request_set_fill(rs, i, cand);
+        uint32_t uid;
+        pthread_rwlock_rdlock(&ix->lock);
+        if (vocab_find(ix->voc[IX_USER], v.user, v.user_len, &uid)) uid = SAMPLE_NO_USER;
+        index_candidate_ids(ix, cand, v.n, items, cats);
+        pthread_rwlock_unlock(&ix->lock);
+        for (size_t j = 0; j < v.n; j++, k++) {
+            g[k] = (sample_given){uid, items[j], cats[j], v.time, v.label[j]};
+            user_no[k] = v.user_no;
+        }
+    }
+    if (!rc) {
+        sample_config c = *sc;
+        c.given = g;
+        c.n_given = total;
+        rc = eval_score(ix, m, &c, NULL, rows, NULL, n, err, errlen);
+    }
+    if (!rc && *n != total) rc = err_set(err, errlen, LSIM_E_LIMIT, "eval: %zu rows for %zu candidates", *n, total);
+    /* ranked by the probability lsim_score returns (float: its ties are the engine's ties) */
+    for (size_t i = 0; !rc && i < *n; i++) {
+        (*rows)[i].user = user_no[i];
+        (*rows)[i].score = vm_sigmoid_ref((float)(*rows)[i].logit);
+    }
+    if (rc) {
+        free(*rows);
+        *rows = NULL;
+        *n = 0;
+    }
+    free(g);
+    free(cand);
+    free(items);
+    free(cats);
+    free(user_no);
+    return rc;
 }

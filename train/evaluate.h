@@ -33,4 +33,14 @@ int eval_samples_from_checkpoint(sample_config *sc, const char *path, model_spec
 int eval_score(lsim_index *ix, model *m, const sample_config *sc, truth_ctx *truth, metric_row **rows,
                metric_row **truth_rows, size_t *n, char *err, size_t errlen);
 
+/* The candidates of logged requests (loaders/request_log.h) as samples (the
+ * request's user and time, the candidate as lsim_score maps it), scored as
+ * eval_score scores drawn ones: *rows gets one row per candidate in the
+ * file's order, its user the request's user number (request_view.user_no),
+ * its score the float probability lsim_score would return (so that ties
+ * are the same as the engine's), its logit the model's. */
+struct request_set;
+int eval_requests(lsim_index *ix, model *m, const sample_config *sc, const struct request_set *rs, metric_row **rows,
+                  size_t *n, char *err, size_t errlen);
+
 #endif

@@ -4,6 +4,7 @@
 #include "train/samples.h"
 
 #include "index/index_internal.h"
+#include "train/item_draw.h"
 #include "storage/error_detail.h"
 
 #include <stdlib.h>
@@ -23,6 +24,7 @@ struct sample_source {
                               the samples are the same whether they are drawn or not */
     uint32_t *order;       /* (n_users) this pass's user order */
     size_t next_user;
+    size_t next_given;     /* given mode: the next sample of c.given */
     /* the window: its users' events, back to back */
     ubt_event *ev;
     size_t ev_n, ev_cap;
@@ -64,32 +66,14 @@ size_t sample_config_long_width(const sample_config *c)
     return c->long_mode == LONG_HARD ? c->long_k : c->long_mode == LONG_FULL ? c->long_max : 0;
 }
 
-/* splitmix64 */
-static uint64_t rnd(uint64_t *s)
-{
-    uint64_t z = (*s += 0x9e3779b97f4a7c15ULL);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-    return z ^ (z >> 31);
-}
-
-/* uniform in [0, n), n > 0 (the modulo bias, below n / 2^64, is immaterial here) */
 static uint64_t rnd_below(uint64_t *s, uint64_t n)
 {
-    return rnd(s) % n;
+    return tr_rnd_below(s, n);
 }
 
 static uint32_t draw_item(sample_source *s, uint64_t *rng)
 {
-    if (!s->pop_cum) return (uint32_t)rnd_below(rng, s->n_items);
-    uint64_t x = rnd_below(rng, s->pop_cum[s->n_items - 1]);
-    size_t lo = 0, hi = s->n_items - 1; /* the first i with cum[i] > x */
-    while (lo < hi) {
-        size_t mid = lo + (hi - lo) / 2;
-        if (s->pop_cum[mid] > x) hi = mid;
-        else lo = mid + 1;
-    }
-    return (uint32_t)lo;
+    return tr_draw_item(s->pop_cum, s->n_items, rng);
 }
 
 static int in_split(const sample_source *s, int64_t ts)
@@ -131,6 +115,7 @@ void sample_source_rewind(sample_source *s)
     for (uint32_t u = 0; u < s->n_users; u++) s->order[u] = u;
     shuffle_u32(&s->rng, s->order, s->n_users);
     s->next_user = 0;
+    s->next_given = 0;
     s->smp_n = s->smp_next = 0;
 }
 
@@ -202,6 +187,7 @@ int sample_source_open(sample_source **out, lsim_index *ix, const sample_config 
         }
         s->positives += c->user_cap && elig > c->user_cap ? c->user_cap : elig;
     }
+    if (c->given) s->positives = c->n_given; /* "positives" here: the samples of a pass */
     if (c->neg == NEG_POPULARITY && s->n_items) {
         s->pop_cum = malloc((size_t)s->n_items * sizeof *s->pop_cum);
         if (!s->pop_cum) {
@@ -244,10 +230,41 @@ static uint32_t before_count(const ubt_event *e, size_t n, int64_t t)
     return (uint32_t)lo;
 }
 
+/* Given mode: the next window_users runs of one user's given samples, in order. */
+static int load_given(sample_source *s, char *err, size_t errlen)
+{
+    const sample_config *c = &s->c;
+    s->ev_n = s->wu_n = s->smp_n = s->smp_next = 0;
+    while (s->wu_n < c->window_users && s->next_given < c->n_given) {
+        uint32_t u = c->given[s->next_given].user;
+        size_t n = 0;
+        if (u != SAMPLE_NO_USER) {
+            if (u >= s->n_users) return err_set(err, errlen, LSIM_E_INVAL, "samples: user %u is not in the index", u);
+            int rc = read_user(s, u, &n, err, errlen);
+            if (rc) return rc;
+        }
+        if (grow((void **)&s->ev, &s->ev_cap, s->ev_n + n, sizeof *s->ev))
+            return err_set(err, errlen, LSIM_E_NOMEM, "out of memory");
+        const ubt_event *e = s->ev + s->ev_n;
+        if (n) memcpy(s->ev + s->ev_n, s->one, n * sizeof *e);
+        uint32_t slot = (uint32_t)s->wu_n;
+        s->wu[s->wu_n++] = (struct win_user){s->ev_n, n, u};
+        for (; s->next_given < c->n_given && c->given[s->next_given].user == u; s->next_given++) {
+            const sample_given *g = &c->given[s->next_given];
+            if (grow((void **)&s->smp, &s->smp_cap, s->smp_n + 1, sizeof *s->smp))
+                return err_set(err, errlen, LSIM_E_NOMEM, "out of memory");
+            s->smp[s->smp_n++] = (struct sample_ref){slot, before_count(e, n, g->t), g->item, g->cat, g->t, g->label};
+        }
+        s->ev_n += n;
+    }
+    return 0;
+}
+
 /* Reads the next window of users and lists their samples, shuffled. 0 with
  * smp_n == 0 when no user is left. */
 static int load_window(sample_source *s, char *err, size_t errlen)
 {
+    if (s->c.given) return load_given(s, err, errlen);
     s->ev_n = s->wu_n = s->smp_n = s->smp_next = 0;
     const sample_config *c = &s->c;
     while (s->smp_n == 0 && s->next_user < s->n_users) {

@@ -46,6 +46,17 @@ typedef enum long_mode { LONG_NONE, LONG_HARD, LONG_FULL } long_mode;
 typedef enum sample_split { SAMPLES_TRAIN, SAMPLES_TEST } sample_split;
 typedef enum neg_mode { NEG_UNIFORM, NEG_POPULARITY } neg_mode;
 
+/* A sample the caller gives (sample_config.given), e.g. a logged request's
+ * candidate: the user's dense id (SAMPLE_NO_USER: a user the index does not
+ * know, who has no history), the time, the target's dense item and category
+ * (ids past the vocabulary are out of vocabulary), the label. */
+typedef struct sample_given {
+    uint32_t user, item, cat;
+    int64_t t;
+    float label;
+} sample_given;
+#define SAMPLE_NO_USER UINT32_MAX
+
 typedef struct sample_config {
     sample_split split;
     int64_t test_from;      /* the split time (unix seconds) */
@@ -63,6 +74,11 @@ typedef struct sample_config {
     int long_before_short;  /* the long-term list from the events before the short-term window only
                                (SIM's Taobao split); default 0: from every event before t */
     uint64_t seed;
+    /* Non-NULL: the samples are exactly given[0..n_given), in this order (no
+     * shuffle), each seeing what a drawn sample at its time would; split,
+     * train_from, negatives, user_cap and window order do not apply. */
+    const sample_given *given;
+    size_t n_given;
 } sample_config;
 
 void sample_config_default(sample_config *c);
