@@ -232,6 +232,9 @@ static size_t carve(lsim_ctx *c, char *mem)
         TAKE(c->hgen, hash_size(B));
         c->hsize = hash_size(B);
     }
+    TAKE(c->cmap, B);
+    TAKE(c->dslot, hash_size(B));
+    c->dsize = hash_size(B);
     TAKE(c->att, K ? K : 1);
     if (soft) {
         TAKE(c->ea, E);

@@ -53,6 +53,10 @@ struct lsim_ctx {
     uint32_t *hval;
     size_t hsize;
     const ubt_event *lev;  /* what l_src indexes: ev, or hev */
+    /* candidates with the same (item, category) are scored once: cmap (max_candidates) says
+     * which distinct pair (the model's sample) is each candidate's; dslot (dsize) finds them */
+    uint32_t *cmap, *dslot;
+    size_t dsize;
     void *mem;             /* everything below, one allocation */
     uint32_t *t_item, *t_cat, *h_item, *h_cat, *h_len, *l_item, *l_cat, *l_len;
     int64_t *h_ts, *l_ts, *now;

@@ -74,11 +74,32 @@ static int read_hard_lists(lsim_ctx *c, int known, uint32_t uid, int64_t now, si
     return 0;
 }
 
+/* Candidates with the same (item, category) get the same score: the model
+ * scores each distinct pair once. Compacts t_item / t_cat to the distinct
+ * pairs, first seen first, sets cmap[i] to candidate i's; returns how many. */
+static size_t distinct_candidates(lsim_ctx *c, size_t n)
+{
+    size_t mask = c->dsize - 1, u = 0;
+    memset(c->dslot, 0, c->dsize * sizeof *c->dslot);
+    for (size_t i = 0; i < n; i++) {
+        uint32_t it = c->t_item[i], ct = c->t_cat[i], k;
+        size_t h = ((it * 2654435761u) ^ (ct * 40503u)) & mask;
+        while ((k = c->dslot[h]) && (c->t_item[k - 1] != it || c->t_cat[k - 1] != ct)) h = (h + 1) & mask;
+        if (!k) { /* u <= i: the compaction never overwrites a candidate not yet read */
+            c->t_item[u] = it, c->t_cat[u] = ct;
+            k = c->dslot[h] = (uint32_t)++u;
+        }
+        c->cmap[i] = k - 1;
+    }
+    return u;
+}
+
 /* Dense ids of the user and the candidates (unknown: past the vocabulary,
  * the model's out-of-vocabulary row), then the user's events before now:
- * one snapshot. *known = 0 for an unknown user. */
+ * one snapshot. *known = 0 for an unknown user. *n_distinct: the distinct
+ * candidates (distinct_candidates), the model's samples. */
 static int read_request(lsim_ctx *c, const char *user, size_t user_len, int64_t now, const lsim_candidate *cand,
-                        size_t n, size_t *n_ev)
+                        size_t n, size_t *n_ev, size_t *n_distinct)
 {
     lsim_index *ix = c->e->ix;
     *n_ev = 0;
@@ -90,11 +111,11 @@ static int read_request(lsim_ctx *c, const char *user, size_t user_len, int64_t 
     index_candidate_ids(ix, cand, n, c->t_item, c->t_cat);
     pthread_rwlock_unlock(&ix->lock);
     for (size_t i = 0; i < n; i++) c->now[i] = now;
+    n = *n_distinct = distinct_candidates(c, n);
     if (known && c->ev_need == SIZE_MAX) {
         rc = index_user_events_in(c->rd, uid, now, &c->ev, &c->ev_cap, n_ev);
-    } else if (known) { /* the newest ev_need, newest first: reversed */
-        rc = index_hard_search_dense(c->rd, uid, UBT_MIXED, now, c->ev_need, c->ev, n_ev);
-        if (!rc) index_oldest_first(c->ev, *n_ev);
+    } else if (known) { /* the newest ev_need, oldest first */
+        rc = index_recent_dense(c->rd, uid, now, c->ev_need, c->ev, n_ev);
     }
     c->lev = c->ev; /* after the read: it may have moved the buffer */
     if (!rc && c->hev) rc = read_hard_lists(c, known, uid, now, n, n_cats);
@@ -187,6 +208,7 @@ static int build_batch(lsim_ctx *c, size_t n, size_t p, model_batch *bt)
     bt->long_len = c->l_len;
     if (e->long_kind == ENGINE_LONG_HARD && c->hev) { /* read per category: newest first, put oldest first */
         c->lev = c->hev;
+        bt->long_group = c->hslot; /* one list per category slot */
         for (size_t b = 0; b < n; b++) {
             size_t slot = c->hslot[b], m = c->hcnt[slot], k = 0;
             for (; k < m; k++) {
@@ -239,11 +261,11 @@ static int run(lsim_ctx *c, const char *user, size_t user_len, int64_t now, cons
     if (!c) return LSIM_E_INVAL;
     c->errmsg[0] = 0;
     int rc = check_request(c, user, user_len, now, cand, n, out);
-    size_t n_ev = 0;
-    if (!rc) rc = read_request(c, user, user_len, now, cand, n, &n_ev);
+    size_t n_ev = 0, nd = 0;
+    if (!rc) rc = read_request(c, user, user_len, now, cand, n, &n_ev, &nd);
     if (rc) return rc;
     model_batch bt;
-    if ((rc = build_batch(c, n, n_ev, &bt))) return rc;
+    if ((rc = build_batch(c, nd, n_ev, &bt))) return rc;
     model_forward(c->m, &bt, c->logits, 0);
     return 0;
 }
@@ -253,7 +275,7 @@ int lsim_score(lsim_ctx *c, const char *user, size_t user_len, int64_t now, cons
 {
     int rc = run(c, user, user_len, now, candidates, n, scores);
     if (rc) return rc;
-    for (size_t i = 0; i < n; i++) scores[i] = vm_sigmoid_ref(c->logits[i]); /* as eval_requests */
+    for (size_t i = 0; i < n; i++) scores[i] = vm_sigmoid_ref(c->logits[c->cmap[i]]); /* as eval_requests */
     return 0;
 }
 

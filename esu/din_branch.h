@@ -28,6 +28,10 @@ typedef struct din_branch {
     size_t b, r;
     float *es, *v, *des, *dv;
     uint32_t *off, *r_item, *r_cat;
+    /* the shared path's distinct history rows: each row's (max_s), and an open-addressing table (hs slots) */
+    uint32_t *hmap;
+    uint32_t *slot;
+    size_t hs;
 } din_branch;
 
 int din_branch_register(param_list *p, size_t e, size_t h1, size_t h2);
@@ -41,7 +45,8 @@ static inline size_t din_branch_width(const din_branch *br)
 
 // out (B, 2E); ea (B, E) must stay until backward. At inference (train = 0),
 // when every sample has the same history (one request's candidates), the
-// history is embedded once and the unit takes its shared path
+// history's distinct (item, category) pairs are embedded once each and the
+// unit takes its shared path over them with their counts
 // (din_unit_forward_shared); nn_force_reference(1) keeps the general path.
 void din_branch_forward(din_branch *br, float *out, const float *ea, const model_batch *bt, int train);
 // dea (B, E) +=; dout (B, 2E)

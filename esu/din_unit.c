@@ -3,9 +3,12 @@
  */
 #include "esu/din_unit.h"
 
+#include "esu/din_pairs.h"
 #include "lsim.h"
 #include "models/nn.h"
+#include "models/nn_small.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -30,6 +33,7 @@ void din_unit_bind(din_unit *u, const char *prefix, size_t e, size_t h1, size_t 
     u->h1 = h1;
     u->h2 = h2;
     u->softmax = softmax;
+    u->split = 0;
     const float **pv[6] = {&u->w1, &u->b1, &u->w2, &u->b2, &u->w3, &u->b3};
     float **gv[6] = {&u->gw1, &u->gb1, &u->gw2, &u->gb2, &u->gw3, &u->gb3};
     for (int i = 0; i < 6; i++) {
@@ -51,6 +55,14 @@ void din_unit_carve(din_unit *u, arena *a, size_t max_b, size_t max_rows)
     u->g2 = ARENA_FLOATS(a, u->h1 * u->e);
     u->p = ARENA_FLOATS(a, R * u->h1);
     u->q = ARENA_FLOATS(a, max_b * u->h1);
+    u->wdi = ARENA_FLOATS(a, u->h1 * u->e);
+    u->wdc = ARENA_FLOATS(a, u->h1 * u->e);
+    u->qg = ARENA_FLOATS(a, max_b * DIN_UNIT_GROUPS * u->h1);
+    u->zc = ARENA_FLOATS(a, max_b * DIN_UNIT_GROUPS * u->e);
+    u->grp = ARENA_U32(a, R);
+    u->wzt = ARENA_FLOATS(a, u->e * u->h1);
+    u->w2t = ARENA_FLOATS(a, u->h1 * u->h2);
+    u->rep = ARENA_U32(a, DIN_UNIT_GROUPS);
     u->x = ARENA_FLOATS(a, R * 2 * u->e);
     u->a1 = ARENA_FLOATS(a, R * u->h1);
     u->a2 = ARENA_FLOATS(a, R * u->h2);
@@ -217,43 +229,101 @@ static void unit_tail(din_unit *u, float *v, const float *es, const uint32_t *of
  * widths) stay in a core's L2 cache from one layer to the next. */
 #define SHARED_TILE_ROWS 256
 
-void din_unit_forward_shared(din_unit *u, float *v, const float *ea, const float *es, size_t s, size_t b)
+/* The history rows' groups by their category block (columns split .. E):
+ * grp[j], a representative row of each in rep; returns how many, or 0 when
+ * there are more than DIN_UNIT_GROUPS (or no split). */
+static size_t category_groups(din_unit *u, const float *es, size_t s)
+{
+    size_t E = u->e, c0 = u->split, g = 0;
+    if (!c0 || c0 >= E) return 0;
+    for (size_t j = 0; j < s; j++) {
+        size_t k = 0;
+        while (k < g && memcmp(es + (size_t)u->rep[k] * E + c0, es + j * E + c0, (E - c0) * sizeof(float))) k++;
+        if (k == g) {
+            if (g == DIN_UNIT_GROUPS) return 0;
+            u->rep[g++] = (uint32_t)j;
+        }
+        u->grp[j] = (uint32_t)k;
+    }
+    return g;
+}
+
+/* The pairs' scores into u->sc (B, S) through GEMM tiles: fc1's pair term (z, zw columns, weight wz)
+ * onto p_j + the row of qrow, sigmoid, fc2, sigmoid, fc3. */
+static void pairs_tiles(din_unit *u, const float *ea, const float *es, const float *qrow, const float *wz, size_t zw,
+                        size_t G, size_t s, size_t b)
+{
+    size_t E = u->e, H1 = u->h1, H2 = u->h2;
+    size_t per_tile = s ? (SHARED_TILE_ROWS + s - 1) / s : b;
+    for (size_t i0 = 0; i0 < b; i0 += per_tile) {
+        size_t nb = b - i0 < per_tile ? b - i0 : per_tile, R = nb * s;
+        float *z = u->x, *a1 = u->a1, *a2 = u->a2, *sc = u->sc + i0 * s; /* z (R, zw): e_j * e_a (item columns) */
+        for (size_t i = 0; i < nb; i++) {
+            const float *eai = ea + (i0 + i) * E;
+            for (size_t j = 0; j < s; j++) {
+                float *pre = a1 + (i * s + j) * H1, *zr = z + (i * s + j) * zw;
+                const float *pj = u->p + j * H1, *ej = es + j * E;
+                const float *qi = G ? qrow + ((i0 + i) * G + u->grp[j]) * H1 : qrow + (i0 + i) * H1;
+                for (size_t o = 0; o < H1; o++) pre[o] = pj[o] + qi[o];
+                for (size_t d = 0; d < zw; d++) zr[d] = ej[d] * eai[d];
+            }
+        }
+        nn_linear_forward_acc(a1, z, wz, R, zw, H1);
+        nn_sigmoid_forward(a1, a1, R * H1);
+        nn_linear_forward(a2, a1, u->w2, u->b2, R, H1, H2);
+        nn_sigmoid_forward(a2, a2, R * H2);
+        nn_small_nt(sc, 1, a2, H2, u->w3, H2, R, 1, H2); /* fc3: one output, no GEMM call */
+        for (size_t r = 0; r < R; r++) sc[r] += u->b3[0];
+    }
+}
+
+void din_unit_forward_shared(din_unit *u, float *v, const float *ea, const float *es, size_t s, const uint32_t *map,
+                             size_t n, size_t b)
 {
     size_t E = u->e, H1 = u->h1, H2 = u->h2;
     u->r = 0; /* no backward after this path */
     fold_fc1(u);
     nn_linear_forward(u->p, es, u->wj, NULL, s, E, H1); /* once per behavior */
     nn_linear_forward(u->q, ea, u->wa, u->b1, b, E, H1); /* once per candidate */
-    size_t per_tile = s ? (SHARED_TILE_ROWS + s - 1) / s : b;
-    for (size_t i0 = 0; i0 < b; i0 += per_tile) {
-        size_t nb = b - i0 < per_tile ? b - i0 : per_tile, R = nb * s;
-        float *z = u->x, *a1 = u->a1, *a2 = u->a2, *sc = u->sc + i0 * s; /* z (R, E): e_j * e_a */
-        for (size_t i = 0; i < nb; i++) {
-            const float *qi = u->q + (i0 + i) * H1, *eai = ea + (i0 + i) * E;
-            for (size_t j = 0; j < s; j++) {
-                float *pre = a1 + (i * s + j) * H1, *zr = z + (i * s + j) * E;
-                const float *pj = u->p + j * H1, *ej = es + j * E;
-                for (size_t o = 0; o < H1; o++) pre[o] = pj[o] + qi[o];
-                for (size_t d = 0; d < E; d++) zr[d] = ej[d] * eai[d];
+    /* the category term once per (group, candidate): qg = q + W4c (e_g,c * e_a,c); then per pair
+     * only the item columns (zw of them) remain */
+    size_t G = category_groups(u, es, s), zw = G ? u->split : E;
+    const float *wz = G ? u->wdi : u->wd, *qrow = G ? u->qg : u->q;
+    if (G) {
+        size_t DI = u->split, DC = E - DI;
+        for (size_t o = 0; o < H1; o++) {
+            memcpy(u->wdi + o * DI, u->wd + o * E, DI * sizeof(float));
+            memcpy(u->wdc + o * DC, u->wd + o * E + DI, DC * sizeof(float));
+        }
+        for (size_t i = 0; i < b; i++)
+            for (size_t g = 0; g < G; g++) {
+                const float *ec = es + (size_t)u->rep[g] * E + DI, *ac = ea + i * E + DI;
+                float *z = u->zc + (i * G + g) * DC;
+                for (size_t d = 0; d < DC; d++) z[d] = ec[d] * ac[d];
+                memcpy(u->qg + (i * G + g) * H1, u->q + i * H1, H1 * sizeof(float));
             }
-        }
-        nn_linear_forward_acc(a1, z, u->wd, R, E, H1);
-        nn_sigmoid_forward(a1, a1, R * H1);
-        nn_linear_forward(a2, a1, u->w2, u->b2, R, H1, H2);
-        nn_sigmoid_forward(a2, a2, R * H2);
-        nn_linear_forward(sc, a2, u->w3, u->b3, R, H2, 1);
+        nn_linear_forward_acc(u->qg, u->zc, u->wdc, b * G, DC, H1);
     }
-    for (size_t i = 0; i < b; i++) {
-        size_t lo = i * s;
-        if (!u->softmax) {
-            memcpy(u->w + lo, u->sc + lo, s * sizeof(float));
-        } else if (s) {
-            uint32_t n = (uint32_t)s;
-            nn_softmax_masked_forward(u->w + lo, u->sc + lo, &n, 1, n);
+    if (din_pairs_fits(H1, H2, zw)) { /* the pairs' MLP fused, in registers; the GEMM tiles are its reference */
+        din_pairs_prepare(u->wzt, u->w2t, wz, zw, u->w2, zw, H1, H2);
+        din_pairs_score(u->sc, u->p, qrow, G ? u->grp : NULL, G, es, ea, E, zw, u->wzt, u->w2t, u->b2, u->w3,
+                        u->b3[0], b, s, u->x);
+    } else {
+        pairs_tiles(u, ea, es, qrow, wz, zw, G, s, b);
+    }
+    if (!map) n = s;
+    for (size_t i = 0; i < b; i++) { /* w_j for every row of the history in order, then v = sum_j w_j e_j: */
+        const float *sc = u->sc + i * s; /* the general path's operations, on the same scores */
+        float *w = u->w + i * n, *vi = v + i * E;
+        for (size_t j = 0; j < n; j++) w[j] = sc[map ? map[j] : j];
+        if (u->softmax && n) {
+            uint32_t len = (uint32_t)n;
+            nn_softmax_masked_forward(w, w, &len, 1, n);
         }
-        float *vi = v + i * E;
         memset(vi, 0, E * sizeof(float));
-        for (size_t j = 0; j < s; j++)
-            for (size_t d = 0; d < E; d++) vi[d] += u->w[lo + j] * es[j * E + d];
+        for (size_t j = 0; j < n; j++) {
+            const float *ej = es + (size_t)(map ? map[j] : j) * E;
+            for (size_t d = 0; d < E; d++) vi[d] += w[j] * ej[d];
+        }
     }
 }

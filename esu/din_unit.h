@@ -20,6 +20,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#define DIN_UNIT_GROUPS 8
+
 typedef struct din_unit {
     size_t e, h1, h2;
     int softmax;
@@ -35,6 +37,13 @@ typedef struct din_unit {
      * wd = W4 (h1, E) each; w2e = [wj | wd] (h1, 2E); q (B, h1) the
      * per-sample term wa e_a + b1; p (S, h1) the shared path's per-behavior term */
     float *wj, *wa, *wd, *w2e, *p, *q;
+    /* the shared path's second split (see din_unit_forward_shared): split = d_item (0: none),
+     * wdi (h1, split) and wdc (h1, E - split) wd's column blocks; grp (rows) each history
+     * row's group, rep (DIN_UNIT_GROUPS) a row of each; qg (B, groups, h1), zc (B, groups, E) */
+    size_t split;
+    float *wdi, *wdc, *qg, *zc;
+    float *wzt, *w2t; /* the fused pair kernel's weights (esu/din_pairs.h) */
+    uint32_t *grp, *rep;
     float *gw2e, *g2; /* backward scratch: d[wj | wd] (h1, 2E), d(W2) (h1, E) */
 } din_unit;
 
@@ -63,8 +72,21 @@ void din_unit_backward(din_unit *u, float *dea, float *des, const float *dv);
  * the first term is computed once per behavior, the second once per
  * candidate, and only the third for every (candidate, behavior) pair, with
  * E inputs instead of 4E. Equal to din_unit_forward up to float rounding
- * (tested); din_unit_forward is its reference. */
-// v (B, E); ea (B, E); es (S, E)
-void din_unit_forward_shared(din_unit *u, float *v, const float *ea, const float *es, size_t s, size_t b);
+ * (tested); din_unit_forward is its reference. A history that repeats a
+ * behavior may come as its distinct rows es (S) and map (N) from each of
+ * its N rows, in order, to its distinct row (or NULL: N = S, every row
+ * distinct): every occurrence has the same score, so the MLP runs once per
+ * distinct row, and the weights and v = sum_j w_j e_j are then taken over
+ * the N rows in order, the same operations as the general path's.
+ * With split = d_item set (the branch sets it), W4 (e_j * e_a) splits once
+ * more by the embedding's [item | category] blocks: the category term
+ * depends only on (the behavior's category, the candidate), and a short
+ * history has few categories (the behaviors come in sessions), so it is
+ * computed once per (history category, candidate) (up to DIN_UNIT_GROUPS
+ * of them; more, and the path keeps the whole W4 per pair), and only the
+ * item term per pair: d_item inputs instead of E. */
+// v (B, E); ea (B, E); es (S, E); map (N) or NULL
+void din_unit_forward_shared(din_unit *u, float *v, const float *ea, const float *es, size_t s, const uint32_t *map,
+                             size_t n, size_t b);
 
 #endif

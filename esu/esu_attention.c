@@ -5,6 +5,8 @@
 
 #include "lsim.h"
 #include "models/nn.h"
+#include "models/nn_small.h"
+#include "models/nn_vmath.h"
 
 #include <math.h>
 #include <string.h>
@@ -59,6 +61,9 @@ void esu_attention_carve(esu_attention *u, arena *a, size_t max_b, size_t max_ro
     u->dq = ARENA_FLOATS(a, max_b * H);
     u->dk = ARENA_FLOATS(a, R * H);
     u->dz = ARENA_FLOATS(a, R * u->z);
+    u->qz = ARENA_FLOATS(a, max_b * u->heads * u->z);
+    u->tw = ARENA_FLOATS(a, u->n_buckets * u->heads);
+    u->hs = ARENA_FLOATS(a, 2 * u->heads);
 }
 
 void esu_attention_forward(esu_attention *u, float *out, const float *ea, const float *el, const int64_t *ts,
@@ -105,6 +110,57 @@ void esu_attention_forward(esu_attention *u, float *out, const float *ea, const 
                 const float *z = u->zz + r * Z;
                 for (size_t d = 0; d < Z; d++) oh[d] += a * z[d];
             }
+        }
+    }
+}
+
+void esu_attention_forward_infer(esu_attention *u, float *out, const float *ea, const float *el, const int64_t *ts,
+                                 const int64_t *now, const uint32_t *row0, const uint32_t *cnt, size_t b)
+{
+    size_t E = u->e, DT = u->d_time, Z = u->z, Q = u->heads, D = u->d_head, H = Q * D;
+    u->ea = ea;
+    u->el = el;
+    u->b = b;
+    u->r = 0; /* nothing kept for a backward */
+    nn_linear_forward(u->q, ea, u->wa, NULL, b, E, H);
+    /* qz (B, q, Z): row (i, h) = sum_d q[i, h D + d] W_b[h D + d, :], per head q_h (B, D) W_b,h (D, Z) */
+    for (size_t h = 0; h < Q; h++) nn_small_nn(u->qz + h * Z, Q * Z, u->q + h * D, H, u->wb + h * D * Z, Z, b, Z, D);
+    size_t NB = u->n_buckets;
+    for (size_t i = 0; i < b; i++) {
+        size_t lo = row0[i], n = cnt[i];
+        const float *qi = u->qz + i * Q * Z, *er = el + lo * E;
+        float *s = u->att + lo * Q, *o = out + i * Q * Z; /* s (n, q): the sample's scores, then weights */
+        nn_small_nt(s, Q, er, E, qi, Z, n, Q, E);
+        if (DT) { /* the time part: tw (n_buckets, q) = time_emb . each head's query */
+            nn_small_nt(u->tw, Q, u->temb, DT, qi + E, Z, NB, Q, DT);
+            for (size_t r = 0; r < n; r++) {
+                uint32_t bk = u->bucket[lo + r] = esu_time_bucket(now[i] - ts[lo + r], NB);
+                for (size_t h = 0; h < Q; h++) s[r * Q + h] += u->tw[bk * Q + h];
+            }
+        }
+        float *mx = u->hs, *sum = u->hs + Q; /* softmax over the sample's rows, every head at once */
+        for (size_t h = 0; h < Q; h++) mx[h] = -INFINITY, sum[h] = 0;
+        for (size_t r = 0; r < n; r++)
+            for (size_t h = 0; h < Q; h++) mx[h] = s[r * Q + h] > mx[h] ? s[r * Q + h] : mx[h];
+        for (size_t r = 0; r < n; r++)
+            for (size_t h = 0; h < Q; h++) s[r * Q + h] -= mx[h];
+        vm_exp(s, s, n * Q);
+        for (size_t r = 0; r < n; r++)
+            for (size_t h = 0; h < Q; h++) sum[h] += s[r * Q + h];
+        for (size_t r = 0; r < n; r++)
+            for (size_t h = 0; h < Q; h++) s[r * Q + h] /= sum[h];
+        memset(o, 0, Q * Z * sizeof(float)); /* head h = sum_j att_hj z_j: the behaviors, then the times */
+        nn_small_tn_acc(o, Z, s, er, E, n, Q, E);
+        if (DT) {
+            memset(u->tw, 0, NB * Q * sizeof(float));
+            for (size_t r = 0; r < n; r++)
+                for (size_t h = 0; h < Q; h++) u->tw[u->bucket[lo + r] * Q + h] += s[r * Q + h];
+            for (size_t h = 0; h < Q; h++)
+                for (size_t bk = 0; bk < NB; bk++) {
+                    float w = u->tw[bk * Q + h];
+                    const float *t = u->temb + bk * DT;
+                    for (size_t d = 0; d < DT && w != 0.0f; d++) o[h * Z + E + d] += w * t[d];
+                }
         }
     }
 }

@@ -36,6 +36,9 @@ typedef struct esu_attention {
     size_t b, r;
     uint32_t *bucket; /* (R) */
     float *zz, *q, *k, *att, *datt, *dq, *dk, *dz;
+    float *qz; /* (B, q, Z) the inference path's folded queries */
+    float *tw; /* (n_buckets, q) its per-bucket time scores, then weights */
+    float *hs; /* (2, q) its per-head softmax max and sum */
 } esu_attention;
 
 /* The time bucket of a behavior `delta` seconds before the request. */
@@ -53,6 +56,22 @@ static inline size_t esu_attention_width(const esu_attention *u)
 // out (B, q Z); ea (B, E); el (R, E) packed behaviors; ts (R) their times; now (B); off (B + 1)
 void esu_attention_forward(esu_attention *u, float *out, const float *ea, const float *el, const int64_t *ts,
                            const int64_t *now, const uint32_t *off, size_t b);
+/* The same output at inference, when no backward follows. A score
+ * s_ij = (W_b,i z_j) . (W_a,i e_a) is z_j . (W_b,i^T W_a,i e_a): each
+ * sample's query is folded through W_b once (q_ij = W_b,i^T W_a,i e_a, Z
+ * wide), and no behavior is projected. A (behavior, head) pair then costs
+ * Z multiply-adds instead of d_head (Z + 1), and z_j is never copied.
+ * Equal to esu_attention_forward up to float rounding (tests/test_esu.c);
+ * that is its reference, which the callers take under nn_force_reference(1)
+ * (its own small products then run their plain C paths). Fills att
+ * as the forward does (the explain call reads it); leaves nothing for
+ * esu_attention_backward. */
+// Sample i attends over rows row0[i] .. row0[i] + cnt[i] - 1 of el, which samples may share
+// (one copy of a list several candidates have); att gets each row's weights from the last
+// sample that read it.
+// out (B, q Z); ea (B, E); el (R, E) behaviors; ts (R) their times; now (B); row0, cnt (B)
+void esu_attention_forward_infer(esu_attention *u, float *out, const float *ea, const float *el, const int64_t *ts,
+                                 const int64_t *now, const uint32_t *row0, const uint32_t *cnt, size_t b);
 // dea (B, E) +=, del (R, E) +=; dout (B, q Z)
 void esu_attention_backward(esu_attention *u, float *dea, float *del, const float *dout);
 

@@ -37,6 +37,7 @@ struct sim {
     float *ea, *el, *bout, *ul, *m_in, *el_sel, *score;
     float *dea, *del, *del_sel, *dbout, *dul, *dm, *dlogit;
     uint32_t *loff, *sel_off, *sel, *sel_pos, *l_item, *l_cat;
+    uint32_t *row0, *rcnt, *gfirst; /* (B) the ESU's rows of each sample; a group's first row */
     uint64_t *topk_scratch;
     int64_t *l_ts, *ts_sel;
     size_t b, lr, nsel;
@@ -85,6 +86,9 @@ static void carve(void *ctx, arena *a)
     m->sel_off = ARENA_U32(a, B + 1);
     m->sel = ARENA_U32(a, L);
     m->sel_pos = ARENA_U32(a, L);
+    m->row0 = ARENA_U32(a, B);
+    m->rcnt = ARENA_U32(a, B);
+    m->gfirst = ARENA_U32(a, B);
     m->topk_scratch = (uint64_t *)arena_take(a, m->cfg.topk, sizeof(uint64_t));
     m->l_item = ARENA_U32(a, L);
     m->l_cat = ARENA_U32(a, L);
@@ -155,10 +159,11 @@ int sim_new(sim **out, const sim_config *cfg, size_t max_b, size_t max_s, size_t
                          dc->min_session_len, dc->session_gap, &m->emb, &m->st.params, &m->st.grads);
         break;
     }
-    esu_attention_bind(&m->esu, m->e, cfg->d_time, cfg->heads, cfg->d_head, ESU_TIME_BUCKETS, &m->st.params, &m->st.grads);
+    esu_attention_bind(&m->esu, m->e, cfg->d_time, cfg->heads, cfg->d_head, ESU_TIME_BUCKETS, &m->st.params,
+                       &m->st.grads);
     if (cfg->gsu == SIM_GSU_SOFT)
-        soft_gsu_bind(&m->gsu, m->e, c->d_item, cfg->gsu_d, c->mlp_h1, c->mlp_h2, c->dice_momentum, &m->st.params, &m->st.grads,
-                      &m->st.buffers);
+        soft_gsu_bind(&m->gsu, m->e, c->d_item, cfg->gsu_d, c->mlp_h1, c->mlp_h2, c->dice_momentum, &m->st.params,
+                      &m->st.grads, &m->st.buffers);
     mlp_head_bind(&m->head, "mlp", m->m, c->mlp_h1, c->mlp_h2, c->dice_momentum, &m->st.params, &m->st.grads,
                   &m->st.buffers);
     if ((rc = model_state_alloc_ws(&m->st, carve, m))) {
@@ -195,12 +200,110 @@ size_t sim_selected(const sim *m, size_t b, const uint32_t **rows)
 
 void sim_attention(const sim *m, size_t b, float *w)
 {
-    size_t q = m->esu.heads;
-    for (size_t i = m->sel_off[b]; i < m->sel_off[b + 1]; i++) {
+    size_t q = m->esu.heads, n = m->sel_off[b + 1] - m->sel_off[b];
+    for (size_t i = 0; i < n; i++) {
         float s = 0;
-        for (size_t h = 0; h < q; h++) s += m->esu.att[i * q + h];
-        w[i - m->sel_off[b]] = s / (float)q;
+        for (size_t h = 0; h < q; h++) s += m->esu.att[(m->row0[b] + i) * q + h];
+        w[i] = s / (float)q;
     }
+}
+
+/* SIM hard at serving (bt->long_group): each group's list embedded once, its
+ * newest topk; sample b attends over rows row0[b] .. row0[b] + rcnt[b] - 1,
+ * its group's. Returns 0, doing nothing, for a group id out of range. */
+static int long_rows_grouped(sim *m, const model_batch *bt)
+{
+    size_t B = bt->b, K = bt->k, T = m->cfg.topk, r = 0, n = 0;
+    for (size_t b = 0; b < B; b++)
+        if (bt->long_group[b] >= B) return 0;
+    memset(m->gfirst, 0xff, B * sizeof *m->gfirst);
+    for (size_t b = 0; b < B; b++) {
+        uint32_t g = bt->long_group[b];
+        size_t len = bt->long_len[b] < K ? bt->long_len[b] : K, from = len > T ? len - T : 0;
+        if (m->gfirst[g] == UINT32_MAX) {
+            m->gfirst[g] = (uint32_t)r;
+            for (size_t j = from; j < len; j++, r++) {
+                m->l_item[r] = bt->long_item[b * K + j];
+                m->l_cat[r] = bt->long_cat[b * K + j];
+                m->l_ts[r] = bt->long_ts[b * K + j];
+            }
+        }
+        m->row0[b] = m->gfirst[g];
+        m->rcnt[b] = (uint32_t)(len - from);
+        m->sel_off[b] = (uint32_t)n;
+        for (size_t j = from; j < len; j++) m->sel_pos[n++] = (uint32_t)j;
+    }
+    m->sel_off[B] = (uint32_t)n;
+    m->nsel = n;
+    m->lr = r;
+    embed_forward(&m->emb, m->el, m->l_item, m->l_cat, r);
+    return 1;
+}
+
+/* Every other case: each sample's long list packed (or, one request's shared
+ * sequence, embedded once), the GSU's choice (soft) or the newest topk, and
+ * the chosen rows for the ESU (*el_sel, *ts_sel; row0 / rcnt set). Returns the
+ * soft GSU's auxiliary loss (training). */
+static float long_rows_selected(sim *m, const model_batch *bt, int train, int search, const float **el_sel,
+                                const int64_t **ts_sel)
+{
+    const sim_config *cfg = &m->cfg;
+    size_t B = bt->b, E = m->e;
+    float aux = 0;
+    /* one request (inference, every sample with sample 0's long sequence): embed and
+     * score the sequence once; sample b's rows are then the virtual rows b N .. b N + N - 1 */
+    int shared = !train && B > 1 && !bt->long_selected && !nn_reference_forced() && batch_shared_long(bt);
+    size_t n0 = shared ? (bt->long_len[0] < bt->k ? bt->long_len[0] : bt->k) : 0;
+    if (shared) {
+        embed_forward(&m->emb, m->el, bt->long_item, bt->long_cat, n0);
+        memcpy(m->l_ts, bt->long_ts, n0 * sizeof *m->l_ts);
+        for (size_t b = 0; b <= B; b++) m->loff[b] = (uint32_t)(b * n0);
+        m->lr = 0;
+    } else { /* the long sequence, packed, with its times */
+        m->lr = seq_pack(m->loff, m->l_item, m->l_cat, bt->long_item, bt->long_cat, bt->long_len, B, bt->k);
+        for (size_t b = 0; b < B; b++)
+            for (size_t r = m->loff[b]; r < m->loff[b + 1]; r++)
+                m->l_ts[r] = bt->long_ts[b * bt->k + (r - m->loff[b])];
+        embed_forward(&m->emb, m->el, m->l_item, m->l_cat, m->lr);
+    }
+    if (search && shared) {
+        soft_gsu_score_shared(&m->gsu, m->score, m->ea, m->el, n0, B);
+        m->nsel = soft_gsu_topk(m->sel_off, m->sel, m->topk_scratch, m->score, m->loff, B, cfg->topk);
+    } else if (search && !train) {
+        soft_gsu_score_infer(&m->gsu, m->score, m->ea, m->el, m->loff, B);
+        m->nsel = soft_gsu_topk(m->sel_off, m->sel, m->topk_scratch, m->score, m->loff, B, cfg->topk);
+    } else if (search) {
+        const float *label = bt->label;
+        aux = soft_gsu_forward(&m->gsu, m->score, m->ea, m->el, m->loff, B, label, train);
+        m->trained_gsu = label != NULL;
+        m->nsel = soft_gsu_topk(m->sel_off, m->sel, m->topk_scratch, m->score, m->loff, B, cfg->topk);
+    } else {
+        /* the index (hard) or the engine (long_selected) already chose: keep the newest topk of each sample */
+        size_t n = 0;
+        for (size_t b = 0; b < B; b++) {
+            m->sel_off[b] = (uint32_t)n;
+            size_t lo = m->loff[b], hi = m->loff[b + 1];
+            if (hi - lo > cfg->topk) lo = hi - cfg->topk;
+            for (size_t r = lo; r < hi; r++) m->sel[n++] = (uint32_t)r;
+        }
+        m->sel_off[B] = (uint32_t)n;
+        m->nsel = n;
+    }
+    /* the selected rows, in a block of their own; at inference, when every row is kept (the
+     * index or the engine chose them: never more than topk), the long rows are that block */
+    int all_kept = !train && !shared && m->nsel == m->lr;
+    for (size_t b = 0; b < B; b++)
+        for (size_t i = m->sel_off[b]; i < m->sel_off[b + 1]; i++) {
+            uint32_t r = m->sel[i], src = shared ? r - m->loff[b] : r; /* shared: one copy of the rows */
+            m->sel_pos[i] = r - m->loff[b];
+            if (all_kept) continue;
+            memcpy(m->el_sel + i * E, m->el + (size_t)src * E, E * sizeof(float));
+            m->ts_sel[i] = m->l_ts[src];
+        }
+    for (size_t b = 0; b < B; b++) m->row0[b] = m->sel_off[b], m->rcnt[b] = m->sel_off[b + 1] - m->sel_off[b];
+    *el_sel = all_kept ? m->el : m->el_sel;
+    *ts_sel = all_kept ? m->l_ts : m->ts_sel;
+    return aux;
 }
 
 float sim_forward(sim *m, const model_batch *bt, float *logits, int train)
@@ -218,54 +321,14 @@ float sim_forward(sim *m, const model_batch *bt, float *logits, int train)
     }
     float aux_loss = 0;
     m->trained_gsu = 0;
-    /* one request (inference, every sample with sample 0's long sequence): embed and
-     * score the sequence once; sample b's rows are then the virtual rows b N .. b N + N - 1 */
-    int shared = !train && B > 1 && !bt->long_selected && !nn_reference_forced() && batch_shared_long(bt);
-    size_t n0 = shared ? (bt->long_len[0] < bt->k ? bt->long_len[0] : bt->k) : 0;
-    if (shared) {
-        embed_forward(&m->emb, m->el, bt->long_item, bt->long_cat, n0);
-        memcpy(m->l_ts, bt->long_ts, n0 * sizeof *m->l_ts);
-        for (size_t b = 0; b <= B; b++) m->loff[b] = (uint32_t)(b * n0);
-        m->lr = 0;
-    } else { /* the long sequence, packed, with its times */
-        m->lr = seq_pack(m->loff, m->l_item, m->l_cat, bt->long_item, bt->long_cat, bt->long_len, B, bt->k);
-        for (size_t b = 0; b < B; b++)
-            for (size_t r = m->loff[b]; r < m->loff[b + 1]; r++)
-                m->l_ts[r] = bt->long_ts[b * bt->k + (r - m->loff[b])];
-        embed_forward(&m->emb, m->el, m->l_item, m->l_cat, m->lr);
-    }
     int search = cfg->gsu == SIM_GSU_SOFT && !bt->long_selected; /* else the lists are the choice */
-    if (search && shared) {
-        soft_gsu_score_shared(&m->gsu, m->score, m->ea, m->el, n0, B);
-        m->nsel = soft_gsu_topk(m->sel_off, m->sel, m->topk_scratch, m->score, m->loff, B, cfg->topk);
-    } else if (search && !train) {
-        soft_gsu_score_infer(&m->gsu, m->score, m->ea, m->el, m->loff, B);
-        m->nsel = soft_gsu_topk(m->sel_off, m->sel, m->topk_scratch, m->score, m->loff, B, cfg->topk);
-    } else if (search) {
-        const float *label = bt->label;
-        aux_loss = soft_gsu_forward(&m->gsu, m->score, m->ea, m->el, m->loff, B, label, train);
-        m->trained_gsu = label != NULL;
-        m->nsel = soft_gsu_topk(m->sel_off, m->sel, m->topk_scratch, m->score, m->loff, B, cfg->topk);
-    } else {
-        /* the index (hard) or the engine (long_selected) already chose: keep the newest topk of each sample */
-        size_t n = 0;
-        for (size_t b = 0; b < B; b++) {
-            m->sel_off[b] = (uint32_t)n;
-            size_t lo = m->loff[b], hi = m->loff[b + 1];
-            if (hi - lo > cfg->topk) lo = hi - cfg->topk;
-            for (size_t r = lo; r < hi; r++) m->sel[n++] = (uint32_t)r;
-        }
-        m->sel_off[B] = (uint32_t)n;
-        m->nsel = n;
-    }
-    for (size_t b = 0; b < B; b++)
-        for (size_t i = m->sel_off[b]; i < m->sel_off[b + 1]; i++) {
-            uint32_t r = m->sel[i], src = shared ? r - m->loff[b] : r; /* shared: one copy of the rows */
-            m->sel_pos[i] = r - m->loff[b];
-            memcpy(m->el_sel + i * E, m->el + (size_t)src * E, E * sizeof(float));
-            m->ts_sel[i] = m->l_ts[src];
-        }
-    esu_attention_forward(&m->esu, m->ul, m->ea, m->el_sel, m->ts_sel, bt->now, m->sel_off, B);
+    int infer = !train && !nn_reference_forced(); /* else the training forward, the reference */
+    const float *el_sel = m->el;
+    const int64_t *ts_sel = m->l_ts;
+    if (!(infer && !search && bt->long_group && long_rows_grouped(m, bt)))
+        aux_loss = long_rows_selected(m, bt, train, search, &el_sel, &ts_sel);
+    if (infer) esu_attention_forward_infer(&m->esu, m->ul, m->ea, el_sel, ts_sel, bt->now, m->row0, m->rcnt, B);
+    else esu_attention_forward(&m->esu, m->ul, m->ea, el_sel, ts_sel, bt->now, m->sel_off, B);
     for (size_t b = 0; b < B; b++) { /* the head's input: [e_a, branch output, U_lt] */
         float *mi = m->m_in + b * M;
         memcpy(mi, m->ea + b * E, E * sizeof(float));

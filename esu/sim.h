@@ -69,7 +69,9 @@ void sim_backward(sim *m, const model_batch *batch);
 size_t sim_selected(const sim *m, size_t b, const uint32_t **rows);
 
 /* After an inference forward: the ESU's attention to those rows, averaged
- * over its heads, into w (one per selected row; they sum to 1). */
+ * over its heads, into w (one per selected row; they sum to 1). With
+ * model_batch.long_group, samples of one group share their rows, and the
+ * weights are those of the group's last sample (lsim_explain scores one). */
 void sim_attention(const sim *m, size_t b, float *w);
 
 #endif

@@ -40,9 +40,13 @@ struct lsim_index {
     lsim_index *next;
 };
 
-/* One chain's events in a reader's accumulator: acc[pos .. end), newest first. */
+/* One chain's events in a reader's accumulator: acc[pos .. end), newest first;
+ * the chain's category key, and a bound on its newest event's time before the
+ * search's limit (from its last block's header). */
 typedef struct index_run {
     size_t pos, end;
+    uint32_t cat;
+    int64_t bound;
 } index_run;
 
 struct lsim_index_reader {
@@ -86,14 +90,15 @@ int index_user_events(lsim_index_reader *rd, uint32_t user, int64_t before, ubt_
 int index_user_events_in(lsim_index_reader *rd, uint32_t user, int64_t before, ubt_event **buf, size_t *cap,
                          size_t *n);
 
+/* The newest k events of every category with ts < before, oldest first (the
+ * all-category hard search in time order), within a begun snapshot. */
+int index_recent_dense(lsim_index_reader *rd, uint32_t user, int64_t before, size_t k, ubt_event *out, size_t *n);
+
 /* The dense ids of request candidates, as lsim_score maps them (call with
  * ix->lock held for reading): an item the index does not know is n_items
  * (the models' out-of-vocabulary row); a given category is its id, or
  * n_cats if unknown; no category: the item's (n_cats if it has none). */
 void index_candidate_ids(const lsim_index *ix, const lsim_candidate *cand, size_t n, uint32_t *item, uint32_t *cat);
-
-/* Reverses a search's result (newest first) into time order. */
-void index_oldest_first(ubt_event *e, size_t n);
 
 /* The first and last event times over all users (INT64_MAX / INT64_MIN
  * for an empty index), from the user summaries. */

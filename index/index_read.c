@@ -14,6 +14,7 @@
 #include "index/index_internal.h"
 #include "storage/lmdb_env.h"
 
+#include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -380,30 +381,79 @@ static void run_sift(const ubt_event *acc, const index_run *runs, uint32_t *h, s
     h[i] = x;
 }
 
-/* The newest k of the chains' runs (each newest first) into out: a k-way
- * merge through a heap of runs, allocating nothing. */
-static size_t merge_runs(lsim_index_reader *rd, size_t n_runs, size_t k, ubt_event *out)
+/* The newest k of the chains' runs (each newest first) into out, newest
+ * first, or oldest first (filled from the back): a k-way merge through a heap
+ * of runs, allocating nothing. */
+static size_t merge_runs(lsim_index_reader *rd, size_t n_runs, size_t k, ubt_event *out, int oldest_first)
 {
     index_run *runs = rd->runs;
     uint32_t *h = rd->run_heap;
-    size_t n = 0, live = 0;
+    size_t n = 0, live = 0, total = 0;
     for (size_t r = 0; r < n_runs; r++)
-        if (runs[r].pos < runs[r].end) h[live++] = (uint32_t)r;
+        if (runs[r].pos < runs[r].end) h[live++] = (uint32_t)r, total += runs[r].end - runs[r].pos;
+    size_t m = total < k ? total : k;
+    ptrdiff_t step = oldest_first ? -1 : 1;
+    ubt_event *o = oldest_first ? out + m - 1 : out;
     for (size_t i = live / 2; i-- > 0;) run_sift(rd->acc, runs, h, live, i);
     while (live && n < k) {
+        /* the root run's events while they are newer than every other run's head (users browse
+         * in sessions: long stretches come from one chain), then one sift */
         index_run *r = &runs[h[0]];
-        out[n++] = rd->acc[r->pos++];
+        const ubt_event *next = NULL;
+        if (live > 1) next = &rd->acc[runs[h[1]].pos];
+        if (live > 2 && newer(&rd->acc[runs[h[2]].pos], next)) next = &rd->acc[runs[h[2]].pos];
+        do *o = rd->acc[r->pos++], o += step, n++;
+        while (n < k && r->pos < r->end && (!next || newer(&rd->acc[r->pos], next)));
         if (r->pos == r->end) h[0] = h[--live];
         if (live) run_sift(rd->acc, runs, h, live, 0);
     }
     return n;
 }
 
-static int search_all_categories(lsim_index_reader *rd, uint32_t user, int64_t before, size_t k,
-                                 ubt_event *out, size_t *n)
+/* Grows the accumulator to hold `need` events and the run list to `runs` runs. */
+static int reserve(lsim_index_reader *rd, size_t need, size_t runs)
 {
-    /* each chain's newest k before `before` (a run, newest first), then the newest k of those */
-    size_t total = 0, n_runs = 0;
+    if (rd->acc_cap < need) {
+        size_t nc = rd->acc_cap ? rd->acc_cap : 1024;
+        while (nc < need) nc *= 2;
+        ubt_event *a = realloc(rd->acc, nc * sizeof *a);
+        if (!a) return rd_err(rd, LSIM_E_NOMEM, "out of memory");
+        rd->acc = a;
+        rd->acc_cap = nc;
+    }
+    if (rd->runs_cap < runs) {
+        size_t nc = rd->runs_cap ? 2 * rd->runs_cap : 64;
+        index_run *r = realloc(rd->runs, nc * sizeof *r);
+        if (r) rd->runs = r;
+        uint32_t *hh = r ? realloc(rd->run_heap, nc * sizeof *hh) : NULL;
+        if (!r || !hh) return rd_err(rd, LSIM_E_NOMEM, "out of memory");
+        rd->run_heap = hh;
+        rd->runs_cap = nc;
+    }
+    return 0;
+}
+
+/* A small k (the short-term window) prunes: chains are read newest bound
+ * first, and once k events are in hand, a chain whose newest event is older
+ * than the k-th newest of them cannot contribute, nor can any after it. A
+ * user's recent behaviors come in sessions of few categories, so a few
+ * chains are decoded instead of all. Above PRUNE_K every chain is read. */
+#define PRUNE_K 256
+
+/* Merges run r's times (newest first) into top (the k newest times so far, newest first, *nt of them). */
+static void keep_newest(int64_t *top, size_t *nt, int64_t *tmp, const ubt_event *run, size_t m, size_t k)
+{
+    size_t a = 0, b = 0, n = 0;
+    while (n < k && (a < *nt || b < m)) tmp[n++] = b >= m || (a < *nt && top[a] >= run[b].ts) ? top[a++] : run[b++].ts;
+    memcpy(top, tmp, n * sizeof *top);
+    *nt = n;
+}
+
+static int search_all_categories(lsim_index_reader *rd, uint32_t user, int64_t before, size_t k,
+                                 ubt_event *out, size_t *n, int oldest_first)
+{
+    /* the user's chains, each with a bound on its newest time before `before` */
+    size_t n_runs = 0;
     uint8_t key0[UBT_KEY_LEN];
     ubt_key(key0, user, 0, 0);
     MDB_val key = {UBT_KEY_LEN, key0}, d;
@@ -413,35 +463,47 @@ static int search_all_categories(lsim_index_reader *rd, uint32_t user, int64_t b
         if (rc) return lmdb_err(rc, rd->errmsg, sizeof rd->errmsg, "listing a user's chains");
         if (key.mv_size != UBT_KEY_LEN || ubt_get_u32be(key.mv_data) != user) break;
         uint32_t cat = ubt_get_u32be((const uint8_t *)key.mv_data + 4);
-        if (rd->acc_cap < total + k) {
-            size_t nc = rd->acc_cap ? rd->acc_cap : 1024;
-            while (nc < total + k) nc *= 2;
-            ubt_event *a = realloc(rd->acc, nc * sizeof *a);
-            if (!a) return rd_err(rd, LSIM_E_NOMEM, "out of memory");
-            rd->acc = a;
-            rd->acc_cap = nc;
-        }
-        if (rd->runs_cap <= n_runs) {
-            size_t nc = rd->runs_cap ? 2 * rd->runs_cap : 64;
-            index_run *r = realloc(rd->runs, nc * sizeof *r);
-            if (r) rd->runs = r;
-            uint32_t *hh = r ? realloc(rd->run_heap, nc * sizeof *hh) : NULL;
-            if (!r || !hh) return rd_err(rd, LSIM_E_NOMEM, "out of memory");
-            rd->run_heap = hh;
-            rd->runs_cap = nc;
-        }
-        size_t got = 0;
+        if ((rc = reserve(rd, 0, n_runs + 1))) return rc;
         if ((rc = seek_chain_last(rd, user, cat, &key, &d)) < 0) return rc;
-        if (rc && (rc = walk_back(rd, user, cat, UBT_MIXED, before, k, rd->acc + total, &got, &key, &d)))
-            return rc;
-        rd->runs[n_runs++] = (index_run){total, total + got};
-        total += got;
+        if (rc) {
+            block_header h;
+            if (d.mv_size > UBT_BLOCK_MAX_BYTES || block_read_header(d.mv_data, d.mv_size, &h))
+                return err_set(rd->errmsg, sizeof rd->errmsg, LSIM_E_CORRUPT,
+                               "corrupt block header (user %u, chain %u)", user, cat);
+            int64_t bound = h.last_ts < before ? h.last_ts : before > INT64_MIN ? before - 1 : INT64_MIN;
+            rd->runs[n_runs++] = (index_run){0, 0, cat, bound};
+        }
         if (cat == UBT_MIXED) break;
         ubt_key(key0, user, cat + 1, 0);
         key = (MDB_val){UBT_KEY_LEN, key0};
         rc = mdb_cursor_get(rd->cur, &key, &d, MDB_SET_RANGE);
     }
-    *n = merge_runs(rd, n_runs, k, out);
+    /* each chain's newest k before `before` (a run), newest bound first while it can contribute */
+    int64_t top[PRUNE_K], tmp[PRUNE_K];
+    size_t total = 0, nt = 0;
+    int prune = k <= PRUNE_K;
+    for (size_t done = 0; done < n_runs; done++) {
+        size_t r = done;
+        if (prune) { /* the undone chain with the newest bound: a swap keeps runs[0 .. done) the done ones */
+            for (size_t i = done + 1; i < n_runs; i++)
+                if (rd->runs[i].bound > rd->runs[r].bound) r = i;
+            if (nt == k && rd->runs[r].bound < top[k - 1]) break;
+            index_run t = rd->runs[r];
+            rd->runs[r] = rd->runs[done];
+            rd->runs[done] = t;
+            r = done;
+        }
+        if ((rc = reserve(rd, total + k, n_runs))) return rc;
+        size_t got = 0;
+        if ((rc = seek_chain_last(rd, user, rd->runs[r].cat, &key, &d)) < 0) return rc;
+        if (rc && (rc = walk_back(rd, user, rd->runs[r].cat, UBT_MIXED, before, k, rd->acc + total, &got, &key, &d)))
+            return rc;
+        rd->runs[r].pos = total;
+        rd->runs[r].end = total + got;
+        if (prune) keep_newest(top, &nt, tmp, rd->acc + total, got, k);
+        total += got;
+    }
+    *n = merge_runs(rd, n_runs, k, out, oldest_first);
     return 0;
 }
 
@@ -450,7 +512,7 @@ int index_hard_search_dense(lsim_index_reader *rd, uint32_t user, uint32_t cat, 
 {
     *n = 0;
     if (k == 0) return 0;
-    if (cat == UBT_MIXED) return search_all_categories(rd, user, before, k, out, n);
+    if (cat == UBT_MIXED) return search_all_categories(rd, user, before, k, out, n, 0);
     MDB_val key, d;
     int rc = seek_chain_last(rd, user, cat, &key, &d);
     if (rc < 0) return rc;
@@ -562,19 +624,14 @@ int index_user_events_in(lsim_index_reader *rd, uint32_t user, int64_t before, u
         if (!b) rc = rd_err(rd, LSIM_E_NOMEM, "out of memory");
         else *buf = b, *cap = (size_t)events;
     }
-    if (!rc && events) rc = search_all_categories(rd, user, before, (size_t)events, *buf, n);
-    if (rc) return rc;
-    index_oldest_first(*buf, *n);
-    return 0;
+    if (!rc && events) rc = search_all_categories(rd, user, before, (size_t)events, *buf, n, 1);
+    return rc;
 }
 
-void index_oldest_first(ubt_event *e, size_t n)
+int index_recent_dense(lsim_index_reader *rd, uint32_t user, int64_t before, size_t k, ubt_event *out, size_t *n)
 {
-    for (size_t i = 0, j = n; i + 1 < j; i++, j--) {
-        ubt_event t = e[i];
-        e[i] = e[j - 1];
-        e[j - 1] = t;
-    }
+    *n = 0;
+    return k ? search_all_categories(rd, user, before, k, out, n, 1) : 0;
 }
 
 int index_time_range(lsim_index_reader *rd, int64_t *first, int64_t *last)

@@ -44,6 +44,9 @@ typedef struct model_batch {
                           length, that every sample shares (a model built with MODEL_LONG_SHARED) */
     int long_selected; /* SIM soft: each sample's long list is already the GSU's choice (at
                           most topk rows, time order): the model attends over it as given */
+    const uint32_t *long_group; /* (B) or NULL. SIM hard at serving: samples with the same group
+                          (each < B) have the same long list (the candidates of one category);
+                          at inference the model embeds it once and attends over the one copy */
 } model_batch;
 
 /* Whether every sample has sample 0's short-term history, as the candidates

@@ -31,8 +31,11 @@ void embed_forward(const embed_layer *e, float *out, const uint32_t *item, const
     for (size_t i = 0; i < n; i++) {
         uint32_t it = item[i] < e->n_items ? item[i] : e->n_items;
         uint32_t ct = cat[i] < e->n_cats ? cat[i] : e->n_cats;
-        memcpy(out + i * E, e->item + (size_t)it * e->d_item, e->d_item * sizeof(float));
-        memcpy(out + i * E + e->d_item, e->cat + (size_t)ct * e->d_cat, e->d_cat * sizeof(float));
+        /* loops, not memcpy: rows of a few dozen floats, and a request embeds thousands */
+        const float *si = e->item + (size_t)it * e->d_item, *sc = e->cat + (size_t)ct * e->d_cat;
+        float *o = out + i * E;
+        for (size_t k = 0; k < e->d_item; k++) o[k] = si[k];
+        for (size_t k = 0; k < e->d_cat; k++) o[e->d_item + k] = sc[k];
     }
 }
 

@@ -4,6 +4,7 @@
 #include "models/nn_vmath.h"
 
 #include "models/nn.h"
+#include "models/vm_avx2.h"
 
 #include <math.h>
 
@@ -18,24 +19,18 @@ float vm_tanh_ref(float x)
     return tanhf(x);
 }
 
-/* Constants shared by both widths. */
-#define EXP_LO -87.0f /* exp(-87) is still normal */
-#define EXP_HI 89.0f  /* 2^128 = inf from ~88.4, as expf from 88.72 */
-#define LOG2E 1.44269504088896341f
-#define LN2_HI 0.693359375f
-#define LN2_LO -2.12194440e-4f
-#define EP0 1.9875691500e-4f
-#define EP1 1.3981999507e-3f
-#define EP2 8.3334519073e-3f
-#define EP3 4.1665795894e-2f
-#define EP4 1.6666665459e-1f
-#define EP5 5.0000001201e-1f
+/* Constants of tanh (exp's are in models/vm_avx2.h). */
 #define TP0 -5.70498872745e-3f /* tanh: x + x^3 P(x^2) on |x| < 0.625 */
 #define TP1 2.06390887954e-2f
 #define TP2 -5.37397155531e-2f
 #define TP3 1.33314422036e-1f
 #define TP4 -3.33332819422e-1f
 #define TANH_SMALL 0.625f
+
+float vm_exp_ref(float x)
+{
+    return expf(fminf(fmaxf(x, EXP_LO), EXP_HI));
+}
 
 #if defined(__x86_64__) || defined(__i386__)
 #define VM_X86 1
@@ -86,42 +81,23 @@ static inline __m128 tanh4(__m128 x)
 
 /* ---- AVX2 + FMA, 8 lanes, compiled for those only and chosen at run time ---- */
 
-#define AVX2 __attribute__((target("avx2,fma")))
-
-AVX2 static inline __m256 exp8(__m256 x)
-{
-    x = _mm256_min_ps(_mm256_max_ps(x, _mm256_set1_ps(EXP_LO)), _mm256_set1_ps(EXP_HI));
-    __m256i k = _mm256_cvtps_epi32(_mm256_mul_ps(x, _mm256_set1_ps(LOG2E)));
-    __m256 kf = _mm256_cvtepi32_ps(k);
-    __m256 r = _mm256_fnmadd_ps(kf, _mm256_set1_ps(LN2_HI), x);
-    r = _mm256_fnmadd_ps(kf, _mm256_set1_ps(LN2_LO), r);
-    __m256 p = _mm256_set1_ps(EP0);
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(EP1));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(EP2));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(EP3));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(EP4));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(EP5));
-    p = _mm256_add_ps(_mm256_fmadd_ps(_mm256_mul_ps(p, r), r, r), _mm256_set1_ps(1.0f));
-    __m256i e = _mm256_slli_epi32(_mm256_add_epi32(k, _mm256_set1_epi32(127)), 23);
-    return _mm256_mul_ps(p, _mm256_castsi256_ps(e));
-}
-
-AVX2 static void sigmoid_avx2(float *out, const float *inp, size_t n)
-{
-    const __m256 one = _mm256_set1_ps(1.0f);
-    size_t i = 0;
-    for (; i + 8 <= n; i += 8) {
-        __m256 x = _mm256_loadu_ps(inp + i);
-        __m256 y = _mm256_div_ps(one, _mm256_add_ps(one, exp8(_mm256_sub_ps(_mm256_setzero_ps(), x))));
-        _mm256_storeu_ps(out + i, y);
+/* An elementwise function over an array: 8 lanes, then 4, then one at a time. */
+#define VM_AVX2_ARRAY(name, f8, f4, ref)                                     \
+    VM_AVX2 static void name(float *out, const float *inp, size_t n)         \
+    {                                                                        \
+        size_t i = 0;                                                        \
+        for (; i + 8 <= n; i += 8)                                           \
+            _mm256_storeu_ps(out + i, f8(_mm256_loadu_ps(inp + i)));         \
+        for (; i + 4 <= n; i += 4)                                           \
+            _mm_storeu_ps(out + i, f4(_mm_loadu_ps(inp + i)));               \
+        for (; i < n; i++)                                                   \
+            out[i] = ref(inp[i]);                                            \
     }
-    for (; i + 4 <= n; i += 4)
-        _mm_storeu_ps(out + i, sigmoid4(_mm_loadu_ps(inp + i)));
-    for (; i < n; i++)
-        out[i] = vm_sigmoid_ref(inp[i]);
-}
 
-AVX2 static void tanh_avx2(float *out, const float *inp, size_t n)
+VM_AVX2_ARRAY(sigmoid_avx2, sigmoid8, sigmoid4, vm_sigmoid_ref)
+VM_AVX2_ARRAY(exp_avx2, exp8, exp4, vm_exp_ref)
+
+VM_AVX2 static void tanh_avx2(float *out, const float *inp, size_t n)
 {
     const __m256 sign = _mm256_set1_ps(-0.0f), one = _mm256_set1_ps(1.0f);
     size_t i = 0;
@@ -166,36 +142,42 @@ void vm_allow_avx2(int on)
 }
 #endif
 
-void vm_sigmoid(float *out, const float *inp, size_t n)
+int vm_avx2(void)
 {
-    size_t i = 0;
 #ifdef VM_X86
-    if (!nn_reference_forced()) {
-        if (have_avx2()) {
-            sigmoid_avx2(out, inp, n);
-            return;
-        }
-        for (; i + 4 <= n; i += 4)
-            _mm_storeu_ps(out + i, sigmoid4(_mm_loadu_ps(inp + i)));
-    }
+    return have_avx2();
+#else
+    return 0;
 #endif
-    for (; i < n; i++)
-        out[i] = vm_sigmoid_ref(inp[i]);
 }
 
-void vm_tanh(float *out, const float *inp, size_t n)
-{
-    size_t i = 0;
+/* An array function: AVX2 when allowed, else SSE2 four at a time, else (and
+ * under nn_force_reference) the libm form. */
 #ifdef VM_X86
-    if (!nn_reference_forced()) {
-        if (have_avx2()) {
-            tanh_avx2(out, inp, n);
-            return;
-        }
-        for (; i + 4 <= n; i += 4)
-            _mm_storeu_ps(out + i, tanh4(_mm_loadu_ps(inp + i)));
+#define VM_ARRAY_FN(name, avx2, four, ref)                                   \
+    void name(float *out, const float *inp, size_t n)                        \
+    {                                                                        \
+        size_t i = 0;                                                        \
+        if (!nn_reference_forced()) {                                        \
+            if (have_avx2()) {                                               \
+                avx2(out, inp, n);                                           \
+                return;                                                      \
+            }                                                                \
+            for (; i + 4 <= n; i += 4)                                       \
+                _mm_storeu_ps(out + i, four(_mm_loadu_ps(inp + i)));         \
+        }                                                                    \
+        for (; i < n; i++)                                                   \
+            out[i] = ref(inp[i]);                                            \
+    }
+#else
+#define VM_ARRAY_FN(name, avx2, four, ref)                                   \
+    void name(float *out, const float *inp, size_t n)                        \
+    {                                                                        \
+        for (size_t i = 0; i < n; i++)                                       \
+            out[i] = ref(inp[i]);                                            \
     }
 #endif
-    for (; i < n; i++)
-        out[i] = vm_tanh_ref(inp[i]);
-}
+
+VM_ARRAY_FN(vm_exp, exp_avx2, exp4, vm_exp_ref)
+VM_ARRAY_FN(vm_sigmoid, sigmoid_avx2, sigmoid4, vm_sigmoid_ref)
+VM_ARRAY_FN(vm_tanh, tanh_avx2, tanh4, vm_tanh_ref)

@@ -1,5 +1,5 @@
 /*
- * nn_vmath.h: sigmoid and tanh over arrays, vectorized (private).
+ * nn_vmath.h: exp, sigmoid and tanh over arrays, vectorized (private).
  *
  * The activations dominate the models' time after the GEMMs (a DIN request
  * evaluates 1.2 million sigmoids), and glibc's expf / tanhf are scalar. These
@@ -24,14 +24,19 @@
 
 // out, inp (N)
 void vm_sigmoid(float *out, const float *inp, size_t n);
+void vm_exp(float *out, const float *inp, size_t n); /* exp of x clamped to [-87, 89] */
 void vm_tanh(float *out, const float *inp, size_t n);
 
 /* Tests: vm_allow_avx2(0) makes the SSE2 path run on an AVX2 machine. A
  * process-wide switch like nn_force_reference: set it before threads run. */
 void vm_allow_avx2(int on);
+/* whether the AVX2 + FMA paths run: the CPU has them and vm_allow_avx2 did not
+ * turn them off (for other files' kernels, models/nn_small.c) */
+int vm_avx2(void);
 
 /* the scalar forms the vector ones are tested against */
 float vm_sigmoid_ref(float x);
+float vm_exp_ref(float x);
 float vm_tanh_ref(float x);
 
 #endif

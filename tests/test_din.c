@@ -15,6 +15,7 @@
 #include "lsim.h"
 #include "esu/din.h"
 #include "models/nn.h"
+#include "models/nn_vmath.h"
 #include "tests/model_fixture.h"
 #include "tests/test_util.h"
 
@@ -100,9 +101,10 @@ Test(din, softmax_and_long_avgpool_match_pytorch_on_reference_kernels)
 
 /* One request: every candidate has the same history. At inference the
  * activation unit then takes its shared path (fc1 split by column blocks,
- * the history embedded once); it must score as the general path does, which
+ * each distinct behavior of the history embedded and scored once, with its
+ * count); it must score as the general path does, which
  * nn_force_reference(1) selects. */
-static void shared_history_case(int att_softmax)
+static void shared_history_case(int att_softmax, uint32_t hist_cats)
 {
     din_config cfg;
     din_config_default(&cfg, 100, 12);
@@ -125,7 +127,9 @@ static void shared_history_case(int att_softmax)
         hl[b] = 19;
         for (size_t j = 0; j < S; j++) {
             hi[b * S + j] = b == 0 || j >= 19 ? (uint32_t)(tu_rand(&seed) % 100) : hi[j];
-            hc[b * S + j] = b == 0 || j >= 19 ? (uint32_t)(tu_rand(&seed) % 12) : hc[j];
+            hc[b * S + j] = b == 0 || j >= 19 ? (uint32_t)(tu_rand(&seed) % hist_cats) : hc[j];
+            if (b == 0 && j % 4 == 3) /* repeated behaviors: the shared path scores each once, with its count */
+                hi[j] = hi[j - 2 - j % 3], hc[j] = hc[j - 2 - j % 3];
         }
     }
     model_batch bt = {.b = B, .target_item = ti, .target_cat = tc, .s = S, .hist_item = hi, .hist_cat = hc,
@@ -137,15 +141,23 @@ static void shared_history_case(int att_softmax)
     nn_force_reference(0);
     /* the same sums in another order (three partial products instead of one of 4E terms): 1e-4 */
     cr_assert_eq(tu_compare_f32("shared-history logits", fast, ref, B, 1e-4), 0,
-                 "the shared-history path (softmax %d) differs from the general path", att_softmax);
-    int differ = 0;
-    for (size_t b = 0; b < B; b++) differ |= fast[b] != ref[b];
-    cr_log_info("shared path %s bit-identical", differ ? "is not" : "is");
+                 "the shared-history path (softmax %d, %u categories) differs from the general path", att_softmax,
+                 hist_cats);
+    /* without AVX2 the shared path scores its pairs through GEMM tiles, not the fused kernel */
+    float tiles[37];
+    vm_allow_avx2(0);
+    din_forward(m, &bt, tiles, 0);
+    vm_allow_avx2(1);
+    cr_assert_eq(tu_compare_f32("shared-history logits (GEMM tiles)", tiles, ref, B, 1e-4), 0,
+                 "the shared-history path's tiles (softmax %d, %u categories) differ from the general path",
+                 att_softmax, hist_cats);
     din_free(m);
 }
 
 Test(din, shared_history_path_equals_the_general_path)
 {
-    shared_history_case(0);
-    shared_history_case(1);
+    shared_history_case(0, 12); /* more categories than DIN_UNIT_GROUPS: W4 whole per pair */
+    shared_history_case(1, 12);
+    shared_history_case(0, 3); /* a few: the category term per (category, candidate) */
+    shared_history_case(1, 3);
 }

@@ -326,6 +326,36 @@ Test(engine, unknown_users_and_items_take_the_no_history_and_oov_paths)
     lsim_engine_close(e);
 }
 
+/* Candidates with the same (item, category) are scored once (engine/request.c):
+ * every repeat gets its first occurrence's score, bit for bit, and the distinct
+ * candidates scored alone get the same scores to float rounding (the batch differs). */
+Test(engine, repeated_candidates_score_as_their_first_occurrence)
+{
+    const char *ckpt = train(MODEL_SIM_HARD, 1, 0, "repeats");
+    lsim_engine *e;
+    lsim_ctx *c;
+    open_engine(ckpt, NULL, &e, &c);
+    char item[8][300], cat[8][300];
+    int64_t ts;
+    lsim_candidate uniq[8], rep[40];
+    for (size_t i = 0; i < 8; i++) {
+        user_event("1", 37 * i, item[i], cat[i], &ts);
+        uniq[i] = raw(item[i], i % 2 ? cat[i] : NULL); /* the category given, or looked up */
+    }
+    for (size_t i = 0; i < 40; i++) rep[i] = uniq[(i * 5) % 8];
+    float a[8], b[40];
+    cr_assert_eq(lsim_score(c, "1", 1, END_TS, uniq, 8, a), 0, "%s", lsim_ctx_errmsg(c));
+    cr_assert_eq(lsim_score(c, "1", 1, END_TS, rep, 40, b), 0, "%s", lsim_ctx_errmsg(c));
+    for (size_t i = 0; i < 40; i++) {
+        size_t first = i % 8; /* (i * 5) % 8 repeats with period 8 */
+        cr_assert_eq(b[i], b[first], "candidate %zu: %.9g, its first occurrence %.9g", i, b[i], b[first]);
+        cr_assert_float_eq(b[i], a[(i * 5) % 8], 1e-6, "candidate %zu: %.9g, scored alone %.9g", i, b[i],
+                           a[(i * 5) % 8]);
+    }
+    lsim_ctx_free(c);
+    lsim_engine_close(e);
+}
+
 Test(engine, explain_lists_the_hard_search_and_its_attention)
 {
     const char *ckpt = train(MODEL_SIM_HARD, 1, 0, "explain");

@@ -2,7 +2,9 @@
  * test_esu.c: SIM's ESU attention (esu/esu_attention.c) against the PyTorch
  * ESU of tests/golden/gen_esu.py, with and without the time embedding:
  * the output within 1e-5, every gradient within 1e-4 (tu_compare_f32), the
- * time buckets exactly, and padding rows receiving no gradient.
+ * time buckets exactly, and padding rows receiving no gradient; and the
+ * inference path (esu_attention_forward_infer) against the same output and
+ * the training forward, within 1e-5 (float sums in another order).
  */
 #include "esu/esu_attention.h"
 #include "loaders/safetensors.h"
@@ -48,7 +50,9 @@ static void run_case(const char *prefix, int reference)
     param_list_free(&pl);
     memcpy(param_find(&p, "esu.wa"), need(f, prefix, "wa")->data, need(f, prefix, "wa")->nbytes);
     memcpy(param_find(&p, "esu.wb"), need(f, prefix, "wb")->data, need(f, prefix, "wb")->nbytes);
-    if (DT) memcpy(param_find(&p, "esu.time_emb"), need(f, prefix, "time_emb")->data, need(f, prefix, "time_emb")->nbytes);
+    if (DT)
+        memcpy(param_find(&p, "esu.time_emb"), need(f, prefix, "time_emb")->data,
+               need(f, prefix, "time_emb")->nbytes);
     esu_attention u;
     esu_attention_bind(&u, E, DT, Q, D, NB, &p, &g);
     arena a = {0};
@@ -76,7 +80,21 @@ static void run_case(const char *prefix, int reference)
     if (DT)
         for (size_t b = 0; b < B; b++)
             for (size_t j = 0; j < (size_t)len[b]; j++)
-                cr_assert_eq(u.bucket[off[b] + j], (uint32_t)want_bucket[b * K + j], "bucket of sample %zu row %zu", b, j);
+                cr_assert_eq(u.bucket[off[b] + j], (uint32_t)want_bucket[b * K + j], "bucket of sample %zu row %zu", b,
+                             j);
+    /* the inference path (queries folded through W_b): the same output, summed in another order */
+    float *out_inf = malloc(B * Q * Z * sizeof *out_inf), *att = malloc(r * Q * sizeof *att);
+    uint32_t *cnt = malloc(B * sizeof *cnt);
+    for (size_t b = 0; b < B; b++) cnt[b] = off[b + 1] - off[b];
+    esu_attention_forward_infer(&u, out_inf, need(f, prefix, "ea")->data, el, ts, now, off, cnt, B);
+    free(cnt);
+    memcpy(att, u.att, r * Q * sizeof *att);
+    bad += tu_compare_f32("out (inference path)", out_inf, need(f, prefix, "out")->data, B * Q * Z, 1e-5);
+    bad += tu_compare_f32("out (inference path against the training forward)", out_inf, out, B * Q * Z, 1e-5);
+    esu_attention_forward(&u, out, need(f, prefix, "ea")->data, el, ts, now, off, B); /* for the backward */
+    bad += tu_compare_f32("attention weights (inference path)", att, u.att, r * Q, 1e-5);
+    free(out_inf);
+    free(att);
     esu_attention_backward(&u, dea, del, need(f, prefix, "dout")->data);
     bad += tu_compare_f32("grad.ea", dea, need(f, prefix, "grad.ea")->data, B * E, 1e-4);
     /* unpack del to the padded layout; padded rows must have no gradient */
@@ -89,8 +107,8 @@ static void run_case(const char *prefix, int reference)
     if (DT)
         bad += tu_compare_f32("grad.time_emb", param_find(&g, "esu.time_emb"), need(f, prefix, "grad.time_emb")->data,
                               NB * DT, 1e-4);
-    cr_assert_eq(bad, 0, "case %s (%s kernels): %d values differ from PyTorch", prefix, reference ? "reference" : "BLAS",
-                 bad);
+    cr_assert_eq(bad, 0, "case %s (%s kernels): %d values differ from PyTorch", prefix,
+                 reference ? "reference" : "BLAS", bad);
     free(off);
     free(el);
     free(del);

@@ -134,19 +134,65 @@ Test(sim, hard_search_with_a_dsin_branch_matches_pytorch)
     run_case("sim_branches.safetensors", "ss.", SIM_GSU_HARD, 1);
 }
 
+/* Runs bt through m's inference path, then through the general one
+ * (nn_force_reference(1)): the behaviors kept must be the same, the scores and
+ * the attention equal to 1e-4 (the same sums in another order). grp: samples
+ * sharing rows (model_batch.long_group), whose attention is the group's last
+ * sample's: only that one is compared; NULL: every sample. */
+static void fast_equals_reference(sim *m, const model_batch *bt, const uint32_t *grp, const char *what)
+{
+    size_t B = bt->b;
+    float fast[25], ref[25], wf[25][8], wr[8];
+    uint32_t kept[25][8];
+    size_t nkept[25];
+    cr_assert(B <= 25);
+    sim_forward(m, bt, fast, 0);
+    for (size_t b = 0; b < B; b++) {
+        const uint32_t *rows;
+        nkept[b] = sim_selected(m, b, &rows);
+        cr_assert(nkept[b] <= 8);
+        memcpy(kept[b], rows, nkept[b] * sizeof *rows);
+        sim_attention(m, b, wf[b]);
+    }
+    nn_force_reference(1);
+    sim_forward(m, bt, ref, 0);
+    nn_force_reference(0);
+    for (size_t b = 0; b < B; b++) {
+        const uint32_t *rows;
+        cr_assert_eq(sim_selected(m, b, &rows), nkept[b]);
+        cr_assert_eq(memcmp(rows, kept[b], nkept[b] * sizeof *rows), 0, "%s, candidate %zu: other behaviors kept",
+                     what, b);
+        sim_attention(m, b, wr);
+        size_t last = b;
+        for (size_t c = b + 1; grp && c < B; c++)
+            if (grp[c] == grp[b]) last = c;
+        if (last == b)
+            cr_assert_eq(tu_compare_f32("attention", wf[b], wr, nkept[b], 1e-4), 0, "%s, candidate %zu", what, b);
+    }
+    cr_assert_eq(tu_compare_f32("logits", fast, ref, B, 1e-4), 0, "%s: the inference path differs", what);
+}
+
 /* One request: every candidate has the same history and long sequence. At
  * inference the GSU then scores the sequence once (soft_gsu_score_shared)
  * and the DIN branch takes its shared path; scores and the behaviors kept
  * must equal the general path's (nn_force_reference(1) selects it). */
-static void shared_request_case(sim_gsu_mode gsu)
+/* A small SIM (300 items, 20 categories, time info, topk 8) for requests of
+ * 25 candidates, histories of 12 and long lists of k. */
+static sim *request_sim(sim_gsu_mode gsu, size_t k, uint64_t init_seed)
 {
     sim_config cfg;
     sim_config_default(&cfg, 300, 20, gsu, 1);
     cfg.topk = 8;
-    const size_t B = 25, S = 12, K = 60;
     sim *m;
-    cr_assert_eq(sim_new(&m, &cfg, B, S, K), 0);
-    sim_init(m, 4);
+    cr_assert_eq(sim_new(&m, &cfg, 25, 12, k), 0);
+    sim_init(m, init_seed);
+    return m;
+}
+
+static void shared_request_case(sim_gsu_mode gsu)
+{
+    const size_t B = 25, S = 12, K = 60;
+    sim *m = request_sim(gsu, K, 4);
     param_set *p = sim_params(m);
     uint64_t seed = 17;
     for (size_t i = 0; i < p->n; i++)
@@ -174,26 +220,7 @@ static void shared_request_case(sim_gsu_mode gsu)
     model_batch bt = {.b = B, .target_item = ti, .target_cat = tc, .s = S, .hist_item = hi, .hist_cat = hc,
                       .hist_len = hl, .k = K, .long_item = li, .long_cat = lc, .long_ts = lts, .long_len = ll,
                       .now = now};
-    float fast[25], ref[25];
-    uint32_t kept[25][8];
-    size_t nkept[25];
-    sim_forward(m, &bt, fast, 0);
-    for (size_t b = 0; b < B; b++) {
-        const uint32_t *rows;
-        nkept[b] = sim_selected(m, b, &rows);
-        memcpy(kept[b], rows, nkept[b] * sizeof *rows);
-    }
-    nn_force_reference(1);
-    sim_forward(m, &bt, ref, 0);
-    nn_force_reference(0);
-    for (size_t b = 0; b < B; b++) {
-        const uint32_t *rows;
-        cr_assert_eq(sim_selected(m, b, &rows), nkept[b]);
-        cr_assert_eq(memcmp(rows, kept[b], nkept[b] * sizeof *rows), 0, "candidate %zu: other behaviors kept", b);
-    }
-    /* the same sums in another order: 1e-4 */
-    cr_assert_eq(tu_compare_f32("shared-request logits", fast, ref, B, 1e-4), 0,
-                 "the shared-request path differs from the general path (%s)", gsu == SIM_GSU_SOFT ? "soft" : "hard");
+    fast_equals_reference(m, &bt, NULL, gsu == SIM_GSU_SOFT ? "shared request, soft" : "shared request, hard");
     sim_free(m);
 }
 
@@ -201,6 +228,45 @@ Test(sim, shared_request_path_equals_the_general_path)
 {
     shared_request_case(SIM_GSU_SOFT);
     shared_request_case(SIM_GSU_HARD);
+}
+
+/* SIM hard at serving: candidates of one category share their long list
+ * (model_batch.long_group), which the model embeds once and attends over in
+ * place; scores, the behaviors kept and their attention must equal the
+ * general path's (nn_force_reference(1)), lists longer than topk included. */
+Test(sim, grouped_long_lists_equal_the_general_path)
+{
+    const size_t B = 25, S = 12, K = 10;
+    sim *m = request_sim(SIM_GSU_HARD, K, 5);
+    uint64_t seed = 23;
+    static uint32_t ti[25], tc[25], hi[25 * 12], hc[25 * 12], hl[25], li[25 * 10], lc[25 * 10], ll[25], grp[25];
+    static int64_t lts[25 * 10], now[25];
+    for (size_t b = 0; b < B; b++) {
+        ti[b] = (uint32_t)(tu_rand(&seed) % 310);
+        grp[b] = (uint32_t)(b % 3 == 0 ? b : b % 4); /* groups of several samples, and samples alone */
+        tc[b] = grp[b];
+        hl[b] = 9;
+        now[b] = 1600000000;
+        for (size_t j = 0; j < S; j++) {
+            hi[b * S + j] = b ? hi[j] : (uint32_t)(tu_rand(&seed) % 300);
+            hc[b * S + j] = b ? hc[j] : (uint32_t)(tu_rand(&seed) % 20);
+        }
+    }
+    for (size_t b = 0; b < B; b++) { /* a group's list is its first sample's */
+        size_t g0 = 0;
+        while (grp[g0] != grp[b]) g0++;
+        ll[b] = g0 < b ? ll[g0] : (uint32_t)(tu_rand(&seed) % (K + 1));
+        for (size_t j = 0; j < K; j++) {
+            li[b * K + j] = g0 < b ? li[g0 * K + j] : (uint32_t)(tu_rand(&seed) % 300);
+            lc[b * K + j] = grp[b];
+            lts[b * K + j] = g0 < b ? lts[g0 * K + j] : 1500000000 + (int64_t)j * 100000;
+        }
+    }
+    model_batch bt = {.b = B, .target_item = ti, .target_cat = tc, .s = S, .hist_item = hi, .hist_cat = hc,
+                      .hist_len = hl, .k = K, .long_item = li, .long_cat = lc, .long_ts = lts, .long_len = ll,
+                      .now = now, .hist_shared = 1, .long_group = grp};
+    fast_equals_reference(m, &bt, grp, "grouped long lists");
+    sim_free(m);
 }
 
 /* The GSU's top-K against a brute-force ranking: scores from a small set of

@@ -31,6 +31,7 @@ model_batch batch_slice(const model_batch *bt, size_t b0, size_t n)
     s.b = n;
     s.target_item = bt->target_item + b0;
     s.target_cat = bt->target_cat + b0;
+    s.long_group = NULL; /* group ids are the whole batch's */
     s.hist_item = bt->hist_item + b0 * S;
     s.hist_cat = bt->hist_cat + b0 * S;
     s.hist_len = bt->hist_len + b0;
