@@ -116,12 +116,20 @@ int main(int argc, char **argv)
     ubt_event *ev = NULL;
     size_t cap = 0, n_ev;
     if (index_user_events(c->rd, uid, now, &ev, &cap, &n_ev)) die("reading the user");
-    /* candidates: half from the user's own history, half from the catalog */
+    /* candidates: half from the user's own history, half from the catalog, all distinct (a
+     * ranking stage does not ask twice for one item; the engine scores a repeat once) */
     uint64_t st = 7;
     lsim_candidate *cand = calloc(nb, sizeof *cand);
     uint32_t *cid = calloc(nb, sizeof *cid);
     for (size_t b = 0; b < nb; b++) {
-        cid[b] = b % 2 && n_ev ? ev[splitmix(&st) % n_ev].item : (uint32_t)(splitmix(&st) % n_items);
+        for (int tries = 0;; tries++) {
+            int own = b % 2 && n_ev && tries < 1000; /* a history too small to give enough distinct items */
+            cid[b] = own ? ev[splitmix(&st) % n_ev].item : (uint32_t)(splitmix(&st) % n_items);
+            size_t j = 0;
+            while (j < b && cid[j] != cid[b]) j++;
+            if (j == b) break;
+            if (tries > 100000) die("not enough distinct items for the candidates");
+        }
         const char *s = vocab_str(ix->voc[IX_ITEM], cid[b]);
         cand[b] = (lsim_candidate){s, strlen(s), NULL, 0};
     }
