@@ -4,6 +4,7 @@
 #include "loaders/json_scan.h"
 
 #include "lsim.h"
+#include "loaders/utf8.h"
 #include "storage/error_detail.h"
 
 #include <math.h>
@@ -19,6 +20,15 @@ void json_scan_init(json_scan *j, const char *text, size_t len, const char *wher
     j->where = where;
     j->err = err;
     j->errlen = errlen;
+    j->fail = NULL;
+    j->user = NULL;
+    j->end_name = "the end";
+}
+
+void json_scan_report(json_scan *j, json_fail_fn fail, void *user, const char *end_name)
+{
+    if (fail) j->fail = fail, j->user = user;
+    if (end_name) j->end_name = end_name;
 }
 
 int json_fail(json_scan *j, const char *fmt, ...)
@@ -28,8 +38,25 @@ int json_fail(json_scan *j, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
-    return err_set(j->err, j->errlen, LSIM_E_FORMAT, "%s: byte %zu: %s", j->where, (size_t)(j->p - j->start) + 1,
-                   msg);
+    size_t at = (size_t)(j->p - j->start);
+    if (j->fail) return j->fail(j->user, at, msg);
+    return err_set(j->err, j->errlen, LSIM_E_FORMAT, "%s: byte %zu: %s", j->where, at + 1, msg);
+}
+
+/* A failure whose reason is labeled "what: reason", or not if what is NULL. */
+#if defined(__GNUC__)
+__attribute__((format(printf, 3, 4)))
+#endif
+static int fail_in(json_scan *j, const char *what, const char *fmt, ...);
+
+static int fail_in(json_scan *j, const char *what, const char *fmt, ...)
+{
+    char msg[LSIM_ERRLEN];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    return what ? json_fail(j, "%s: %s", what, msg) : json_fail(j, "%s", msg);
 }
 
 static void ws(json_scan *j)
@@ -37,10 +64,9 @@ static void ws(json_scan *j)
     while (j->p < j->end && (*j->p == ' ' || *j->p == '\t' || *j->p == '\n' || *j->p == '\r')) j->p++;
 }
 
-/* What is at the position, for "expected X, found Y" messages. */
-static const char *found(const json_scan *j, char *buf, size_t cap)
+const char *json_found(const json_scan *j, char *buf, size_t cap)
 {
-    if (j->p >= j->end) return "the end";
+    if (j->p >= j->end) return j->end_name;
     unsigned c = *j->p;
     if (c >= 0x21 && c < 0x7f) snprintf(buf, cap, "'%c'", (char)c);
     else snprintf(buf, cap, "byte 0x%02x", c);
@@ -61,7 +87,7 @@ int json_expect(json_scan *j, char c, const char *what)
         j->p++;
         return 0;
     }
-    return json_fail(j, "expected %s, found %s", what, found(j, f, sizeof f));
+    return json_fail(j, "expected %s, found %s", what, json_found(j, f, sizeof f));
 }
 
 int json_accept(json_scan *j, char c)
@@ -78,53 +104,8 @@ int json_end(json_scan *j)
 {
     char f[32];
     ws(j);
-    if (j->p < j->end) return json_fail(j, "trailing %s after the value", found(j, f, sizeof f));
+    if (j->p < j->end) return json_fail(j, "trailing %s after the value", json_found(j, f, sizeof f));
     return 0;
-}
-
-/* Bytes of the UTF-8 sequence at p (1..4), or 0 if it is not valid UTF-8
- * (overlong forms, surrogates and code points above U+10FFFF are invalid). */
-static size_t utf8_len(const unsigned char *p, const unsigned char *end)
-{
-    unsigned c = *p;
-    size_t n;
-    uint32_t cp, min;
-    if (c < 0x80) return 1;
-    if (c >= 0xC2 && c <= 0xDF) n = 2, cp = c & 0x1F, min = 0x80;
-    else if (c >= 0xE0 && c <= 0xEF) n = 3, cp = c & 0x0F, min = 0x800;
-    else if (c >= 0xF0 && c <= 0xF4) n = 4, cp = c & 0x07, min = 0x10000;
-    else return 0;
-    if ((size_t)(end - p) < n) return 0;
-    for (size_t i = 1; i < n; i++) {
-        if ((p[i] & 0xC0) != 0x80) return 0;
-        cp = (cp << 6) | (p[i] & 0x3F);
-    }
-    if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return 0;
-    return n;
-}
-
-static size_t utf8_put(unsigned char *d, uint32_t cp)
-{
-    if (cp < 0x80) {
-        d[0] = (unsigned char)cp;
-        return 1;
-    }
-    if (cp < 0x800) {
-        d[0] = (unsigned char)(0xC0 | (cp >> 6));
-        d[1] = (unsigned char)(0x80 | (cp & 0x3F));
-        return 2;
-    }
-    if (cp < 0x10000) {
-        d[0] = (unsigned char)(0xE0 | (cp >> 12));
-        d[1] = (unsigned char)(0x80 | ((cp >> 6) & 0x3F));
-        d[2] = (unsigned char)(0x80 | (cp & 0x3F));
-        return 3;
-    }
-    d[0] = (unsigned char)(0xF0 | (cp >> 18));
-    d[1] = (unsigned char)(0x80 | ((cp >> 12) & 0x3F));
-    d[2] = (unsigned char)(0x80 | ((cp >> 6) & 0x3F));
-    d[3] = (unsigned char)(0x80 | (cp & 0x3F));
-    return 4;
 }
 
 static int hex4(json_scan *j, uint32_t *out)
@@ -184,13 +165,13 @@ static int string_at(json_scan *j, unsigned char *out, size_t cap, size_t *len, 
     char f[32];
     ws(j);
     if (j->p >= j->end || *j->p != '"')
-        return json_fail(j, "%s: expected a string, found %s", what, found(j, f, sizeof f));
+        return fail_in(j, what, "expected a string, found %s", json_found(j, f, sizeof f));
     const unsigned char *open = j->p++;
     size_t n = 0;
     for (;;) {
         if (j->p >= j->end) {
             j->p = open;
-            return json_fail(j, "%s: unterminated string", what);
+            return fail_in(j, what, "unterminated string");
         }
         unsigned char tmp[4];
         size_t k;
@@ -199,9 +180,9 @@ static int string_at(json_scan *j, unsigned char *out, size_t cap, size_t *len, 
             j->p++;
             break;
         }
-        if (c < 0x20) return json_fail(j, "%s: control byte 0x%02x in a string (must be escaped)", what, c);
+        if (c < 0x20) return fail_in(j, what, "control byte 0x%02x in a string (must be escaped)", c);
         if (c == '\\') {
-            if (j->end - j->p < 2) return json_fail(j, "%s: truncated escape", what);
+            if (j->end - j->p < 2) return fail_in(j, what, "truncated escape");
             unsigned e = j->p[1];
             switch (e) {
             case '"': case '\\': case '/': tmp[0] = (unsigned char)e; k = 1; break;
@@ -217,13 +198,13 @@ static int string_at(json_scan *j, unsigned char *out, size_t cap, size_t *len, 
                 goto put;
             }
             default:
-                if (e >= 0x21 && e < 0x7f) return json_fail(j, "%s: bad escape \\%c", what, (char)e);
-                return json_fail(j, "%s: bad escape (byte 0x%02x after a backslash)", what, e);
+                if (e >= 0x21 && e < 0x7f) return fail_in(j, what, "bad escape \\%c", (char)e);
+                return fail_in(j, what, "bad escape (byte 0x%02x after a backslash)", e);
             }
             j->p += 2;
         } else {
-            k = utf8_len(j->p, j->end);
-            if (!k) return json_fail(j, "%s: invalid UTF-8 in a string", what);
+            k = utf8_next(j->p, j->end, NULL);
+            if (!k) return fail_in(j, what, "invalid UTF-8 in a string");
             memcpy(tmp, j->p, k);
             j->p += k;
         }
@@ -231,7 +212,7 @@ static int string_at(json_scan *j, unsigned char *out, size_t cap, size_t *len, 
         if (out) {
             if (n + k + 1 > cap) {
                 j->p = open;
-                return json_fail(j, "%s: longer than %zu bytes", what, cap - 1);
+                return fail_in(j, what, "longer than %zu bytes", cap - 1);
             }
             memcpy(out + n, tmp, k);
         }
@@ -255,22 +236,22 @@ static int number_extent(json_scan *j, const unsigned char **stop, int *integer,
     const unsigned char *q = j->p;
     if (q < j->end && *q == '-') q++;
     if (q >= j->end || *q < '0' || *q > '9')
-        return json_fail(j, "%s: expected a number, found %s", what, found(j, f, sizeof f));
+        return fail_in(j, what, "expected a number, found %s", json_found(j, f, sizeof f));
     if (*q == '0' && q + 1 < j->end && q[1] >= '0' && q[1] <= '9')
-        return json_fail(j, "%s: number with a leading zero", what);
+        return fail_in(j, what, "number with a leading zero");
     while (q < j->end && *q >= '0' && *q <= '9') q++;
     *integer = 1;
     if (q < j->end && *q == '.') {
         *integer = 0;
         q++;
-        if (q >= j->end || *q < '0' || *q > '9') return json_fail(j, "%s: no digit after the decimal point", what);
+        if (q >= j->end || *q < '0' || *q > '9') return fail_in(j, what, "no digit after the decimal point");
         while (q < j->end && *q >= '0' && *q <= '9') q++;
     }
     if (q < j->end && (*q == 'e' || *q == 'E')) {
         *integer = 0;
         q++;
         if (q < j->end && (*q == '+' || *q == '-')) q++;
-        if (q >= j->end || *q < '0' || *q > '9') return json_fail(j, "%s: no digit in the exponent", what);
+        if (q >= j->end || *q < '0' || *q > '9') return fail_in(j, what, "no digit in the exponent");
         while (q < j->end && *q >= '0' && *q <= '9') q++;
     }
     *stop = q;
@@ -285,21 +266,34 @@ int json_id(json_scan *j, char *out, size_t cap, size_t *len, const char *what)
         if (string_at(j, (unsigned char *)out, cap, len, what)) return LSIM_E_FORMAT;
         if (*len == 0) {
             j->p = at;
-            return json_fail(j, "%s: empty id", what);
+            return fail_in(j, what, "empty id");
         }
         return 0;
     }
     const unsigned char *stop;
     int integer;
-    if (j->p < j->end && *j->p == '-') return json_fail(j, "%s: a negative number is not an id", what);
+    if (j->p < j->end && *j->p == '-') return fail_in(j, what, "a negative number is not an id");
     if (number_extent(j, &stop, &integer, what)) return LSIM_E_FORMAT;
-    if (!integer) return json_fail(j, "%s: an id is a string or an integer, not a fraction", what);
+    if (!integer) return fail_in(j, what, "an id is a string or an integer, not a fraction");
     size_t n = (size_t)(stop - j->p);
-    if (n + 1 > cap) return json_fail(j, "%s: longer than %zu bytes", what, cap - 1);
+    if (n + 1 > cap) return fail_in(j, what, "longer than %zu bytes", cap - 1);
     memcpy(out, j->p, n);
     out[n] = 0;
     *len = n;
     j->p = stop;
+    return 0;
+}
+
+/* The decimal digits [q, stop) as a number in [0, lim]; -1 if above lim. */
+static int decimal(const unsigned char *q, const unsigned char *stop, uint64_t lim, uint64_t *out)
+{
+    uint64_t v = 0;
+    for (; q < stop; q++) {
+        unsigned d = *q - '0';
+        if (v > (lim - d) / 10) return -1;
+        v = v * 10 + d;
+    }
+    *out = v;
     return 0;
 }
 
@@ -309,21 +303,38 @@ int json_int(json_scan *j, int64_t lo, int64_t hi, int64_t *out, const char *wha
     const unsigned char *stop, *at = j->p;
     int integer;
     if (number_extent(j, &stop, &integer, what)) return LSIM_E_FORMAT;
-    if (!integer) return json_fail(j, "%s: not an integer", what);
+    if (!integer) return fail_in(j, what, "not an integer");
     int neg = *j->p == '-';
-    uint64_t v = 0, lim = neg ? (uint64_t)INT64_MAX + 1 : (uint64_t)INT64_MAX;
-    for (const unsigned char *q = j->p + neg; q < stop; q++) {
-        unsigned d = *q - '0';
-        if (v > (lim - d) / 10) return json_fail(j, "%s: number does not fit 64 bits", what);
-        v = v * 10 + d;
-    }
+    uint64_t v, lim = neg ? (uint64_t)INT64_MAX + 1 : (uint64_t)INT64_MAX;
+    if (decimal(j->p + neg, stop, lim, &v)) return fail_in(j, what, "number does not fit 64 bits");
     int64_t x = neg ? (v == (uint64_t)INT64_MAX + 1 ? INT64_MIN : -(int64_t)v) : (int64_t)v;
     if (x < lo || x > hi) {
         j->p = at;
-        return json_fail(j, "%s: %lld is outside [%lld, %lld]", what, (long long)x, (long long)lo, (long long)hi);
+        return fail_in(j, what, "%lld is outside [%lld, %lld]", (long long)x, (long long)lo, (long long)hi);
     }
     j->p = stop;
     *out = x;
+    return 0;
+}
+
+/* Not number_extent: a fraction or an exponent fails as "not an integer" at
+ * its first byte, whatever follows it. */
+int json_uint(json_scan *j, uint64_t *out, const char *what)
+{
+    char f[32];
+    ws(j);
+    if (j->p < j->end && *j->p == '-') return fail_in(j, what, "negative number");
+    if (j->p >= j->end || *j->p < '0' || *j->p > '9')
+        return fail_in(j, what, "expected a non-negative integer, found %s", json_found(j, f, sizeof f));
+    if (*j->p == '0' && j->end - j->p > 1 && j->p[1] >= '0' && j->p[1] <= '9')
+        return fail_in(j, what, "number with a leading zero");
+    const unsigned char *stop = j->p;
+    while (stop < j->end && *stop >= '0' && *stop <= '9') stop++;
+    uint64_t v;
+    if (decimal(j->p, stop, UINT64_MAX, &v)) return fail_in(j, what, "number does not fit 64 bits");
+    j->p = stop;
+    if (j->p < j->end && (*j->p == '.' || *j->p == 'e' || *j->p == 'E')) return fail_in(j, what, "not an integer");
+    *out = v;
     return 0;
 }
 
@@ -335,11 +346,11 @@ int json_number(json_scan *j, double *out, const char *what)
     if (number_extent(j, &stop, &integer, what)) return LSIM_E_FORMAT;
     char buf[64];
     size_t n = (size_t)(stop - j->p);
-    if (n >= sizeof buf) return json_fail(j, "%s: number longer than %zu characters", what, sizeof buf - 1);
+    if (n >= sizeof buf) return fail_in(j, what, "number longer than %zu characters", sizeof buf - 1);
     memcpy(buf, j->p, n);
     buf[n] = 0;
     double v = strtod(buf, NULL);
-    if (!isfinite(v)) return json_fail(j, "%s: number out of range", what);
+    if (!isfinite(v)) return fail_in(j, what, "number out of range");
     j->p = stop;
     *out = v;
     return 0;
@@ -350,7 +361,7 @@ static int literal(json_scan *j, const char *word)
     size_t n = strlen(word);
     if ((size_t)(j->end - j->p) < n || memcmp(j->p, word, n) != 0) {
         char f[32];
-        return json_fail(j, "expected a value, found %s", found(j, f, sizeof f));
+        return json_fail(j, "expected a value, found %s", json_found(j, f, sizeof f));
     }
     j->p += n;
     return 0;
@@ -371,7 +382,7 @@ static int skip_at(json_scan *j, int depth)
     if (c == 't') return literal(j, "true");
     if (c == 'f') return literal(j, "false");
     if (c == 'n') return literal(j, "null");
-    if (c != '[' && c != '{') return json_fail(j, "expected a value, found %s", found(j, f, sizeof f));
+    if (c != '[' && c != '{') return json_fail(j, "expected a value, found %s", json_found(j, f, sizeof f));
     if (depth >= JSON_MAX_DEPTH) return json_fail(j, "nested deeper than %d", JSON_MAX_DEPTH);
     char close = c == '[' ? ']' : '}';
     j->p++;
@@ -383,7 +394,7 @@ static int skip_at(json_scan *j, int depth)
         if (skip_at(j, depth + 1)) return LSIM_E_FORMAT;
         if (json_accept(j, ',')) continue;
         if (json_accept(j, close)) return 0;
-        return json_fail(j, "expected ',' or '%c', found %s", close, found(j, f, sizeof f));
+        return json_fail(j, "expected ',' or '%c', found %s", close, json_found(j, f, sizeof f));
     }
 }
 

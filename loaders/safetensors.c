@@ -2,11 +2,11 @@
  * safetensors.c: the safetensors reader and writer (see safetensors.h and
  * docs/CHECKPOINT_FORMAT.md).
  *
- * What it is: st_open maps a file read-only, parses its JSON header with a
- * small strict parser that knows exactly this header's grammar, validates
- * every field, offset and size, and hands out pointers into the mapping (or
- * into aligned copies). st_writer collects tensors and metadata in memory and
- * writes one file atomically.
+ * What it is: st_open maps a file read-only, walks its JSON header with the
+ * strict scanner of json_scan.h along exactly this header's grammar,
+ * validates every field, offset and size, and hands out pointers into the
+ * mapping (or into aligned copies). st_writer collects tensors and metadata
+ * in memory and writes one file atomically.
  * What it is not: a general JSON library (no floats, no booleans, no null, no
  * nesting beyond header -> tensor -> array of integers), nor a streaming
  * writer (a writer holds copies of all its tensors until freed).
@@ -19,7 +19,7 @@
  *   - Decoded strings live in one arena of N + 1 bytes. A decoded string plus
  *     its NUL never exceeds its encoded form with both quotes (an escape
  *     decodes to fewer bytes than it takes), and strings do not overlap in the
- *     header, so the arena never overflows.
+ *     header, so the arena never overflows (json_string checks it anyway).
  *   - Nothing in an st_file is used before the whole header has been checked:
  *     st_open either returns a file whose every tensor is valid (dtype, shape,
  *     offsets tiling the data section exactly, data aligned to its dtype size)
@@ -34,6 +34,8 @@
 #include "loaders/safetensors.h"
 
 #include "lsim.h"
+#include "loaders/json_scan.h"
+#include "loaders/utf8.h"
 #include "storage/error_detail.h"
 
 #include <errno.h>
@@ -132,62 +134,6 @@ static const char *quote(const char *s, char *buf, size_t cap)
     return buf;
 }
 
-/* Length of the valid UTF-8 sequence at p (1..4), or 0: no overlongs, no
- * surrogates, nothing above U+10FFFF. */
-static size_t utf8_len(const unsigned char *p, const unsigned char *end)
-{
-    unsigned c = p[0];
-    size_t n;
-    uint32_t cp, min;
-    if (c < 0x80) return 1;
-    if (c >= 0xC2 && c <= 0xDF) n = 2, cp = c & 0x1F, min = 0x80;
-    else if (c >= 0xE0 && c <= 0xEF) n = 3, cp = c & 0x0F, min = 0x800;
-    else if (c >= 0xF0 && c <= 0xF4) n = 4, cp = c & 0x07, min = 0x10000;
-    else return 0;
-    if ((size_t)(end - p) < n) return 0;
-    for (size_t i = 1; i < n; i++) {
-        if ((p[i] & 0xC0) != 0x80) return 0;
-        cp = (cp << 6) | (p[i] & 0x3F);
-    }
-    if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return 0;
-    return n;
-}
-
-static int utf8_valid(const char *s)
-{
-    const unsigned char *p = (const unsigned char *)s, *end = p + strlen(s);
-    while (p < end) {
-        size_t n = utf8_len(p, end);
-        if (!n) return 0;
-        p += n;
-    }
-    return 1;
-}
-
-static size_t utf8_put(char *d, uint32_t cp)
-{
-    if (cp < 0x80) {
-        d[0] = (char)cp;
-        return 1;
-    }
-    if (cp < 0x800) {
-        d[0] = (char)(0xC0 | (cp >> 6));
-        d[1] = (char)(0x80 | (cp & 0x3F));
-        return 2;
-    }
-    if (cp < 0x10000) {
-        d[0] = (char)(0xE0 | (cp >> 12));
-        d[1] = (char)(0x80 | ((cp >> 6) & 0x3F));
-        d[2] = (char)(0x80 | (cp & 0x3F));
-        return 3;
-    }
-    d[0] = (char)(0xF0 | (cp >> 18));
-    d[1] = (char)(0x80 | ((cp >> 12) & 0x3F));
-    d[2] = (char)(0x80 | ((cp >> 6) & 0x3F));
-    d[3] = (char)(0x80 | (cp & 0x3F));
-    return 4;
-}
-
 /* ========================================================================= */
 /* Reading                                                                   */
 
@@ -215,11 +161,11 @@ typedef struct st_span {
     size_t idx;
 } st_span;
 
-/* Parser state over the header bytes [start, end). */
+/* Parser state: the scanner over the header bytes, and what it has read. */
 typedef struct jp {
-    const unsigned char *start, *p, *end;
+    json_scan s;
     char *arena;
-    size_t arena_used;
+    size_t arena_used, arena_cap;
     const char *path;
     const char *ctx; /* current tensor name, ST_META_KEY, or NULL at top level */
     char *err;
@@ -249,20 +195,12 @@ static int fail_path(char *err, size_t errlen, const char *path, const char *fmt
     return err_set(err, errlen, LSIM_E_FORMAT, "%s: %s", path, msg);
 }
 
-/* A header syntax or schema error at the parser's position, in context. */
-#if defined(__GNUC__)
-__attribute__((format(printf, 2, 3)))
-#endif
-static int jp_fail(jp *j, const char *fmt, ...);
-
-static int jp_fail(jp *j, const char *fmt, ...)
+/* The scanner's fail hook (json_fail_fn): a header syntax or schema error at
+ * header byte `at` (0-based), in context. */
+static int jp_report(void *user, size_t at, const char *msg)
 {
-    char msg[LSIM_ERRLEN], q[ST_QUOTE_MAX + 16];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
-    va_end(ap);
-    size_t at = (size_t)(j->p - j->start);
+    jp *j = user;
+    char q[ST_QUOTE_MAX + 16];
     if (!j->ctx)
         return err_set(j->err, j->errlen, LSIM_E_FORMAT, "%s: header byte %zu: %s", j->path, at, msg);
     if (strcmp(j->ctx, ST_META_KEY) == 0)
@@ -289,152 +227,28 @@ static int jp_fail_tensor(jp *j, const char *fmt, ...)
                    msg);
 }
 
-static void jp_ws(jp *j)
+/* ':' and the white space after it, so that a message about the value
+ * points at the value. */
+static int jp_colon(jp *j)
 {
-    while (j->p < j->end && (*j->p == ' ' || *j->p == '\t' || *j->p == '\n' || *j->p == '\r')) j->p++;
-}
-
-/* What is at the position, for "expected X, found Y" messages. */
-static const char *jp_found(const jp *j, char *buf, size_t cap)
-{
-    if (j->p >= j->end) return "the end of the header";
-    unsigned c = *j->p;
-    if (c >= 0x21 && c < 0x7f) snprintf(buf, cap, "'%c'", (char)c);
-    else snprintf(buf, cap, "byte 0x%02x", c);
-    return buf;
-}
-
-static int jp_expect(jp *j, char c, const char *what)
-{
-    char f[32];
-    jp_ws(j);
-    if (j->p < j->end && *j->p == (unsigned char)c) {
-        j->p++;
-        jp_ws(j);
-        return 0;
-    }
-    return jp_fail(j, "expected %s, found %s", what, jp_found(j, f, sizeof f));
-}
-
-static int jp_hex4(jp *j, uint32_t *out)
-{
-    if (j->end - j->p < 4) return jp_fail(j, "truncated \\u escape");
-    uint32_t v = 0;
-    for (int i = 0; i < 4; i++) {
-        unsigned c = j->p[i];
-        v <<= 4;
-        if (c >= '0' && c <= '9') v |= c - '0';
-        else if (c >= 'a' && c <= 'f') v |= c - 'a' + 10;
-        else if (c >= 'A' && c <= 'F') v |= c - 'A' + 10;
-        else return jp_fail(j, "bad hex digit in a \\u escape");
-    }
-    j->p += 4;
-    *out = v;
+    if (json_expect(&j->s, ':', "':'")) return LSIM_E_FORMAT;
+    json_peek(&j->s);
     return 0;
 }
 
-/* A JSON string at the position (which must be '"'), decoded into the arena,
- * NUL-terminated. `what` names it for messages. */
+/* A JSON string, decoded into the arena, NUL-terminated. `what` names it
+ * for messages. */
 static int jp_string(jp *j, const char **out, const char *what)
 {
     char f[32];
-    if (j->p >= j->end || *j->p != '"') return jp_fail(j, "expected %s (a string), found %s", what, jp_found(j, f, sizeof f));
-    const unsigned char *open = j->p++;
-    char *dst = j->arena + j->arena_used, *d = dst;
-    for (;;) {
-        if (j->p >= j->end) {
-            j->p = open;
-            return jp_fail(j, "unterminated string");
-        }
-        unsigned c = *j->p;
-        if (c == '"') {
-            j->p++;
-            break;
-        }
-        if (c < 0x20) return jp_fail(j, "control byte 0x%02x in a string (must be escaped)", c);
-        if (c == '\\') {
-            if (j->end - j->p < 2) return jp_fail(j, "truncated escape");
-            unsigned e = j->p[1];
-            j->p += 2;
-            switch (e) {
-            case '"': case '\\': case '/': *d++ = (char)e; break;
-            case 'b': *d++ = '\b'; break;
-            case 'f': *d++ = '\f'; break;
-            case 'n': *d++ = '\n'; break;
-            case 'r': *d++ = '\r'; break;
-            case 't': *d++ = '\t'; break;
-            case 'u': {
-                uint32_t cp, lo;
-                j->p -= 2; /* messages point at the escape */
-                const unsigned char *esc = j->p;
-                j->p += 2;
-                if (jp_hex4(j, &cp)) return LSIM_E_FORMAT;
-                if (cp >= 0xDC00 && cp <= 0xDFFF) {
-                    j->p = esc;
-                    return jp_fail(j, "unpaired low surrogate \\u%04x", cp);
-                }
-                if (cp >= 0xD800 && cp <= 0xDBFF) {
-                    if (j->end - j->p < 2 || j->p[0] != '\\' || j->p[1] != 'u') {
-                        j->p = esc;
-                        return jp_fail(j, "unpaired high surrogate \\u%04x", cp);
-                    }
-                    j->p += 2;
-                    if (jp_hex4(j, &lo)) return LSIM_E_FORMAT;
-                    if (lo < 0xDC00 || lo > 0xDFFF) {
-                        j->p = esc;
-                        return jp_fail(j, "unpaired high surrogate \\u%04x", cp);
-                    }
-                    cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
-                }
-                if (cp == 0) {
-                    j->p = esc;
-                    return jp_fail(j, "NUL (\\u0000) in a string");
-                }
-                d += utf8_put(d, cp);
-                break;
-            }
-            default:
-                j->p -= 2;
-                if (e >= 0x21 && e < 0x7f) return jp_fail(j, "bad escape \\%c", (char)e);
-                return jp_fail(j, "bad escape (byte 0x%02x after a backslash)", e);
-            }
-            continue;
-        }
-        size_t n = utf8_len(j->p, j->end);
-        if (!n) return jp_fail(j, "invalid UTF-8 in a string");
-        memcpy(d, j->p, n);
-        d += n;
-        j->p += n;
-    }
-    *d++ = 0;
-    j->arena_used += (size_t)(d - dst);
+    size_t n;
+    *out = NULL;
+    if (json_peek(&j->s) != '"')
+        return json_fail(&j->s, "expected %s (a string), found %s", what, json_found(&j->s, f, sizeof f));
+    char *dst = j->arena + j->arena_used;
+    if (json_string(&j->s, dst, j->arena_cap - j->arena_used, &n, NULL)) return LSIM_E_FORMAT;
+    j->arena_used += n + 1;
     *out = dst;
-    return 0;
-}
-
-/* A non-negative JSON integer that fits uint64. */
-static int jp_uint(jp *j, uint64_t *out, const char *what)
-{
-    char f[32];
-    if (j->p < j->end && *j->p == '-') return jp_fail(j, "%s: negative number", what);
-    if (j->p >= j->end || *j->p < '0' || *j->p > '9')
-        return jp_fail(j, "%s: expected a non-negative integer, found %s", what, jp_found(j, f, sizeof f));
-    if (*j->p == '0' && j->end - j->p > 1 && j->p[1] >= '0' && j->p[1] <= '9')
-        return jp_fail(j, "%s: number with a leading zero", what);
-    uint64_t v = 0;
-    const unsigned char *begin = j->p;
-    while (j->p < j->end && *j->p >= '0' && *j->p <= '9') {
-        unsigned dgt = *j->p - '0';
-        if (v > (UINT64_MAX - dgt) / 10) {
-            j->p = begin;
-            return jp_fail(j, "%s: number does not fit 64 bits", what);
-        }
-        v = v * 10 + dgt;
-        j->p++;
-    }
-    if (j->p < j->end && (*j->p == '.' || *j->p == 'e' || *j->p == 'E'))
-        return jp_fail(j, "%s: not an integer", what);
-    *out = v;
     return 0;
 }
 
@@ -442,49 +256,19 @@ static int jp_uint(jp *j, uint64_t *out, const char *what)
 static int jp_uint_array(jp *j, uint64_t *vals, size_t max, size_t *n, const char *what, const char *too_many)
 {
     char f[32];
+    json_scan *s = &j->s;
     *n = 0;
-    if (j->p >= j->end || *j->p != '[')
-        return jp_fail(j, "%s: expected an array, found %s", what, jp_found(j, f, sizeof f));
-    j->p++;
-    jp_ws(j);
-    if (j->p < j->end && *j->p == ']') {
-        j->p++;
-        return 0;
-    }
+    if (!json_accept(s, '[')) return json_fail(s, "%s: expected an array, found %s", what, json_found(s, f, sizeof f));
+    if (json_accept(s, ']')) return 0;
     for (;;) {
-        if (*n == max) return jp_fail(j, "%s: %s", what, too_many);
-        if (jp_uint(j, &vals[*n], what)) return LSIM_E_FORMAT;
+        json_peek(s); /* a message about the next number points at it */
+        if (*n == max) return json_fail(s, "%s: %s", what, too_many);
+        if (json_uint(s, &vals[*n], what)) return LSIM_E_FORMAT;
         (*n)++;
-        jp_ws(j);
-        if (j->p < j->end && *j->p == ',') {
-            j->p++;
-            jp_ws(j);
-            continue;
-        }
-        if (j->p < j->end && *j->p == ']') {
-            j->p++;
-            return 0;
-        }
-        return jp_fail(j, "%s: expected ',' or ']', found %s", what, jp_found(j, f, sizeof f));
+        if (json_accept(s, ',')) continue;
+        if (json_accept(s, ']')) return 0;
+        return json_fail(s, "%s: expected ',' or ']', found %s", what, json_found(s, f, sizeof f));
     }
-}
-
-/* After an object member: ',' (returns 1: another member follows) or '}'
- * (returns 0); negative on error. */
-static int jp_next_member(jp *j)
-{
-    char f[32];
-    jp_ws(j);
-    if (j->p < j->end && *j->p == ',') {
-        j->p++;
-        jp_ws(j);
-        return 1;
-    }
-    if (j->p < j->end && *j->p == '}') {
-        j->p++;
-        return 0;
-    }
-    return jp_fail(j, "expected ',' or '}', found %s", jp_found(j, f, sizeof f));
 }
 
 static int grow(void **arr, size_t *cap, size_t need, size_t elem)
@@ -511,31 +295,26 @@ static int jp_nomem(jp *j)
 static int jp_metadata(jp *j)
 {
     char f[32], q[ST_QUOTE_MAX + 16];
+    json_scan *s = &j->s;
     j->ctx = ST_META_KEY;
-    if (j->seen_meta) return jp_fail(j, "a second __metadata__");
+    if (j->seen_meta) return json_fail(s, "a second __metadata__");
     j->seen_meta = 1;
-    if (j->p >= j->end || *j->p != '{')
-        return jp_fail(j, "__metadata__ is not an object (found %s)", jp_found(j, f, sizeof f));
-    j->p++;
-    jp_ws(j);
-    if (j->p < j->end && *j->p == '}') {
-        j->p++;
-        j->ctx = NULL;
-        return 0;
-    }
-    for (;;) {
-        const char *key, *value;
-        if (jp_string(j, &key, "a key")) return LSIM_E_FORMAT;
-        if (jp_expect(j, ':', "':'")) return LSIM_E_FORMAT;
-        if (j->p >= j->end || *j->p != '"')
-            return jp_fail(j, "the value of %s is not a string (found %s)", quote(key, q, sizeof q),
-                           jp_found(j, f, sizeof f));
-        if (jp_string(j, &value, "a value")) return LSIM_E_FORMAT;
-        if (grow((void **)&j->meta, &j->cap_meta, j->n_meta + 1, sizeof *j->meta)) return jp_nomem(j);
-        j->meta[j->n_meta++] = (st_kv){key, value};
-        int r = jp_next_member(j);
-        if (r < 0) return r;
-        if (r == 0) break;
+    if (!json_accept(s, '{'))
+        return json_fail(s, "__metadata__ is not an object (found %s)", json_found(s, f, sizeof f));
+    if (!json_accept(s, '}')) {
+        for (;;) {
+            const char *key, *value;
+            if (jp_string(j, &key, "a key") || jp_colon(j)) return LSIM_E_FORMAT;
+            if (json_peek(s) != '"')
+                return json_fail(s, "the value of %s is not a string (found %s)", quote(key, q, sizeof q),
+                                 json_found(s, f, sizeof f));
+            if (jp_string(j, &value, "a value")) return LSIM_E_FORMAT;
+            if (grow((void **)&j->meta, &j->cap_meta, j->n_meta + 1, sizeof *j->meta)) return jp_nomem(j);
+            j->meta[j->n_meta++] = (st_kv){key, value};
+            if (json_accept(s, ',')) continue;
+            if (json_expect(s, '}', "',' or '}'")) return LSIM_E_FORMAT;
+            break;
+        }
     }
     j->ctx = NULL;
     return 0;
@@ -572,69 +351,66 @@ static int jp_check_tensor(jp *j, st_tensor *t, const st_span *s)
 static int jp_tensor(jp *j, const char *name)
 {
     char f[32], q[ST_QUOTE_MAX + 16];
+    json_scan *s = &j->s;
     j->ctx = name;
-    if (j->p >= j->end || *j->p != '{') return jp_fail(j, "expected an object, found %s", jp_found(j, f, sizeof f));
-    j->p++;
-    jp_ws(j);
+    if (!json_accept(s, '{')) return json_fail(s, "expected an object, found %s", json_found(s, f, sizeof f));
     if (grow((void **)&j->t, &j->cap, j->n + 1, sizeof *j->t) ||
         grow((void **)&j->spans, &j->cap_spans, j->n + 1, sizeof *j->spans))
         return jp_nomem(j);
     st_tensor *t = &j->t[j->n];
-    st_span *s = &j->spans[j->n];
+    st_span *sp = &j->spans[j->n];
     memset(t, 0, sizeof *t);
-    memset(s, 0, sizeof *s);
+    memset(sp, 0, sizeof *sp);
     t->name = name;
-    s->idx = j->n;
+    sp->idx = j->n;
     int have_dtype = 0, have_shape = 0, have_offsets = 0;
-    if (j->p < j->end && *j->p == '}') {
-        j->p++;
-    } else {
+    if (!json_accept(s, '}')) {
         for (;;) {
             const char *field;
-            if (jp_string(j, &field, "a field name")) return LSIM_E_FORMAT;
-            if (jp_expect(j, ':', "':'")) return LSIM_E_FORMAT;
+            if (jp_string(j, &field, "a field name") || jp_colon(j)) return LSIM_E_FORMAT;
             if (strcmp(field, "dtype") == 0) {
                 const char *dt;
-                if (have_dtype) return jp_fail(j, "a second \"dtype\"");
+                if (have_dtype) return json_fail(s, "a second \"dtype\"");
                 have_dtype = 1;
-                if (j->p >= j->end || *j->p != '"')
-                    return jp_fail(j, "dtype: expected a string, found %s", jp_found(j, f, sizeof f));
+                if (json_peek(s) != '"')
+                    return json_fail(s, "dtype: expected a string, found %s", json_found(s, f, sizeof f));
                 if (jp_string(j, &dt, "dtype")) return LSIM_E_FORMAT;
                 if (dtype_lookup(dt, &t->dtype))
                     return jp_fail_tensor(j, "unknown dtype \"%s\" (lsim reads F32 F64 F16 I64 I32 I8 U8 BOOL)",
                                           quote(dt, q, sizeof q));
             } else if (strcmp(field, "shape") == 0) {
-                if (have_shape) return jp_fail(j, "a second \"shape\"");
+                if (have_shape) return json_fail(s, "a second \"shape\"");
                 have_shape = 1;
                 if (jp_uint_array(j, t->shape, ST_MAX_DIMS, &t->ndim, "shape", "more than 8 dimensions"))
                     return LSIM_E_FORMAT;
             } else if (strcmp(field, "data_offsets") == 0) {
                 uint64_t off[2];
                 size_t n;
-                if (have_offsets) return jp_fail(j, "a second \"data_offsets\"");
+                if (have_offsets) return json_fail(s, "a second \"data_offsets\"");
                 have_offsets = 1;
-                const unsigned char *at = j->p;
+                const unsigned char *at = s->p;
                 if (jp_uint_array(j, off, 2, &n, "data_offsets", "expected [BEGIN, END], found more than 2 numbers"))
                     return LSIM_E_FORMAT;
                 if (n != 2) {
-                    j->p = at;
-                    return jp_fail(j, "data_offsets: expected [BEGIN, END], found %zu number%s", n, n == 1 ? "" : "s");
+                    s->p = at;
+                    return json_fail(s, "data_offsets: expected [BEGIN, END], found %zu number%s", n,
+                                     n == 1 ? "" : "s");
                 }
-                s->begin = off[0];
-                s->end = off[1];
+                sp->begin = off[0];
+                sp->end = off[1];
             } else {
                 return jp_fail_tensor(j, "unknown field \"%s\" (expected dtype, shape, data_offsets)",
                                       quote(field, q, sizeof q));
             }
-            int r = jp_next_member(j);
-            if (r < 0) return r;
-            if (r == 0) break;
+            if (json_accept(s, ',')) continue;
+            if (json_expect(s, '}', "',' or '}'")) return LSIM_E_FORMAT;
+            break;
         }
     }
     if (!have_dtype) return jp_fail_tensor(j, "missing \"dtype\"");
     if (!have_shape) return jp_fail_tensor(j, "missing \"shape\"");
     if (!have_offsets) return jp_fail_tensor(j, "missing \"data_offsets\"");
-    if (jp_check_tensor(j, t, s)) return LSIM_E_FORMAT;
+    if (jp_check_tensor(j, t, sp)) return LSIM_E_FORMAT;
     j->n++;
     j->ctx = NULL;
     return 0;
@@ -644,27 +420,24 @@ static int jp_tensor(jp *j, const char *name)
 static int jp_header(jp *j)
 {
     char f[32];
-    if (j->p >= j->end || *j->p != '{')
-        return jp_fail(j, "the header must begin with '{', found %s", jp_found(j, f, sizeof f));
-    j->p++;
-    jp_ws(j);
-    if (j->p < j->end && *j->p == '}') {
-        j->p++;
-    } else {
+    json_scan *s = &j->s;
+    /* The first byte itself: white space before the '{' is refused. */
+    if (s->p >= s->end || *s->p != '{')
+        return json_fail(s, "the header must begin with '{', found %s", json_found(s, f, sizeof f));
+    s->p++;
+    if (!json_accept(s, '}')) {
         for (;;) {
             const char *name;
-            if (jp_string(j, &name, "a tensor name")) return LSIM_E_FORMAT;
-            if (jp_expect(j, ':', "':'")) return LSIM_E_FORMAT;
+            if (jp_string(j, &name, "a tensor name") || jp_colon(j)) return LSIM_E_FORMAT;
             int rc = strcmp(name, ST_META_KEY) == 0 ? jp_metadata(j) : jp_tensor(j, name);
             if (rc) return rc;
-            int r = jp_next_member(j);
-            if (r < 0) return r;
-            if (r == 0) break;
+            if (json_accept(s, ',')) continue;
+            if (json_expect(s, '}', "',' or '}'")) return LSIM_E_FORMAT;
+            break;
         }
     }
-    jp_ws(j);
-    if (j->p != j->end)
-        return jp_fail(j, "%s after the header's closing '}' (only spaces may pad it)", jp_found(j, f, sizeof f));
+    if (json_peek(s) >= 0)
+        return json_fail(s, "%s after the header's closing '}' (only spaces may pad it)", json_found(s, f, sizeof f));
     return 0;
 }
 
@@ -837,13 +610,14 @@ static int st_parse(st_file *f, char *err, size_t errlen)
 
     jp j;
     memset(&j, 0, sizeof j);
-    j.start = j.p = m + 8;
-    j.end = m + 8 + hlen;
+    json_scan_init(&j.s, (const char *)m + 8, (size_t)hlen, path, err, errlen);
+    json_scan_report(&j.s, jp_report, &j, "the end of the header");
     j.path = path;
     j.err = err;
     j.errlen = errlen;
     j.data_size = (uint64_t)(f->map_size - 8 - hlen);
-    j.arena = f->arena = malloc((size_t)hlen + 1);
+    j.arena_cap = (size_t)hlen + 1;
+    j.arena = f->arena = malloc(j.arena_cap);
     if (!j.arena) return err_set(err, errlen, LSIM_E_NOMEM, "%s: out of memory", path);
 
     int rc = jp_header(&j);
@@ -1147,9 +921,8 @@ static void buf_json_string(st_buf *b, const char *s)
             p++;
             continue;
         }
-        size_t n = utf8_len(p, end); /* >= 1: s is valid */
-        uint32_t cp = n == 1 ? c : n == 2 ? (c & 0x1Fu) : n == 3 ? (c & 0x0Fu) : (c & 0x07u);
-        for (size_t i = 1; i < n; i++) cp = (cp << 6) | (p[i] & 0x3Fu);
+        uint32_t cp = c;
+        size_t n = utf8_next(p, end, &cp); /* >= 1: s is valid */
         p += n ? n : 1;
         if (cp >= 0x10000) {
             cp -= 0x10000;

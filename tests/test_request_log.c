@@ -1,14 +1,17 @@
 /*
- * test_request_log.c: the JSON scanner (loaders/json_scan.h) and the request
- * log reader (loaders/request_log.h), against hand-written inputs whose
- * expected values are written out here.
+ * test_request_log.c: the JSON scanner (loaders/json_scan.h), the UTF-8
+ * helpers under it (loaders/utf8.h) and the request log reader
+ * (loaders/request_log.h), against hand-written inputs whose expected values
+ * are written out here.
  */
 #include "loaders/json_scan.h"
 #include "loaders/request_log.h"
+#include "loaders/utf8.h"
 #include "storage/error_detail.h"
 #include "test_util.h"
 
 #include <criterion/criterion.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -137,6 +140,129 @@ Test(json_scan, ids_and_skip)
         json_scan_init(&j, bad[i], strlen(bad[i]), "t", err, sizeof err);
         cr_expect_eq(json_skip(&j), LSIM_E_FORMAT, "%s accepted", bad[i]);
     }
+}
+
+/* Each text is one number: accepted with its value (why NULL), or refused
+ * with the whole message, whose byte points at the offending character. */
+Test(json_scan, unsigned_integers)
+{
+    static const struct { const char *text; uint64_t want; const char *why; } cases[] = {
+        {"0", 0, NULL},
+        {" 7 ", 7, NULL},
+        {"18446744073709551615", UINT64_MAX, NULL},
+        {"-1", 0, "t: byte 1: u: negative number"},
+        {"  \"1\"", 0, "t: byte 3: u: expected a non-negative integer, found '\"'"},
+        {"", 0, "t: byte 1: u: expected a non-negative integer, found the end"},
+        {"01", 0, "t: byte 1: u: number with a leading zero"},
+        {"18446744073709551616", 0, "t: byte 1: u: number does not fit 64 bits"},
+        {"12.5", 0, "t: byte 3: u: not an integer"},
+        {"12e2", 0, "t: byte 3: u: not an integer"},
+        {"1E2", 0, "t: byte 2: u: not an integer"},
+        {"1.", 0, "t: byte 2: u: not an integer"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char err[LSIM_ERRLEN] = "";
+        json_scan j;
+        uint64_t v = 42;
+        json_scan_init(&j, cases[i].text, strlen(cases[i].text), "t", err, sizeof err);
+        int rc = json_uint(&j, &v, "u");
+        if (!cases[i].why) {
+            cr_expect(rc == 0 && json_end(&j) == 0, "%s: %s", cases[i].text, err);
+            cr_expect_eq(v, cases[i].want, "%s: %" PRIu64, cases[i].text, v);
+        } else {
+            cr_expect_eq(rc, LSIM_E_FORMAT, "%s accepted", cases[i].text);
+            cr_expect_str_eq(err, cases[i].why, "%s", cases[i].text);
+            cr_expect_eq(v, 42, "%s: *out written on failure", cases[i].text);
+        }
+    }
+}
+
+typedef struct report_log {
+    size_t calls, offset;
+    char reason[LSIM_ERRLEN];
+} report_log;
+
+static int report_to_log(void *user, size_t offset, const char *reason)
+{
+    report_log *r = user;
+    r->calls++;
+    r->offset = offset;
+    snprintf(r->reason, sizeof r->reason, "%s", reason);
+    return LSIM_E_FORMAT;
+}
+
+/* A fail hook and an end name replace the default message; a NULL label
+ * leaves the reason alone. */
+Test(json_scan, report_hook)
+{
+    char err[LSIM_ERRLEN] = "untouched", out[16], f[32];
+    report_log r = {0};
+    json_scan j;
+    size_t n;
+    json_scan_init(&j, "{\"a\\q\"}", 7, "t", err, sizeof err);
+    json_scan_report(&j, report_to_log, &r, NULL);
+    cr_assert_eq(json_expect(&j, '{', "'{'"), 0);
+    cr_expect_eq(json_string(&j, out, sizeof out, &n, NULL), LSIM_E_FORMAT);
+    cr_expect_eq(r.calls, 1);
+    cr_expect_eq(r.offset, 3, "0-based offset of the backslash");
+    cr_expect_str_eq(r.reason, "bad escape \\q");
+    cr_expect_str_eq(err, "untouched");
+
+    json_scan_init(&j, " [1", 3, "t", err, sizeof err);
+    json_scan_report(&j, report_to_log, &r, "the end of the header");
+    cr_expect_eq(json_found(&j, f, sizeof f), f);
+    cr_expect_str_eq(f, "byte 0x20");
+    cr_assert_eq(json_expect(&j, '[', "'['"), 0);
+    cr_expect_str_eq(json_found(&j, f, sizeof f), "'1'");
+    cr_assert_eq(json_int(&j, 0, 9, &(int64_t){0}, "v"), 0);
+    cr_expect_eq(json_expect(&j, ']', "']'"), LSIM_E_FORMAT);
+    cr_expect_eq(r.calls, 2);
+    cr_expect_eq(r.offset, 3);
+    cr_expect_str_eq(r.reason, "expected ']', found the end of the header");
+
+    /* NULL arguments keep the defaults */
+    json_scan_init(&j, "x", 1, "t", err, sizeof err);
+    json_scan_report(&j, NULL, NULL, NULL);
+    cr_expect_eq(json_string(&j, out, sizeof out, &n, NULL), LSIM_E_FORMAT);
+    cr_expect_str_eq(err, "t: byte 1: expected a string, found 'x'");
+    j.p++;
+    cr_expect_eq(json_expect(&j, ',', "','"), LSIM_E_FORMAT);
+    cr_expect_str_eq(err, "t: byte 2: expected ',', found the end");
+}
+
+/* ---- utf8 ---- */
+
+Test(utf8, decode_encode_validate)
+{
+    static const struct { const char *bytes; size_t n; uint32_t cp; } good[] = {
+        {"A", 1, 0x41}, {"\x7f", 1, 0x7f}, {"\xc2\x80", 2, 0x80}, {"\xc3\xa9", 2, 0xe9},
+        {"\xe0\xa0\x80", 3, 0x800}, {"\xed\x9f\xbf", 3, 0xd7ff}, {"\xee\x80\x80", 3, 0xe000},
+        {"\xef\xbf\xbf", 3, 0xffff}, {"\xf0\x90\x80\x80", 4, 0x10000}, {"\xf4\x8f\xbf\xbf", 4, 0x10ffff},
+    };
+    for (size_t i = 0; i < sizeof good / sizeof good[0]; i++) {
+        const unsigned char *p = (const unsigned char *)good[i].bytes;
+        uint32_t cp = 0;
+        unsigned char enc[4];
+        cr_expect_eq(utf8_next(p, p + good[i].n, &cp), good[i].n, "case %zu", i);
+        cr_expect_eq(cp, good[i].cp, "case %zu: U+%04x", i, cp);
+        cr_expect_eq(utf8_next(p, p + good[i].n, NULL), good[i].n);
+        cr_expect_eq(utf8_put(enc, good[i].cp), good[i].n, "case %zu", i);
+        cr_expect(memcmp(enc, p, good[i].n) == 0, "case %zu: encoding", i);
+        if (good[i].n > 1) cr_expect_eq(utf8_next(p, p + good[i].n - 1, &cp), 0, "case %zu: cut short", i);
+    }
+    static const char *const bad[] = {
+        "\x80", "\xbf", "\xc0\xaf", "\xc1\xbf", "\xc3\x28", "\xe0\x9f\xbf", "\xed\xa0\x80", "\xed\xbf\xbf",
+        "\xf0\x8f\xbf\xbf", "\xf4\x90\x80\x80", "\xf5\x80\x80\x80", "\xff",
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        const unsigned char *p = (const unsigned char *)bad[i];
+        cr_expect_eq(utf8_next(p, p + strlen(bad[i]), NULL), 0, "bad case %zu accepted", i);
+        char s[16];
+        snprintf(s, sizeof s, "ok%sok", bad[i]);
+        cr_expect_eq(utf8_valid(s), 0, "bad case %zu valid", i);
+    }
+    cr_expect_eq(utf8_valid(""), 1);
+    cr_expect_eq(utf8_valid("plain \xc3\xa9\xe4\xb8\xad\xf0\x9f\x98\x80"), 1);
 }
 
 /* ---- request logs ---- */
