@@ -21,14 +21,15 @@ def tools(build, *names):
     return paths
 
 
-def request_data(lsim, work, users, kinds):
+def request_data(lsim, work, users, kinds, gen=""):
     """The engine benches' data in work: `lsim gen log --users U` (user 1 at 54,000
-    behaviors), its index, and for each model kind a checkpoint of 200 training steps
-    (trained weights, not good ones). Made once; returns (index dir, {kind: checkpoint})."""
+    behaviors; gen: more `lsim gen log` options, one string), its index, and for each
+    model kind a checkpoint of 200 training steps (trained weights, not good ones).
+    Made once per work directory; returns (index dir, {kind: checkpoint})."""
     os.makedirs(work, exist_ok=True)
     log, idx = os.path.join(work, "log.csv"), os.path.join(work, "idx")
     if not os.path.exists(os.path.join(idx, "data.mdb")):
-        run([lsim, "gen", "log", "--users", str(users), "--seed", "1", "--out", log])
+        run([lsim, "gen", "log", "--users", str(users), "--seed", "1", "--out", log] + gen.split())
         run([lsim, "index", "build", "--index", idx, "--input", log, "--force"])
     ckpts = {}
     for kind in kinds:

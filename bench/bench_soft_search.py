@@ -30,9 +30,11 @@ def main():
     ap.add_argument("--work", default="bench-out/request")
     ap.add_argument("--users", type=int, default=800)
     ap.add_argument("--runs", type=int, default=5, help="runs of the C bench (each times 7 calls per mode)")
+    ap.add_argument("--gen", default="", help="more `lsim gen log` options, one string (e.g. '--item-conc 1000': "
+                    "users who keep finding new items); use a --work of its own")
     a = ap.parse_args()
     lsim, drv = tools(a.build, "lsim", "bench_soft_search")
-    idx, ckpts = request_data(lsim, a.work, a.users, ("sim-soft",))
+    idx, ckpts = request_data(lsim, a.work, a.users, ("sim-soft",), a.gen)
     ckpt = ckpts["sim-soft"]
     env = dict(os.environ, OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1")
     runs = [json.loads(run([drv, "--index", idx, "--model", ckpt, "--runs", "7"], env=env)) for _ in range(a.runs)]

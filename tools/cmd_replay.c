@@ -52,6 +52,16 @@ typedef struct progress_ctx {
     const char *name;
 } progress_ctx;
 
+/* One line each at the measured run's start and end, as they happen: an outside
+ * observer (bench/bench_replay.py) times the run by its own clock between them. */
+static void on_measuring(void *ctx, int begin)
+{
+    progress_ctx *p = ctx;
+    cli_progress_done(&p->pr);
+    fprintf(stderr, "lsim replay: %s: %s\n", p->name, begin ? "measuring" : "measured");
+    fflush(stderr);
+}
+
 static void on_progress(void *ctx, size_t done, size_t total)
 {
     progress_ctx *p = ctx;
@@ -278,6 +288,7 @@ int cmd_replay(int argc, char **argv)
         progress_ctx pc = {.name = m->name};
         cli_progress_init(&pc.pr);
         o.progress = on_progress;
+        o.measuring = on_measuring;
         o.ctx = &pc;
         rc = replay_run(e, rs, &o, &m->res, err, sizeof err);
         cli_progress_done(&pc.pr);

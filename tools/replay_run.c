@@ -162,7 +162,9 @@ int replay_run(lsim_engine *e, const request_set *rs, const replay_opts *o, repl
     atomic_init(&sh.errors, 0);
     size_t warm = o->warmup < nr ? o->warmup : nr;
     if (!rc && warm) rc = phase(&sh, w, o->threads, 0, warm, 0, err, errlen);
+    if (!rc && o->measuring) o->measuring(o->ctx, 1);
     if (!rc) rc = phase(&sh, w, o->threads, 0, nr, 1, err, errlen);
+    if (!rc && o->measuring) o->measuring(o->ctx, 0);
     if (!rc) {
         double a = INFINITY, b = 0;
         for (int t = 0; t < o->threads; t++) {

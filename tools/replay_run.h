@@ -29,6 +29,7 @@ typedef struct replay_opts {
     size_t warmup;        /* requests scored before the measurement */
     double rate;          /* requests per second (open loop); 0: closed loop */
     void (*progress)(void *ctx, size_t done, size_t total); /* from thread 0, about 10 times a second; may be NULL */
+    void (*measuring)(void *ctx, int begin); /* right before (1) and after (0) the measured run; may be NULL */
     void *ctx;
 } replay_opts;
 
