@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Installs the Debian 12 packages lsim needs, only those missing.
+#   scripts/install-deps.sh [more packages]   (e.g. valgrind, for tests/run_valgrind.sh)
 set -euo pipefail
 pkgs=(build-essential meson ninja-build pkg-config liblmdb-dev libzstd-dev libopenblas-dev
-      libfaiss-dev libcriterion-dev lmdb-utils zstd)
+      libfaiss-dev libcriterion-dev lmdb-utils zstd "$@")
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
