@@ -36,6 +36,7 @@ printf '%-20s %8s %12s %10s %8s\n' target seconds executions execs/s crashes
 for t in $targets; do
     work="$out/corpus/$t"
     rm -rf "$work"
+    rm -rf "$out/crashes/$t"
     mkdir -p "$work" "$out/crashes/$t"
     if [ -d "$root/tests/fuzz/corpus/$t" ]; then cp "$root/tests/fuzz/corpus/$t"/* "$work"/ 2>/dev/null || true; fi
     log="$out/$t.log"
