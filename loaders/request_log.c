@@ -244,6 +244,10 @@ static int read_line(FILE *f, char **buf, size_t *cap, size_t *len, size_t max)
     if (ferror(f)) return LSIM_E_IO;
     if (c == EOF && n == 0 && !over) return 0;
     if (over) return LSIM_E_LIMIT;
+    if (!*buf) { /* an empty first line: nothing was read, yet the line needs its NUL */
+        if (!(*buf = malloc(4096))) return LSIM_E_NOMEM;
+        *cap = 4096;
+    }
     if (n && (*buf)[n - 1] == '\r') n--;
     (*buf)[n] = 0;
     *len = n;

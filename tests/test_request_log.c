@@ -512,6 +512,24 @@ Test(request_log, delimited)
     cr_expect(strstr(err, "request and label") != NULL, "%s", err);
 }
 
+/* Found by tests/fuzz/fuzz_request_log: a file whose first line is empty
+ * wrote the line's NUL through a buffer not yet allocated. */
+Test(request_log, empty_first_line)
+{
+    const char *texts[] = {"\n", "\r\n", "\n\n{\"id\": \"r1\", \"user\": \"u\", \"time\": 5, "
+                                         "\"candidates\": [{\"item\": \"3\", \"label\": 1}]}\n"};
+    for (size_t t = 0; t < 3; t++) {
+        bad_list bad = {0};
+        char err[LSIM_ERRLEN];
+        int rc;
+        request_set *s = read_text(texts[t], 0, NULL, &bad, 1, &rc, err);
+        cr_assert_eq(rc, 0, "text %zu: %s", t, err);
+        cr_expect_eq(request_set_size(s), t == 2 ? 1u : 0u);
+        cr_expect_eq(bad.n, 0);
+        request_set_free(s);
+    }
+}
+
 Test(request_log, missing_file)
 {
     request_log_spec sp;
