@@ -38,7 +38,7 @@ vg train --index "$dir/idx" --model sim-soft --time-info --out "$dir/sim.st" --s
 vg eval --index "$dir/idx" --model "$dir/sim.st" --json
 vg gen requests --index "$dir/idx" --negatives 9 --max-requests 20 --out "$dir/req.jsonl"
 vg eval --index "$dir/idx" --model "$dir/din.st" --requests "$dir/req.jsonl" --json
-item=$(cut -d, -f2 "$dir/all.csv" | head -1)
+item=$(head -n 1 "$dir/all.csv" | cut -d, -f2) # head reads the file: no SIGPIPE under pipefail
 vg score --index "$dir/idx" --model "$dir/sim.st" --user 1 --now $end --items "$item,nosuchitem" --json
 vg explain --index "$dir/idx" --model "$dir/sim.st" --user 1 --now $end --item "$item"
 vg replay --index "$dir/idx" --model "$dir/din.st,$dir/sim.st" --requests "$dir/req.jsonl" --threads 2 \
