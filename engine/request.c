@@ -110,8 +110,8 @@ static int read_request(lsim_ctx *c, const char *user, size_t user_len, int64_t 
     int known = vocab_find(ix->voc[IX_USER], user, user_len, &uid) == 0;
     index_candidate_ids(ix, cand, n, c->t_item, c->t_cat);
     pthread_rwlock_unlock(&ix->lock);
-    for (size_t i = 0; i < n; i++) c->now[i] = now;
     n = *n_distinct = distinct_candidates(c, n);
+    for (size_t i = 0; i < n; i++) c->now[i] = now; /* the model's samples: the distinct candidates */
     if (known && c->ev_need == SIZE_MAX) {
         rc = index_user_events_in(c->rd, uid, now, &c->ev, &c->ev_cap, n_ev);
     } else if (known) { /* the newest ev_need, oldest first */

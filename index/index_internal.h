@@ -94,6 +94,18 @@ int index_user_events_in(lsim_index_reader *rd, uint32_t user, int64_t before, u
  * all-category hard search in time order), within a begun snapshot. */
 int index_recent_dense(lsim_index_reader *rd, uint32_t user, int64_t before, size_t k, ubt_event *out, size_t *n);
 
+/* The count of events e[0..n) (time-ordered) strictly before t: the first position with ts >= t. */
+static inline size_t ubt_events_before(const ubt_event *e, size_t n, int64_t t)
+{
+    size_t lo = 0, hi = n;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (e[mid].ts < t) lo = mid + 1;
+        else hi = mid;
+    }
+    return lo;
+}
+
 /* The dense ids of request candidates, as lsim_score maps them (call with
  * ix->lock held for reading): an item the index does not know is n_items
  * (the models' out-of-vocabulary row); a given category is its id, or

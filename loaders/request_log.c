@@ -109,15 +109,15 @@ static int put_cand(request_set *s, const char *item, size_t item_len, const cha
     return 0;
 }
 
-/* Opens request r (its candidates follow). */
+/* Opens the next request; its candidates start at candidate `first`. */
 static int begin_req(request_set *s, uint64_t line, const char *id, size_t id_len, const char *user,
-                     size_t user_len, int64_t time)
+                     size_t user_len, int64_t time, size_t first)
 {
     if (grow((void **)&s->req, &s->cap_req, s->n_req + 1, sizeof *s->req)) return LSIM_E_NOMEM;
     req_rec *r = &s->req[s->n_req];
     r->line = line;
     r->time = time;
-    r->first = s->n_cand;
+    r->first = first;
     r->n = 0;
     r->id_len = (uint32_t)id_len;
     r->user_len = (uint32_t)user_len;
@@ -348,8 +348,7 @@ static int json_request(json_scan *j, reader *r, uint64_t line)
     if (!has_user) return json_fail(j, "no \"user\"");
     if (!has_time) return json_fail(j, "no \"time\"");
     if (!has_cands || n == 0) return json_fail(j, "no candidates");
-    if (begin_req(s, line, id, id_len, user, user_len, time)) return json_fail(j, "out of memory");
-    s->req[s->n_req].first = first;
+    if (begin_req(s, line, id, id_len, user, user_len, time, first)) return json_fail(j, "out of memory");
     return end_req(s) ? json_fail(j, "out of memory") : 0;
 }
 
@@ -450,7 +449,7 @@ static int read_delimited(reader *r, log_reader *lr)
                 continue;
             }
             m = mark_now(s);
-            if (begin_req(s, ev.line, ev.request, ev.request_len, ev.user, ev.user_len, ev.ts))
+            if (begin_req(s, ev.line, ev.request, ev.request_len, ev.user, ev.user_len, ev.ts, s->n_cand))
                 return err_set(r->err, r->errlen, LSIM_E_NOMEM, "%s: out of memory", r->name);
         }
         const req_rec *q = &s->req[s->n_req];

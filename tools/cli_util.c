@@ -177,13 +177,9 @@ int cli_load_requests(const char *cmd, const cli_request_opts *o, size_t max_can
             *usage = 1;
             return cli_usage_error(cmd, "--columns: %s", err);
         }
-        if (o->delimiter) {
-            if (!strcmp(o->delimiter, "\\t") || !strcmp(o->delimiter, "tab")) sp.log.delimiter = '\t';
-            else if (strlen(o->delimiter) == 1) sp.log.delimiter = o->delimiter[0];
-            else {
-                *usage = 1;
-                return cli_usage_error(cmd, "--delimiter wants one character, '\\t' or 'tab'");
-            }
+        if (o->delimiter && cli_parse_delimiter(cmd, o->delimiter, &sp.log.delimiter)) {
+            *usage = 1;
+            return EXIT_USAGE;
         }
         sp.log.header = o->header;
     } else {
@@ -209,5 +205,13 @@ int cli_load_requests(const char *cmd, const cli_request_opts *o, size_t max_can
     if (bad.seen)
         fprintf(stderr, "lsim %s: %s: %llu bad requests or rows dropped, %zu requests kept\n", cmd, o->path,
                 (unsigned long long)bad.seen, request_set_size(*out));
+    return 0;
+}
+
+int cli_parse_delimiter(const char *cmd, const char *arg, char *out)
+{
+    if (!strcmp(arg, "\\t") || !strcmp(arg, "tab")) *out = '\t';
+    else if (strlen(arg) == 1) *out = arg[0];
+    else return cli_usage_error(cmd, "--delimiter wants one character, '\\t' or 'tab'");
     return 0;
 }

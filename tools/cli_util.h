@@ -48,6 +48,10 @@ void cli_on_bad_line(void *ctx, const char *msg);
  * its last event. 0, or an error printed as "lsim CMD: DIR: reason". */
 int cli_default_split(lsim_index *ix, const char *cmd, const char *dir, int64_t *out);
 
+/* A field delimiter option: one character, or '\t' / "tab" for a tab. 0, or a usage
+ * error printed (returns EXIT_USAGE). */
+int cli_parse_delimiter(const char *cmd, const char *arg, char *out);
+
 /* A request log as `lsim eval --requests` and `lsim replay` read it
  * (loaders/request_log.h): --format jsonl (default) or csv with --columns,
  * --delimiter, --header; --strict stops at the first bad request. */

@@ -152,11 +152,7 @@ static int run_write(int argc, char **argv, int append)
         if (fmt == LOG_FORMAT_AMAZON && !item_info) rc = cli_usage_error(cmd, "--format amazon needs --item-info FILE");
         if (!rc && fmt == LOG_FORMAT_CSV) {
             o.spec.header = header;
-            if (delim) {
-                if (!strcmp(delim, "\\t") || !strcmp(delim, "tab")) o.spec.delimiter = '\t';
-                else if (strlen(delim) == 1) o.spec.delimiter = delim[0];
-                else rc = cli_usage_error(cmd, "--delimiter wants one character, '\\t' or 'tab'");
-            }
+            if (delim) rc = cli_parse_delimiter(cmd, delim, &o.spec.delimiter);
             if (!rc && !columns) rc = cli_usage_error(cmd, "--format csv needs --columns");
             if (!rc && log_spec_parse_columns(&o.spec, columns, err, sizeof err))
                 rc = cli_usage_error(cmd, "--columns: %s", err);

@@ -97,13 +97,7 @@ static int history_lengths(const char *dir, const request_set *rs, double *out, 
             }
             cached = uid;
         }
-        size_t lo = 0, hi = n;
-        while (lo < hi) {
-            size_t mid = lo + (hi - lo) / 2;
-            if (ev[mid].ts < v.time) lo = mid + 1;
-            else hi = mid;
-        }
-        out[i] = (double)lo;
+        out[i] = (double)ubt_events_before(ev, n, v.time);
     }
     free(ev);
     lsim_index_reader_free(rd);

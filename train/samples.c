@@ -218,16 +218,10 @@ void sample_source_free(sample_source *s)
     free(s);
 }
 
-/* The first position of events[0..n) with ts >= t: the count of events strictly before t. */
+/* The count of events strictly before t (the first position with ts >= t). */
 static uint32_t before_count(const ubt_event *e, size_t n, int64_t t)
 {
-    size_t lo = 0, hi = n;
-    while (lo < hi) {
-        size_t mid = lo + (hi - lo) / 2;
-        if (e[mid].ts < t) lo = mid + 1;
-        else hi = mid;
-    }
-    return (uint32_t)lo;
+    return (uint32_t)ubt_events_before(e, n, t);
 }
 
 /* Given mode: the next window_users runs of one user's given samples, in order. */
