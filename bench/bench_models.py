@@ -126,7 +126,8 @@ def torch_worker(a):
         if kind.startswith("sim-"):
             return gen_sim.SIM(n_items, n_cats, kind != "sim-hard", d_item, d_cat, att, mlp,
                                meta_int(meta, "heads"), meta_int(meta, "d_head"), meta_int(meta, "d_time"),
-                               meta_int(meta, "gsu_d"), meta_int(meta, "topk"), alpha=0.0)
+                               meta_int(meta, "gsu_d"), meta_int(meta, "topk"), alpha=0.0,
+                               recency=meta.get("recency", "0") == "1")
         if kind == "dien":
             return gen_dien.DIEN(n_items, n_cats, d_item, d_cat, mlp)
         if kind == "dsin":

@@ -51,7 +51,7 @@ def torch_worker(a):
     soft = meta["lsim.model"] == "sim-soft"
     m = gen_sim.SIM(mi["n_items"], mi["n_cats"], soft, mi["d_item"], mi["d_cat"], (mi["att_h1"], mi["att_h2"]),
                     (mi["mlp_h1"], mi["mlp_h2"]), mi["heads"], mi["d_head"], mi["d_time"], mi["gsu_d"], mi["topk"],
-                    alpha=0.0)
+                    alpha=0.0, recency=mi.get("recency", 0) == 1)
     p, buf = m.named_for_c()
     with torch.no_grad():
         for k, v in dict(p, **buf).items():
@@ -97,7 +97,10 @@ def torch_worker(a):
             for j in range(1, gen_esu.N_BUCKETS):
                 buckets += minutes >= (1 << j)
             u = gen_esu.esu(ea, el_sel, lens, buckets, m.esu_wa, m.esu_wb, m.time_emb, m.heads, m.d_head)
-            return torch.sigmoid(m.head(torch.cat([ea, v, ea * v, u], -1)))
+            parts = [ea, v, ea * v, u]
+            if m.recency is not None:  # the time since the newest behavior, the same for every candidate
+                parts.append(m.recency[gen_esu.bucket(now - s_ts[-1])].expand(B, -1))
+            return torch.sigmoid(m.head(torch.cat(parts, -1)))
 
     got = forward().double()
     err = (got - want).abs().max().item()

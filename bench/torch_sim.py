@@ -9,7 +9,8 @@ ESU's time buckets; this is the same computation with tensor operations:
     the valid behaviors, in time order; hard search keeps the newest K of its list
     (all of it when it is shorter);
   - the time buckets floor(log2(minutes + 1)), capped, as gen_esu.bucket;
-  - with aux (training, soft search), Loss_GSU of the auxiliary head.
+  - with aux (training, soft search), Loss_GSU of the auxiliary head;
+  - with the recency input, its embedding of the bucket of now - the newest short-term time.
 The caller puts tests/golden on sys.path before importing this module.
 """
 import torch
@@ -48,4 +49,13 @@ def sim_batched(m, bt, aux=False):
     for j in range(1, gen_esu.N_BUCKETS):
         buckets += minutes >= (1 << j)
     u = gen_esu.esu(ea, el_sel, sel_len, buckets, m.esu_wa, m.esu_wb, m.time_emb, m.heads, m.d_head)
-    return m.head(torch.cat([ea, v, ea * v, u], -1)), aux_loss
+    parts = [ea, v, ea * v, u]
+    if m.recency is not None:
+        hl = bt["hist_len"]
+        newest = torch.gather(bt["hist_ts"], 1, (hl - 1).clamp(min=0)[:, None]).squeeze(1)
+        rmin = (bt["now"] - newest).clamp(min=0) // 60 + 1
+        rb = torch.zeros_like(rmin)
+        for j in range(1, gen_esu.N_BUCKETS):
+            rb += rmin >= (1 << j)
+        parts.append(m.recency[rb] * (hl > 0)[:, None])
+    return m.head(torch.cat(parts, -1)), aux_loss

@@ -56,6 +56,7 @@ void model_spec_default(model_spec *s, model_kind kind, uint32_t n_items, uint32
     s->gsu_d = sc.gsu_d;
     s->alpha = sc.alpha;
     s->alpha_aux = 1.0f;
+    s->recency = kind == MODEL_SIM_HARD || kind == MODEL_SIM_SOFT;
     s->short_branch = SIM_BRANCH_DIN;
     dsin_config dc;
     dsin_config_default(&dc, n_items, n_cats);
@@ -95,6 +96,7 @@ static void to_sim(sim_config *c, const model_spec *s)
     c->heads = s->heads;
     c->d_head = s->d_head;
     c->d_time = s->d_time;
+    c->recency = s->recency;
     c->gsu_d = s->gsu_d;
     c->alpha = s->alpha;
 }
@@ -273,6 +275,7 @@ static const meta_field fields[] = {
     {"lsim.d_ffn", U(d_ffn), 0, 0, 65536, DSIN | SIMS, SIMS},
     {"lsim.d_lstm", U(d_lstm), 0, 0, 65536, DSIN | SIMS, SIMS},
     {"lsim.branch_heads", U(branch_heads), 0, 1, 1024, SIMS, SIMS},
+    {"lsim.recency", U(recency), 0, 0, 1, SIMS, SIMS},
 };
 #undef U
 
@@ -336,6 +339,7 @@ int model_spec_from_file(model_spec *s, const st_file *f, const char *path, char
     if (model_kind_parse(kind, &k))
         return err_set(err, errlen, LSIM_E_FORMAT, "%s: metadata lsim.model: unknown model '%s'", path, kind);
     model_spec_default(s, k, 0, 0);
+    s->recency = 0; /* absent (checkpoints before it, PyTorch's): none */
     for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++) {
         if (!(fields[i].kinds & (1 << k))) continue;
         const char *v = st_meta(f, fields[i].key);
@@ -351,6 +355,9 @@ int model_spec_from_file(model_spec *s, const st_file *f, const char *path, char
         else *(uint32_t *)p = (uint32_t)x;
     }
     s->base.long_avgpool = k == MODEL_AVGPOOL_DIN;
+    if (s->recency && !s->d_time)
+        return err_set(err, errlen, LSIM_E_FORMAT,
+                       "%s: metadata lsim.recency is 1 but lsim.d_time is 0 (it needs time info)", path);
     if (k == MODEL_SIM_HARD || k == MODEL_SIM_SOFT) {
         const char *br = st_meta(f, "lsim.short_branch"); /* optional: DIN when absent */
         size_t i = 0;

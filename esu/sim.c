@@ -9,6 +9,7 @@
 #include "esu/din_branch.h"
 #include "esu/dsin_branch.h"
 #include "esu/esu_attention.h"
+#include "esu/recency_input.h"
 #include "gsu/soft_search.h"
 #include "lsim.h"
 #include "models/arena.h"
@@ -24,13 +25,14 @@
 struct sim {
     sim_config cfg;
     size_t max_b, max_s, max_k;
-    size_t e, u, bw, m; /* behavior width, ESU output width, branch output width, head input width */
+    size_t e, u, bw, rw, m; /* behavior, ESU output, branch output, recency input, head input widths */
     model_state st;
     embed_layer emb;
     din_branch din;
     dien_branch dien;
     dsin_branch dsin;
     esu_attention esu;
+    recency_input rec;
     soft_gsu gsu;
     mlp_head head;
     /* activations */
@@ -100,6 +102,7 @@ static void carve(void *ctx, arena *a)
     case SIM_BRANCH_DSIN: dsin_branch_carve(&m->dsin, a, B); break;
     }
     esu_attention_carve(&m->esu, a, B, L);
+    if (m->rw) recency_input_carve(&m->rec, a, B);
     if (m->cfg.gsu == SIM_GSU_SOFT) soft_gsu_carve(&m->gsu, a, B, L);
     mlp_head_carve(&m->head, a, B);
 }
@@ -109,8 +112,8 @@ int sim_new(sim **out, const sim_config *cfg, size_t max_b, size_t max_s, size_t
     *out = NULL;
     const din_config *c = &cfg->base;
     if (!max_b || !c->d_item || !c->d_cat || !cfg->heads || !cfg->d_head || !cfg->topk ||
-        (cfg->gsu == SIM_GSU_SOFT && !cfg->gsu_d) || max_b * (max_s + 1) > UINT32_MAX ||
-        max_b * (max_k + 1) > UINT32_MAX)
+        (cfg->gsu == SIM_GSU_SOFT && !cfg->gsu_d) || (cfg->recency && !cfg->d_time) ||
+        max_b * (max_s + 1) > UINT32_MAX || max_b * (max_k + 1) > UINT32_MAX)
         return LSIM_E_INVAL;
     sim *m = calloc(1, sizeof *m);
     if (!m) return LSIM_E_NOMEM;
@@ -128,7 +131,8 @@ int sim_new(sim **out, const sim_config *cfg, size_t max_b, size_t max_s, size_t
         return LSIM_E_INVAL;
     }
     m->bw = cfg->branch == SIM_BRANCH_DIN ? 2 * E : cfg->branch == SIM_BRANCH_DIEN ? 3 * E : E + dsin_h;
-    m->m = E + m->bw + m->u;
+    m->rw = cfg->recency ? cfg->d_time : 0;
+    m->m = E + m->bw + m->u + m->rw;
     param_list p = {0}, b = {0};
     int rc = embed_register(&p, c->n_items, c->n_cats, c->d_item, c->d_cat);
     if (!rc) {
@@ -141,6 +145,7 @@ int sim_new(sim **out, const sim_config *cfg, size_t max_b, size_t max_s, size_t
         }
     }
     if (!rc) rc = esu_attention_register(&p, m->e, cfg->d_time, cfg->heads, cfg->d_head, ESU_TIME_BUCKETS);
+    if (!rc && m->rw) rc = recency_input_register(&p, m->rw, ESU_TIME_BUCKETS);
     if (!rc && cfg->gsu == SIM_GSU_SOFT) rc = soft_gsu_register(&p, &b, m->e, cfg->gsu_d, c->mlp_h1, c->mlp_h2);
     if (!rc) rc = mlp_head_register(&p, &b, "mlp", m->m, c->mlp_h1, c->mlp_h2);
     rc = model_state_init(&m->st, &p, &b, rc);
@@ -161,6 +166,7 @@ int sim_new(sim **out, const sim_config *cfg, size_t max_b, size_t max_s, size_t
     }
     esu_attention_bind(&m->esu, m->e, cfg->d_time, cfg->heads, cfg->d_head, ESU_TIME_BUCKETS, &m->st.params,
                        &m->st.grads);
+    if (m->rw) recency_input_bind(&m->rec, m->rw, ESU_TIME_BUCKETS, &m->st.params, &m->st.grads);
     if (cfg->gsu == SIM_GSU_SOFT)
         soft_gsu_bind(&m->gsu, m->e, c->d_item, cfg->gsu_d, c->mlp_h1, c->mlp_h2, c->dice_momentum, &m->st.params,
                       &m->st.grads, &m->st.buffers);
@@ -329,12 +335,13 @@ float sim_forward(sim *m, const model_batch *bt, float *logits, int train)
         aux_loss = long_rows_selected(m, bt, train, search, &el_sel, &ts_sel);
     if (infer) esu_attention_forward_infer(&m->esu, m->ul, m->ea, el_sel, ts_sel, bt->now, m->row0, m->rcnt, B);
     else esu_attention_forward(&m->esu, m->ul, m->ea, el_sel, ts_sel, bt->now, m->sel_off, B);
-    for (size_t b = 0; b < B; b++) { /* the head's input: [e_a, branch output, U_lt] */
+    for (size_t b = 0; b < B; b++) { /* the head's input: [e_a, branch output, U_lt, recency] */
         float *mi = m->m_in + b * M;
         memcpy(mi, m->ea + b * E, E * sizeof(float));
         memcpy(mi + E, m->bout + b * m->bw, m->bw * sizeof(float));
         memcpy(mi + E + m->bw, m->ul + b * m->u, m->u * sizeof(float));
     }
+    if (m->rw) recency_input_forward(&m->rec, m->m_in + E + m->bw + m->u, M, bt);
     mlp_head_forward(&m->head, logits, m->m_in, B, train);
     if (!bt->label) return 0.0f;
     return nn_bce_logits_forward(m->head.logit, bt->label, B) + cfg->alpha * aux_loss + branch_aux;
@@ -348,7 +355,8 @@ void sim_backward(sim *m, const model_batch *bt)
     nn_bce_logits_backward(m->dlogit, m->head.logit, bt->label, 1.0f, B);
     memset(m->dm, 0, B * M * sizeof(float));
     mlp_head_backward(&m->head, m->dm, m->dlogit);
-    for (size_t b = 0; b < B; b++) { /* split d[e_a, branch output, U_lt] */
+    if (m->rw) recency_input_backward(&m->rec, m->dm + E + m->bw + m->u, M);
+    for (size_t b = 0; b < B; b++) { /* split d[e_a, branch output, U_lt, recency] */
         const float *dmi = m->dm + b * M;
         memcpy(m->dea + b * E, dmi, E * sizeof(float));
         memcpy(m->dbout + b * m->bw, dmi + E, m->bw * sizeof(float));

@@ -10,10 +10,11 @@
  *   GSU soft: scores every behavior of the batch's long sequence,
  *             r_i = (W_b e_i).(W_a e_a), keeps the top K (gsu/soft_search.h)
  *   U_lt = ESU(selected behaviors, their times, now)       (esu/esu_attention.h)
- *   logit = head([e_a, short-term branch output, U_lt]);
+ *   r = the time since the newest short-term behavior, embedded (with recency; esu/recency_input.h)
+ *   logit = head([e_a, short-term branch output, U_lt(, r)]);
  *   loss = BCE + alpha * Loss_GSU (soft) (+ DIEN's auxiliary loss with that branch)
  * GSU, ESU and the branch share the embeddings. Parameter names: emb.*,
- * att.* / dien.* / dsin.* (the branch), esu.*, gsu.* (soft), mlp.* (head).
+ * att.* / dien.* / dsin.* (the branch), esu.* (esu.recency with recency), gsu.* (soft), mlp.* (head).
  */
 #ifndef LSIM_SIM_H
 #define LSIM_SIM_H
@@ -39,6 +40,7 @@ typedef struct sim_config {
     uint32_t heads;      /* ESU heads (4) */
     uint32_t d_head;     /* ESU projection per head (16) */
     uint32_t d_time;     /* time-interval embedding width; 0 = no time info */
+    uint32_t recency;    /* 1: the head also gets r (needs d_time > 0; its width is d_time) */
     uint32_t gsu_d;      /* soft search projection width (32) */
     float alpha;         /* weight of Loss_GSU (1 for soft search, as the paper trains it) */
     sim_branch_kind branch; /* the short-term branch (DIN) */

@@ -62,6 +62,7 @@ static void run_case(const char *file, const char *prefix, sim_gsu_mode gsu, int
         cfg.dsin.d_lstm = (uint32_t)dims[16];
         cfg.dsin.min_session_len = (uint32_t)dims[17];
     }
+    if (dt->numel > 18) cfg.recency = (uint32_t)dims[18]; /* the head's recency input */
 
     model_batch bt;
     mf_batch_mem mem;
@@ -120,6 +121,18 @@ Test(sim, soft_search_without_time_info_matches_pytorch)
 {
     run_case("sim.safetensors", "n.", SIM_GSU_SOFT, 0);
     run_case("sim.safetensors", "n.", SIM_GSU_SOFT, 1);
+}
+
+Test(sim, hard_search_with_the_recency_input_matches_pytorch)
+{
+    run_case("sim.safetensors", "r.", SIM_GSU_HARD, 0);
+    run_case("sim.safetensors", "r.", SIM_GSU_HARD, 1);
+}
+
+Test(sim, soft_search_with_the_recency_input_matches_pytorch)
+{
+    run_case("sim.safetensors", "q.", SIM_GSU_SOFT, 0);
+    run_case("sim.safetensors", "q.", SIM_GSU_SOFT, 1);
 }
 
 Test(sim, soft_search_with_a_dien_branch_matches_pytorch)

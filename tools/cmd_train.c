@@ -23,7 +23,9 @@ static const char train_help[] =
     "the test set of `lsim eval`.\n"
     "\n"
     "  --model KIND        din, avgpool-din, dien, dsin, sim-hard, sim-soft\n"
-    "  --time-info         sim-*: the time-interval embedding in the ESU\n"
+    "  --time-info         sim-*: the time-interval embedding in the ESU, and the time since the\n"
+    "                      user's newest behavior as an input of the head\n"
+    "  --no-recency        with --time-info: without that second input (the paper's time info)\n"
     "  --test-from TS      the split time (default: the start of the UTC day of the last event)\n"
     "  --train-days N      train on the positives of the N days before the split only (their\n"
     "                      histories still reach back to the start); default: all\n"
@@ -68,6 +70,7 @@ int cmd_train(int argc, char **argv)
     static const struct option opts[] = {
         {"index", required_argument, 0, 'i'},     {"model", required_argument, 0, 'm'},
         {"out", required_argument, 0, 'o'},       {"time-info", no_argument, 0, 'T'},
+        {"no-recency", no_argument, 0, 'R'},
         {"test-from", required_argument, 0, 't'}, {"epochs", required_argument, 0, 'e'},
         {"batch", required_argument, 0, 'b'},     {"optimizer", required_argument, 0, 'O'},
         {"lr", required_argument, 0, 'l'},        {"lr-decay", required_argument, 0, 'd'},
@@ -77,7 +80,8 @@ int cmd_train(int argc, char **argv)
         {"seed", required_argument, 0, 'S'},      {"threads", required_argument, 0, 'j'},
         {"every", required_argument, 0, 'E'},     {"resume", required_argument, 0, 'r'},
         {"steps", required_argument, 0, 'x'},     {"train-days", required_argument, 0, 'D'},
-        {"dense-embeddings", no_argument, 0, 'G'}, {"long-before-short", no_argument, 0, 'B'},     {"json", no_argument, 0, 'J'},
+        {"dense-embeddings", no_argument, 0, 'G'}, {"long-before-short", no_argument, 0, 'B'},
+        {"json", no_argument, 0, 'J'},
         {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0}};
     const char *dir = NULL, *kind_s = NULL;
@@ -95,6 +99,7 @@ int cmd_train(int argc, char **argv)
         case 'm': kind_s = optarg; break;
         case 'o': c.out = optarg; break;
         case 'T': c.time_info = 1; break;
+        case 'R': c.recency = 0; break;
         case 't':
             if (cli_parse_i64("--test-from", optarg, INT64_MIN + 1, INT64_MAX, &test_from)) return EXIT_USAGE;
             break;
@@ -174,6 +179,7 @@ int cmd_train(int argc, char **argv)
                                kind_s);
     if (c.time_info && c.kind != MODEL_SIM_HARD && c.kind != MODEL_SIM_SOFT)
         return cli_usage_error("train", "--time-info is for sim-hard and sim-soft");
+    if (!c.recency && !c.time_info) return cli_usage_error("train", "--no-recency goes with --time-info");
     optim_config_default(&c.optim, ok);
     if (lr > 0) c.optim.lr = lr;
     c.optim.decay = lr_decay;

@@ -24,6 +24,7 @@ void train_config_default(train_config *c, model_kind kind)
     c->lambda = 0.01f;
     c->seed = 1;
     c->threads = 1;
+    c->recency = 1;
 }
 
 void train_samples_for(sample_config *s, const model_spec *spec)
@@ -190,6 +191,7 @@ int train_run(lsim_index *ix, const train_config *c, train_progress_fn fn, void 
     model_spec spec;
     model_spec_default(&spec, c->kind, 1, 1);
     if (!c->time_info) spec.d_time = 0;
+    if (!c->time_info || !c->recency) spec.recency = 0;
     train_samples_for(&sc, &spec);
     sample_source *src = NULL;
     model *m = NULL;
@@ -224,6 +226,7 @@ int train_run(lsim_index *ix, const train_config *c, train_progress_fn fn, void 
         spec.base.n_cats = sample_source_cats(src);
         model_spec_default(&spec, c->kind, spec.base.n_items, spec.base.n_cats);
         if (!c->time_info) spec.d_time = 0;
+        if (!c->time_info || !c->recency) spec.recency = 0;
         if ((rc = model_new(&m, &spec, sc.batch, sc.short_len, K)))
             err_set(err, errlen, rc, "cannot build a %s model: %s", model_kind_name(c->kind), lsim_strerror(rc));
         else model_init(m, c->seed);

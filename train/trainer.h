@@ -34,6 +34,7 @@
 typedef struct train_config {
     model_kind kind;
     int time_info;           /* SIM: the time-interval embedding in the ESU */
+    int recency;             /* SIM with time info: the head's recency input (default 1) */
     sample_config samples;   /* split, test_from, batch, lengths, negatives (long_mode is set from kind) */
     optim_config optim;
     uint32_t epochs;         /* passes over the training samples (default 1) */

@@ -8,6 +8,8 @@ Cases (prefixes):
   h.  hard-search GSU (the long sequence is the index's result; the newest K kept), time info
   s.  soft-search GSU (top-K by (W_b e_i).(W_a e_a), auxiliary loss, alpha = 1), time info
   n.  soft-search GSU without time info
+  r.  hard-search GSU, time info and the recency input (esu/recency_input.h)
+  q.  soft-search GSU, time info and the recency input
 Each holds parameters and buffers under the C names (esu/sim.h), the batch,
 training logits and loss (main BCE + alpha * auxiliary BCE), every gradient,
 the running statistics after the step, inference logits, and the positions
@@ -49,7 +51,7 @@ class Head(nn.Module):
 
 class SIM(nn.Module):
     def __init__(self, n_items, n_cats, soft, d_item, d_cat, att, mlp, heads, d_head, d_time, gsu_d, topk, alpha,
-                 momentum=0.01):
+                 momentum=0.01, recency=False):
         super().__init__()
         self.n_items, self.n_cats, self.soft, self.topk, self.alpha = n_items, n_cats, soft, topk, alpha
         self.heads, self.d_head, self.d_time = heads, d_head, d_time
@@ -67,7 +69,20 @@ class SIM(nn.Module):
             self.gsu_wa = nn.Parameter(torch.randn(gsu_d, e) * 0.4)
             self.gsu_wb = nn.Parameter(torch.randn(gsu_d, e) * 0.4)
             self.aux = Head(2 * e, mlp[0], mlp[1], momentum)
-        self.head = Head(3 * e + heads * (e + d_time), mlp[0], mlp[1], momentum)
+        self.head = Head(3 * e + heads * (e + d_time) + (d_time if recency else 0), mlp[0], mlp[1], momentum)
+        # the time since the newest short-term behavior, embedded (made last: the other cases' draws stay)
+        self.recency = nn.Parameter(torch.randn(N_BUCKETS, d_time)) if recency else None
+
+    def recency_input(self, bt):
+        """(B, d_time): recency[bucket(now - newest short-term behavior's time)], 0 without history."""
+        rows = []
+        for i in range(bt["hist_len"].shape[0]):
+            n = int(bt["hist_len"][i])
+            if n == 0:
+                rows.append(torch.zeros(self.d_time))
+            else:
+                rows.append(self.recency[bucket(bt["now"][i] - bt["hist_ts"][i, n - 1])])
+        return torch.stack(rows)
 
     def embed(self, item, cat):
         return torch.cat([self.emb_item(item.clamp(max=self.n_items)), self.emb_cat(cat.clamp(max=self.n_cats))], -1)
@@ -108,7 +123,8 @@ class SIM(nn.Module):
         deltas = bt["now"][:, None] - ts_sel
         buckets = torch.tensor([[bucket(deltas[i, j]) if j < sel_len[i] else 0 for j in range(ksel)] for i in range(b)])
         u = esu(ea, el_sel, sel_len, buckets, self.esu_wa, self.esu_wb, self.time_emb, self.heads, self.d_head)
-        logit = self.head(torch.cat([ea, v, ea * v, u], -1))
+        parts = [ea, v, ea * v, u] + ([self.recency_input(bt)] if self.recency is not None else [])
+        logit = self.head(torch.cat(parts, -1))
         return logit, aux_loss, keep
 
     def named_for_c(self):
@@ -119,6 +135,8 @@ class SIM(nn.Module):
              "esu.wa": self.esu_wa, "esu.wb": self.esu_wb}
         if self.d_time:
             p["esu.time_emb"] = self.time_emb
+        if self.recency is not None:
+            p["esu.recency"] = self.recency
         buf = {}
         if self.soft:
             p["gsu.wa"] = self.gsu_wa
@@ -130,11 +148,11 @@ class SIM(nn.Module):
         return p, buf
 
 
-def case(prefix, seed, soft, d_time, out):
+def case(prefix, seed, soft, d_time, out, recency=False):
     torch.manual_seed(seed)
     n_items, n_cats, B, S, K, topk = 40, 6, 7, 5, 9, 4
     model = SIM(n_items, n_cats, soft, d_item=6, d_cat=4, att=(8, 4), mlp=(12, 6), heads=2, d_head=3, d_time=d_time,
-                gsu_d=5, topk=topk, alpha=1.0 if soft else 0.0)
+                gsu_d=5, topk=topk, alpha=1.0 if soft else 0.0, recency=recency)
     params, bufs = model.named_for_c()
     with torch.no_grad():
         for name, t in bufs.items():
@@ -159,8 +177,11 @@ def case(prefix, seed, soft, d_time, out):
     # times in increasing order along the sequence (oldest first), before now
     gaps = (10 ** (torch.rand(B, K) * 7)).long() + 1
     bt["long_ts"] = now[:, None] - torch.flip(torch.cumsum(torch.flip(gaps, [1]), 1), [1])
+    if recency:  # short-term times, oldest first, the newest from seconds to weeks before now
+        hgaps = (10 ** (torch.rand(B, S) * 6)).long() + 1
+        bt["hist_ts"] = now[:, None] - torch.flip(torch.cumsum(torch.flip(hgaps, [1]), 1), [1])
     for k, v in bt.items():
-        out[prefix + k] = v.to(torch.int32) if v.dtype == torch.int64 and k not in ("now", "long_ts") else v
+        out[prefix + k] = v.to(torch.int32) if v.dtype == torch.int64 and k not in ("now", "long_ts", "hist_ts") else v
 
     model.train()
     logit, aux_loss, keep = model(bt, True)
@@ -179,7 +200,8 @@ def case(prefix, seed, soft, d_time, out):
     model.eval()
     with torch.no_grad():
         out[prefix + "logits_eval"] = model(bt, False)[0].clone()
-    out[prefix + "dims"] = torch.tensor([6, 4, 8, 4, 12, 6, 2, 3, d_time, 5, topk], dtype=torch.int32)
+    dims = [6, 4, 8, 4, 12, 6, 2, 3, d_time, 5, topk] + ([0, 0, 0, 0, 0, 0, 0, 1] if recency else [])
+    out[prefix + "dims"] = torch.tensor(dims, dtype=torch.int32)
 
 
 def main():
@@ -187,6 +209,8 @@ def main():
     case("h.", 5, soft=False, d_time=3, out=out)
     case("s.", 6, soft=True, d_time=3, out=out)
     case("n.", 7, soft=True, d_time=0, out=out)
+    case("r.", 8, soft=False, d_time=3, out=out, recency=True)
+    case("q.", 9, soft=True, d_time=3, out=out, recency=True)
     path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "sim.safetensors")
     safetensors_io.save(path, out, {"generator": "tests/golden/gen_sim.py", "torch": torch.__version__})
     print(f"wrote {path}: {len(out)} tensors")
