@@ -682,8 +682,8 @@ static void parts_new(parts *p, const model *md, const request *q)
         esu_attention_bind(&p->esu, E, md->sc.d_time, md->sc.heads, md->sc.d_head, ESU_TIME_BUCKETS, md->params,
                            NULL);
         if (md->sc.gsu == SIM_GSU_SOFT)
-            soft_gsu_bind(&p->gsu, E, c->d_item, md->sc.gsu_d, c->mlp_h1, c->mlp_h2, c->dice_momentum, md->params, NULL,
-                          md->buffers);
+            soft_gsu_bind(&p->gsu, E, c->d_item, md->sc.gsu_d, c->mlp_h1, c->mlp_h2, c->dice_momentum,
+                          (int)md->sc.gsu_softmax, md->params, NULL, md->buffers);
     }
     if (md->dien) dien_branch_bind(&p->dn, E, 0, &p->emb, md->params, NULL);
     if (md->dsin) {

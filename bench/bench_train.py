@@ -86,7 +86,7 @@ def torch_worker(a):
             m = gen_sim.SIM(mi("n_items"), mi("n_cats"), kind == "sim-soft", mi("d_item"), mi("d_cat"), att, mlp,
                             mi("heads"), mi("d_head"), mi("d_time"), mi("gsu_d"), mi("topk"),
                             float(meta["alpha"]), momentum=float(meta["dice_momentum"]),
-                            recency=meta.get("recency", "0") == "1")
+                            recency=meta.get("recency", "0") == "1", gsu_softmax=meta.get("gsu_softmax", "0") == "1")
         p, buf = m.named_for_c()
         with torch.no_grad():
             for k, v in dict(p, **buf).items():

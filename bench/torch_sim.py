@@ -36,7 +36,11 @@ def sim_batched(m, bt, aux=False):
     if m.soft:
         r = ((el @ m.gsu_wb.T) * (ea @ m.gsu_wa.T)[:, None, :]).sum(-1)
         if aux:
-            ur = ((r * lmask)[:, :, None] * el).sum(1)
+            if getattr(m, "gsu_softmax", False):
+                w = torch.softmax(r.masked_fill(~lmask, float("-inf")), -1).nan_to_num(0.0)
+            else:
+                w = r * lmask
+            ur = (w[:, :, None] * el).sum(1)
             aux_loss = F.binary_cross_entropy_with_logits(m.aux(torch.cat([ur, ea], -1)), bt["label"])
         idx = torch.topk(r.detach().masked_fill(~lmask, float("-inf")), ksel, dim=1).indices.sort(1).values
     else:

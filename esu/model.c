@@ -57,6 +57,7 @@ void model_spec_default(model_spec *s, model_kind kind, uint32_t n_items, uint32
     s->alpha = sc.alpha;
     s->alpha_aux = 1.0f;
     s->recency = kind == MODEL_SIM_HARD || kind == MODEL_SIM_SOFT;
+    s->gsu_softmax = kind == MODEL_SIM_SOFT;
     s->short_branch = SIM_BRANCH_DIN;
     dsin_config dc;
     dsin_config_default(&dc, n_items, n_cats);
@@ -97,6 +98,7 @@ static void to_sim(sim_config *c, const model_spec *s)
     c->d_head = s->d_head;
     c->d_time = s->d_time;
     c->recency = s->recency;
+    c->gsu_softmax = s->gsu_softmax;
     c->gsu_d = s->gsu_d;
     c->alpha = s->alpha;
 }
@@ -276,6 +278,7 @@ static const meta_field fields[] = {
     {"lsim.d_lstm", U(d_lstm), 0, 0, 65536, DSIN | SIMS, SIMS},
     {"lsim.branch_heads", U(branch_heads), 0, 1, 1024, SIMS, SIMS},
     {"lsim.recency", U(recency), 0, 0, 1, SIMS, SIMS},
+    {"lsim.gsu_softmax", U(gsu_softmax), 0, 0, 1, SIMS, SIMS},
 };
 #undef U
 
@@ -339,7 +342,8 @@ int model_spec_from_file(model_spec *s, const st_file *f, const char *path, char
     if (model_kind_parse(kind, &k))
         return err_set(err, errlen, LSIM_E_FORMAT, "%s: metadata lsim.model: unknown model '%s'", path, kind);
     model_spec_default(s, k, 0, 0);
-    s->recency = 0; /* absent (checkpoints before it, PyTorch's): none */
+    s->recency = 0; /* absent (checkpoints before them, PyTorch's): none, the paper's sum */
+    s->gsu_softmax = 0;
     for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++) {
         if (!(fields[i].kinds & (1 << k))) continue;
         const char *v = st_meta(f, fields[i].key);

@@ -11,7 +11,7 @@
  *   lsim.n_items, lsim.n_cats, lsim.d_item, lsim.d_cat, lsim.att_h1, lsim.att_h2,
  *   lsim.mlp_h1, lsim.mlp_h2, lsim.att_softmax, lsim.dice_momentum
  *   sim-*: lsim.topk, lsim.heads, lsim.d_head, lsim.d_time, lsim.gsu_d, lsim.alpha,
- *          lsim.recency (0 | 1, needs d_time > 0; absent = 0),
+ *          lsim.recency (0 | 1, needs d_time > 0; absent = 0), lsim.gsu_softmax (0 | 1; absent = 0),
  *          lsim.short_branch (din | dien | dsin), and for those branches
  *          lsim.alpha_aux, or the DSIN keys below with lsim.branch_heads for
  *          the DSIN branch's heads
@@ -50,10 +50,11 @@ typedef struct model_spec {
     sim_branch_kind short_branch; /* SIM: the short-term branch */
     uint32_t branch_heads;        /* SIM with the DSIN branch: its self-attention heads */
     uint32_t recency;             /* SIM with time info: the head's recency input (esu/recency_input.h) */
+    uint32_t gsu_softmax;         /* SIM soft: the auxiliary task's softmax pooling (gsu/soft_search.h) */
 } model_spec;
 
 /* The defaults of each kind (papers' widths), for a vocabulary; SIM kinds
- * with time info and the recency input. */
+ * with time info and the recency input, SIM soft with softmax pooling. */
 void model_spec_default(model_spec *s, model_kind kind, uint32_t n_items, uint32_t n_cats);
 
 typedef struct model model;

@@ -168,7 +168,8 @@ int sim_new(sim **out, const sim_config *cfg, size_t max_b, size_t max_s, size_t
                        &m->st.grads);
     if (m->rw) recency_input_bind(&m->rec, m->rw, ESU_TIME_BUCKETS, &m->st.params, &m->st.grads);
     if (cfg->gsu == SIM_GSU_SOFT)
-        soft_gsu_bind(&m->gsu, m->e, c->d_item, cfg->gsu_d, c->mlp_h1, c->mlp_h2, c->dice_momentum, &m->st.params,
+        soft_gsu_bind(&m->gsu, m->e, c->d_item, cfg->gsu_d, c->mlp_h1, c->mlp_h2, c->dice_momentum,
+                      (int)cfg->gsu_softmax, &m->st.params,
                       &m->st.grads, &m->st.buffers);
     mlp_head_bind(&m->head, "mlp", m->m, c->mlp_h1, c->mlp_h2, c->dice_momentum, &m->st.params, &m->st.grads,
                   &m->st.buffers);

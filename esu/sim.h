@@ -42,6 +42,7 @@ typedef struct sim_config {
     uint32_t d_time;     /* time-interval embedding width; 0 = no time info */
     uint32_t recency;    /* 1: the head also gets r (needs d_time > 0; its width is d_time) */
     uint32_t gsu_d;      /* soft search projection width (32) */
+    uint32_t gsu_softmax; /* soft: the auxiliary task pools with softmax(r), else with r (gsu/soft_search.h) */
     float alpha;         /* weight of Loss_GSU (1 for soft search, as the paper trains it) */
     sim_branch_kind branch; /* the short-term branch (DIN) */
     float alpha_aux;     /* DIEN branch: weight of its auxiliary loss (1) */

@@ -8,6 +8,7 @@
 #include "lsim.h"
 #include "models/nn.h"
 
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -20,10 +21,11 @@ int soft_gsu_register(param_list *p, param_list *buf, size_t e, size_t d, size_t
     return rc;
 }
 
-void soft_gsu_bind(soft_gsu *g, size_t e, size_t d_item, size_t d, size_t h1, size_t h2, float momentum,
+void soft_gsu_bind(soft_gsu *g, size_t e, size_t d_item, size_t d, size_t h1, size_t h2, float momentum, int softmax,
                    const param_set *p, const param_set *gr, const param_set *buf)
 {
     g->e = e;
+    g->softmax = softmax;
     g->d = d;
     g->d_item = d_item;
     g->wa = param_find(p, "gsu.wa");
@@ -40,6 +42,7 @@ void soft_gsu_carve(soft_gsu *g, arena *a, size_t max_b, size_t max_rows)
     g->k = ARENA_FLOATS(a, max_rows * D);
     g->kt = ARENA_FLOATS(a, soft_score_scratch(max_rows, D));
     g->score = ARENA_FLOATS(a, max_rows);
+    g->w = ARENA_FLOATS(a, max_rows);
     g->ur = ARENA_FLOATS(a, max_b * E);
     g->aux_in = ARENA_FLOATS(a, max_b * 2 * E);
     g->aux_logit = ARENA_FLOATS(a, max_b);
@@ -73,11 +76,22 @@ float soft_gsu_forward(soft_gsu *g, float *score, const float *ea, const float *
     }
     if (score) memcpy(score, g->score, R * sizeof(float));
     if (!label) return 0.0f; /* serving: U_r only feeds the auxiliary (training) head */
+    for (size_t i = 0; i < b; i++) { /* the pooling weights w: r, or softmax(r) over the sample's rows */
+        size_t r0 = off[i], r1 = off[i + 1];
+        if (!g->softmax || r0 == r1) {
+            memcpy(g->w + r0, g->score + r0, (r1 - r0) * sizeof(float));
+            continue;
+        }
+        float mx = g->score[r0], sum = 0;
+        for (size_t r = r0; r < r1; r++) mx = g->score[r] > mx ? g->score[r] : mx;
+        for (size_t r = r0; r < r1; r++) sum += g->w[r] = expf(g->score[r] - mx);
+        for (size_t r = r0; r < r1; r++) g->w[r] /= sum;
+    }
     for (size_t i = 0; i < b; i++) {
         float *ur = g->ur + i * E;
         memset(ur, 0, E * sizeof(float));
         for (size_t r = off[i]; r < off[i + 1]; r++)
-            for (size_t d = 0; d < E; d++) ur[d] += g->score[r] * el[r * E + d];
+            for (size_t d = 0; d < E; d++) ur[d] += g->w[r] * el[r * E + d];
     }
     for (size_t i = 0; i < b; i++) {
         memcpy(g->aux_in + i * 2 * E, g->ur + i * E, E * sizeof(float));
@@ -124,13 +138,24 @@ void soft_gsu_backward(soft_gsu *g, float *dea, float *del, const float *label, 
         const float *dur = g->daux_in + i * 2 * E, *q = g->q + i * D;
         float *da = dea + i * E, *dq = g->dq + i * D;
         for (size_t d = 0; d < E; d++) da[d] += dur[E + d];
+        /* dw_r = dU_r . e_r; the paper's ds_r = dw_r, softmax's ds_r = w_r (dw_r - sum_j w_j dw_j) */
         for (size_t r = off[i]; r < off[i + 1]; r++) {
-            const float *e = g->el + r * E, *k = g->k + r * D;
-            float *de = del + r * E, *dk = g->dk + r * D, ds = 0;
+            const float *e = g->el + r * E;
+            float *de = del + r * E, dw = 0;
             for (size_t d = 0; d < E; d++) {
-                ds += dur[d] * e[d];
-                de[d] += g->score[r] * dur[d];
+                dw += dur[d] * e[d];
+                de[d] += g->w[r] * dur[d];
             }
+            g->dscore[r] = dw;
+        }
+        if (g->softmax) {
+            float dot = 0;
+            for (size_t r = off[i]; r < off[i + 1]; r++) dot += g->w[r] * g->dscore[r];
+            for (size_t r = off[i]; r < off[i + 1]; r++) g->dscore[r] = g->w[r] * (g->dscore[r] - dot);
+        }
+        for (size_t r = off[i]; r < off[i + 1]; r++) {
+            const float *k = g->k + r * D;
+            float *dk = g->dk + r * D, ds = g->dscore[r];
             for (size_t d = 0; d < D; d++) {
                 dk[d] += ds * q[d];
                 dq[d] += ds * k[d];

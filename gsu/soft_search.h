@@ -6,8 +6,15 @@
  *   r_i = (W_b e_i) . (W_a e_a)              every long-term behavior i
  *   top-K: the K behaviors of highest r (ties: the more recent first),
  *          handed to the ESU in time order; no gradient flows through the choice
- *   auxiliary task: U_r = sum_i r_i e_i; logit_gsu = head([U_r, e_a]);
+ *   auxiliary task: U_r = sum_i r_i e_i (the paper's), or with softmax pooling
+ *          U_r = sum_i softmax_i(r) e_i (lsim's default); logit_gsu = head([U_r, e_a]);
  *          Loss_GSU = BCE(logit_gsu, label); total loss = alpha Loss_GSU + beta Loss_ESU
+ * Why softmax pooling: the paper's sum lets the head use r with either sign,
+ * so nothing makes "high r" mean "relevant", and top-K then keeps whatever r
+ * ranks highest: on lsim's generated logs a GSU trained so picked 10% of its
+ * K from the target's category where 87% were there to pick. Softmax weights
+ * rise with r, so the head can only attend through high r: the behaviors the
+ * auxiliary task attends to are the ones top-K keeps.
  * Parameters: gsu.wa (d, E), gsu.wb (d, E), and the auxiliary head under
  * "gsu.mlp" (models/mlp_head.h, input 2E).
  * Serving (issue on the engine) precomputes W_b e_i per item and runs the
@@ -25,6 +32,7 @@
 
 typedef struct soft_gsu {
     size_t e, d, d_item; /* d_item: the item part of e (the rest is the category's) */
+    int softmax;         /* U_r pools with softmax(r), else with r (the paper's) */
     const float *wa, *wb;
     float *gwa, *gwb;
     mlp_head aux;
@@ -33,11 +41,11 @@ typedef struct soft_gsu {
     const uint32_t *off;
     size_t b, r;
     float *kt; /* gsu/soft_score.h's scratch */
-    float *q, *k, *score, *ur, *aux_in, *aux_logit, *dlogit, *daux_in, *dscore, *dq, *dk;
+    float *q, *k, *score, *w, *ur, *aux_in, *aux_logit, *dlogit, *daux_in, *dscore, *dq, *dk;
 } soft_gsu;
 
 int soft_gsu_register(param_list *p, param_list *buf, size_t e, size_t d, size_t h1, size_t h2);
-void soft_gsu_bind(soft_gsu *g, size_t e, size_t d_item, size_t d, size_t h1, size_t h2, float momentum,
+void soft_gsu_bind(soft_gsu *g, size_t e, size_t d_item, size_t d, size_t h1, size_t h2, float momentum, int softmax,
                    const param_set *p, const param_set *gr, const param_set *buf);
 void soft_gsu_carve(soft_gsu *g, arena *a, size_t max_b, size_t max_rows);
 

@@ -238,7 +238,7 @@ static double gsu_loss(void *ctx)
     return soft_gsu_forward(&c->g, NULL, c->ea, c->el, c->off, c->b, c->label, 1);
 }
 
-Test(fd, soft_search_gsu_and_auxiliary_head)
+static void gsu_fd_case(int softmax)
 {
     gsu_case c = {0};
     c.b = 3;
@@ -256,7 +256,7 @@ Test(fd, soft_search_gsu_and_auxiliary_head)
     param_list_free(&pl);
     param_list_free(&bl);
     for (size_t i = 0; i < c.p.n; i++) fill(c.p.ptr[i], c.p.numel[i], 0.7f);
-    soft_gsu_bind(&c.g, c.e, c.e / 2, 3, 5, 4, 0.01f, &c.p, &c.gr, &c.buf);
+    soft_gsu_bind(&c.g, c.e, c.e / 2, 3, 5, 4, 0.01f, softmax, &c.p, &c.gr, &c.buf);
     mlp_head_reset_buffers(&c.g.aux);
     arena a = {0};
     soft_gsu_carve(&c.g, &a, c.b, c.r);
@@ -266,8 +266,9 @@ Test(fd, soft_search_gsu_and_auxiliary_head)
     c.el = calloc(c.r * c.e, sizeof(float));
     c.dea = calloc(c.b * c.e, sizeof(float));
     c.del = calloc(c.r * c.e, sizeof(float));
-    fill(c.ea, c.b * c.e, 1);
-    fill(c.el, c.r * c.e, 1);
+    /* softmax pooling: larger inputs, so that its smaller gradients stand above the float loss's steps */
+    fill(c.ea, c.b * c.e, softmax ? 2.0f : 1.0f);
+    fill(c.el, c.r * c.e, softmax ? 2.0f : 1.0f);
     gsu_loss(&c);
     soft_gsu_backward(&c.g, c.dea, c.del, c.label, 1.0f);
     float *fd = malloc(4096 * sizeof(float));
@@ -280,7 +281,8 @@ Test(fd, soft_search_gsu_and_auxiliary_head)
         numeric_grad(fd, c.p.ptr[i], c.p.numel[i], gsu_loss, &c);
         bad += tu_compare_f32(c.p.specs[i].name, c.gr.ptr[i], fd, c.p.numel[i], TOL);
     }
-    cr_assert_eq(bad, 0, "soft-search GSU: %d gradients differ from finite differences", bad);
+    cr_assert_eq(bad, 0, "soft-search GSU (%s pooling): %d gradients differ from finite differences",
+                 softmax ? "softmax" : "the paper's", bad);
     free(fd);
     free(c.ea);
     free(c.el);
@@ -290,4 +292,14 @@ Test(fd, soft_search_gsu_and_auxiliary_head)
     param_set_free(&c.p);
     param_set_free(&c.gr);
     param_set_free(&c.buf);
+}
+
+Test(fd, soft_search_gsu_and_auxiliary_head)
+{
+    gsu_fd_case(0);
+}
+
+Test(fd, soft_search_gsu_with_softmax_pooling)
+{
+    gsu_fd_case(1);
 }

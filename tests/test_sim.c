@@ -63,6 +63,7 @@ static void run_case(const char *file, const char *prefix, sim_gsu_mode gsu, int
         cfg.dsin.min_session_len = (uint32_t)dims[17];
     }
     if (dt->numel > 18) cfg.recency = (uint32_t)dims[18]; /* the head's recency input */
+    if (dt->numel > 19) cfg.gsu_softmax = (uint32_t)dims[19]; /* the GSU's softmax pooling */
 
     model_batch bt;
     mf_batch_mem mem;
@@ -129,7 +130,7 @@ Test(sim, hard_search_with_the_recency_input_matches_pytorch)
     run_case("sim.safetensors", "r.", SIM_GSU_HARD, 1);
 }
 
-Test(sim, soft_search_with_the_recency_input_matches_pytorch)
+Test(sim, soft_search_with_softmax_pooling_and_the_recency_input_matches_pytorch)
 {
     run_case("sim.safetensors", "q.", SIM_GSU_SOFT, 0);
     run_case("sim.safetensors", "q.", SIM_GSU_SOFT, 1);

@@ -26,6 +26,8 @@ static const char train_help[] =
     "  --time-info         sim-*: the time-interval embedding in the ESU, and the time since the\n"
     "                      user's newest behavior as an input of the head\n"
     "  --no-recency        with --time-info: without that second input (the paper's time info)\n"
+    "  --gsu-pool P        sim-soft: how the GSU's auxiliary task pools the behaviors by their\n"
+    "                      scores r: softmax (default) or sum (the paper's sum of r_i e_i)\n"
     "  --test-from TS      the split time (default: the start of the UTC day of the last event)\n"
     "  --train-days N      train on the positives of the N days before the split only (their\n"
     "                      histories still reach back to the start); default: all\n"
@@ -70,7 +72,7 @@ int cmd_train(int argc, char **argv)
     static const struct option opts[] = {
         {"index", required_argument, 0, 'i'},     {"model", required_argument, 0, 'm'},
         {"out", required_argument, 0, 'o'},       {"time-info", no_argument, 0, 'T'},
-        {"no-recency", no_argument, 0, 'R'},
+        {"no-recency", no_argument, 0, 'R'},      {"gsu-pool", required_argument, 0, 'P'},
         {"test-from", required_argument, 0, 't'}, {"epochs", required_argument, 0, 'e'},
         {"batch", required_argument, 0, 'b'},     {"optimizer", required_argument, 0, 'O'},
         {"lr", required_argument, 0, 'l'},        {"lr-decay", required_argument, 0, 'd'},
@@ -100,6 +102,11 @@ int cmd_train(int argc, char **argv)
         case 'o': c.out = optarg; break;
         case 'T': c.time_info = 1; break;
         case 'R': c.recency = 0; break;
+        case 'P':
+            if (strcmp(optarg, "sum") && strcmp(optarg, "softmax"))
+                return cli_usage_error("train", "--gsu-pool: want softmax or sum, found '%s'", optarg);
+            c.gsu_sum = strcmp(optarg, "sum") == 0;
+            break;
         case 't':
             if (cli_parse_i64("--test-from", optarg, INT64_MIN + 1, INT64_MAX, &test_from)) return EXIT_USAGE;
             break;
@@ -180,6 +187,7 @@ int cmd_train(int argc, char **argv)
     if (c.time_info && c.kind != MODEL_SIM_HARD && c.kind != MODEL_SIM_SOFT)
         return cli_usage_error("train", "--time-info is for sim-hard and sim-soft");
     if (!c.recency && !c.time_info) return cli_usage_error("train", "--no-recency goes with --time-info");
+    if (c.gsu_sum && c.kind != MODEL_SIM_SOFT) return cli_usage_error("train", "--gsu-pool is for sim-soft");
     optim_config_default(&c.optim, ok);
     if (lr > 0) c.optim.lr = lr;
     c.optim.decay = lr_decay;

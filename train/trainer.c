@@ -192,6 +192,7 @@ int train_run(lsim_index *ix, const train_config *c, train_progress_fn fn, void 
     model_spec_default(&spec, c->kind, 1, 1);
     if (!c->time_info) spec.d_time = 0;
     if (!c->time_info || !c->recency) spec.recency = 0;
+    if (c->gsu_sum) spec.gsu_softmax = 0;
     train_samples_for(&sc, &spec);
     sample_source *src = NULL;
     model *m = NULL;
@@ -227,6 +228,7 @@ int train_run(lsim_index *ix, const train_config *c, train_progress_fn fn, void 
         model_spec_default(&spec, c->kind, spec.base.n_items, spec.base.n_cats);
         if (!c->time_info) spec.d_time = 0;
         if (!c->time_info || !c->recency) spec.recency = 0;
+        if (c->gsu_sum) spec.gsu_softmax = 0;
         if ((rc = model_new(&m, &spec, sc.batch, sc.short_len, K)))
             err_set(err, errlen, rc, "cannot build a %s model: %s", model_kind_name(c->kind), lsim_strerror(rc));
         else model_init(m, c->seed);

@@ -35,6 +35,7 @@ typedef struct train_config {
     model_kind kind;
     int time_info;           /* SIM: the time-interval embedding in the ESU */
     int recency;             /* SIM with time info: the head's recency input (default 1) */
+    int gsu_sum;             /* SIM soft: the auxiliary task pools with r (the paper's), not softmax(r) */
     sample_config samples;   /* split, test_from, batch, lengths, negatives (long_mode is set from kind) */
     optim_config optim;
     uint32_t epochs;         /* passes over the training samples (default 1) */

@@ -9,7 +9,7 @@ Cases (prefixes):
   s.  soft-search GSU (top-K by (W_b e_i).(W_a e_a), auxiliary loss, alpha = 1), time info
   n.  soft-search GSU without time info
   r.  hard-search GSU, time info and the recency input (esu/recency_input.h)
-  q.  soft-search GSU, time info and the recency input
+  q.  soft-search GSU with softmax pooling in its auxiliary task, time info and the recency input
 Each holds parameters and buffers under the C names (esu/sim.h), the batch,
 training logits and loss (main BCE + alpha * auxiliary BCE), every gradient,
 the running statistics after the step, inference logits, and the positions
@@ -51,9 +51,10 @@ class Head(nn.Module):
 
 class SIM(nn.Module):
     def __init__(self, n_items, n_cats, soft, d_item, d_cat, att, mlp, heads, d_head, d_time, gsu_d, topk, alpha,
-                 momentum=0.01, recency=False):
+                 momentum=0.01, recency=False, gsu_softmax=False):
         super().__init__()
         self.n_items, self.n_cats, self.soft, self.topk, self.alpha = n_items, n_cats, soft, topk, alpha
+        self.gsu_softmax = gsu_softmax  # U_r = sum softmax(r)_i e_i (lsim's default) instead of sum r_i e_i
         self.heads, self.d_head, self.d_time = heads, d_head, d_time
         e = d_item + d_cat
         self.emb_item = nn.Embedding(n_items + 1, d_item)
@@ -104,7 +105,11 @@ class SIM(nn.Module):
         if self.soft:
             r = ((el @ self.gsu_wb.T) * (ea @ self.gsu_wa.T)[:, None, :]).sum(-1)     # (B, K)
             if train:
-                ur = ((r * lmask)[:, :, None] * el).sum(1)
+                if self.gsu_softmax:  # masked softmax over the valid rows; a sample without rows pools 0
+                    w = torch.softmax(r.masked_fill(~lmask, float("-inf")), -1).nan_to_num(0.0)
+                else:
+                    w = r * lmask
+                ur = (w[:, :, None] * el).sum(1)
                 aux_loss = F.binary_cross_entropy_with_logits(self.aux(torch.cat([ur, ea], -1)), bt["label"])
             keep = []
             for i in range(b):
@@ -148,11 +153,12 @@ class SIM(nn.Module):
         return p, buf
 
 
-def case(prefix, seed, soft, d_time, out, recency=False):
+def case(prefix, seed, soft, d_time, out, recency=False, gsu_softmax=False):
     torch.manual_seed(seed)
     n_items, n_cats, B, S, K, topk = 40, 6, 7, 5, 9, 4
     model = SIM(n_items, n_cats, soft, d_item=6, d_cat=4, att=(8, 4), mlp=(12, 6), heads=2, d_head=3, d_time=d_time,
-                gsu_d=5, topk=topk, alpha=1.0 if soft else 0.0, recency=recency)
+                gsu_d=5, topk=topk, alpha=1.0 if soft else 0.0, recency=recency,
+                gsu_softmax=gsu_softmax)
     params, bufs = model.named_for_c()
     with torch.no_grad():
         for name, t in bufs.items():
@@ -200,7 +206,9 @@ def case(prefix, seed, soft, d_time, out, recency=False):
     model.eval()
     with torch.no_grad():
         out[prefix + "logits_eval"] = model(bt, False)[0].clone()
-    dims = [6, 4, 8, 4, 12, 6, 2, 3, d_time, 5, topk] + ([0, 0, 0, 0, 0, 0, 0, 1] if recency else [])
+    dims = [6, 4, 8, 4, 12, 6, 2, 3, d_time, 5, topk]
+    if recency or gsu_softmax:  # [11..17] the branch (DIN), [18] recency, [19] softmax pooling
+        dims += [0, 0, 0, 0, 0, 0, 0, int(recency), int(gsu_softmax)]
     out[prefix + "dims"] = torch.tensor(dims, dtype=torch.int32)
 
 
@@ -210,7 +218,7 @@ def main():
     case("s.", 6, soft=True, d_time=3, out=out)
     case("n.", 7, soft=True, d_time=0, out=out)
     case("r.", 8, soft=False, d_time=3, out=out, recency=True)
-    case("q.", 9, soft=True, d_time=3, out=out, recency=True)
+    case("q.", 9, soft=True, d_time=3, out=out, recency=True, gsu_softmax=True)
     path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "sim.safetensors")
     safetensors_io.save(path, out, {"generator": "tests/golden/gen_sim.py", "torch": torch.__version__})
     print(f"wrote {path}: {len(out)} tensors")
