@@ -29,6 +29,11 @@
  *     of a request of that one candidate; at most K picks, the attention
  *     finite, >= 0, summing to 1, every pick before `now`; any other model
  *     kind gives LSIM_E_INVAL.
+ * One input in sixteen (first byte 0xf0 and up) opens a fresh engine over
+ * one of the checkpoints with settings from the input (each field in range
+ * or just outside it, approx_fraction any float): lsim_engine_open refuses
+ * exactly the bad ones with LSIM_E_INVAL; a request is then scored in two
+ * contexts of the new engine, which must agree to the bit.
  */
 #include "fuzz_util.h"
 
@@ -278,16 +283,31 @@ static bool id_ok(const char *p, size_t len)
     return p && len && len <= LSIM_MAX_ID_LEN && !memchr(p, 0, len);
 }
 
-static int64_t pick_now(in *s)
+/* What a request is scored through: a context of an engine, and what the contract needs to know of it. */
+typedef struct target {
+    const char *name;
+    lsim_ctx *c;
+    int sim;
+    uint32_t max_cand;
+    int64_t max_future;
+    const float *ref; /* the fixed request's scores at open, or NULL */
+} target;
+
+static int64_t time_limit(const target *t)
 {
-    int64_t wall = (int64_t)time(NULL), base = g_last > wall ? g_last : wall, limit = base + 366 * 86400;
+    int64_t wall = (int64_t)time(NULL), base = g_last > wall ? g_last : wall;
+    return base > INT64_MAX - t->max_future ? INT64_MAX : base + t->max_future;
+}
+
+static int64_t pick_now(in *s, const target *t)
+{
     uint8_t mode = u8(s);
-    int64_t d = (int8_t)u8(s);
+    int64_t d = (int8_t)u8(s), limit = time_limit(t);
     switch (mode % 10) {
     case 0: return (int64_t)u64(s);
     case 1: return g_first + d;
     case 2: return g_last + d;
-    case 3: return limit + d;
+    case 3: return limit > INT64_MAX - 128 ? limit - 128 + d : limit + d;
     case 4: return d;
     case 5: return d < 0 ? INT64_MIN - d - 1 : INT64_MAX - d;
     case 6: return 1512345600 + d * 3600; /* the generated log's end, give or take */
@@ -295,11 +315,11 @@ static int64_t pick_now(in *s)
     }
 }
 
-static void check_scores(const fuzz_engine *fe, const lsim_candidate *cand, size_t n, const float *sc)
+static void check_scores(const target *t, const lsim_candidate *cand, size_t n, const float *sc)
 {
     for (size_t i = 0; i < n; i++) {
         if (!isfinite(sc[i]) || sc[i] < 0 || sc[i] > 1) {
-            fprintf(stderr, "%s: score %zu is %g\n", fe->name, i, sc[i]);
+            fprintf(stderr, "%s: score %zu is %g\n", t->name, i, sc[i]);
             abort();
         }
         for (size_t j = 0; j < i && j < 8; j++) /* a repeat of an earlier candidate: the same score */
@@ -308,7 +328,7 @@ static void check_scores(const fuzz_engine *fe, const lsim_candidate *cand, size
                 (!cand[i].category || (cand[j].category_len == cand[i].category_len &&
                                        !memcmp(cand[j].category, cand[i].category, cand[i].category_len))) &&
                 memcmp(&sc[i], &sc[j], sizeof sc[i])) {
-                fprintf(stderr, "%s: candidates %zu and %zu are the same, scores %.9g and %.9g\n", fe->name, j, i,
+                fprintf(stderr, "%s: candidates %zu and %zu are the same, scores %.9g and %.9g\n", t->name, j, i,
                         sc[j], sc[i]);
                 abort();
             }
@@ -317,92 +337,89 @@ static void check_scores(const fuzz_engine *fe, const lsim_candidate *cand, size
 
 /* What the contract predicts: 1 when the request must be refused with LSIM_E_INVAL, 0 when it must score,
  * -1 when `now` is within a few seconds of the clock's limit (the clock may tick between). */
-static int predict_inval(const char *user, size_t user_len, int64_t now, const lsim_candidate *cand, size_t n,
-                         const float *out)
+static int predict_inval(const target *t, const char *user, size_t user_len, int64_t now,
+                         const lsim_candidate *cand, size_t n, const float *out)
 {
-    if (!cand || !out || !n || n > MAX_CAND || now <= 0 || !id_ok(user, user_len)) return 1;
+    if (!cand || !out || !n || n > t->max_cand || now <= 0 || !id_ok(user, user_len)) return 1;
     for (size_t i = 0; i < n; i++)
         if (!id_ok(cand[i].item, cand[i].item_len) || (cand[i].category && !id_ok(cand[i].category,
                                                                                     cand[i].category_len)))
             return 1;
-    int64_t wall = (int64_t)time(NULL), base = g_last > wall ? g_last : wall, limit = base + 366 * 86400;
-    if (now > limit + 5) return 1;
+    int64_t limit = time_limit(t);
+    if (limit < INT64_MAX - 5 && now > limit + 5) return 1;
     if (now >= limit - 5) return -1;
     return 0;
 }
 
-static void expect_verdict(const fuzz_engine *fe, int rc, int inval, const char *what)
+static void expect_verdict(const target *t, int rc, int inval, const char *what)
 {
     fuzz_check_rc(rc, what);
-    const char *msg = lsim_ctx_errmsg(fe->c);
+    const char *msg = lsim_ctx_errmsg(t->c);
     if ((inval == 1 && rc != LSIM_E_INVAL) || (inval == 0 && rc != 0) || (inval == -1 && rc && rc != LSIM_E_INVAL)) {
-        fprintf(stderr, "%s: %s returned %d (%s), the contract wants %s\n", fe->name, what, rc, msg,
+        fprintf(stderr, "%s: %s returned %d (%s), the contract wants %s\n", t->name, what, rc, msg,
                 inval ? "LSIM_E_INVAL" : "0");
         abort();
     }
     if (rc && !msg[0]) die(what, "an error without a detail");
 }
 
-static void explain(fuzz_engine *fe, in *s, const char *user, size_t user_len, int64_t now,
+static void explain(const target *t, in *s, const char *user, size_t user_len, int64_t now,
                     const lsim_candidate *cand)
 {
     static lsim_explained ex[72];
     size_t cap = u8(s) % 72, n = 12345;
     lsim_explained *out = cap || (u8(s) & 1) ? ex : NULL;
     float score = -2, alone = -3;
-    int rc = lsim_explain(fe->c, user, user_len, now, cand, &score, out, cap, &n);
+    int rc = lsim_explain(t->c, user, user_len, now, cand, &score, out, cap, &n);
     fuzz_check_rc(rc, "lsim_explain");
-    if (!fe->sim) {
-        if (rc != LSIM_E_INVAL) die(fe->name, "lsim_explain on a model without a GSU did not give LSIM_E_INVAL");
+    if (!t->sim) {
+        if (rc != LSIM_E_INVAL) die(t->name, "lsim_explain on a model without a GSU did not give LSIM_E_INVAL");
         return;
     }
-    int inval = predict_inval(user, user_len, now, cand, 1, &score);
-    expect_verdict(fe, rc, inval, "lsim_explain");
+    int inval = predict_inval(t, user, user_len, now, cand, 1, &score);
+    expect_verdict(t, rc, inval, "lsim_explain");
     if (rc) return;
-    if (n > 8) die(fe->name, "lsim_explain picked more than K");
-    if (lsim_score(fe->c, user, user_len, now, cand, 1, &alone)) die("lsim_score after lsim_explain", fe->name);
+    if (n > 8) die(t->name, "lsim_explain picked more than K");
+    if (lsim_score(t->c, user, user_len, now, cand, 1, &alone)) die("lsim_score after lsim_explain", t->name);
     if (memcmp(&score, &alone, sizeof score)) {
-        fprintf(stderr, "%s: explain's score %.9g, the score alone %.9g\n", fe->name, score, alone);
+        fprintf(stderr, "%s: explain's score %.9g, the score alone %.9g\n", t->name, score, alone);
         abort();
     }
     double sum = 0;
     for (size_t i = 0; i < n && i < cap; i++) {
-        if (!isfinite(ex[i].weight) || ex[i].weight < 0 || ex[i].weight > 1.0001f) die(fe->name, "a bad weight");
-        if (!ex[i].event.item || !ex[i].event.category || !ex[i].event.type) die(fe->name, "a NULL string");
-        if (ex[i].event.ts >= now) die(fe->name, "a pick not before now");
+        if (!isfinite(ex[i].weight) || ex[i].weight < 0 || ex[i].weight > 1.0001f) die(t->name, "a bad weight");
+        if (!ex[i].event.item || !ex[i].event.category || !ex[i].event.type) die(t->name, "a NULL string");
+        if (ex[i].event.ts >= now) die(t->name, "a pick not before now");
         sum += ex[i].weight;
     }
     if (n && n <= cap && fabs(sum - 1) > 1e-4) {
-        fprintf(stderr, "%s: attention sums to %.9g over %zu picks\n", fe->name, sum, n);
+        fprintf(stderr, "%s: attention sums to %.9g over %zu picks\n", t->name, sum, n);
         abort();
     }
 }
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+/* One request decoded from the input, scored (twice when it scores, and in a second context `c2` if given). */
+static int request(const target *t, lsim_ctx *c2, in *s, uint8_t flags)
 {
     static lsim_candidate cand[N_CAND_BUF];
     static float sc[N_CAND_BUF], again[N_CAND_BUF];
-    in s = {data, size, 0};
-    fuzz_engine *fe = &g_eng[u8(&s) % N_ENG];
-    uint8_t flags = u8(&s);
     const char *user;
     size_t user_len;
-    pick_id(&s, g_users, g_n_users, "no-such-user", &user, &user_len);
-    int64_t now = pick_now(&s);
-    uint8_t nb = u8(&s);
+    pick_id(s, g_users, g_n_users, "no-such-user", &user, &user_len);
+    int64_t now = pick_now(s, t);
+    uint8_t nb = u8(s);
     size_t n = nb < 240 ? nb % (MAX_CAND + 3) : nb == 255 ? N_CAND_BUF : MAX_CAND + (nb - 240);
     for (size_t i = 0; i < n; i++) {
-        if (i >= 8 && s.at >= s.n) { /* out of input: repeat the first eight */
+        if (i >= 8 && s->at >= s->n) { /* out of input: repeat the first eight */
             cand[i] = cand[i % 8];
             continue;
         }
-        pick_id(&s, g_items, g_n_items, "no-such-item", &cand[i].item, &cand[i].item_len);
-        uint8_t cm = u8(&s);
+        pick_id(s, g_items, g_n_items, "no-such-item", &cand[i].item, &cand[i].item_len);
+        uint8_t cm = u8(s);
         if (cm % 3 == 0) {
             cand[i].category = NULL, cand[i].category_len = cm / 3;
         } else {
-            pick_id(&s, g_cats, g_n_cats, "no-such-cat", &cand[i].category, &cand[i].category_len);
+            pick_id(s, g_cats, g_n_cats, "no-such-cat", &cand[i].category, &cand[i].category_len);
             if (!cand[i].category) cand[i].category = "", cand[i].category_len = 0; /* NULL: lookup, done above */
         }
     }
@@ -410,24 +427,87 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     float *out = (flags & 0xc0) == 0xc0 ? NULL : sc;
     for (size_t i = 0; i < N_CAND_BUF; i++) sc[i] = -1.0f;
 
-    int inval = predict_inval(user, user_len, now, cp, n, out);
-    int rc = lsim_score(fe->c, user, user_len, now, cp, n, out);
-    expect_verdict(fe, rc, inval, "lsim_score");
+    int inval = predict_inval(t, user, user_len, now, cp, n, out);
+    int rc = lsim_score(t->c, user, user_len, now, cp, n, out);
+    expect_verdict(t, rc, inval, "lsim_score");
+    if (getenv("FUZZ_SCORE_VERBOSE"))
+        fprintf(stderr, "%s: n %zu now %lld: %d %s\n", t->name, n, (long long)now, rc, lsim_ctx_errmsg(t->c));
     if (rc == 0) {
-        if (lsim_ctx_errmsg(fe->c)[0]) die(fe->name, "a detail after a success");
-        check_scores(fe, cand, n, sc);
+        if (lsim_ctx_errmsg(t->c)[0]) die(t->name, "a detail after a success");
+        check_scores(t, cand, n, sc);
+        lsim_ctx *again_in = c2 ? c2 : t->c;
         for (size_t i = 0; i < N_CAND_BUF; i++) again[i] = -1.0f;
-        if (lsim_score(fe->c, user, user_len, now, cp, n, again)) die("the same request again", fe->name);
-        if (memcmp(sc, again, n * sizeof *sc)) die(fe->name, "the same request gave other scores");
+        if (lsim_score(again_in, user, user_len, now, cp, n, again)) die("the same request again", t->name);
+        if (memcmp(sc, again, n * sizeof *sc)) die(t->name, "the same request gave other scores");
     } else {
         for (size_t i = 0; i < N_CAND_BUF; i++)
-            if (sc[i] != -1.0f) die(fe->name, "a refused request wrote scores");
+            if (sc[i] != -1.0f) die(t->name, "a refused request wrote scores");
     }
-    if (flags & 1) explain(fe, &s, user, user_len, now, n && cp ? &cand[0] : (flags & 2) ? NULL : &g_ref_cand[2]);
+    if (flags & 1) explain(t, s, user, user_len, now, n && cp ? &cand[0] : (flags & 2) ? NULL : &g_ref_cand[2]);
+    return rc;
+}
 
+/* The settings decoded from the input: each field in range or just outside it. Returns 1 when the contract
+ * wants lsim_engine_open to refuse them (LSIM_E_INVAL). Sizes stay small enough for the fuzzer's memory limit. */
+static int pick_settings(in *s, lsim_settings *set)
+{
+    lsim_settings_default(set);
+    uint8_t m = u8(s);
+    set->max_candidates = m < 250 ? m % (MAX_CAND + 1) : m == 250 ? 100001 : UINT32_MAX;
+    m = u8(s);
+    set->short_len = m < 250 ? m % 64 : 100001;
+    uint32_t l = u16(s);
+    set->long_max = l < 65000 ? l % 2000 : 10000001;
+    m = u8(s);
+    set->max_future = m < 128 ? (int64_t)m * 86400 : m < 250 ? (int64_t)u64(s) : m == 250 ? INT64_MAX : -1;
+    set->soft_search = (int8_t)u8(s) % 4;
+    uint32_t bits = (uint32_t)u16(s) | (uint32_t)u16(s) << 16;
+    memcpy(&set->approx_fraction, &bits, sizeof bits);
+    return !set->max_candidates || set->max_candidates > 100000 || set->short_len > 100000 ||
+           set->long_max > 10000000 || set->soft_search < 0 || set->soft_search > 2 ||
+           !(set->approx_fraction > 0 && set->approx_fraction <= 1) || set->max_future < 0;
+}
+
+/* An engine opened with settings from the input over one of the checkpoints; a request through two contexts. */
+static void fresh_engine(in *s, uint8_t flags)
+{
+    fuzz_engine *fe = &g_eng[u8(s) % N_ENG];
+    lsim_settings set;
+    int inval = pick_settings(s, &set);
+    char ck[160], idx[128], err[LSIM_ERRLEN];
+    snprintf(ck, sizeof ck, "%s/%s.safetensors", g_dir, fe->name);
+    snprintf(idx, sizeof idx, "%s/idx", g_dir);
+    lsim_engine *e = NULL;
+    int rc = lsim_engine_open(&e, idx, ck, &set, err, sizeof err);
+    fuzz_check_rc(rc, "lsim_engine_open");
+    if (rc != (inval ? LSIM_E_INVAL : 0) || !e != !!rc || (rc && !err[0])) {
+        fprintf(stderr, "%s: lsim_engine_open returned %d (%s), the contract wants %s\n", fe->name, rc, err,
+                inval ? "LSIM_E_INVAL" : "0");
+        abort();
+    }
+    if (rc) return;
+    lsim_ctx *c = NULL, *c2 = NULL;
+    if (lsim_ctx_new(e, &c) || lsim_ctx_new(e, &c2)) die("lsim_ctx_new", fe->name);
+    target t = {fe->name, c, fe->sim, set.max_candidates, set.max_future, NULL};
+    request(&t, c2, s, flags);
+    lsim_ctx_free(c2);
+    lsim_ctx_free(c);
+    lsim_engine_close(e);
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    in s = {data, size, 0};
+    uint8_t pick = u8(&s), flags = u8(&s);
+    if (pick >= 0xf0) { /* one in sixteen: a fresh engine with settings from the input */
+        fresh_engine(&s, flags);
+        return 0;
+    }
+    fuzz_engine *fe = &g_eng[pick % N_ENG];
+    target t = {fe->name, fe->c, fe->sim, MAX_CAND, 366 * 86400, fe->ref};
+    int rc = request(&t, NULL, &s, flags);
     static unsigned inputs;
-    if (getenv("FUZZ_SCORE_VERBOSE")) fprintf(stderr, "%s: n %zu now %lld: %d %s\n", fe->name, n, (long long)now, rc,
-                                              lsim_ctx_errmsg(fe->c));
     if (!rc && ++inputs % 16) return 0; /* the fixed request after every error, and now and then */
     float ref[REF_N];
     if (lsim_score(fe->c, "1", 1, g_last, g_ref_cand, REF_N, ref)) die("the fixed request", lsim_ctx_errmsg(fe->c));
