@@ -14,16 +14,23 @@ out="$root/build-fuzz"
 lib="$out/lib"
 mkdir -p "$out"
 
-# The library, built by meson with clang and the sanitizers (not the fuzzer
-# runtime: only the targets carry -fsanitize=fuzzer).
-if [ ! -f "$lib/build.ninja" ]; then
+# The library, built by meson with clang, the sanitizers and libFuzzer's
+# coverage instrumentation (-fsanitize=fuzzer-no-link: the fuzzer sees which
+# library code an input reaches, not only the target's own file; the fuzzer
+# runtime itself comes with the targets' -fsanitize=fuzzer). The stamp marks
+# a library configured this way (an older build-fuzz/lib is set up again).
+if [ ! -f "$lib/build.ninja" ] || [ ! -f "$lib/.fuzz-coverage" ]; then
+    rm -rf "$lib"
     CC=clang CXX=clang++ meson setup "$lib" "$root" -Db_sanitize=address,undefined -Db_lundef=false \
-        -Dbuildtype=debugoptimized >"$out/meson-setup.log" 2>&1 || { cat "$out/meson-setup.log"; exit 1; }
+        -Dbuildtype=debugoptimized -Dc_args=-fsanitize=fuzzer-no-link -Dcpp_args=-fsanitize=fuzzer-no-link \
+        >"$out/meson-setup.log" 2>&1 || { cat "$out/meson-setup.log"; exit 1; }
+    touch "$lib/.fuzz-coverage"
 fi
 ninja -C "$lib" liblsim_core.a >"$out/ninja.log" 2>&1 || { cat "$out/ninja.log"; exit 1; }
 
+# -fsanitize-link-c++-runtime: the library's C++ part (the FAISS wrapper) needs UBSan's C++ runtime (vptr checks).
 cflags="-std=c11 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
--I$root -I$root/include"
+-fsanitize-link-c++-runtime -I$root -I$root/include"
 libs="$lib/liblsim_core.a $(pkg-config --libs lmdb libzstd openblas) -lfaiss -fopenmp -pthread -lm -lstdc++"
 targets=${FUZZ_TARGETS:-$(cd "$root/tests/fuzz" && ls fuzz_*.c | sed 's/\.c$//')}
 for t in $targets; do
