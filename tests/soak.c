@@ -64,7 +64,7 @@ static const int64_t END_TS = 1512345600; /* `lsim gen log`'s default end: appen
 
 typedef struct config {
     double seconds, append_every, warmup, sample_every, tolerance_mb;
-    int threads, users, requests, negatives, batch, new_items, new_users, train_steps, keep;
+    int threads, users, requests, negatives, batch, new_items, new_users, train_steps, keep, leak;
     int64_t span; /* seconds of stream time one batch covers */
     const char *model, *json, *checkpoint;
 } config;
@@ -416,6 +416,10 @@ static void *worker(void *arg)
         ms->hist[hist_bucket(us)]++;
         if (us > ms->max_us) ms->max_us = us;
         atomic_fetch_add_explicit(&j->done, 1, memory_order_relaxed);
+        if (s->cfg.leak) { /* --leak: a leak on purpose, to check that the memory criterion catches one */
+            char *lost = malloc((size_t)s->cfg.leak);
+            if (lost) memset(lost, 1, (size_t)s->cfg.leak);
+        }
         if (rc) {
             ms->errors++;
             if (atomic_fetch_add(&s->printed_errors, 1) < MAX_PRINTED_ERRORS)
@@ -614,7 +618,7 @@ int main(int argc, char **argv)
     static soak S;
     soak *s = &S;
     config *c = &s->cfg;
-    *c = (config){.seconds = 600, .append_every = 3, .warmup = 60, .sample_every = 2, .tolerance_mb = 4,
+    *c = (config){.seconds = 600, .append_every = 3, .warmup = -1, .sample_every = 2, .tolerance_mb = 4,
                   .threads = 4, .users = 1000, .requests = 2000, .negatives = 299, .batch = 1000, .new_items = 2,
                   .new_users = 1, .train_steps = 200, .span = 300, .model = "sim-hard"};
     const char *env;
@@ -630,14 +634,15 @@ int main(int argc, char **argv)
         {"requests", required_argument, 0, 'r'}, {"negatives", required_argument, 0, 'n'},
         {"model", required_argument, 0, 'm'},    {"checkpoint", required_argument, 0, 'c'},
         {"train-steps", required_argument, 0, 'x'}, {"json", required_argument, 0, 'j'},
-        {"keep", no_argument, 0, 'k'},           {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
+        {"keep", no_argument, 0, 'k'},           {"leak", required_argument, 0, 'L'},
+        {"help", no_argument, 0, 'h'},           {0, 0, 0, 0}};
     static const char help[] =
         "usage: soak [options]   (LSIM_BIN: the lsim binary; meson test sets it)\n"
         "  --seconds S        run time (default 600; env LSIM_SOAK_SECONDS)\n"
         "  --threads N        scoring threads (default 4; env LSIM_SOAK_THREADS)\n"
         "  --append-every S   an `lsim index append` every S seconds (default 3; env LSIM_SOAK_APPEND_EVERY)\n"
         "  --batch N          events per append (default 1000)\n"
-        "  --warmup S         memory growth is judged from S seconds on (default 60)\n"
+        "  --warmup S         memory growth is judged from S seconds on (default 60, at most a quarter of the run)\n"
         "  --sample-every S   memory sampling period (default 2)\n"
         "  --tolerance-mb M   RssAnon growth allowed after the warm-up (default 4)\n"
         "  --users N          users of the generated log (default 1000; lengths 100..54000)\n"
@@ -647,7 +652,8 @@ int main(int argc, char **argv)
         "  --train-steps N    its training steps (default 200)\n"
         "  --checkpoint FILE  use this checkpoint instead of training one\n"
         "  --json FILE        write the report as JSON (env LSIM_SOAK_JSON)\n"
-        "  --keep             keep the scratch directory\n";
+        "  --keep             keep the scratch directory\n"
+        "  --leak BYTES       leak this much per request (to check that the test fails on a leak)\n";
     int o;
     while ((o = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         switch (o) {
@@ -666,14 +672,16 @@ int main(int argc, char **argv)
         case 'x': c->train_steps = atoi(optarg); break;
         case 'j': c->json = optarg; break;
         case 'k': c->keep = 1; break;
+        case 'L': c->leak = atoi(optarg); break;
         case 'h': fputs(help, stdout); return 0;
         default: fputs(help, stderr); return 2;
         }
     }
+    if (c->warmup < 0) c->warmup = fmin(60, c->seconds / 4);
     if (optind < argc || !(c->seconds > 0) || c->threads < 1 || c->threads > MAX_THREADS ||
         !(c->append_every > 0) || c->batch < c->new_users * 5 + c->new_items || !(c->sample_every > 0) ||
         c->warmup < 0 || c->warmup >= c->seconds || c->users < 10 || c->requests < 1 || c->negatives < 0 ||
-        c->train_steps < 1 || !(c->tolerance_mb >= 0)) {
+        c->train_steps < 1 || !(c->tolerance_mb >= 0) || c->leak < 0) {
         fputs("soak: bad options\n", stderr);
         fputs(help, stderr);
         return 2;
