@@ -584,10 +584,10 @@ static void minute_rows(soak *s, minute_row *rows, double run_secs)
         r->p99 = hist_quantile(h, r->requests, 0.99, r->max_us) / 1e3;
         r->secs = fmin(60, run_secs - 60.0 * m);
         r->appends = s->appends_per_minute[m];
-        const mem_sample *last = NULL;
+        const mem_sample *last = &s->samples[0]; /* the minute's last sample; the last minute's: the run's end */
         for (size_t i = 0; i < s->n_samples; i++)
-            if (s->samples[i].t <= 60.0 * (m + 1) + 1e-6) last = &s->samples[i];
-        r->mem = last ? last : &s->samples[0];
+            if (s->samples[i].t <= 60.0 * (m + 1) || m == s->n_minutes - 1) last = &s->samples[i];
+        r->mem = last;
     }
 }
 
