@@ -67,7 +67,8 @@ dump_sum() {
 free_bytes() { stat -f -c '%f %S' "$fs" | awk '{ print $1 * $2 }'; }
 
 ix=$fs/ix
-"$lsim" index build --index "$ix" --input "$work/old.csv" 2>/dev/null || { echo "fault_disk: first build failed" >&2; exit 1; }
+"$lsim" index build --index "$ix" --input "$work/old.csv" 2>/dev/null ||
+    { echo "fault_disk: the first build failed" >&2; exit 1; }
 sum_old=$(dump_sum "$ix")
 size_old=$(stat -c %s "$ix/data.mdb")
 
@@ -107,7 +108,9 @@ run_full() {
     # the index as it was
     "$lsim" index verify --index "$ix" > /dev/null 2>&1 || fail "$what: verify fails on the old index after it"
     [ "$(dump_sum "$ix")" = "$sum_old" ] || fail "$what: the old index's events changed"
-    [ "$(stat -c %s "$ix/data.mdb")" = "$size_old" ] || fail "$what: data.mdb is $(stat -c %s "$ix/data.mdb") bytes, was $size_old"
+    local size
+    size=$(stat -c %s "$ix/data.mdb")
+    [ "$size" = "$size_old" ] || fail "$what: data.mdb is $size bytes, was $size_old"
     # no junk: no staging directory, the disk given back
     local junk
     junk=$(cd "$fs" && ls -A | grep -v -x -E 'ix|filler')
@@ -132,7 +135,7 @@ limit=unlimited
 "$lsim" index verify --index "$ix" > /dev/null 2>&1 || fail "verify fails after the append with room"
 "$lsim" index build --index "$work/ref" --input "$work/old.csv" 2>/dev/null &&
     "$lsim" index append --index "$work/ref" --input "$work/new.csv" 2>/dev/null || fail "reference build failed"
-[ "$(dump_sum "$ix")" = "$(dump_sum "$work/ref")" ] || fail "the append with room gave other events than without the full disk"
+[ "$(dump_sum "$ix")" = "$(dump_sum "$work/ref")" ] || fail "the append with room gave other events than on a free disk"
 "$lsim" index build --index "$fs/new" --input "$work/big.csv" 2>/dev/null || fail "the build with room failed"
 "$lsim" index verify --index "$fs/new" > /dev/null 2>&1 || fail "verify fails after the build with room"
 checks=$((checks + 1))
