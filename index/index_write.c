@@ -561,8 +561,8 @@ int ubt_build(const char *dir, const ubt_write_opts *o, ubt_write_result *res, c
 {
     if (!dir || !*dir || !o || !o->n_inputs)
         return err_set(err, errlen, LSIM_E_INVAL, "an index directory and at least one input are needed");
-    char tmp[4200];
-    int rc = staged_dir_begin(dir, o->force, "data.mdb", tmp, sizeof tmp, err, errlen);
+    staged_dir sd;
+    int rc = staged_dir_begin(&sd, dir, o->force, "data.mdb", err, errlen);
     if (rc) return rc;
     writer w;
     rc = writer_init(&w, o, res, err, errlen);
@@ -572,7 +572,7 @@ int ubt_build(const char *dir, const ubt_write_opts *o, ubt_write_result *res, c
     w.renumber_items = 1;
     for (int t = 0; t < ENCODE_THREADS && !rc; t++)
         if (chain_encoder_init(&w.enc[t], NULL, 0, w.zstd_level)) rc = nomem(&w);
-    if (!rc) rc = lmdb_env_open(&w.env, tmp, LMDB_ENV_BULK, o->mapsize, err, errlen);
+    if (!rc) rc = lmdb_env_open(&w.env, sd.tmp, LMDB_ENV_BULK, o->mapsize, err, errlen);
     if (!rc && (rc = mdb_txn_begin(w.env, NULL, 0, &w.txn))) rc = lmdb_err(rc, err, errlen, "begin");
     if (!rc) rc = open_dbs(&w, MDB_CREATE);
     if (!rc) {
@@ -590,8 +590,11 @@ int ubt_build(const char *dir, const ubt_write_opts *o, ubt_write_result *res, c
     if (!rc) finish_result(&w);
     writer_free(&w);
     static const char *const files[] = {"data.mdb", NULL};
-    if (!rc) rc = staged_dir_commit(tmp, dir, files, err, errlen);
-    if (rc) staged_dir_abort(tmp);
+    if (!rc) rc = staged_dir_commit(&sd, dir, files, err, errlen);
+    if (rc) {
+        rc = lmdb_env_explain_full(sd.tmp, dir, rc, err, errlen); /* before the abort gives the space back */
+        staged_dir_abort(&sd);
+    }
     return rc;
 }
 
@@ -645,12 +648,19 @@ int ubt_append(const char *dir, const ubt_write_opts *o, ubt_write_result *res, 
     if (!rc) rc = lmdb_env_open(&w.env, dir, LMDB_ENV_WRITE, o->mapsize, err, errlen);
     if (!rc && (rc = mdb_txn_begin(w.env, NULL, 0, &w.txn))) rc = lmdb_err(rc, err, errlen, "begin");
     if (!rc) rc = load_existing(&w);
+    if (!rc) staged_dir_remove_stale(dir); /* what killed builds left beside it: disk back before writing */
     if (!rc) rc = ingest_all(&w);
     if (!rc) {
         w.counts.appends++;
         rc = finish_txn(&w, 0);
     }
     if (!rc) finish_result(&w);
-    writer_free(&w); /* aborts the transaction on failure: the index is as it was */
+    if (rc && w.env) {
+        rc = lmdb_env_explain_full(dir, dir, rc, err, errlen);
+        if (w.txn) mdb_txn_abort(w.txn); /* the index is as it was */
+        w.txn = NULL;
+        lmdb_env_trim(w.env, dir); /* and a commit cut short gives back the pages it wrote */
+    }
+    writer_free(&w);
     return rc;
 }

@@ -9,8 +9,14 @@
  *          it with the old DIR, then removes the old). A killed build leaves
  *          no DIR (or the old one), never a half-built one under DIR.
  *   append runs in one LMDB write transaction: a killed append leaves the
- *          index exactly as it was; a finished one is durable.
+ *          index exactly as it was; a finished one is durable. It also
+ *          removes the staging directories killed builds left beside DIR.
  * With strict set, the first bad line aborts the whole run the same way.
+ * A full disk: LSIM_E_FULL, "DIR: no space left on device (...)"; a build
+ * removes its staging directory, an append gives back the pages its cut
+ * short commit wrote (data.mdb back to its committed size). Both leave the
+ * disk as they found it. tests/fault_kill.sh and tests/fault_disk.sh check
+ * all of this (docs/RELIABILITY.md).
  */
 #ifndef LSIM_INDEX_WRITE_H
 #define LSIM_INDEX_WRITE_H

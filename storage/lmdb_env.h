@@ -39,6 +39,22 @@ int lmdb_env_open(MDB_env **out, const char *dir, enum lmdb_env_mode mode, uint6
  * others -> LSIM_E_STORAGE; writes "what: lmdb message" to err. rc 0 -> 0. */
 int lmdb_err(int rc, char *err, size_t errlen, const char *what);
 
+/* After a failed write into the environment in `dir`: when rc is LSIM_E_FULL or
+ * LSIM_E_STORAGE and the disk is the cause (its file system has under 1 MiB free, or
+ * data.mdb is within 1 MiB of the file size limit, RLIMIT_FSIZE), rewrites err to
+ * "NAME: no space left on device (N bytes free; <the detail err held>)" and returns
+ * LSIM_E_FULL. LMDB reports a write cut short by a full disk as EIO: this says why.
+ * Otherwise returns rc, err untouched. A full LMDB map (MDB_MAP_FULL) stays as it is. */
+int lmdb_env_explain_full(const char *dir, const char *name, int rc, char *err, size_t errlen);
+
+/* After a write transaction failed: gives back the disk it took. A commit cut short leaves
+ * the pages it wrote past the end of the last committed state in data.mdb (unreferenced;
+ * the next write would overwrite them); this truncates data.mdb to the committed state,
+ * holding LMDB's write lock. Readers never read past the state they see. Returns 1 if it
+ * truncated, 0 if there was nothing to give back or it could not (the lock, a fatal
+ * environment): never an error, the index is sound either way. */
+int lmdb_env_trim(MDB_env *env, const char *dir);
+
 /* Bytes of the environment's files on disk (data.mdb + lock.mdb). */
 uint64_t lmdb_env_disk_bytes(const char *dir);
 

@@ -1477,6 +1477,75 @@ Test(cli_dump, equals_the_users_log_lines_in_time_order)
     tu_rmrf(dir);
 }
 
+/* dump --all: every user's lines (users in the order the log first names them), each
+ * user's oldest first; the same text from a build of the whole log and from a build of its
+ * first half with the second appended; --json: a line per user. */
+Test(cli_dump, all_equals_every_users_log_lines_and_is_canonical)
+{
+    uint64_t seed = 556;
+    char *dir = tu_tmpdir("cli");
+    char *log = path_in(dir, "log.csv"), *idx = path_in(dir, "idx"), *idx2 = path_in(dir, "idx2");
+    char *half1 = path_in(dir, "h1.csv"), *half2 = path_in(dir, "h2.csv");
+    ref_log ref = {0};
+    const log_shape shape = {900, 12, 40, 6, 50, 0};
+    random_log(log, &ref, &seed, &shape);
+    build_ok(idx, log);
+    const char **users;
+    size_t n_users = ref_users(&ref, &users);
+    const ref_event **mine = malloc(ref.n * sizeof *mine);
+    size_t cap = ref.n * 96 + 1, len = 0;
+    char *want = malloc(cap);
+    for (size_t u = 0; u < n_users; u++) {
+        size_t m = 0;
+        for (size_t i = 0; i < ref.n; i++)
+            if (!strcmp(ref.ev[i].user, users[u])) mine[m++] = &ref.ev[i];
+        qsort(mine, m, sizeof *mine, ref_oldest_first);
+        for (size_t i = 0; i < m; i++)
+            len += (size_t)snprintf(want + len, cap - len, "%s\t%lld\t%s\t%s\t%s\n", users[u], (long long)mine[i]->ts,
+                                    mine[i]->item, mine[i]->cat, mine[i]->type);
+    }
+    char *out = NULL, *out2 = NULL, *err = NULL;
+    int rc = RUN(&out, &err, "index", "dump", "--index", idx, "--all");
+    cr_assert_eq(rc, 0, "dump --all: exit %d: %s", rc, err);
+    cr_assert_str_eq(out, want, "dump --all differs from the log's lines by user and time");
+    /* the first half built, the second appended */
+    FILE *in = fopen(log, "r"), *a = fopen(half1, "w"), *b = fopen(half2, "w");
+    cr_assert(in && a && b);
+    char line[256];
+    for (size_t l = 0; fgets(line, sizeof line, in); l++) fputs(line, l < ref.n / 2 ? a : b);
+    fclose(in);
+    fclose(a);
+    fclose(b);
+    build_ok(idx2, half1);
+    cr_assert_eq(RUN(NULL, NULL, "index", "append", "--index", idx2, "--input", half2), 0);
+    cr_assert_eq(RUN(&out2, NULL, "index", "dump", "--index", idx2, "--all"), 0);
+    cr_assert_str_eq(out2, out, "build + append dumps other bytes than one build");
+    free(out2);
+    cr_assert_eq(RUN(&out2, NULL, "index", "dump", "--index", idx2, "--all", "--json"), 0);
+    size_t lines = 0;
+    for (char *p = out2; (p = strchr(p, '\n')); p++) lines++;
+    cr_assert_eq(lines, n_users, "dump --all --json: %zu lines for %zu users", lines, n_users);
+    char *nl = strchr(out2, '\n');
+    *nl = 0;
+    jval v;
+    parse_ok(out2, &v, "index dump --all --json");
+    cr_assert_str_eq(jstr(&v, "user"), users[0]);
+    jfree(&v);
+    free(out2);
+    free(out);
+    free(err);
+    free(want);
+    free(mine);
+    free(users);
+    ref_free(&ref);
+    free(half1);
+    free(half2);
+    free(idx2);
+    free(idx);
+    free(log);
+    tu_rmrf(dir);
+}
+
 /* Training and evaluation on the real Taobao sample, end to end through the
  * binary: too small to mean much, so the check is that it works and prints
  * well-formed numbers: AUC and GAUC in [0, 1], a positive logloss, the
