@@ -37,6 +37,7 @@ void dien_config_default(dien_config *c, uint32_t n_items, uint32_t n_cats)
 param_set *dien_params(dien *m) { return &m->st.params; }
 param_set *dien_grads(dien *m) { return &m->st.grads; }
 param_set *dien_buffers(dien *m) { return &m->st.buffers; }
+size_t dien_workspace_bytes(const dien *m) { return m->st.ws_bytes; }
 
 static void carve(void *ctx, arena *a)
 {

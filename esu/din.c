@@ -48,6 +48,7 @@ void din_config_default(din_config *c, uint32_t n_items, uint32_t n_cats)
 param_set *din_params(din *m) { return &m->st.params; }
 param_set *din_grads(din *m) { return &m->st.grads; }
 param_set *din_buffers(din *m) { return &m->st.buffers; }
+size_t din_workspace_bytes(const din *m) { return m->st.ws_bytes; }
 const din_config *din_cfg(const din *m) { return &m->cfg; }
 
 static void carve(void *ctx, arena *a)

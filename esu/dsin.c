@@ -46,6 +46,7 @@ void dsin_config_default(dsin_config *c, uint32_t n_items, uint32_t n_cats)
 param_set *dsin_params(dsin *m) { return &m->st.params; }
 param_set *dsin_grads(dsin *m) { return &m->st.grads; }
 param_set *dsin_buffers(dsin *m) { return &m->st.buffers; }
+size_t dsin_workspace_bytes(const dsin *m) { return m->st.ws_bytes; }
 const dsin_config *dsin_cfg(const dsin *m) { return &m->cfg; }
 
 static void carve(void *ctx, arena *a)

@@ -212,6 +212,15 @@ param_set *model_buffers(model *m)
                                                                                     : sim_buffers(m->sim);
 }
 
+void model_memory_get(const model *m, model_memory *out)
+{
+    model *x = (model *)m; /* the set getters take a mutable model; nothing is written */
+    out->workspace = m->din ? din_workspace_bytes(m->din) : m->dien ? dien_workspace_bytes(m->dien)
+                   : m->dsin ? dsin_workspace_bytes(m->dsin) : sim_workspace_bytes(m->sim);
+    out->grads = model_grads(x)->total * sizeof(float); /* a view's total is 0 */
+    out->buffers = model_buffers(x)->total * sizeof(float);
+}
+
 void model_init(model *m, uint64_t seed)
 {
     if (m->din) din_init(m->din, seed);

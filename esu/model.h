@@ -79,6 +79,13 @@ const sim *model_sim(const model *m);
 param_set *model_params(model *m);
 param_set *model_grads(model *m);
 param_set *model_buffers(model *m);
+/* Bytes of m's memory beside the parameters it may share: its workspace
+ * (activations and scratch, carved once: models/arena.h), its gradients and
+ * its buffers. What a serving context's model costs (bench/bench_ctx_memory.c). */
+typedef struct model_memory {
+    size_t workspace, grads, buffers;
+} model_memory;
+void model_memory_get(const model *m, model_memory *out);
 void model_init(model *m, uint64_t seed);
 
 float model_forward(model *m, const model_batch *batch, float *logits, int train);

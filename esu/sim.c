@@ -65,6 +65,7 @@ void sim_config_default(sim_config *c, uint32_t n_items, uint32_t n_cats, sim_gs
 param_set *sim_params(sim *m) { return &m->st.params; }
 param_set *sim_grads(sim *m) { return &m->st.grads; }
 param_set *sim_buffers(sim *m) { return &m->st.buffers; }
+size_t sim_workspace_bytes(const sim *m) { return m->st.ws_bytes; }
 
 static void carve(void *ctx, arena *a)
 {

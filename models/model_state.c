@@ -36,6 +36,7 @@ int model_state_alloc_ws(model_state *st, void (*carve)(void *ctx, arena *a), vo
 {
     arena a = {0};
     carve(ctx, &a);
+    st->ws_bytes = a.used;
     if (!(st->ws = arena_alloc(&a, a.used))) return LSIM_E_NOMEM;
     carve(ctx, &a);
     return 0;

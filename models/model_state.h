@@ -12,6 +12,7 @@
 typedef struct model_state {
     param_set params, grads, buffers;
     void *ws;
+    size_t ws_bytes; /* the workspace's size */
 } model_state;
 
 /* Builds the three sets from the parameter and buffer lists, and frees the
