@@ -166,7 +166,8 @@ int main(int argc, char **argv)
 {
     const char *kinds = "din,avgpool-din,dien,dsin,sim-hard,sim-soft", *cands = "1000,200";
     int contexts = 2;
-    if (argc == 6 && !strcmp(argv[1], "--child")) return child(argv[2], argv[3], (unsigned)atoi(argv[4]), atoi(argv[5]));
+    if (argc == 6 && !strcmp(argv[1], "--child"))
+        return child(argv[2], argv[3], (unsigned)atoi(argv[4]), atoi(argv[5]));
     static const struct option opts[] = {
         {"candidates", 1, 0, 'c'}, {"contexts", 1, 0, 'n'}, {"kinds", 1, 0, 'k'}, {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
     int o;

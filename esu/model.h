@@ -73,8 +73,9 @@ int model_new_ex(model **out, const model_spec *spec, size_t max_b, size_t max_s
  * Its buffers are copied from src's. src must outlive it, unchanged.
  * Its workspace has no training buffers (models/arena.h): no gradients of
  * activations, no backward scratch, nothing a training forward keeps for a
- * backward (DIEN's negatives, the soft GSU's auxiliary head); about half of
- * a training model's at the same sizes (bench/bench_ctx_memory.c). So its
+ * backward (DIEN's negatives, the soft GSU's auxiliary head), and RNN
+ * scratch of the forward's size: 0.42 (DIN) to 0.63 (DSIN) of a training
+ * model's at the same sizes (bench/bench_ctx_memory.c). So its
  * forwards are inference forwards whatever `train` says, and model_backward
  * refuses it. */
 int model_new_sharing(model **out, const model *src, size_t max_b, size_t max_s, size_t max_k, unsigned flags);
