@@ -656,7 +656,7 @@ static void parts_carve(parts *p, const model *md, arena *a)
     p->len = ARENA_U32(a, B);
     p->l_ts = (int64_t *)arena_take(a, L, sizeof(int64_t));
     p->ts_sel = (int64_t *)arena_take(a, L, sizeof(int64_t));
-    if (md->din || md->sim) din_unit_carve(&p->unit, a, B, R);
+    if (md->din || md->sim) din_unit_carve(&p->unit, a, B, R, R);
     if (md->sim) esu_attention_carve(&p->esu, a, B, L);
     if (md->sim && md->sc.gsu == SIM_GSU_SOFT) soft_gsu_carve(&p->gsu, a, B, L);
     if (md->dien) dien_branch_carve(&p->dn, a, B, S);

@@ -4,9 +4,9 @@
  * An engine holds the index, the checkpoint's model as loaded (its
  * parameters are the one copy every context reads) and the settings
  * resolved against the checkpoint. A context holds a model of its own (a
- * view of those parameters, and every activation, sized for
- * max_candidates), an index reader, and the request's arrays, carved from
- * one allocation. What grows, to the largest request seen: the index
+ * view of those parameters, and every activation of an inference forward,
+ * sized for max_candidates: a forward-only model, model_new_sharing), an
+ * index reader, and the request's arrays, carved from one allocation. What grows, to the largest request seen: the index
  * reader's merge buffers and, for models that read whole sequences, the
  * user's events.
  */

@@ -12,6 +12,7 @@
 #include "models/model_state.h"
 #include "models/nn.h"
 
+#include <assert.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -37,6 +38,7 @@ void dien_config_default(dien_config *c, uint32_t n_items, uint32_t n_cats)
 param_set *dien_params(dien *m) { return &m->st.params; }
 param_set *dien_grads(dien *m) { return &m->st.grads; }
 param_set *dien_buffers(dien *m) { return &m->st.buffers; }
+size_t dien_workspace_bytes(const dien *m) { return m->st.ws_bytes; }
 
 static void carve(void *ctx, arena *a)
 {
@@ -45,10 +47,10 @@ static void carve(void *ctx, arena *a)
     m->ea = ARENA_FLOATS(a, B * E);
     m->bout = ARENA_FLOATS(a, B * 3 * E);
     m->m_in = ARENA_FLOATS(a, B * 4 * E);
-    m->dea = ARENA_FLOATS(a, B * E);
-    m->dbout = ARENA_FLOATS(a, B * 3 * E);
-    m->dm = ARENA_FLOATS(a, B * 4 * E);
-    m->dlogit = ARENA_FLOATS(a, B);
+    m->dea = ARENA_TRAIN_FLOATS(a, B * E);
+    m->dbout = ARENA_TRAIN_FLOATS(a, B * 3 * E);
+    m->dm = ARENA_TRAIN_FLOATS(a, B * 4 * E);
+    m->dlogit = ARENA_TRAIN_FLOATS(a, B);
     dien_branch_carve(&m->branch, a, m->max_b, m->max_s);
     mlp_head_carve(&m->head, a, B);
 }
@@ -103,6 +105,7 @@ void dien_init(dien *m, uint64_t seed)
 
 float dien_forward(dien *m, const model_batch *bt, float *logits, int train)
 {
+    if (m->st.forward_only) train = 0; /* no training buffers: always an inference forward */
     size_t B = bt->b, E = m->e;
     m->b = B;
     embed_forward(&m->emb, m->ea, bt->target_item, bt->target_cat, B);
@@ -118,6 +121,8 @@ float dien_forward(dien *m, const model_batch *bt, float *logits, int train)
 
 void dien_backward(dien *m, const model_batch *bt)
 {
+    assert(!m->st.forward_only); /* no gradients, no backward buffers */
+    if (m->st.forward_only) return;
     size_t B = m->b, E = m->e;
     memset(m->dlogit, 0, B * sizeof(float));
     nn_bce_logits_backward(m->dlogit, m->head.logit, bt->label, 1.0f, B);

@@ -38,6 +38,8 @@ void dien_free(dien *m);
 param_set *dien_params(dien *m);
 param_set *dien_grads(dien *m);
 param_set *dien_buffers(dien *m);
+/* The bytes of the workspace (every activation and scratch buffer, carved once). */
+size_t dien_workspace_bytes(const dien *m);
 void dien_init(dien *m, uint64_t seed);
 
 /* logits (B); in training with labels (and negatives) returns BCE + alpha_aux * L_aux. */

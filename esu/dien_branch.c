@@ -46,8 +46,10 @@ void dien_branch_carve(dien_branch *br, arena *a, size_t max_b, size_t max_s)
 {
     size_t B = max_b, S = max_s, E = br->e, BS = B * S;
     size_t sc1 = nn_gru_scratch_floats(B, S, E, E), sc2 = nn_augru_scratch_floats(B, S, E, E);
+    if (a->forward_only) /* the backward's scratch is (B, S, .); the forward's a few rows */
+        sc1 = nn_gru_forward_scratch_floats(B, S, E, E), sc2 = nn_augru_forward_scratch_floats(B, S, E, E);
     br->es = ARENA_FLOATS(a, BS * E);
-    br->en = ARENA_FLOATS(a, BS * E);
+    br->en = ARENA_TRAIN_FLOATS(a, BS * E);
     br->h = ARENA_FLOATS(a, BS * E);
     br->q = ARENA_FLOATS(a, B * E);
     br->sc = ARENA_FLOATS(a, BS);
@@ -57,14 +59,14 @@ void dien_branch_carve(dien_branch *br, arena *a, size_t max_b, size_t max_s)
     br->gru_saved = ARENA_FLOATS(a, nn_gru_saved_floats(B, S, E, E));
     br->aug_saved = ARENA_FLOATS(a, nn_augru_saved_floats(B, S, E, E));
     br->scratch = ARENA_FLOATS(a, sc1 > sc2 ? sc1 : sc2);
-    br->des = ARENA_FLOATS(a, BS * E);
-    br->den = ARENA_FLOATS(a, BS * E);
-    br->dh = ARENA_FLOATS(a, BS * E);
-    br->dq = ARENA_FLOATS(a, B * E);
-    br->dsc = ARENA_FLOATS(a, BS);
-    br->datt = ARENA_FLOATS(a, BS);
-    br->dhfin = ARENA_FLOATS(a, B * E);
-    br->dpool = ARENA_FLOATS(a, B * E);
+    br->des = ARENA_TRAIN_FLOATS(a, BS * E);
+    br->den = ARENA_TRAIN_FLOATS(a, BS * E);
+    br->dh = ARENA_TRAIN_FLOATS(a, BS * E);
+    br->dq = ARENA_TRAIN_FLOATS(a, B * E);
+    br->dsc = ARENA_TRAIN_FLOATS(a, BS);
+    br->datt = ARENA_TRAIN_FLOATS(a, BS);
+    br->dhfin = ARENA_TRAIN_FLOATS(a, B * E);
+    br->dpool = ARENA_TRAIN_FLOATS(a, B * E);
     br->len = ARENA_U32(a, B);
 }
 

@@ -14,6 +14,7 @@
 #include "models/nn.h"
 #include "models/seq_pack.h"
 
+#include <assert.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -48,6 +49,7 @@ void din_config_default(din_config *c, uint32_t n_items, uint32_t n_cats)
 param_set *din_params(din *m) { return &m->st.params; }
 param_set *din_grads(din *m) { return &m->st.grads; }
 param_set *din_buffers(din *m) { return &m->st.buffers; }
+size_t din_workspace_bytes(const din *m) { return m->st.ws_bytes; }
 const din_config *din_cfg(const din *m) { return &m->cfg; }
 
 static void carve(void *ctx, arena *a)
@@ -58,12 +60,12 @@ static void carve(void *ctx, arena *a)
     m->el = ARENA_FLOATS(a, L * E);
     m->lp = ARENA_FLOATS(a, B * E);
     m->bout = ARENA_FLOATS(a, B * 2 * E);
-    m->dbout = ARENA_FLOATS(a, B * 2 * E);
+    m->dbout = ARENA_TRAIN_FLOATS(a, B * 2 * E);
     m->m_in = ARENA_FLOATS(a, B * m->m);
-    m->dea = ARENA_FLOATS(a, B * E);
-    m->del = ARENA_FLOATS(a, L * E);
-    m->dm = ARENA_FLOATS(a, B * m->m);
-    m->dlogit = ARENA_FLOATS(a, B);
+    m->dea = ARENA_TRAIN_FLOATS(a, B * E);
+    m->del = ARENA_TRAIN_FLOATS(a, L * E);
+    m->dm = ARENA_TRAIN_FLOATS(a, B * m->m);
+    m->dlogit = ARENA_TRAIN_FLOATS(a, B);
     m->loff = ARENA_U32(a, B + 1);
     m->l_item = ARENA_U32(a, L);
     m->l_cat = ARENA_U32(a, L);
@@ -129,6 +131,7 @@ void din_init(din *m, uint64_t seed)
 
 float din_forward(din *m, const model_batch *bt, float *logits, int train)
 {
+    if (m->st.forward_only) train = 0; /* no training buffers: always an inference forward */
     const din_config *c = &m->cfg;
     size_t B = bt->b, E = m->e, M = m->m;
     m->b = B;
@@ -161,6 +164,8 @@ float din_forward(din *m, const model_batch *bt, float *logits, int train)
 
 void din_backward(din *m, const model_batch *bt)
 {
+    assert(!m->st.forward_only); /* no gradients, no backward buffers */
+    if (m->st.forward_only) return;
     const din_config *c = &m->cfg;
     size_t B = m->b, E = m->e, M = m->m;
     memset(m->dlogit, 0, B * sizeof(float));

@@ -66,6 +66,8 @@ void din_free(din *m);
 param_set *din_params(din *m);
 param_set *din_grads(din *m);
 param_set *din_buffers(din *m);
+/* The bytes of the workspace (every activation and scratch buffer, carved once). */
+size_t din_workspace_bytes(const din *m);
 const din_config *din_cfg(const din *m);
 
 /* Random initialization (uniform +-1/sqrt(fan_in) for linear layers, N(0, 0.01)

@@ -27,15 +27,15 @@ void din_branch_carve(din_branch *br, arena *a, size_t max_b, size_t max_s)
     size_t B = max_b, R = max_b * max_s, E = br->e;
     br->es = ARENA_FLOATS(a, R * E);
     br->v = ARENA_FLOATS(a, B * E);
-    br->des = ARENA_FLOATS(a, R * E);
-    br->dv = ARENA_FLOATS(a, B * E);
+    br->des = ARENA_TRAIN_FLOATS(a, R * E);
+    br->dv = ARENA_TRAIN_FLOATS(a, B * E);
     br->off = ARENA_U32(a, B + 1);
     br->r_item = ARENA_U32(a, R);
     br->r_cat = ARENA_U32(a, R);
     for (br->hs = 16; br->hs < 2 * max_s; br->hs *= 2) {}
     br->hmap = ARENA_U32(a, max_s);
     br->slot = ARENA_U32(a, br->hs);
-    din_unit_carve(&br->unit, a, B, R);
+    din_unit_carve(&br->unit, a, B, R, max_s); /* the shared path: one history of max_s */
 }
 
 /* The distinct (item, category) pairs among a history's s rows, in the order

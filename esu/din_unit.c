@@ -44,22 +44,22 @@ void din_unit_bind(din_unit *u, const char *prefix, size_t e, size_t h1, size_t 
     }
 }
 
-void din_unit_carve(din_unit *u, arena *a, size_t max_b, size_t max_rows)
+void din_unit_carve(din_unit *u, arena *a, size_t max_b, size_t max_rows, size_t max_shared)
 {
     size_t R = max_rows;
     u->wj = ARENA_FLOATS(a, u->h1 * u->e);
     u->wa = ARENA_FLOATS(a, u->h1 * u->e);
     u->wd = ARENA_FLOATS(a, u->h1 * u->e);
     u->w2e = ARENA_FLOATS(a, u->h1 * 2 * u->e);
-    u->gw2e = ARENA_FLOATS(a, u->h1 * 2 * u->e);
-    u->g2 = ARENA_FLOATS(a, u->h1 * u->e);
-    u->p = ARENA_FLOATS(a, R * u->h1);
+    u->gw2e = ARENA_TRAIN_FLOATS(a, u->h1 * 2 * u->e);
+    u->g2 = ARENA_TRAIN_FLOATS(a, u->h1 * u->e);
+    u->p = ARENA_FLOATS(a, max_shared * u->h1);
     u->q = ARENA_FLOATS(a, max_b * u->h1);
     u->wdi = ARENA_FLOATS(a, u->h1 * u->e);
     u->wdc = ARENA_FLOATS(a, u->h1 * u->e);
     u->qg = ARENA_FLOATS(a, max_b * DIN_UNIT_GROUPS * u->h1);
     u->zc = ARENA_FLOATS(a, max_b * DIN_UNIT_GROUPS * u->e);
-    u->grp = ARENA_U32(a, R);
+    u->grp = ARENA_U32(a, max_shared);
     u->wzt = ARENA_FLOATS(a, u->e * u->h1);
     u->w2t = ARENA_FLOATS(a, u->h1 * u->h2);
     u->rep = ARENA_U32(a, DIN_UNIT_GROUPS);
@@ -68,13 +68,13 @@ void din_unit_carve(din_unit *u, arena *a, size_t max_b, size_t max_rows)
     u->a2 = ARENA_FLOATS(a, R * u->h2);
     u->sc = ARENA_FLOATS(a, R);
     u->w = ARENA_FLOATS(a, R);
-    u->dx = ARENA_FLOATS(a, R * 2 * u->e);
-    u->da1 = ARENA_FLOATS(a, R * u->h1);
-    u->da2 = ARENA_FLOATS(a, R * u->h2);
-    u->dp1 = ARENA_FLOATS(a, R * u->h1);
-    u->dp2 = ARENA_FLOATS(a, R * u->h2);
-    u->dsc = ARENA_FLOATS(a, R);
-    u->dw = ARENA_FLOATS(a, R);
+    u->dx = ARENA_TRAIN_FLOATS(a, R * 2 * u->e);
+    u->da1 = ARENA_TRAIN_FLOATS(a, R * u->h1);
+    u->da2 = ARENA_TRAIN_FLOATS(a, R * u->h2);
+    u->dp1 = ARENA_TRAIN_FLOATS(a, R * u->h1);
+    u->dp2 = ARENA_TRAIN_FLOATS(a, R * u->h2);
+    u->dsc = ARENA_TRAIN_FLOATS(a, R);
+    u->dw = ARENA_TRAIN_FLOATS(a, R);
 }
 
 static void unit_tail(din_unit *u, float *v, const float *es, const uint32_t *off, size_t b, size_t R);

@@ -50,7 +50,9 @@ typedef struct din_unit {
 int din_unit_register(param_list *p, const char *prefix, size_t e, size_t h1, size_t h2);
 void din_unit_bind(din_unit *u, const char *prefix, size_t e, size_t h1, size_t h2, int softmax, const param_set *p,
                    const param_set *g);
-void din_unit_carve(din_unit *u, arena *a, size_t max_b, size_t max_rows);
+/* max_rows: the packed rows of a batch; max_shared: the longest history
+ * din_unit_forward_shared takes (its per-behavior rows). */
+void din_unit_carve(din_unit *u, arena *a, size_t max_b, size_t max_rows, size_t max_shared);
 
 /* Both forwards fold fc1 of [e_j, e_a, e_j - e_a, e_j * e_a] by its column
  * blocks [W1 | W2 | W3 | W4] into (W1 + W3) e_j + W4 (e_j * e_a) per row and
@@ -85,7 +87,7 @@ void din_unit_backward(din_unit *u, float *dea, float *des, const float *dv);
  * computed once per (history category, candidate) (up to DIN_UNIT_GROUPS
  * of them; more, and the path keeps the whole W4 per pair), and only the
  * item term per pair: d_item inputs instead of E. */
-// v (B, E); ea (B, E); es (S, E); map (N) or NULL
+// v (B, E); ea (B, E); es (S, E), S <= max_shared; map (N) or NULL
 void din_unit_forward_shared(din_unit *u, float *v, const float *ea, const float *es, size_t s, const uint32_t *map,
                              size_t n, size_t b);
 

@@ -15,6 +15,7 @@
 
 #include <math.h>
 #include <stdio.h>
+#include <assert.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -46,6 +47,7 @@ void dsin_config_default(dsin_config *c, uint32_t n_items, uint32_t n_cats)
 param_set *dsin_params(dsin *m) { return &m->st.params; }
 param_set *dsin_grads(dsin *m) { return &m->st.grads; }
 param_set *dsin_buffers(dsin *m) { return &m->st.buffers; }
+size_t dsin_workspace_bytes(const dsin *m) { return m->st.ws_bytes; }
 const dsin_config *dsin_cfg(const dsin *m) { return &m->cfg; }
 
 static void carve(void *ctx, arena *a)
@@ -55,10 +57,10 @@ static void carve(void *ctx, arena *a)
     m->ea = ARENA_FLOATS(a, B * E);
     m->bout = ARENA_FLOATS(a, B * W);
     m->m_in = ARENA_FLOATS(a, B * m->m);
-    m->dlogit = ARENA_FLOATS(a, B);
-    m->dm = ARENA_FLOATS(a, B * m->m);
-    m->dea = ARENA_FLOATS(a, B * E);
-    m->dbout = ARENA_FLOATS(a, B * W);
+    m->dlogit = ARENA_TRAIN_FLOATS(a, B);
+    m->dm = ARENA_TRAIN_FLOATS(a, B * m->m);
+    m->dea = ARENA_TRAIN_FLOATS(a, B * E);
+    m->dbout = ARENA_TRAIN_FLOATS(a, B * W);
     dsin_branch_carve(&m->branch, a, B);
     mlp_head_carve(&m->head, a, B);
 }
@@ -130,6 +132,7 @@ size_t dsin_sessions(const dsin *m, size_t b, const uint32_t **len, const uint32
 
 float dsin_forward(dsin *m, const model_batch *bt, float *logits, int train)
 {
+    if (m->st.forward_only) train = 0; /* no training buffers: always an inference forward */
     size_t B = bt->b, E = m->e, W = E + m->h, M = m->m;
     m->b = B;
     embed_forward(&m->emb, m->ea, bt->target_item, bt->target_cat, B);
@@ -144,6 +147,8 @@ float dsin_forward(dsin *m, const model_batch *bt, float *logits, int train)
 
 void dsin_backward(dsin *m, const model_batch *bt)
 {
+    assert(!m->st.forward_only); /* no gradients, no backward buffers */
+    if (m->st.forward_only) return;
     size_t B = m->b, E = m->e, W = E + m->h, M = m->m;
     memset(m->dlogit, 0, B * sizeof(float));
     nn_bce_logits_backward(m->dlogit, m->head.logit, bt->label, 1.0f, B);

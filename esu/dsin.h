@@ -89,6 +89,8 @@ void dsin_free(dsin *m);
 param_set *dsin_params(dsin *m);
 param_set *dsin_grads(dsin *m);
 param_set *dsin_buffers(dsin *m);
+/* The bytes of the workspace (every activation and scratch buffer, carved once). */
+size_t dsin_workspace_bytes(const dsin *m);
 const dsin_config *dsin_cfg(const dsin *m);
 
 /* Random initialization, deterministic for a seed: param_set_randomize's

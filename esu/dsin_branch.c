@@ -87,6 +87,8 @@ void dsin_branch_carve(dsin_branch *br, arena *a, size_t max_b)
     dsin_branch *m = br;
     size_t B = max_b, K = m->k, T = m->t, E = m->e, H = m->h, BK = B * K, BKT = BK * T;
     size_t se = nn_encoder_scratch_floats(BK, T, E, m->f, m->nh), sl = nn_bilstm_scratch_floats(B, K, E, H);
+    if (a->forward_only) /* the encoder's forward takes no scratch; the Bi-LSTM's a few rows */
+        se = 0, sl = nn_bilstm_forward_scratch_floats(B, K, E, H);
     m->n_sess = ARENA_U32(a, B);
     m->sess_len = ARENA_U32(a, BK);
     m->sess_pos = ARENA_U32(a, BKT);
@@ -105,16 +107,16 @@ void dsin_branch_carve(dsin_branch *br, arena *a, size_t max_b)
     m->enc_saved = ARENA_FLOATS(a, nn_encoder_saved_floats(BK, T, E, m->f, m->nh));
     m->lstm_saved = ARENA_FLOATS(a, nn_bilstm_saved_floats(B, K, E, H));
     m->scratch = ARENA_FLOATS(a, se > sl ? se : sl);
-    m->dik = ARENA_FLOATS(a, BK * E);
-    m->dhk = ARENA_FLOATS(a, BK * H);
-    m->dai = ARENA_FLOATS(a, BK);
-    m->dsi = ARENA_FLOATS(a, BK);
-    m->dah = ARENA_FLOATS(a, BK);
-    m->dsh = ARENA_FLOATS(a, BK);
-    m->dqi = ARENA_FLOATS(a, B * E);
-    m->dqh = ARENA_FLOATS(a, B * H);
-    m->dy = ARENA_FLOATS(a, BKT * E);
-    m->dx = ARENA_FLOATS(a, BKT * E);
+    m->dik = ARENA_TRAIN_FLOATS(a, BK * E);
+    m->dhk = ARENA_TRAIN_FLOATS(a, BK * H);
+    m->dai = ARENA_TRAIN_FLOATS(a, BK);
+    m->dsi = ARENA_TRAIN_FLOATS(a, BK);
+    m->dah = ARENA_TRAIN_FLOATS(a, BK);
+    m->dsh = ARENA_TRAIN_FLOATS(a, BK);
+    m->dqi = ARENA_TRAIN_FLOATS(a, B * E);
+    m->dqh = ARENA_TRAIN_FLOATS(a, B * H);
+    m->dy = ARENA_TRAIN_FLOATS(a, BKT * E);
+    m->dx = ARENA_TRAIN_FLOATS(a, BKT * E);
 }
 
 /* splitmix64 -> uniform in [-1, 1) */

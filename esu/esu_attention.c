@@ -57,10 +57,10 @@ void esu_attention_carve(esu_attention *u, arena *a, size_t max_b, size_t max_ro
     u->q = ARENA_FLOATS(a, max_b * H);
     u->k = ARENA_FLOATS(a, R * H);
     u->att = ARENA_FLOATS(a, R * u->heads);
-    u->datt = ARENA_FLOATS(a, R * u->heads);
-    u->dq = ARENA_FLOATS(a, max_b * H);
-    u->dk = ARENA_FLOATS(a, R * H);
-    u->dz = ARENA_FLOATS(a, R * u->z);
+    u->datt = ARENA_TRAIN_FLOATS(a, R * u->heads);
+    u->dq = ARENA_TRAIN_FLOATS(a, max_b * H);
+    u->dk = ARENA_TRAIN_FLOATS(a, R * H);
+    u->dz = ARENA_TRAIN_FLOATS(a, R * u->z);
     u->qz = ARENA_FLOATS(a, max_b * u->heads * u->z);
     u->tw = ARENA_FLOATS(a, u->n_buckets * u->heads);
     u->hs = ARENA_FLOATS(a, 2 * u->heads);

@@ -17,6 +17,7 @@
 
 struct model {
     model_spec spec;
+    int forward_only; /* model_new_sharing's: no gradients, no training buffers */
     din *din;
     dien *dien;
     dsin *dsin;
@@ -171,6 +172,7 @@ int model_new_sharing(model **out, const model *src, size_t max_b, size_t max_s,
     int rc = model_new_ex(out, &src->spec, max_b, max_s, max_k, flags);
     model_state_share_next(NULL);
     if (rc) return rc;
+    (*out)->forward_only = 1;
     param_set *b = model_buffers(*out), *sb = model_buffers(s);
     if (b->total != sb->total) {
         model_free(*out);
@@ -192,6 +194,7 @@ void model_free(model *m)
 }
 
 const model_spec *model_get_spec(const model *m) { return &m->spec; }
+int model_forward_only(const model *m) { return m->forward_only; }
 const sim *model_sim(const model *m) { return m->sim; }
 
 param_set *model_params(model *m)
@@ -212,6 +215,15 @@ param_set *model_buffers(model *m)
                                                                                     : sim_buffers(m->sim);
 }
 
+void model_memory_get(const model *m, model_memory *out)
+{
+    model *x = (model *)m; /* the set getters take a mutable model; nothing is written */
+    out->workspace = m->din ? din_workspace_bytes(m->din) : m->dien ? dien_workspace_bytes(m->dien)
+                   : m->dsin ? dsin_workspace_bytes(m->dsin) : sim_workspace_bytes(m->sim);
+    out->grads = model_grads(x)->total * sizeof(float); /* a view's total is 0 */
+    out->buffers = model_buffers(x)->total * sizeof(float);
+}
+
 void model_init(model *m, uint64_t seed)
 {
     if (m->din) din_init(m->din, seed);
@@ -228,12 +240,14 @@ float model_forward(model *m, const model_batch *b, float *logits, int train)
     return sim_forward(m->sim, b, logits, train);
 }
 
-void model_backward(model *m, const model_batch *b)
+int model_backward(model *m, const model_batch *b)
 {
+    if (m->forward_only) return LSIM_E_INVAL;
     if (m->din) din_backward(m->din, b);
     else if (m->dien) dien_backward(m->dien, b);
     else if (m->dsin) dsin_backward(m->dsin, b);
     else sim_backward(m->sim, b);
+    return 0;
 }
 
 /* ---- metadata ---- */

@@ -70,19 +70,37 @@ int model_new_ex(model **out, const model_spec *spec, size_t max_b, size_t max_s
 
 /* A forward-only model of the same spec as src that reads src's parameters
  * (no copy, no gradients): one copy of the weights for every serving thread.
- * Its buffers are copied from src's. src must outlive it, unchanged. */
+ * Its buffers are copied from src's. src must outlive it, unchanged.
+ * Its workspace has no training buffers (models/arena.h): no gradients of
+ * activations, no backward scratch, nothing a training forward keeps for a
+ * backward (DIEN's negatives, the soft GSU's auxiliary head), and RNN
+ * scratch of the forward's size: 0.42 (DIN) to 0.63 (DSIN) of a training
+ * model's at the same sizes (bench/bench_ctx_memory.c). So its
+ * forwards are inference forwards whatever `train` says, and model_backward
+ * refuses it. */
 int model_new_sharing(model **out, const model *src, size_t max_b, size_t max_s, size_t max_k, unsigned flags);
 void model_free(model *m);
 const model_spec *model_get_spec(const model *m);
+/* 1 for a model_new_sharing model, else 0. */
+int model_forward_only(const model *m);
 /* The SIM model inside m (sim-hard, sim-soft), else NULL. */
 const sim *model_sim(const model *m);
 param_set *model_params(model *m);
 param_set *model_grads(model *m);
 param_set *model_buffers(model *m);
+/* Bytes of m's memory beside the parameters it may share: its workspace
+ * (activations and scratch, carved once: models/arena.h), its gradients and
+ * its buffers. What a serving context's model costs (bench/bench_ctx_memory.c). */
+typedef struct model_memory {
+    size_t workspace, grads, buffers;
+} model_memory;
+void model_memory_get(const model *m, model_memory *out);
 void model_init(model *m, uint64_t seed);
 
 float model_forward(model *m, const model_batch *batch, float *logits, int train);
-void model_backward(model *m, const model_batch *batch);
+/* Backward of the last training forward (gradients added into model_grads).
+ * 0, or LSIM_E_INVAL for a forward-only model (model_new_sharing), untouched. */
+int model_backward(model *m, const model_batch *batch);
 
 /* Writes a checkpoint (atomically). extra: NULL or key, value, key, value, ..., NULL. */
 int model_save(model *m, const char *path, const char *const *extra, char *err, size_t errlen);

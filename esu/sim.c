@@ -19,6 +19,7 @@
 #include "models/nn.h"
 #include "models/seq_pack.h"
 
+#include <assert.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -65,6 +66,7 @@ void sim_config_default(sim_config *c, uint32_t n_items, uint32_t n_cats, sim_gs
 param_set *sim_params(sim *m) { return &m->st.params; }
 param_set *sim_grads(sim *m) { return &m->st.grads; }
 param_set *sim_buffers(sim *m) { return &m->st.buffers; }
+size_t sim_workspace_bytes(const sim *m) { return m->st.ws_bytes; }
 
 static void carve(void *ctx, arena *a)
 {
@@ -77,13 +79,13 @@ static void carve(void *ctx, arena *a)
     m->bout = ARENA_FLOATS(a, B * m->bw);
     m->ul = ARENA_FLOATS(a, B * m->u);
     m->m_in = ARENA_FLOATS(a, B * m->m);
-    m->dea = ARENA_FLOATS(a, B * E);
-    m->del = ARENA_FLOATS(a, L * E);
-    m->del_sel = ARENA_FLOATS(a, L * E);
-    m->dbout = ARENA_FLOATS(a, B * m->bw);
-    m->dul = ARENA_FLOATS(a, B * m->u);
-    m->dm = ARENA_FLOATS(a, B * m->m);
-    m->dlogit = ARENA_FLOATS(a, B);
+    m->dea = ARENA_TRAIN_FLOATS(a, B * E);
+    m->del = ARENA_TRAIN_FLOATS(a, L * E);
+    m->del_sel = ARENA_TRAIN_FLOATS(a, L * E);
+    m->dbout = ARENA_TRAIN_FLOATS(a, B * m->bw);
+    m->dul = ARENA_TRAIN_FLOATS(a, B * m->u);
+    m->dm = ARENA_TRAIN_FLOATS(a, B * m->m);
+    m->dlogit = ARENA_TRAIN_FLOATS(a, B);
     m->loff = ARENA_U32(a, B + 1);
     m->sel_off = ARENA_U32(a, B + 1);
     m->sel = ARENA_U32(a, L);
@@ -315,6 +317,7 @@ static float long_rows_selected(sim *m, const model_batch *bt, int train, int se
 
 float sim_forward(sim *m, const model_batch *bt, float *logits, int train)
 {
+    if (m->st.forward_only) train = 0; /* no training buffers: always an inference forward */
     const sim_config *cfg = &m->cfg;
     size_t B = bt->b, E = m->e, M = m->m;
     m->b = B;
@@ -350,6 +353,8 @@ float sim_forward(sim *m, const model_batch *bt, float *logits, int train)
 
 void sim_backward(sim *m, const model_batch *bt)
 {
+    assert(!m->st.forward_only); /* no gradients, no backward buffers */
+    if (m->st.forward_only) return;
     const sim_config *cfg = &m->cfg;
     size_t B = m->b, E = m->e, M = m->m;
     memset(m->dlogit, 0, B * sizeof(float));

@@ -60,6 +60,8 @@ void sim_free(sim *m);
 param_set *sim_params(sim *m);
 param_set *sim_grads(sim *m);
 param_set *sim_buffers(sim *m);
+/* The bytes of the workspace (every activation and scratch buffer, carved once). */
+size_t sim_workspace_bytes(const sim *m);
 void sim_init(sim *m, uint64_t seed);
 
 /* logits (B); returns BCE + alpha * Loss_GSU when labels are set (soft:

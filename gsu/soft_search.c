@@ -42,16 +42,16 @@ void soft_gsu_carve(soft_gsu *g, arena *a, size_t max_b, size_t max_rows)
     g->k = ARENA_FLOATS(a, max_rows * D);
     g->kt = ARENA_FLOATS(a, soft_score_scratch(max_rows, D));
     g->score = ARENA_FLOATS(a, max_rows);
-    g->w = ARENA_FLOATS(a, max_rows);
-    g->ur = ARENA_FLOATS(a, max_b * E);
-    g->aux_in = ARENA_FLOATS(a, max_b * 2 * E);
-    g->aux_logit = ARENA_FLOATS(a, max_b);
-    g->dlogit = ARENA_FLOATS(a, max_b);
-    g->daux_in = ARENA_FLOATS(a, max_b * 2 * E);
-    g->dscore = ARENA_FLOATS(a, max_rows);
-    g->dq = ARENA_FLOATS(a, max_b * D);
-    g->dk = ARENA_FLOATS(a, max_rows * D);
-    mlp_head_carve(&g->aux, a, max_b);
+    g->w = ARENA_TRAIN_FLOATS(a, max_rows);
+    g->ur = ARENA_TRAIN_FLOATS(a, max_b * E);
+    g->aux_in = ARENA_TRAIN_FLOATS(a, max_b * 2 * E);
+    g->aux_logit = ARENA_TRAIN_FLOATS(a, max_b);
+    g->dlogit = ARENA_TRAIN_FLOATS(a, max_b);
+    g->daux_in = ARENA_TRAIN_FLOATS(a, max_b * 2 * E);
+    g->dscore = ARENA_TRAIN_FLOATS(a, max_rows);
+    g->dq = ARENA_TRAIN_FLOATS(a, max_b * D);
+    g->dk = ARENA_TRAIN_FLOATS(a, max_rows * D);
+    if (!a->forward_only) mlp_head_carve(&g->aux, a, max_b); /* only the training forward runs the auxiliary head */
 }
 
 float soft_gsu_forward(soft_gsu *g, float *score, const float *ea, const float *el, const uint32_t *off, size_t b,

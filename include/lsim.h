@@ -206,7 +206,14 @@ LSIM_API int lsim_engine_open(lsim_engine **out, const char *index_dir, const ch
 LSIM_API void lsim_engine_close(lsim_engine *e);
 
 /* A scoring context for one thread at a time. Free every context of an
- * engine before closing the engine (contexts read its weights). */
+ * engine before closing the engine (contexts read its weights).
+ * Memory: a context reads the engine's weights (no copy) and allocates its
+ * activations for max_candidates at once, inference only (no training
+ * buffers): at the default max_candidates of 1000, about 52 MiB for DIN,
+ * 87 MiB for DIEN, 144 MiB for DSIN, 91 MiB for SIM hard and 98 MiB for SIM
+ * soft (the checkpoint's default short_len 50, topk 50), roughly linear in
+ * max_candidates; SIM soft adds scratch linear in long_max
+ * (docs/BENCHMARKS.md, "Memory per scoring context"). */
 LSIM_API int lsim_ctx_new(lsim_engine *e, lsim_ctx **out);
 LSIM_API void lsim_ctx_free(lsim_ctx *c);
 

@@ -68,10 +68,10 @@ void mlp_head_carve(mlp_head *h, arena *a, size_t max_b)
     h->var1 = ARENA_FLOATS(a, h->h1);
     h->mean2 = ARENA_FLOATS(a, h->h2);
     h->var2 = ARENA_FLOATS(a, h->h2);
-    h->dd2 = ARENA_FLOATS(a, max_b * h->h2);
-    h->dz2 = ARENA_FLOATS(a, max_b * h->h2);
-    h->dd1 = ARENA_FLOATS(a, max_b * h->h1);
-    h->dz1 = ARENA_FLOATS(a, max_b * h->h1);
+    h->dd2 = ARENA_TRAIN_FLOATS(a, max_b * h->h2);
+    h->dz2 = ARENA_TRAIN_FLOATS(a, max_b * h->h2);
+    h->dd1 = ARENA_TRAIN_FLOATS(a, max_b * h->h1);
+    h->dz1 = ARENA_TRAIN_FLOATS(a, max_b * h->h1);
 }
 
 void mlp_head_reset_buffers(mlp_head *h)

@@ -19,6 +19,7 @@ int model_state_init(model_state *st, param_list *params, param_list *buffers, i
     int rc = list_rc;
     const param_set *share = share_next;
     share_next = NULL;
+    st->forward_only = share != NULL;
     if (share) { /* serving: another model's parameters, read-only, and no gradients */
         if (!rc) rc = param_set_view(&st->params, params->specs, params->n, share);
         if (!rc) rc = param_set_view(&st->grads, params->specs, params->n, NULL);
@@ -34,8 +35,9 @@ int model_state_init(model_state *st, param_list *params, param_list *buffers, i
 
 int model_state_alloc_ws(model_state *st, void (*carve)(void *ctx, arena *a), void *ctx)
 {
-    arena a = {0};
+    arena a = {.forward_only = st->forward_only};
     carve(ctx, &a);
+    st->ws_bytes = a.used;
     if (!(st->ws = arena_alloc(&a, a.used))) return LSIM_E_NOMEM;
     carve(ctx, &a);
     return 0;

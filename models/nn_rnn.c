@@ -137,10 +137,15 @@ size_t nn_gru_saved_floats(size_t B, size_t T, size_t C, size_t H)
     return B * T * 5 * H; /* gates (B,T,3H), uh (B,T,H), hprev (B,T,H) */
 }
 
+size_t nn_gru_forward_scratch_floats(size_t B, size_t T, size_t C, size_t H)
+{
+    (void)T, (void)C;
+    return B * 3 * H + B * H; /* rec (B,3H), h (B,H) */
+}
+
 size_t nn_gru_scratch_floats(size_t B, size_t T, size_t C, size_t H)
 {
-    (void)C;
-    size_t fwd = B * 3 * H + B * H;                         /* rec (B,3H), h (B,H) */
+    size_t fwd = nn_gru_forward_scratch_floats(B, T, C, H);
     size_t bwd = 2 * B * T * 3 * H + B * 3 * H + B * H;     /* dxp, drec_all (B,T,3H), drec (B,3H), dh (B,H) */
     return fwd > bwd ? fwd : bwd;
 }
@@ -153,6 +158,11 @@ size_t nn_augru_saved_floats(size_t B, size_t T, size_t C, size_t H)
 size_t nn_augru_scratch_floats(size_t B, size_t T, size_t C, size_t H)
 {
     return nn_gru_scratch_floats(B, T, C, H);
+}
+
+size_t nn_augru_forward_scratch_floats(size_t B, size_t T, size_t C, size_t H)
+{
+    return nn_gru_forward_scratch_floats(B, T, C, H);
 }
 
 /* att (B, T) or NULL (the plain GRU: a = 1) */
@@ -313,10 +323,15 @@ size_t nn_lstm_saved_floats(size_t B, size_t T, size_t C, size_t H)
     return B * T * 7 * H; /* gates (B,T,4H), hprev, cprev, tc (B,T,H) */
 }
 
+size_t nn_lstm_forward_scratch_floats(size_t B, size_t T, size_t C, size_t H)
+{
+    (void)T, (void)C;
+    return B * 4 * H + 2 * B * H; /* rec (B,4H), h, c (B,H) */
+}
+
 size_t nn_lstm_scratch_floats(size_t B, size_t T, size_t C, size_t H)
 {
-    (void)C;
-    size_t fwd = B * 4 * H + 2 * B * H;                 /* rec (B,4H), h, c (B,H) */
+    size_t fwd = nn_lstm_forward_scratch_floats(B, T, C, H);
     size_t bwd = B * T * 4 * H + B * 4 * H + 2 * B * H; /* dxp (B,T,4H), drec (B,4H), dh, dc (B,H) */
     return fwd > bwd ? fwd : bwd;
 }
@@ -329,6 +344,11 @@ size_t nn_bilstm_saved_floats(size_t B, size_t T, size_t C, size_t H)
 size_t nn_bilstm_scratch_floats(size_t B, size_t T, size_t C, size_t H)
 {
     return nn_lstm_scratch_floats(B, T, C, H); /* the directions run one after the other */
+}
+
+size_t nn_bilstm_forward_scratch_floats(size_t B, size_t T, size_t C, size_t H)
+{
+    return nn_lstm_forward_scratch_floats(B, T, C, H);
 }
 
 /* rev: run each sequence from len-1 down to 0. add_out: out += instead of =

@@ -30,7 +30,9 @@
  *           one forward (gradients then accumulate).
  *   scratch temporaries of forward and of backward, contents undefined after
  *           either call; sized by nn_*_scratch_floats(B, T, C, H) (one size
- *           serves both directions). It must not overlap saved.
+ *           serves both directions), or by nn_*_forward_scratch_floats for
+ *           a caller that never runs backward (a few rows: the backward's
+ *           is (B, T, .)). It must not overlap saved.
  * Neither is read before it is written, so neither needs zeroing.
  *
  * BLAS: the input projections (and, in backward, dinp and dW) are one GEMM
@@ -80,6 +82,7 @@
  */
 size_t nn_gru_saved_floats(size_t B, size_t T, size_t C, size_t H);
 size_t nn_gru_scratch_floats(size_t B, size_t T, size_t C, size_t H);
+size_t nn_gru_forward_scratch_floats(size_t B, size_t T, size_t C, size_t H);
 
 // out (B, T, H) or NULL, hfinal (B, H) or NULL, saved, scratch;
 // inp (B, T, C), len (B); w (3H, C), u (3H, H), b (3H)
@@ -104,6 +107,7 @@ void nn_gru_backward(float *dinp, float *dw, float *du, float *db, float *scratc
  */
 size_t nn_augru_saved_floats(size_t B, size_t T, size_t C, size_t H);
 size_t nn_augru_scratch_floats(size_t B, size_t T, size_t C, size_t H);
+size_t nn_augru_forward_scratch_floats(size_t B, size_t T, size_t C, size_t H);
 
 // out (B, T, H) or NULL, hfinal (B, H) or NULL; inp (B, T, C), att (B, T), len (B)
 void nn_augru_forward(float *out, float *hfinal, float *saved, float *scratch, const float *inp, const float *att,
@@ -132,6 +136,7 @@ void nn_augru_backward(float *dinp, float *datt, float *dw, float *du, float *db
  */
 size_t nn_lstm_saved_floats(size_t B, size_t T, size_t C, size_t H);
 size_t nn_lstm_scratch_floats(size_t B, size_t T, size_t C, size_t H);
+size_t nn_lstm_forward_scratch_floats(size_t B, size_t T, size_t C, size_t H);
 
 // out (B, T, H) or NULL, hfinal (B, H) or NULL, cfinal (B, H) or NULL;
 // inp (B, T, C), len (B); w_ih (4H, C), w_hh (4H, H), b_ih (4H), b_hh (4H)
@@ -171,6 +176,7 @@ void nn_lstm_backward(float *dinp, float *dw_ih, float *dw_hh, float *db_ih, flo
  */
 size_t nn_bilstm_saved_floats(size_t B, size_t T, size_t C, size_t H);
 size_t nn_bilstm_scratch_floats(size_t B, size_t T, size_t C, size_t H);
+size_t nn_bilstm_forward_scratch_floats(size_t B, size_t T, size_t C, size_t H);
 
 // out (B, T, H) or NULL, hfinal (2, B, H) or NULL, cfinal (2, B, H) or NULL;
 // inp (B, T, C), len (B); w_ih (2, 4H, C), w_hh (2, 4H, H), b_ih (2, 4H), b_hh (2, 4H)

@@ -13,11 +13,13 @@
  *   - bad requests and bad settings are refused with LSIM_E_INVAL and a
  *     detail naming the field.
  */
+#include "engine/engine_internal.h"
 #include "esu/model.h"
 #include "index/index_internal.h"
 #include "index/index_write.h"
 #include "loaders/gen_log.h"
 #include "lsim.h"
+#include "models/nn.h"
 #include "tests/test_util.h"
 #include "train/evaluate.h"
 #include "train/trainer.h"
@@ -616,6 +618,69 @@ Test(engine, explain_on_a_long_before_short_model_and_a_longer_user)
     }
     lsim_ctx_free(c);
     lsim_engine_close(e);
+}
+
+/* A context's model is forward-only (model_new_sharing): its workspace has no training buffers. Full requests
+ * (max_candidates of them) must score the same through the reference kernels, which take the general paths at
+ * full size (the shared-history and grouped paths skipped), and a backward must be refused. */
+static void forward_only_case(const char *ckpt)
+{
+    enum { N = 48 };
+    lsim_settings set;
+    lsim_settings_default(&set);
+    set.max_candidates = N;
+    lsim_engine *e;
+    lsim_ctx *c;
+    open_engine(ckpt, &set, &e, &c);
+    model_memory mm, fm;
+    model_memory_get(c->m, &mm);
+    cr_assert(model_forward_only(c->m));
+    cr_assert_eq(mm.grads, 0);
+    model *full;
+    unsigned flags = e->long_kind == ENGINE_LONG_AVGPOOL ? MODEL_LONG_SHARED : 0;
+    cr_assert_eq(model_new_ex(&full, &e->spec, N, e->set.short_len, e->long_width ? e->long_width : 1, flags), 0);
+    model_memory_get(full, &fm);
+    cr_assert(!model_forward_only(full));
+    cr_assert(mm.workspace < fm.workspace * 3 / 4, "%s: forward-only workspace %zu, training layout's %zu", ckpt,
+              mm.workspace, fm.workspace);
+    model_free(full);
+    /* candidates: the user's own items (mixed categories), then all of one category (one shared long list) */
+    lsim_candidate cand[2][N];
+    static char item[N][300], cat[N][300];
+    int64_t ts;
+    for (size_t i = 0; i < N; i++) {
+        user_event("1", 40 + 7 * i, item[i], cat[i], &ts);
+        cand[0][i] = raw(i % 5 ? item[i] : "no-such-item", i % 3 ? cat[i] : NULL);
+        cand[1][i] = raw(i % 4 ? item[i] : "no-such-item", cat[0]);
+    }
+    for (int r = 0; r < 2; r++) {
+        float fast[N], ref[N];
+        cr_assert_eq(lsim_score(c, "1", 1, END_TS, cand[r], N, fast), 0, "%s", lsim_ctx_errmsg(c));
+        nn_force_reference(1);
+        int rc = lsim_score(c, "1", 1, END_TS, cand[r], N, ref);
+        nn_force_reference(0);
+        cr_assert_eq(rc, 0, "%s", lsim_ctx_errmsg(c));
+        char what[700];
+        snprintf(what, sizeof what, "%s request %d: fast vs reference", ckpt, r);
+        cr_assert_eq(tu_compare_f32(what, fast, ref, N, 1e-4), 0);
+    }
+    uint32_t zero = 0;
+    float label = 1;
+    model_batch bt = {.b = 1, .target_item = &zero, .target_cat = &zero, .label = &label};
+    cr_assert_eq(model_backward(c->m, &bt), LSIM_E_INVAL);
+    lsim_ctx_free(c);
+    lsim_engine_close(e);
+}
+
+Test(engine, contexts_are_forward_only_and_run_the_reference_paths)
+{
+    forward_only_case(train(MODEL_DIN, 0, 0, "fwd-din"));
+    forward_only_case(train(MODEL_AVGPOOL_DIN, 0, 0, "fwd-avg"));
+    forward_only_case(train(MODEL_DIEN, 0, 0, "fwd-dien"));
+    forward_only_case(train(MODEL_DSIN, 0, 0, "fwd-dsin"));
+    forward_only_case(train(MODEL_SIM_HARD, 1, 0, "fwd-hard"));
+    forward_only_case(train(MODEL_SIM_HARD, 1, 1, "fwd-hardlbs")); /* no per-category reads: no groups */
+    forward_only_case(train(MODEL_SIM_SOFT, 1, 0, "fwd-soft"));
 }
 
 Test(engine, a_huge_k_returns_what_the_user_has)

@@ -98,9 +98,9 @@ static void check_din_unit(int softmax)
     for (size_t i = 0; i < c.p.n; i++) fill(c.p.ptr[i], c.p.numel[i], 0.8f);
     din_unit_bind(&c.u, "att", c.e, 6, 3, softmax, &c.p, &c.g);
     arena a = {0};
-    din_unit_carve(&c.u, &a, c.b, c.r);
+    din_unit_carve(&c.u, &a, c.b, c.r, c.r);
     void *ws = arena_alloc(&a, a.used);
-    din_unit_carve(&c.u, &a, c.b, c.r);
+    din_unit_carve(&c.u, &a, c.b, c.r, c.r);
     c.v = calloc(c.b * c.e, sizeof(float));
     c.ea = calloc(c.b * c.e, sizeof(float));
     c.es = calloc(c.r * c.e, sizeof(float));
