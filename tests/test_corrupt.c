@@ -527,8 +527,9 @@ static uint64_t rd64(const unsigned char *p)
     return (uint64_t)rd32(p) | (uint64_t)rd32(p + 4) << 32;
 }
 
-enum { PG_META, PG_BRANCH, PG_LEAF, PG_OVERFLOW, PG_FREE, PG_KINDS };
-static const char *const page_names[PG_KINDS] = {"meta", "branch", "leaf", "overflow", "free"};
+enum { PG_META, PG_BRANCH, PG_LEAF, PG_OVERFLOW, PG_PREV, PG_FREE, PG_KINDS };
+static const char *const page_names[PG_KINDS] = {"meta", "branch", "leaf", "overflow", "previous commit's",
+                                                 "free"};
 
 #define PAGEHDR 16
 #define META_END (PAGEHDR + 136) /* MDB_meta: magic, version, address, mapsize, 2 MDB_db, last_pg, txnid */
@@ -583,6 +584,16 @@ static size_t page_kinds(const unsigned char *d, size_t len, int **out, char (**
     const unsigned char *meta = d + (size_t)m * ps + PAGEHDR;
     walk_tree(d, len, ps, rd64(meta + 24 + 40), kind, db, "free list", 0); /* mm_dbs[FREE_DBI] */
     walk_tree(d, len, ps, rd64(meta + 72 + 40), kind, db, "main", 0);      /* mm_dbs[MAIN_DBI] */
+    /* the pages of the previous commit's snapshot that the newest no longer uses (free, but intact) */
+    int *prev = malloc(n * sizeof *prev);
+    char(*pdb)[16] = calloc(n, sizeof *pdb);
+    for (size_t i = 0; i < n; i++) prev[i] = PG_FREE;
+    const unsigned char *old = d + (size_t)!m * ps + PAGEHDR;
+    walk_tree(d, len, ps, rd64(old + 72 + 40), prev, pdb, "main", 0);
+    for (size_t i = 2; i < n; i++)
+        if (kind[i] == PG_FREE && prev[i] != PG_FREE) kind[i] = PG_PREV, memcpy(db[i], pdb[i], sizeof db[i]);
+    free(prev);
+    free(pdb);
     *out = kind;
     *dbs = db;
     *psize = ps;
@@ -624,7 +635,7 @@ static size_t index_offsets(const unsigned char *d, size_t len, const int *kind,
         /* the page header: pgno, pad, flags, lower, upper (every byte of the last three) */
         static const size_t hdr[] = {0, 1, 7, 8, 10, 11, 12, 13, 14, 15};
         for (size_t i = 0; i < sizeof hdr / sizeof hdr[0]; i++) n = add_off(offs, n, cap, base + hdr[i]);
-        if (kind[pg] == PG_OVERFLOW || kind[pg] == PG_FREE) {
+        if (kind[pg] == PG_OVERFLOW || kind[pg] == PG_FREE || kind[pg] == PG_PREV) {
             for (int i = 0; i < 4; i++) n = add_off(offs, n, cap, base + PAGEHDR + tu_rand(&seed) % (ps - PAGEHDR));
             continue;
         }
@@ -677,8 +688,8 @@ Test(corrupt, index, .timeout = 600)
     size_t n_pages = page_kinds(pristine, len, &kind, &db, &ps, &cur_meta);
     char (*region)[40] = calloc(n_pages, sizeof *region);
     for (size_t pg = 0; pg < n_pages; pg++)
-        snprintf(region[pg], sizeof region[pg], "%s%s%s%s", page_names[kind[pg]], db[pg][0] ? " (" : " page", db[pg],
-                 db[pg][0] ? ")" : "");
+        snprintf(region[pg], sizeof region[pg], "%s%s%s%s", page_names[kind[pg]], db[pg][0] ? " page (" : " page",
+                 db[pg], db[pg][0] ? ")" : "");
     size_t offs[2048];
     size_t n_offs = index_offsets(pristine, len, kind, ps, cur_meta, offs, 2048);
     tally flips = {.what = "index"}, cuts = {.what = "index"};
