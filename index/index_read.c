@@ -648,7 +648,8 @@ int index_time_range(lsim_index_reader *rd, int64_t *first, int64_t *last)
         int r = mdb_cursor_get(cur, &k, &d, MDB_FIRST);
         for (; r == 0; r = mdb_cursor_get(cur, &k, &d, MDB_NEXT)) {
             ubt_user_summary s;
-            if (k.mv_size != UBT_USER_KEY_LEN || ubt_summary_decode(&s, ubt_get_u32be(k.mv_data), d.mv_data, d.mv_size)) {
+            if (k.mv_size != UBT_USER_KEY_LEN ||
+                ubt_summary_decode(&s, ubt_get_u32be(k.mv_data), d.mv_data, d.mv_size)) {
                 rc = rd_err(rd, LSIM_E_CORRUPT, "corrupt user summary");
                 break;
             }

@@ -610,8 +610,8 @@ static int load_existing(writer *w, const char *dir, int stamped)
             return err_set(w->err, w->errlen, rc, "%s: %s", dir, why);
     }
     if (vocab_size(w->voc[V_USER]) != w->counts.users || vocab_size(w->voc[V_ITEM]) != w->counts.items)
-        return err_set(w->err, w->errlen, LSIM_E_CORRUPT, "%s: corrupt: vocabulary sizes disagree with the index counts",
-                       dir);
+        return err_set(w->err, w->errlen, LSIM_E_CORRUPT,
+                       "%s: corrupt: vocabulary sizes disagree with the index counts", dir);
     w->users_before_batch = vocab_size(w->voc[V_USER]);
     w->res->users_added = vocab_size(w->voc[V_USER]);
     w->res->items_added = vocab_size(w->voc[V_ITEM]);

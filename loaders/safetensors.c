@@ -2,7 +2,8 @@
  * safetensors.c: the safetensors reader and writer (see safetensors.h and
  * docs/CHECKPOINT_FORMAT.md).
  *
- * What it is: st_open maps a file read-only, walks its JSON header with the
+ * What it is: st_open maps a file read-only, checks lsim's checksum entry
+ * when the header begins with it, walks its JSON header with the
  * strict scanner of json_scan.h along exactly this header's grammar,
  * validates every field, offset and size, and hands out pointers into the
  * mapping (or into aligned copies). st_writer collects tensors and metadata

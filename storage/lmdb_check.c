@@ -123,7 +123,8 @@ static int fail(const checker *c, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
-    if (c->tree) return err_set(c->err, c->errlen, LSIM_E_CORRUPT, "%s: corrupt: database %s: %s", c->path, c->tree, msg);
+    if (c->tree)
+        return err_set(c->err, c->errlen, LSIM_E_CORRUPT, "%s: corrupt: database %s: %s", c->path, c->tree, msg);
     return err_set(c->err, c->errlen, LSIM_E_CORRUPT, "%s: corrupt: %s", c->path, msg);
 }
 
@@ -218,7 +219,6 @@ static int check_header(const checker *c, const uint8_t *p, uint64_t pgno, int l
     if (lower < PAGEHDR + 2 || (lower & 1) || *upper < lower || *upper > c->ps)
         return fail(c, "page %" PRIu64 ": bounds %u, %zu outside the page", pgno, lower, *upper);
     *nkeys = (size_t)(lower - PAGEHDR) / 2;
-    if (!leaf && *nkeys < 2) return fail(c, "page %" PRIu64 ": a branch page with one child", pgno);
     return 0;
 }
 
@@ -246,7 +246,7 @@ static int leaf_value(checker *c, const uint8_t *nd, const key *k, uint64_t pgno
         return 0;
     }
     uint64_t op = rd64(nd + NODEHDR + k->n), npages = (PAGEHDR - 1 + (uint64_t)dsize) / c->ps + 1;
-    const uint8_t *q;
+    const uint8_t *q = NULL;
     int rc = tree_page(c, op, &q);
     if (rc) return rc;
     if (npages > c->last_pg - op + 1)
@@ -264,8 +264,8 @@ static int leaf_value(checker *c, const uint8_t *nd, const key *k, uint64_t pgno
 /* The subtree at pgno, at depth `level`, whose keys lie in [lo, hi). */
 static int walk(checker *c, uint64_t pgno, int level, key lo, key hi)
 {
-    const uint8_t *p;
-    size_t nkeys, upper;
+    const uint8_t *p = NULL;
+    size_t nkeys = 0, upper = 0;
     int rc = tree_page(c, pgno, &p);
     if (!rc) rc = mark(c, pgno, 1, c->tree);
     if (!rc) rc = check_header(c, p, pgno, level, c->depth, &nkeys, &upper);
@@ -279,7 +279,8 @@ static int walk(checker *c, uint64_t pgno, int level, key lo, key hi)
         key k;
         if ((rc = node_at(c, p, pgno, i, upper, &nd, &k))) return rc;
         if (leaf || i > 0) {
-            if (c->integer_keys && k.n != 8) return fail(c, "page %" PRIu64 ": node %zu: a key of %zu bytes", pgno, i, k.n);
+            if (c->integer_keys && k.n != 8)
+                return fail(c, "page %" PRIu64 ": node %zu: a key of %zu bytes", pgno, i, k.n);
             int order = cmp_key(c, &k, &prev);
             if ((i == 0 || (!leaf && i == 1)) ? order < 0 : order <= 0)
                 return fail(c, "page %" PRIu64 ": node %zu: keys out of order", pgno, i);
@@ -430,8 +431,8 @@ static int older_stamp(checker *c, const meta *m, uint64_t stamp[2])
         const uint8_t *val = NULL;
         size_t len = 0;
         for (int level = 0; level < d.depth; level++) {
-            const uint8_t *p, *nd;
-            size_t nkeys, upper, pick = 0;
+            const uint8_t *p = NULL, *nd = NULL;
+            size_t nkeys = 0, upper = 0, pick = 0;
             key k;
             int rc = tree_page(c, pgno, &p);
             if (!rc) rc = check_header(c, p, pgno, level, d.depth, &nkeys, &upper);
@@ -493,7 +494,8 @@ static int check_file(checker *c, lmdb_check_result *res)
     c->ps = rd32(c->map + PAGEHDR + 24); /* the free list's pad in meta page 0 */
     if (c->ps < 512 || c->ps > 65536 || (c->ps & (c->ps - 1)))
         return fail(c, "meta page 0: page size %zu", c->ps);
-    if (c->size < 2 * c->ps) return fail(c, "the file is %zu bytes, shorter than its two meta pages (truncated)", c->size);
+    if (c->size < 2 * c->ps)
+        return fail(c, "the file is %zu bytes, shorter than its two meta pages (truncated)", c->size);
     uint32_t v0 = rd32(c->map + PAGEHDR + 4), v1 = rd32(c->map + c->ps + PAGEHDR + 4);
     if (v0 == v1 && v0 != META_VERSION && rd32(c->map + PAGEHDR) == META_MAGIC)
         return err_set(c->err, c->errlen, LSIM_E_VERSION, "%s: LMDB data version %u; this lsim reads version %u",

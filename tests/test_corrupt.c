@@ -536,8 +536,8 @@ static const char *const page_names[PG_KINDS] = {"meta", "branch", "leaf", "over
 
 /* Marks the pages of the B-tree rooted at pg with their kind and database (db: its name, "free list" for the free
  * list's own tree). */
-static void walk_tree(const unsigned char *d, size_t len, size_t ps, uint64_t pg, int *kind, char (*db)[16], const char *name,
-                      int depth)
+static void walk_tree(const unsigned char *d, size_t len, size_t ps, uint64_t pg, int *kind, char (*db)[16],
+                      const char *name, int depth)
 {
     if (pg == ~(uint64_t)0 || (pg + 1) * ps > len || depth > 16) return;
     const unsigned char *p = d + pg * ps;
@@ -654,7 +654,8 @@ static size_t index_offsets(const unsigned char *d, size_t len, const int *kind,
         }
         if (upper > lower) /* free space inside the page */
             for (int i = 0; i < 2; i++) n = add_off(offs, n, cap, base + lower + tu_rand(&seed) % (upper - lower));
-        for (int i = 0; i < 5 && upper < ps; i++) n = add_off(offs, n, cap, base + upper + tu_rand(&seed) % (ps - upper));
+        for (int i = 0; i < 5 && upper < ps; i++)
+            n = add_off(offs, n, cap, base + upper + tu_rand(&seed) % (ps - upper));
     }
     return n;
 }

@@ -777,7 +777,8 @@ Test(safetensors, bad_header_length)
     unsigned char b[64];
     memset(b, ' ', sizeof b);
     for (size_t n = 0; n < 8; n++)
-        expect_bad_buf(b, n, LSIM_E_CORRUPT, "corrupt checkpoint: file is", "shorter than the 8-byte header length", NULL);
+        expect_bad_buf(b, n, LSIM_E_CORRUPT, "corrupt checkpoint: file is", "shorter than the 8-byte header length",
+                       NULL);
 
     memcpy(b, "\0\0\0\0\0\0\0\0{}", 10);
     expect_bad_buf(b, 10, LSIM_E_FORMAT, "header length is 0", NULL);
@@ -790,8 +791,8 @@ Test(safetensors, bad_header_length)
     expect_bad_buf(b, 10, LSIM_E_FORMAT, "exceeds the limit of 104857600 bytes", NULL);
     /* past the end */
     memcpy(b, "\x03\0\0\0\0\0\0\0{}", 10);
-    expect_bad_buf(b, 10, LSIM_E_CORRUPT, "corrupt checkpoint: header length 3 runs past the end of the file (10 bytes)",
-                   NULL);
+    expect_bad_buf(b, 10, LSIM_E_CORRUPT,
+                   "corrupt checkpoint: header length 3 runs past the end of the file (10 bytes)", NULL);
     /* one short: cuts the closing brace */
     const char *json = "{" T("a", "F32", "[2]", 0, 8) "}";
     size_t len;
@@ -801,8 +802,8 @@ Test(safetensors, bad_header_length)
     /* one long, swallowing a space: the header parses, the data is a byte short */
     f[0] += 2;
     f[8 + strlen(json)] = ' ';
-    expect_bad_buf(f, len, LSIM_E_CORRUPT, "tensor a: data_offsets [0, 8] run past the end of the data section (7 bytes)",
-                   NULL);
+    expect_bad_buf(f, len, LSIM_E_CORRUPT,
+                   "tensor a: data_offsets [0, 8] run past the end of the data section (7 bytes)", NULL);
     free(f);
     /* one long, swallowing a byte that is not a space */
     EXPECT_BAD("{" T("a", "F32", "[2]", 0, 8) "}x", zeros, 8, LSIM_E_FORMAT, "'x' after the header's closing '}'");
