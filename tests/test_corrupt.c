@@ -8,15 +8,17 @@
  * two meta pages, branch, leaf and overflow pages, the free list, and the
  * pages the append freed) and a small SIM soft checkpoint trained on it.
  *
- * A case copies the pristine file, changes it (one byte with one bit flipped,
- * or the file cut at a length), and runs each reading path in a process of
- * its own, so that a crash or a hang is caught and counted:
+ * A case changes the copy of the file that the probes read (one bit of one
+ * byte flipped, or the file cut at a length), and runs each reading path in
+ * a process of its own, so that a crash or a hang is caught and counted:
  *   verify  `lsim index verify`                                          (exec)
  *   read    every event of every user: all categories, then each of the
  *           user's categories, through lsim_index_hard_search            (fork)
  *   engine  lsim_engine_open, then lsim_score of 8 items for every user  (fork)
  *   score   `lsim score` of the longest user                             (exec)
- * (a checkpoint case runs engine and score: the others do not read it).
+ * (a checkpoint case runs engine and score: the others do not read it; for
+ * 15 of 16 header bytes, engine alone, many offsets to a process, and the
+ * offsets a crash leaves unreported are run again one to a process).
  *
  * A probe's outcome: the same output as on the pristine file; refused as
  * corrupt (exit 1, LSIM_E_CORRUPT for the library probes, and a message that
@@ -358,8 +360,9 @@ static int probe_read(const fixture *fx)
     return 0;
 }
 
-/* engine: lsim_engine_open on the work index and checkpoint, every user scored. */
-static int probe_engine(const fixture *fx)
+/* The engine probe's work: lsim_engine_open on the work index and checkpoint, every user scored. 0 and the
+ * scores' hash in out, or the code and "FUNCTION: detail" in msg. */
+static int engine_run(const fixture *fx, char *out, size_t outlen, char *msg, size_t msglen)
 {
     char err[512];
     lsim_settings s;
@@ -367,23 +370,68 @@ static int probe_engine(const fixture *fx)
     s.max_candidates = N_ITEMS;
     lsim_engine *e;
     int rc = lsim_engine_open(&e, fx->work_idx, fx->work_ckpt, &s, err, sizeof err);
-    if (rc) return child_fail("lsim_engine_open", rc, err);
+    if (rc) return snprintf(msg, msglen, "lsim_engine_open: %s", err), rc;
     lsim_ctx *c;
-    if ((rc = lsim_ctx_new(e, &c))) return child_fail("lsim_ctx_new", rc, "");
+    if ((rc = lsim_ctx_new(e, &c))) {
+        lsim_engine_close(e);
+        return snprintf(msg, msglen, "lsim_ctx_new"), rc;
+    }
     lsim_candidate cand[N_ITEMS];
     for (size_t i = 0; i < N_ITEMS; i++) cand[i] = (lsim_candidate){fx->items[i], strlen(fx->items[i]), NULL, 0};
     float scores[N_ITEMS];
     uint64_t h = 0xcbf29ce484222325ULL;
     int64_t now = strtoll(fx->now, NULL, 10);
-    for (size_t u = 0; u <= fx->n_users; u++) {
+    for (size_t u = 0; u <= fx->n_users && !rc; u++) {
         const char *user = u < fx->n_users ? fx->users[u] : "no-such-user";
         if ((rc = lsim_score(c, user, strlen(user), now, cand, N_ITEMS, scores)))
-            return child_fail("lsim_score", rc, lsim_ctx_errmsg(c));
+            snprintf(msg, msglen, "lsim_score: %s", lsim_ctx_errmsg(c));
         h = fnv(h, scores, sizeof scores);
     }
-    printf("scores hash %016" PRIx64 "\n", h);
+    if (!rc) snprintf(out, outlen, "scores hash %016" PRIx64 "\n", h);
     lsim_ctx_free(c);
     lsim_engine_close(e);
+    return rc;
+}
+
+/* engine, as a probe of its own. */
+static int probe_engine(const fixture *fx)
+{
+    char out[64], msg[1024];
+    int rc = engine_run(fx, out, sizeof out, msg, sizeof msg);
+    if (rc) return child_fail("engine", rc, msg);
+    fputs(out, stdout);
+    return 0;
+}
+
+/* engine over many one-byte flips of the checkpoint in one process (the
+ * header's bytes: thousands of cases): for each offset, flip, run, flip
+ * back, one line "OFFSET<tab>CODE<tab>output or message". The parent runs
+ * the offsets a crash left without a line one by one. */
+static const size_t *batch_offs;
+static size_t batch_n;
+
+static int flip_quiet(const char *path, size_t off)
+{
+    int fd = open(path, O_RDWR);
+    unsigned char c;
+    int ok = fd >= 0 && pread(fd, &c, 1, (off_t)off) == 1 && (c ^= (unsigned char)(1u << (off * 5 % 8)), 1) &&
+             pwrite(fd, &c, 1, (off_t)off) == 1;
+    if (fd >= 0) close(fd);
+    return ok ? 0 : -1;
+}
+
+static int probe_engine_batch(const fixture *fx)
+{
+    for (size_t i = 0; i < batch_n; i++) {
+        char out[64] = "", msg[1024] = "";
+        if (flip_quiet(fx->work_ckpt, batch_offs[i])) return 4;
+        int rc = engine_run(fx, out, sizeof out, msg, sizeof msg);
+        if (flip_quiet(fx->work_ckpt, batch_offs[i])) return 4;
+        for (char *q = msg; *q; q++)
+            if (*q == '\n' || *q == '\t') *q = ' ';
+        printf("%zu\t%d\t%s%s", batch_offs[i], rc, rc ? msg : out, rc ? "\n" : "");
+        fflush(stdout);
+    }
     return 0;
 }
 
@@ -395,12 +443,19 @@ static const char *const out_names[OUT_KINDS] = {"unused", "refused", "wrong err
 typedef enum { PROBE_VERIFY, PROBE_READ, PROBE_ENGINE, PROBE_SCORE, PROBE_KINDS } probe_kind;
 static const char *const probe_names[PROBE_KINDS] = {"verify", "read", "engine", "score"};
 
-/* Case-insensitive strstr. */
-static int has(const char *s, const char *what)
+/* A refusal's message: it names the file and says "corrupt" (outside the file's name). */
+static int message_refuses(const char *msg, const char *file)
 {
-    size_t n = strlen(what);
-    for (; s && *s; s++)
-        if (!strncasecmp(s, what, n)) return 1;
+    const char *at = strstr(msg, file);
+    if (!at) return 0;
+    size_t n = strlen(file);
+    for (const char *p = msg; *p; p++) {
+        if (p == at) {
+            p += n - 1;
+            continue;
+        }
+        if (!strncasecmp(p, "corrupt", 7)) return 1;
+    }
     return 0;
 }
 
@@ -437,7 +492,7 @@ static int probe_outcome(fixture *fx, probe_kind k, const char *file, char *why,
     int o;
     if (st == RUN_CRASH || st == RUN_HANG) o = OUT_CRASH;
     else if (st == 0) o = strcmp(out, want) ? OUT_SILENT : OUT_SAME;
-    else if (st == 1 && (has(out, "corrupt") || has(err, "corrupt")) && (strstr(out, file) || strstr(err, file)))
+    else if (st == 1 && (message_refuses(out, file) || message_refuses(err, file)))
         o = OUT_REFUSED;
     else o = OUT_WRONG;
     char *nl = strchr(err, '\n');
@@ -460,17 +515,13 @@ typedef struct tally {
     int n_regions;
 } tally;
 
-/* Runs the probes on the current work files; a case's outcome is the worst probe's (crash > silent > wrong), else
- * refused if any probe refused, else unused. */
-static int run_case(fixture *fx, tally *t, const probe_kind *probes, size_t n_probes, const char *file,
-                    const char *label, const char *region)
+/* Counts a case whose probes gave o[0..n) (why[i]: a line about each). Its outcome is the worst probe's (crash >
+ * silent > wrong), else refused if any probe refused, else unused. */
+static int tally_add(tally *t, const int *o, char (*why)[700], size_t n, const char *label, const char *region)
 {
-    char why[PROBE_KINDS][700];
-    int o[PROBE_KINDS], worst = OUT_SAME;
-    for (size_t i = 0; i < n_probes; i++) {
-        o[i] = probe_outcome(fx, probes[i], file, why[i], sizeof why[i]);
+    int worst = OUT_SAME;
+    for (size_t i = 0; i < n; i++)
         if (o[i] > worst) worst = o[i];
-    }
     t->n++;
     t->count[worst]++;
     int r = 0;
@@ -481,10 +532,77 @@ static int run_case(fixture *fx, tally *t, const probe_kind *probes, size_t n_pr
     if (worst >= OUT_WRONG && t->shown < MAX_DEFECTS_SHOWN) t->shown++, verbose = 1;
     if (verbose) {
         fprintf(stderr, "%s %s [%s]: %s\n", t->what, label, region, out_names[worst]);
-        for (size_t i = 0; i < n_probes; i++)
+        for (size_t i = 0; i < n; i++)
             if (o[i] != OUT_SAME || getenv("LSIM_CORRUPT_VERBOSE")) fprintf(stderr, "    %s\n", why[i]);
     }
     return worst;
+}
+
+/* Runs the probes on the current work files and counts the case. */
+static int run_case(fixture *fx, tally *t, const probe_kind *probes, size_t n_probes, const char *file,
+                    const char *label, const char *region)
+{
+    char why[PROBE_KINDS][700];
+    int o[PROBE_KINDS];
+    for (size_t i = 0; i < n_probes; i++) o[i] = probe_outcome(fx, probes[i], file, why[i], sizeof why[i]);
+    return tally_add(t, o, why, n_probes, label, region);
+}
+
+/* The outcome of the engine probe from a line of probe_engine_batch. */
+static int batch_outcome(const fixture *fx, int rc, const char *text, char *why, size_t whylen)
+{
+    int o;
+    if (rc == 0) o = strcmp(text, fx->want_engine) ? OUT_SILENT : OUT_SAME;
+    else if (rc == LSIM_E_CORRUPT && message_refuses(text, fx->work_ckpt)) o = OUT_REFUSED;
+    else o = OUT_WRONG;
+    snprintf(why, whylen, "engine: %s (code %d): %.400s", out_names[o], rc, text);
+    for (char *p = why; *p; p++)
+        if (*p == '\n') *p = ' ';
+    return o;
+}
+
+/* Flips of the checkpoint at offs[0..n), the engine probe only, in batches of one process each. */
+static void run_engine_batches(fixture *fx, tally *t, const size_t *offs, size_t n, const unsigned char *pristine,
+                               size_t len, const char *region)
+{
+    const size_t per = 256;
+    for (size_t b = 0; b < n; b += per) {
+        batch_offs = offs + b;
+        batch_n = n - b < per ? n - b : per;
+        char *out = NULL, *err = NULL;
+        int st = spawn(fx, NULL, probe_engine_batch, &out, &err);
+        size_t done = 0;
+        for (char *line = out; line && *line && done < batch_n;) {
+            char *nl = strchr(line, '\n');
+            if (!nl) break; /* a line cut by a crash */
+            *nl = 0;
+            char *tab1 = strchr(line, '\t'), *tab2 = tab1 ? strchr(tab1 + 1, '\t') : NULL;
+            cr_assert(tab2, "batch output: %s", line);
+            size_t off = strtoull(line, NULL, 10);
+            cr_assert_eq(off, batch_offs[done]);
+            int rc = atoi(tab1 + 1);
+            char text[1100];
+            snprintf(text, sizeof text, "%s%s", tab2 + 1, rc == 0 ? "\n" : "");
+            char why[1][700], label[64];
+            int o[1] = {batch_outcome(fx, rc, text, why[0], sizeof why[0])};
+            snprintf(label, sizeof label, "flip at %zu", off);
+            tally_add(t, o, why, 1, label, region);
+            done++;
+            line = nl + 1;
+        }
+        free(out);
+        free(err);
+        if (st == 0 && done == batch_n) continue;
+        write_file(fx->work_ckpt, pristine, len); /* a crash may have left a byte flipped */
+        const probe_kind engine_only[] = {PROBE_ENGINE};
+        for (size_t i = done; i < batch_n; i++) { /* one by one: the crash is caught and counted */
+            char label[64];
+            snprintf(label, sizeof label, "flip at %zu", batch_offs[i]);
+            flip_at(fx->work_ckpt, batch_offs[i], (int)(batch_offs[i] * 5 % 8));
+            run_case(fx, t, engine_only, 1, fx->work_ckpt, label, region);
+            flip_at(fx->work_ckpt, batch_offs[i], (int)(batch_offs[i] * 5 % 8));
+        }
+    }
 }
 
 static void tally_print(const tally *t, const char *kind)
@@ -611,9 +729,12 @@ static int add_off(size_t *offs, size_t n, size_t cap, size_t off)
     return (int)n;
 }
 
-/* Deterministic flip offsets in data.mdb: in each page its header, and for
- * the current meta page every byte of MDB_meta; in B-tree pages every node
- * pointer and samples of the nodes; samples of every other page. */
+/* Deterministic flip offsets in data.mdb: every byte of the newer meta
+ * page's header and MDB_meta (every 4th of the older one's) and one of its
+ * unused tail; in the other pages their header's page number, flags and
+ * bounds; in B-tree pages the first node pointers, the first nodes' sizes,
+ * flags, key sizes, keys and values, and samples of the free space and of
+ * the nodes; samples of every overflow and free page. */
 static size_t index_offsets(const unsigned char *d, size_t len, const int *kind, size_t ps, int cur_meta,
                             size_t *offs, size_t cap)
 {
@@ -756,16 +877,32 @@ Test(corrupt, checkpoint, .timeout = 600)
     tally flips = {.what = "checkpoint"}, cuts = {.what = "checkpoint"};
     uint64_t seed = 99;
     size_t n_data = 200;
-    for (size_t i = 0; i < hend + n_data; i++) {
-        size_t off = i < hend ? i : hend + (i - hend) * (len - hend) / n_data + tu_rand(&seed) % 64;
+    /* every header byte: `lsim score` and the engine on every 16th, the engine alone on the others (in batches) */
+    size_t *batch = malloc(hend * sizeof *batch), nb[2] = {0, 0};
+    for (int part = 0; part < 2; part++) { /* the length, then the JSON */
+        nb[part] = 0;
+        for (size_t off = part ? 8 : 0; off < (part ? hend : 8); off++) {
+            if (off % 16) {
+                batch[nb[part]++] = off;
+                continue;
+            }
+            flip_at(fx.work_ckpt, off, (int)(off * 5 % 8));
+            char label[64];
+            snprintf(label, sizeof label, "flip at %zu", off);
+            run_case(&fx, &flips, probes, 2, fx.work_ckpt, label, part ? "header (JSON)" : "header length");
+            flip_at(fx.work_ckpt, off, (int)(off * 5 % 8));
+        }
+        run_engine_batches(&fx, &flips, batch, nb[part], pristine, len, part ? "header (JSON)" : "header length");
+    }
+    free(batch);
+    /* a sample of the data: both probes */
+    for (size_t i = 0; i < n_data; i++) {
+        size_t off = hend + i * (len - hend) / n_data + tu_rand(&seed) % 64;
         if (off >= len) off = len - 1;
         flip_at(fx.work_ckpt, off, (int)(off * 5 % 8));
         char label[64];
         snprintf(label, sizeof label, "flip at %zu", off);
-        /* `lsim score` on every 16th header byte and every data byte; the engine on all */
-        size_t np = (i >= hend || i % 16 == 0) ? 2 : 1;
-        run_case(&fx, &flips, probes, np, fx.work_ckpt, label,
-                 off < 8 ? "header length" : off < hend ? "header (JSON)" : "data");
+        run_case(&fx, &flips, probes, 2, fx.work_ckpt, label, "data");
         flip_at(fx.work_ckpt, off, (int)(off * 5 % 8));
     }
     size_t cut_lens[128], n_cuts = 0;
