@@ -9,8 +9,9 @@
  *   node   u16 lo | u16 hi | u16 flags | u16 key size | key | value. In a
  *          leaf, the value has lo | hi << 16 bytes; with F_BIGDATA the value
  *          is the u64 number of its first overflow page. In a branch page,
- *          the child is page lo | hi << 16 | flags << 32, and the first node
- *          has no key: child i holds the keys in [key i, key i+1).
+ *          the child is page lo | hi << 16 | flags << 32, and the first
+ *          node's key is not used (LMDB writes none): child i holds the keys
+ *          in [key i, key i+1).
  *   meta   pages 0 and 1, after the page header: u32 magic | u32 version |
  *          u64 address | u64 map size | MDB_db free list | MDB_db main |
  *          u64 last page | u64 transaction id. Commit T writes meta page T & 1;
@@ -287,9 +288,7 @@ static int walk(checker *c, uint64_t pgno, int level, key lo, key hi)
             if (cmp_key(c, &k, &hi) >= 0)
                 return fail(c, "page %" PRIu64 ": node %zu: a key beyond the range its parent sends here", pgno, i);
             prev = k;
-        } else if (k.n) {
-            return fail(c, "page %" PRIu64 ": the first node of a branch page has a key", pgno);
-        }
+        } /* a branch page's first key is not read: LMDB routes below the second key to the first child */
         if (leaf) {
             const uint8_t *val;
             size_t len;

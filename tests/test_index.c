@@ -632,7 +632,9 @@ Test(index, a_meta_page_with_another_transaction_id_is_refused)
         int fd = open(mdb, O_RDWR);
         cr_assert(fd >= 0);
         uint64_t old, t = cases[c].txnid;
-        off_t at = (off_t)(cases[c].page * 4096 + txnid_at);
+        uint32_t psize;
+        cr_assert_eq(pread(fd, &psize, 4, 40), 4); /* the free list's md_pad in meta page 0 */
+        off_t at = (off_t)(cases[c].page * psize + txnid_at);
         cr_assert_eq(pread(fd, &old, 8, at), 8);
         cr_assert_eq(pwrite(fd, &t, 8, at), 8);
         lsim_index *ix;
