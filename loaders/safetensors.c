@@ -527,9 +527,9 @@ static int check_tiling(jp *j)
     }
     if (at != j->data_size)
         return fail_corrupt(j->err, j->errlen, j->path,
-                         "the data section has %" PRIu64 " bytes but the tensors end at %" PRIu64 " (%" PRIu64
-                         " trailing bytes)",
-                         j->data_size, at, j->data_size - at);
+                            "the data section has %" PRIu64 " bytes but the tensors end at %" PRIu64 " (%" PRIu64
+                            " trailing bytes)",
+                            j->data_size, at, j->data_size - at);
     return 0;
 }
 

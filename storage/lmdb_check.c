@@ -92,6 +92,7 @@ typedef struct checker {
     dbrec counted;
     /* what was found */
     int *found;
+    char unknown[48]; /* the first database not in the spec ("" if none) */
     const uint8_t *stamp;
     size_t stamp_len;
     uint64_t used, free_pages;
@@ -358,7 +359,9 @@ static int on_leaf(checker *c, const key *k, const uint8_t *val, size_t len)
             const char *name = c->spec->dbs[i].name;
             if (k->n == strlen(name) && memcmp(k->p, name, k->n) == 0) return walk_named(c, i, val);
         }
-        return fail(c, "an unknown database '%.*s'", (int)(k->n < 40 ? k->n : 40), (const char *)k->p);
+        if (!c->unknown[0]) /* refused after the walk: the caller's databases all missing is another error */
+            snprintf(c->unknown, sizeof c->unknown, "%.*s", (int)(k->n < 40 ? k->n : 40), (const char *)k->p);
+        return 0;
     }
     if (c->key_len && k->n != c->key_len) return fail(c, "a key of %zu bytes, not %zu", k->n, c->key_len);
     if (c->is_stamp_db && k->n == sizeof LMDB_STAMP_KEY - 1 && !memcmp(k->p, LMDB_STAMP_KEY, k->n)) {
@@ -534,6 +537,11 @@ static int check_file(checker *c, lmdb_check_result *res)
     c->is_main = 1;
     if ((rc = walk_tree(c, &mc->main))) return rc;
     c->tree = NULL;
+    size_t n_found = 0;
+    for (size_t i = 0; i < c->spec->n_dbs; i++) n_found += found[i] != 0;
+    if (!n_found)
+        return err_set(c->err, c->errlen, LSIM_E_INCOMPLETE, "%s: not an lsim index (none of its databases)", c->path);
+    if (c->unknown[0]) return fail(c, "an unknown database '%s'", c->unknown);
     for (size_t i = 0; i < c->spec->n_dbs; i++)
         if (!found[i]) return fail(c, "no database %s", c->spec->dbs[i].name);
 

@@ -66,7 +66,8 @@ typedef struct lmdb_check_result {
  * is wrong; LSIM_E_NOTFOUND when there is no data.mdb; LSIM_E_IO when it
  * cannot be read; LSIM_E_VERSION when both meta pages carry the same LMDB
  * data version other than 0.9's; LSIM_E_INCOMPLETE for an environment no
- * commit ever wrote to. */
+ * commit ever wrote to, or one that holds none of the databases expected
+ * (not an lsim index). */
 int lmdb_check(const char *dir, const lmdb_check_spec *spec, lmdb_check_result *res, char *err, size_t errlen);
 
 /* Writes the stamp of write transaction txn into dbi: its id and the map
