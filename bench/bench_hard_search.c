@@ -51,7 +51,7 @@ static size_t decode_user(lsim_index_reader *rd, uint32_t user, ubt_event *all, 
     while (rc == 0 && ubt_get_u32be(k.mv_data) == user) {
         uint32_t cat = ubt_get_u32be((const uint8_t *)k.mv_data + 4);
         size_t got = 0;
-        if (block_decode(rd->codec, all + n, cap - n, &got, d.mv_data, d.mv_size, cat)) {
+        if (block_decode_keyed(rd->codec, all + n, cap - n, &got, d.mv_data, d.mv_size, cat, k.mv_data, UBT_KEY_LEN)) {
             fprintf(stderr, "corrupt block\n");
             exit(1);
         }

@@ -310,7 +310,9 @@ int lsim_explain(lsim_ctx *c, const char *user, size_t user_len, int64_t now, co
         out[i].weight = c->att[i];
     }
     pthread_rwlock_unlock(&ix->lock);
-    if (bad) return ctx_err(c, LSIM_E_CORRUPT, "an event block names an id outside the vocabulary");
+    if (bad)
+        return ctx_err(c, LSIM_E_CORRUPT, "%s: corrupt: an event block names an id outside the vocabulary",
+                       c->e->ix->dir);
     *n = m;
     return 0;
 }

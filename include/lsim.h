@@ -70,6 +70,10 @@ LSIM_API const char *lsim_version(void);
  * `lsim index build`. It maps user -> category -> that user's events in the
  * category, time-ordered. Opening checks the schema version and that the
  * build finished; an interrupted build is refused with LSIM_E_INCOMPLETE.
+ * It also reads data.mdb once before LMDB does, and refuses a damaged or
+ * truncated file with LSIM_E_CORRUPT ("DIR/data.mdb: corrupt: ..."); every
+ * value read later is checked against its own CRC (docs/FORMATS.md,
+ * "Corruption").
  *
  * Thread safety: an lsim_index may be shared by any number of threads once
  * opened. Each lsim_index_reader belongs to one thread at a time; give each
@@ -199,8 +203,10 @@ LSIM_API void lsim_settings_default(lsim_settings *s);
 /* Opens the index in `index_dir` and the checkpoint (a safetensors file
  * written by `lsim train` or by PyTorch, docs/CHECKPOINT_FORMAT.md). s may
  * be NULL (defaults). On failure *out is NULL and err[0..errlen) (if not
- * NULL) says which file or setting and why; a checkpoint holding NaN or
- * infinity is refused with LSIM_E_CORRUPT. */
+ * NULL) says which file or setting and why; a checkpoint whose checksum
+ * fails (a flipped byte, a truncation), whose size disagrees with its header,
+ * or holding NaN or infinity is refused with LSIM_E_CORRUPT; so is a damaged
+ * index (lsim_index_open). */
 LSIM_API int lsim_engine_open(lsim_engine **out, const char *index_dir, const char *checkpoint,
                               const lsim_settings *s, char *err, size_t errlen);
 LSIM_API void lsim_engine_close(lsim_engine *e);

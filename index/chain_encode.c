@@ -102,16 +102,16 @@ int chain_write(chain_encoder *e, uint32_t user, uint32_t cat, uint32_t seq0, co
             continue;
         }
         size_t len = 0;
+        uint8_t key[UBT_KEY_LEN];
+        ubt_key(key, user, cat, seq);
         for (;;) {
             if (grow_bytes(&e->blk, &e->blk_cap, block_encoded_bound(take))) return nomem(e);
-            int rc = block_encode(e->codec, e->blk, e->blk_cap, &len, ev + i, take, with);
+            int rc = block_encode_keyed(e->codec, e->blk, e->blk_cap, &len, ev + i, take, with, key, sizeof key);
             if (rc) return err_set(e->err, sizeof e->err, rc, "encoding a block of user %u failed", user);
             if (len <= UBT_BLOCK_MAX_BYTES || take == 1) break;
             take = (take + 1) / 2; /* keep blocks inline in LMDB pages */
         }
         if (seq == UINT32_MAX) return err_set(e->err, sizeof e->err, LSIM_E_LIMIT, "chain of user %u too long", user);
-        uint8_t key[UBT_KEY_LEN];
-        ubt_key(key, user, cat, seq);
         int rc = e->put(e->put_ctx, key, e->blk, len);
         if (rc) return rc;
         (*blocks)++;

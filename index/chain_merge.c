@@ -61,13 +61,14 @@ void chain_merger_free(chain_merger *mg)
     memset(mg, 0, sizeof *mg);
 }
 
-/* Decodes the block in d, appending its events to out. */
-static int decode_into(chain_merger *mg, ev_buf *out, const MDB_val *d, uint32_t cat, uint32_t user)
+/* Decodes the block in d, stored under key (user | cat | seq), appending its events to out. */
+static int decode_into(chain_merger *mg, ev_buf *out, const MDB_val *d, const uint8_t key[UBT_KEY_LEN])
 {
     if (ev_reserve(out, out->n + BLOCK_MAX_EVENTS)) return nomem(mg);
     size_t got = 0;
-    if (d->mv_size > UBT_BLOCK_MAX_BYTES ||
-        block_decode(mg->enc->codec, out->v + out->n, BLOCK_MAX_EVENTS, &got, d->mv_data, d->mv_size, cat))
+    uint32_t user = ubt_get_u32be(key), cat = ubt_get_u32be(key + 4);
+    if (d->mv_size > UBT_BLOCK_MAX_BYTES || block_decode_keyed(mg->enc->codec, out->v + out->n, BLOCK_MAX_EVENTS, &got,
+                                                                d->mv_data, d->mv_size, cat, key, UBT_KEY_LEN))
         return err_set(mg->err, mg->errlen, LSIM_E_CORRUPT,
                        "corrupt event block of user %u chain %u: run `lsim index verify`", user, cat);
     out->n += got;
@@ -78,7 +79,7 @@ static int put_summary(chain_merger *mg, uint32_t user, const ubt_user_summary *
 {
     uint8_t key[4], val[UBT_SUMMARY_MAX_BYTES];
     ubt_put_u32be(key, user);
-    MDB_val k = {4, key}, d = {ubt_summary_encode(val, s), val};
+    MDB_val k = {4, key}, d = {ubt_summary_encode(val, user, s), val};
     int rc = mdb_put(mg->txn, mg->db_users, &k, &d, 0);
     return rc ? lmdb_err(rc, mg->err, mg->errlen, "writing a user summary") : 0;
 }
@@ -90,7 +91,7 @@ static int get_summary(chain_merger *mg, uint32_t user, ubt_user_summary *s)
     MDB_val k = {4, key}, d;
     int rc = mdb_get(mg->txn, mg->db_users, &k, &d);
     if (rc) return lmdb_err(rc, mg->err, mg->errlen, "reading a user summary");
-    if (ubt_summary_decode(s, d.mv_data, d.mv_size))
+    if (ubt_summary_decode(s, user, d.mv_data, d.mv_size))
         return err_set(mg->err, mg->errlen, LSIM_E_CORRUPT, "corrupt summary of user %u", user);
     return 0;
 }
@@ -169,7 +170,9 @@ static int take_blocks(chain_merger *mg, uint32_t user, uint32_t cat, size_t fro
     mg->old.n = 0;
     for (size_t i = from; i < nb; i++) {
         MDB_val d;
-        if ((rc = get_block(mg, user, cat, mg->list[i].seq, &d)) || (rc = decode_into(mg, &mg->old, &d, cat, user)))
+        uint8_t key[UBT_KEY_LEN];
+        ubt_key(key, user, cat, mg->list[i].seq);
+        if ((rc = get_block(mg, user, cat, mg->list[i].seq, &d)) || (rc = decode_into(mg, &mg->old, &d, key)))
             return rc;
     }
     for (size_t i = from; i < nb; i++)
@@ -213,10 +216,9 @@ static int stored_ts_from(chain_merger *mg, uint32_t user, int64_t from_ts, size
     int rc = mdb_cursor_get(mg->cur, &k, &d, MDB_SET_RANGE);
     while (rc == 0 && k.mv_size == UBT_KEY_LEN && ubt_get_u32be(k.mv_data) == user) {
         block_header h;
-        uint32_t cat = ubt_get_u32be((const uint8_t *)k.mv_data + 4);
         if (d.mv_size > UBT_BLOCK_MAX_BYTES || block_read_header(d.mv_data, d.mv_size, &h))
             return err_set(mg->err, mg->errlen, LSIM_E_CORRUPT, "corrupt block header of user %u", user);
-        if (h.last_ts >= from_ts && (rc = decode_into(mg, &mg->old, &d, cat, user))) return rc;
+        if (h.last_ts >= from_ts && (rc = decode_into(mg, &mg->old, &d, k.mv_data))) return rc;
         rc = mdb_cursor_get(mg->cur, &k, &d, MDB_NEXT);
     }
     if (rc && rc != MDB_NOTFOUND) return lmdb_err(rc, mg->err, mg->errlen, "reading a user's chains");

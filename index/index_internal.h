@@ -64,8 +64,12 @@ struct lsim_index_reader {
     ubt_event *res;      /* dense results of the last search */
     uint32_t *res_cat;
     size_t res_cap;
-    char errmsg[LSIM_ERRLEN];
+    char errmsg[LSIM_ERRLEN]; /* "DIR: " (pfx bytes), then the last failure's detail */
+    size_t pfx;
 };
+
+/* Where a reader's detail goes (err_set, lmdb_err): after its "DIR: ". */
+#define RD_MSG(rd) ((rd)->errmsg + (rd)->pfx), (sizeof (rd)->errmsg - (rd)->pfx)
 
 /* Starts a snapshot (renews the read transaction; refreshes the vocabularies
  * if an append added entries). Every search calls it; index_reader_end ends it. */

@@ -12,6 +12,7 @@
  * Not here: writing (index_write.c), whole-index checks (index_verify.c).
  */
 #include "index/index_internal.h"
+#include "index/ubt_meta.h"
 #include "storage/lmdb_env.h"
 
 #include <stddef.h>
@@ -23,33 +24,19 @@
 
 static int rd_err(lsim_index_reader *rd, int code, const char *msg)
 {
-    return err_set(rd->errmsg, sizeof rd->errmsg, code, "%s", msg);
+    return err_set(RD_MSG(rd), code, "%s", msg);
 }
 
-static int read_meta(lsim_index *ix, MDB_txn *txn, char *err, size_t errlen)
+static int read_meta(lsim_index *ix, MDB_txn *txn, int stamped, char *err, size_t errlen)
 {
-    MDB_val k = {6, "schema"}, d;
-    if (mdb_get(txn, ix->db_meta, &k, &d) || d.mv_size != 4)
-        return err_set(err, errlen, LSIM_E_INCOMPLETE, "%s: not an lsim index (no schema version)", ix->dir);
-    const uint8_t *v = d.mv_data;
-    if (v[0] != UBT_SCHEMA_VERSION || v[1] || v[2] || v[3])
-        return err_set(err, errlen, LSIM_E_VERSION, "%s: index schema %u, this lsim reads schema %u",
-                       ix->dir, v[0], UBT_SCHEMA_VERSION);
-    k = (MDB_val){8, "complete"};
-    if (mdb_get(txn, ix->db_meta, &k, &d))
-        return err_set(err, errlen, LSIM_E_INCOMPLETE,
-                       "%s: the index build never finished (interrupted?); build it again", ix->dir);
-    k = (MDB_val){6, "counts"};
-    if (mdb_get(txn, ix->db_meta, &k, &d) || ubt_counts_decode(&ix->counts, d.mv_data, d.mv_size))
-        return err_set(err, errlen, LSIM_E_CORRUPT, "%s: index counts missing or corrupt", ix->dir);
-    k = (MDB_val){5, "zdict"};
-    if (mdb_get(txn, ix->db_meta, &k, &d) == 0) {
-        if (d.mv_size > UBT_DICT_MAX_BYTES)
-            return err_set(err, errlen, LSIM_E_CORRUPT, "%s: the block dictionary is corrupt (%zu bytes)", ix->dir,
-                           d.mv_size);
-        if (!(ix->dict = malloc(d.mv_size))) return err_set(err, errlen, LSIM_E_NOMEM, "out of memory");
-        memcpy(ix->dict, d.mv_data, d.mv_size);
-        ix->dict_len = d.mv_size;
+    ubt_meta m;
+    int rc = ubt_meta_read(txn, ix->db_meta, ix->dir, stamped, &m, err, errlen);
+    if (rc) return rc;
+    ix->counts = m.counts;
+    if (m.zdict) {
+        if (!(ix->dict = malloc(m.zdict_len))) return err_set(err, errlen, LSIM_E_NOMEM, "out of memory");
+        memcpy(ix->dict, m.zdict, m.zdict_len);
+        ix->dict_len = m.zdict_len;
     }
     return 0;
 }
@@ -59,13 +46,15 @@ static int read_meta(lsim_index *ix, MDB_txn *txn, char *err, size_t errlen)
 static int load_vocabs(lsim_index *ix, MDB_txn *txn, int refresh, char *err, size_t errlen)
 {
     for (int i = 0; i < IX_KINDS; i++) {
-        int rc = refresh ? vocab_refresh(ix->voc[i], txn, ix->db_vocab, err, errlen)
-                         : vocab_load(ix->voc[i], txn, ix->db_vocab, err, errlen);
-        if (rc) return rc;
+        char why[LSIM_ERRLEN];
+        int rc = refresh ? vocab_refresh(ix->voc[i], txn, ix->db_vocab, why, sizeof why)
+                         : vocab_load(ix->voc[i], txn, ix->db_vocab, why, sizeof why);
+        if (rc) return err_set(err, errlen, rc, "%s: %s", ix->dir, why);
     }
     if (vocab_size(ix->voc[IX_USER]) != ix->counts.users || vocab_size(ix->voc[IX_ITEM]) != ix->counts.items ||
         vocab_size(ix->voc[IX_CAT]) != ix->counts.categories || vocab_size(ix->voc[IX_TYPE]) != ix->counts.types)
-        return err_set(err, errlen, LSIM_E_CORRUPT, "%s: vocabulary sizes disagree with the index counts", ix->dir);
+        return err_set(err, errlen, LSIM_E_CORRUPT, "%s: corrupt: vocabulary sizes disagree with the index counts",
+                       ix->dir);
     return 0;
 }
 
@@ -131,9 +120,21 @@ static int open_new(lsim_index **out, const char *dir, char *err, size_t errlen)
     int rc = 0;
     for (int i = 0; i < IX_KINDS && !rc; i++)
         if (vocab_new(&ix->voc[i], "uict"[i], i == IX_ITEM)) rc = err_set(err, errlen, LSIM_E_NOMEM, "out of memory");
-    if (!rc) rc = lmdb_env_open(&ix->env, dir, LMDB_ENV_READ, 0, err, errlen);
+    /* the file is checked before LMDB reads it; the first snapshot must be the one checked (else an append
+     * committed in between: again) */
     MDB_txn *txn = NULL;
-    if (!rc && (rc = mdb_txn_begin(ix->env, NULL, MDB_RDONLY, &txn))) rc = lmdb_err(rc, err, errlen, dir);
+    lmdb_check_result chk;
+    for (int attempt = 0; !rc; attempt++) {
+        rc = lmdb_env_open(&ix->env, dir, LMDB_ENV_READ, 0, ubt_check_spec(), &chk, err, errlen);
+        if (!rc && (rc = mdb_txn_begin(ix->env, NULL, MDB_RDONLY, &txn))) rc = lmdb_err(rc, err, errlen, dir);
+        if (rc || (uint64_t)mdb_txn_id(txn) == chk.txnid) break;
+        mdb_txn_abort(txn);
+        txn = NULL;
+        mdb_env_close(ix->env);
+        ix->env = NULL;
+        if (attempt == 4)
+            rc = err_set(err, errlen, LSIM_E_STORAGE, "%s: the index kept changing while it was opened", dir);
+    }
     if (!rc) {
         int r;
         if ((r = mdb_dbi_open(txn, UBT_DB_META, 0, &ix->db_meta)) ||
@@ -144,7 +145,7 @@ static int open_new(lsim_index **out, const char *dir, char *err, size_t errlen)
                      ? err_set(err, errlen, LSIM_E_INCOMPLETE, "%s: not an lsim index (missing databases)", dir)
                      : lmdb_err(r, err, errlen, dir);
     }
-    if (!rc) rc = read_meta(ix, txn, err, errlen);
+    if (!rc) rc = read_meta(ix, txn, chk.stamped, err, errlen);
     if (!rc) rc = load_vocabs(ix, txn, 0, err, errlen);
     /* commit, not abort: database handles opened in an aborted transaction are closed */
     if (txn && !rc && (rc = mdb_txn_commit(txn))) rc = lmdb_err(rc, err, errlen, dir);
@@ -181,11 +182,8 @@ LSIM_API int lsim_index_stats_get(lsim_index *ix, lsim_index_stats *out)
     MDB_txn *txn;
     int rc = mdb_txn_begin(ix->env, NULL, MDB_RDONLY, &txn);
     if (rc) return lmdb_err(rc, NULL, 0, "stats");
-    MDB_val k = {6, "counts"}, d;
     ubt_counts c;
-    rc = mdb_get(txn, ix->db_meta, &k, &d);
-    if (rc == 0 && ubt_counts_decode(&c, d.mv_data, d.mv_size)) rc = LSIM_E_CORRUPT;
-    else if (rc) rc = lmdb_err(rc, NULL, 0, "stats");
+    rc = ubt_meta_counts(txn, ix->db_meta, ix->dir, &c, NULL, 0);
     MDB_stat st;
     mdb_env_stat(ix->env, &st);
     uint64_t pages = 2 /* the two meta pages */ + db_pages(txn, 0 /* main */) + db_pages(txn, ix->db_meta) +
@@ -212,6 +210,9 @@ LSIM_API int lsim_index_reader_new(lsim_index *ix, lsim_index_reader **out)
     lsim_index_reader *rd = calloc(1, sizeof *rd);
     if (!rd) return LSIM_E_NOMEM;
     rd->ix = ix;
+    /* every detail message names the index: "DIR: what" */
+    snprintf(rd->errmsg, sizeof rd->errmsg / 2, "%s: ", ix->dir);
+    rd->pfx = strlen(rd->errmsg);
     rd->blk = malloc(BLOCK_MAX_EVENTS * sizeof *rd->blk);
     if (!rd->blk || block_codec_new(&rd->codec, ix->dict, ix->dict_len, 3)) {
         lsim_index_reader_free(rd);
@@ -238,18 +239,17 @@ LSIM_API void lsim_index_reader_free(lsim_index_reader *rd)
 
 LSIM_API const char *lsim_index_reader_errmsg(const lsim_index_reader *rd)
 {
-    return rd ? rd->errmsg : "";
+    return rd && rd->errmsg[rd->pfx] ? rd->errmsg : "";
 }
 
 /* Reloads the vocabularies when this snapshot holds more entries than loaded. */
 static int refresh_if_grown(lsim_index_reader *rd)
 {
     lsim_index *ix = rd->ix;
-    MDB_val k = {6, "counts"}, d;
     ubt_counts c;
-    int rc = mdb_get(rd->txn, ix->db_meta, &k, &d);
-    if (rc) return lmdb_err(rc, rd->errmsg, sizeof rd->errmsg, "reading index counts");
-    if (ubt_counts_decode(&c, d.mv_data, d.mv_size)) return rd_err(rd, LSIM_E_CORRUPT, "index counts corrupt");
+    char why[LSIM_ERRLEN];
+    int rc = ubt_meta_counts(rd->txn, ix->db_meta, ix->dir, &c, why, sizeof why);
+    if (rc) return err_set(rd->errmsg, sizeof rd->errmsg, rc, "%s", why); /* why names the index */
     pthread_rwlock_rdlock(&ix->lock);
     int grown = c.users > ix->counts.users || c.items > ix->counts.items ||
                 c.categories > ix->counts.categories || c.types > ix->counts.types;
@@ -260,7 +260,7 @@ static int refresh_if_grown(lsim_index_reader *rd)
         c.types > ix->counts.types) {
         ubt_counts keep = ix->counts;
         ix->counts = c;
-        rc = load_vocabs(ix, rd->txn, 1, rd->errmsg, sizeof rd->errmsg);
+        rc = load_vocabs(ix, rd->txn, 1, RD_MSG(rd));
         if (rc) ix->counts = keep;
     }
     pthread_rwlock_unlock(&ix->lock);
@@ -270,7 +270,7 @@ static int refresh_if_grown(lsim_index_reader *rd)
 int index_reader_begin(lsim_index_reader *rd)
 {
     int rc;
-    rd->errmsg[0] = 0;
+    rd->errmsg[rd->pfx] = 0;
     if (!rd->txn) {
         rc = mdb_txn_begin(rd->ix->env, NULL, MDB_RDONLY, &rd->txn);
         if (!rc) rc = mdb_cursor_open(rd->txn, rd->ix->db_ubt, &rd->cur);
@@ -278,7 +278,7 @@ int index_reader_begin(lsim_index_reader *rd)
         rc = mdb_txn_renew(rd->txn);
         if (!rc) rc = mdb_cursor_renew(rd->txn, rd->cur);
     }
-    if (rc) return lmdb_err(rc, rd->errmsg, sizeof rd->errmsg, "starting a read transaction");
+    if (rc) return lmdb_err(rc, RD_MSG(rd), "starting a read transaction");
     rd->active = 1;
     rc = refresh_if_grown(rd);
     if (rc) index_reader_end(rd);
@@ -321,7 +321,7 @@ static int seek_chain_last(lsim_index_reader *rd, uint32_t user, uint32_t keycat
     } else
         rc = mdb_cursor_get(rd->cur, k, d, MDB_LAST);
     if (rc == MDB_NOTFOUND) return 0;
-    if (rc) return lmdb_err(rc, rd->errmsg, sizeof rd->errmsg, "seeking a chain");
+    if (rc) return lmdb_err(rc, RD_MSG(rd), "seeking a chain");
     return k->mv_size == UBT_KEY_LEN && memcmp(k->mv_data, prefix, 8) == 0;
 }
 
@@ -339,13 +339,13 @@ static int walk_back(lsim_index_reader *rd, uint32_t user, uint32_t keycat, uint
         block_header h;
         /* the size first: a corrupt node size must not send the checksum past the map */
         if (d->mv_size > UBT_BLOCK_MAX_BYTES || block_read_header(d->mv_data, d->mv_size, &h))
-            return err_set(rd->errmsg, sizeof rd->errmsg, LSIM_E_CORRUPT,
+            return err_set(RD_MSG(rd), LSIM_E_CORRUPT,
                            "corrupt block header (user %u, chain %u)", user, keycat);
         if (h.first_ts < before) {
             size_t got = 0;
-            if (block_decode(rd->codec, rd->blk, BLOCK_MAX_EVENTS, &got, d->mv_data, d->mv_size,
-                             keycat == UBT_MIXED ? 0 : keycat))
-                return err_set(rd->errmsg, sizeof rd->errmsg, LSIM_E_CORRUPT,
+            if (block_decode_keyed(rd->codec, rd->blk, BLOCK_MAX_EVENTS, &got, d->mv_data, d->mv_size,
+                                   keycat == UBT_MIXED ? 0 : keycat, key->mv_data, UBT_KEY_LEN))
+                return err_set(RD_MSG(rd), LSIM_E_CORRUPT,
                                "corrupt event block (user %u, chain %u): run `lsim index verify`", user, keycat);
             for (size_t i = got; i-- > 0 && *n < k;) {
                 const ubt_event *e = &rd->blk[i];
@@ -354,7 +354,7 @@ static int walk_back(lsim_index_reader *rd, uint32_t user, uint32_t keycat, uint
         }
         rc = mdb_cursor_get(rd->cur, key, d, MDB_PREV);
         if (rc == MDB_NOTFOUND) return 0;
-        if (rc) return lmdb_err(rc, rd->errmsg, sizeof rd->errmsg, "walking a chain");
+        if (rc) return lmdb_err(rc, RD_MSG(rd), "walking a chain");
         if (key->mv_size != UBT_KEY_LEN || memcmp(key->mv_data, prefix, 8) != 0) return 0;
     }
     return 0;
@@ -460,7 +460,7 @@ static int search_all_categories(lsim_index_reader *rd, uint32_t user, int64_t b
     int rc = mdb_cursor_get(rd->cur, &key, &d, MDB_SET_RANGE);
     for (;;) {
         if (rc == MDB_NOTFOUND) break;
-        if (rc) return lmdb_err(rc, rd->errmsg, sizeof rd->errmsg, "listing a user's chains");
+        if (rc) return lmdb_err(rc, RD_MSG(rd), "listing a user's chains");
         if (key.mv_size != UBT_KEY_LEN || ubt_get_u32be(key.mv_data) != user) break;
         uint32_t cat = ubt_get_u32be((const uint8_t *)key.mv_data + 4);
         if ((rc = reserve(rd, 0, n_runs + 1))) return rc;
@@ -468,7 +468,7 @@ static int search_all_categories(lsim_index_reader *rd, uint32_t user, int64_t b
         if (rc) {
             block_header h;
             if (d.mv_size > UBT_BLOCK_MAX_BYTES || block_read_header(d.mv_data, d.mv_size, &h))
-                return err_set(rd->errmsg, sizeof rd->errmsg, LSIM_E_CORRUPT,
+                return err_set(RD_MSG(rd), LSIM_E_CORRUPT,
                                "corrupt block header (user %u, chain %u)", user, cat);
             int64_t bound = h.last_ts < before ? h.last_ts : before > INT64_MIN ? before - 1 : INT64_MIN;
             rd->runs[n_runs++] = (index_run){0, 0, cat, bound};
@@ -532,10 +532,10 @@ static int user_event_count(lsim_index_reader *rd, uint32_t user, uint64_t *even
     *events = 0;
     int rc = mdb_get(rd->txn, rd->ix->db_users, &k, &d);
     if (rc == MDB_NOTFOUND) return 0;
-    if (rc) return lmdb_err(rc, rd->errmsg, sizeof rd->errmsg, "reading a user summary");
-    if (ubt_summary_decode(&s, d.mv_data, d.mv_size)) return rd_err(rd, LSIM_E_CORRUPT, "corrupt user summary");
+    if (rc) return lmdb_err(rc, RD_MSG(rd), "reading a user summary");
+    if (ubt_summary_decode(&s, user, d.mv_data, d.mv_size)) return rd_err(rd, LSIM_E_CORRUPT, "corrupt user summary");
     if (s.events > SIZE_MAX / 2 / sizeof(ubt_event))
-        return err_set(rd->errmsg, sizeof rd->errmsg, LSIM_E_CORRUPT, "user summary of user %u: %llu events", user,
+        return err_set(RD_MSG(rd), LSIM_E_CORRUPT, "corrupt user summary of user %u: %llu events", user,
                        (unsigned long long)s.events);
     *events = s.events;
     return 0;
@@ -569,7 +569,7 @@ LSIM_API int lsim_index_hard_search(lsim_index_reader *rd, const char *user, siz
             const ubt_event *e = &rd->res[i];
             if (e->item >= vocab_size(ix->voc[IX_ITEM]) || e->cat >= vocab_size(ix->voc[IX_CAT]) ||
                 e->type >= vocab_size(ix->voc[IX_TYPE])) {
-                rc = rd_err(rd, LSIM_E_CORRUPT, "an event block names an id outside the vocabulary");
+                rc = rd_err(rd, LSIM_E_CORRUPT, "corrupt: an event block names an id outside the vocabulary");
                 break;
             }
             out[i].item = vocab_str(ix->voc[IX_ITEM], e->item);
@@ -643,19 +643,20 @@ int index_time_range(lsim_index_reader *rd, int64_t *first, int64_t *last)
     MDB_cursor *cur;
     MDB_val k, d;
     if ((rc = mdb_cursor_open(rd->txn, rd->ix->db_users, &cur))) {
-        rc = lmdb_err(rc, rd->errmsg, sizeof rd->errmsg, "listing the user summaries");
+        rc = lmdb_err(rc, RD_MSG(rd), "listing the user summaries");
     } else {
         int r = mdb_cursor_get(cur, &k, &d, MDB_FIRST);
         for (; r == 0; r = mdb_cursor_get(cur, &k, &d, MDB_NEXT)) {
             ubt_user_summary s;
-            if (ubt_summary_decode(&s, d.mv_data, d.mv_size)) {
+            if (k.mv_size != UBT_USER_KEY_LEN ||
+                ubt_summary_decode(&s, ubt_get_u32be(k.mv_data), d.mv_data, d.mv_size)) {
                 rc = rd_err(rd, LSIM_E_CORRUPT, "corrupt user summary");
                 break;
             }
             if (s.events && s.first_ts < *first) *first = s.first_ts;
             if (s.events && s.last_ts > *last) *last = s.last_ts;
         }
-        if (!rc && r != MDB_NOTFOUND) rc = lmdb_err(r, rd->errmsg, sizeof rd->errmsg, "listing the user summaries");
+        if (!rc && r != MDB_NOTFOUND) rc = lmdb_err(r, RD_MSG(rd), "listing the user summaries");
         mdb_cursor_close(cur);
     }
     index_reader_end(rd);
@@ -675,8 +676,8 @@ int index_user_summary(lsim_index_reader *rd, const char *user, size_t len, ubt_
         ubt_put_u32be(key, uid);
         MDB_val k = {4, key}, d;
         rc = mdb_get(rd->txn, rd->ix->db_users, &k, &d);
-        if (rc) rc = lmdb_err(rc, rd->errmsg, sizeof rd->errmsg, "reading a user summary");
-        else if (ubt_summary_decode(s, d.mv_data, d.mv_size))
+        if (rc) rc = lmdb_err(rc, RD_MSG(rd), "reading a user summary");
+        else if (ubt_summary_decode(s, uid, d.mv_data, d.mv_size))
             rc = rd_err(rd, LSIM_E_CORRUPT, "corrupt user summary");
     }
     index_reader_end(rd);

@@ -67,7 +67,7 @@ static int finish_user(verifier *v, MDB_txn *txn)
     ubt_put_u32be(key, v->user);
     MDB_val k = {4, key}, d;
     ubt_user_summary s;
-    if (mdb_get(txn, ix->db_users, &k, &d) || ubt_summary_decode(&s, d.mv_data, d.mv_size))
+    if (mdb_get(txn, ix->db_users, &k, &d) || ubt_summary_decode(&s, v->user, d.mv_data, d.mv_size))
         problem(v, "user %u: summary missing or corrupt", v->user);
     else if (s.events != v->n_evs || (v->n_evs && (s.first_ts != v->evs[0].ts || s.last_ts != v->evs[v->n_evs - 1].ts)))
         problem(v, "user %u: summary says %llu events, blocks hold %zu", v->user, (unsigned long long)s.events,
@@ -91,9 +91,10 @@ static int grow(void **p, size_t *cap, size_t want, size_t size)
     return 0;
 }
 
-static int check_block(verifier *v, lsim_index_reader *rd, uint32_t user, uint32_t cat, uint32_t seq,
-                       const MDB_val *d, ubt_event *last, int first_of_chain)
+static int check_block(verifier *v, lsim_index_reader *rd, const uint8_t key[UBT_KEY_LEN], const MDB_val *d,
+                       ubt_event *last, int first_of_chain)
 {
+    uint32_t user = ubt_get_u32be(key), cat = ubt_get_u32be(key + 4), seq = ubt_get_u32be(key + 8);
     lsim_index *ix = v->ix;
     size_t got = 0;
     block_header h;
@@ -103,7 +104,7 @@ static int check_block(verifier *v, lsim_index_reader *rd, uint32_t user, uint32
         return 0;
     }
     if (block_read_header(d->mv_data, d->mv_size, &h) ||
-        block_decode(rd->codec, rd->blk, BLOCK_MAX_EVENTS, &got, d->mv_data, d->mv_size, cat)) {
+        block_decode_keyed(rd->codec, rd->blk, BLOCK_MAX_EVENTS, &got, d->mv_data, d->mv_size, cat, key, UBT_KEY_LEN)) {
         problem(v, "user %u chain %u seq %u: block fails its checksum or structure", user, cat, seq);
         return 0;
     }
@@ -157,8 +158,7 @@ int index_verify(lsim_index *ix, index_verify_report *rep, void (*on_problem)(vo
             rc = mdb_cursor_get(rd->cur, &k, &d, MDB_NEXT);
             continue;
         }
-        uint32_t user = ubt_get_u32be(k.mv_data), cat = ubt_get_u32be((const uint8_t *)k.mv_data + 4),
-                 seq = ubt_get_u32be((const uint8_t *)k.mv_data + 8);
+        uint32_t user = ubt_get_u32be(k.mv_data), cat = ubt_get_u32be((const uint8_t *)k.mv_data + 4);
         if (!v.have_user || user != v.user) {
             finish_user(&v, rd->txn);
             v.user = user;
@@ -181,11 +181,11 @@ int index_verify(lsim_index *ix, index_verify_report *rep, void (*on_problem)(vo
         in_chain = 1;
         chain_user = user;
         chain_cat = cat;
-        if ((rc = check_block(&v, rd, user, cat, seq, &d, &last, first))) break;
+        if ((rc = check_block(&v, rd, k.mv_data, &d, &last, first))) break;
         rc = mdb_cursor_get(rd->cur, &k, &d, MDB_NEXT);
     }
     if (rc == MDB_NOTFOUND) rc = 0;
-    else if (rc > 0) rc = lmdb_err(rc, rd->errmsg, sizeof rd->errmsg, "reading blocks");
+    else if (rc > 0) rc = lmdb_err(rc, RD_MSG(rd), "reading blocks");
     if (!rc) finish_user(&v, rd->txn);
     if (!rc) {
         MDB_stat st;

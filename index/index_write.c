@@ -25,6 +25,7 @@
 #include "lsim.h"
 #include "storage/block_codec.h"
 #include "storage/error_detail.h"
+#include "index/ubt_meta.h"
 #include "storage/lmdb_env.h"
 #include "storage/staged_dir.h"
 
@@ -125,6 +126,11 @@ static int nomem(writer *w)
 
 /* ----------------------------------------------------------------- batch */
 
+static int meta_put(writer *w, const char *key, const void *val, size_t len)
+{
+    return ubt_meta_put(w->txn, w->db_meta, key, val, len, w->err, w->errlen);
+}
+
 static int train_dict(writer *w)
 {
     /* a dry run over the first users' chains collects raw payloads to learn from */
@@ -147,9 +153,7 @@ static int train_dict(writer *w)
     if (block_train_dict(dict, DICT_CAP, &dict_len, e->samples, e->sample_lens, e->n_samples) == 0 && dict_len) {
         for (int t = 0; t < ENCODE_THREADS && !rc; t++)
             if (chain_encoder_set_dict(&w->enc[t], dict, dict_len, w->zstd_level)) rc = nomem(w);
-        MDB_val k = {5, "zdict"}, d = {dict_len, dict};
-        int lrc = rc ? 0 : mdb_put(w->txn, w->db_meta, &k, &d, 0);
-        if (lrc) rc = lmdb_err(lrc, w->err, w->errlen, "writing the dictionary");
+        if (!rc) rc = meta_put(w, "zdict", dict, dict_len);
     }
     free(dict);
     free(e->samples);
@@ -206,7 +210,7 @@ static void *encode_job_run(void *arg)
         if (j->rc) break;
         uint8_t key[4], val[UBT_SUMMARY_MAX_BYTES];
         ubt_put_u32be(key, u);
-        if (rec_add(&j->out, 's', key, 4, val, ubt_summary_encode(val, &sum)))
+        if (rec_add(&j->out, 's', key, 4, val, ubt_summary_encode(val, u, &sum)))
             j->rc = err_set(e->err, sizeof e->err, LSIM_E_NOMEM, "out of memory");
     }
     return NULL;
@@ -478,13 +482,6 @@ static int open_dbs(writer *w, unsigned flags)
     return 0;
 }
 
-static int meta_put(writer *w, const char *key, const void *val, size_t len)
-{
-    MDB_val k = {strlen(key), (void *)key}, d = {len, (void *)val};
-    int rc = mdb_put(w->txn, w->db_meta, &k, &d, 0);
-    return rc ? lmdb_err(rc, w->err, w->errlen, "writing index metadata") : 0;
-}
-
 static int finish_txn(writer *w, int complete)
 {
     int rc = 0;
@@ -498,6 +495,7 @@ static int finish_txn(writer *w, int complete)
     ubt_counts_encode(buf, &w->counts);
     if ((rc = meta_put(w, "counts", buf, sizeof buf))) return rc;
     if (complete && (rc = meta_put(w, "complete", "\1", 1))) return rc;
+    if ((rc = lmdb_stamp_put(w->txn, w->db_meta, w->err, w->errlen))) return rc; /* last: lmdb_check.h */
     rc = mdb_txn_commit(w->txn);
     w->txn = NULL;
     return rc ? lmdb_err(rc, w->err, w->errlen, "committing the index") : 0;
@@ -572,7 +570,7 @@ int ubt_build(const char *dir, const ubt_write_opts *o, ubt_write_result *res, c
     w.renumber_items = 1;
     for (int t = 0; t < ENCODE_THREADS && !rc; t++)
         if (chain_encoder_init(&w.enc[t], NULL, 0, w.zstd_level)) rc = nomem(&w);
-    if (!rc) rc = lmdb_env_open(&w.env, sd.tmp, LMDB_ENV_BULK, o->mapsize, err, errlen);
+    if (!rc) rc = lmdb_env_open(&w.env, sd.tmp, LMDB_ENV_BULK, o->mapsize, NULL, NULL, err, errlen);
     if (!rc && (rc = mdb_txn_begin(w.env, NULL, 0, &w.txn))) rc = lmdb_err(rc, err, errlen, "begin");
     if (!rc) rc = open_dbs(&w, MDB_CREATE);
     if (!rc) {
@@ -598,40 +596,25 @@ int ubt_build(const char *dir, const ubt_write_opts *o, ubt_write_result *res, c
     return rc;
 }
 
-static int load_existing(writer *w)
+static int load_existing(writer *w, const char *dir, int stamped)
 {
     int rc = open_dbs(w, 0);
     if (rc) return rc;
-    MDB_val k = {6, "schema"}, d;
-    rc = mdb_get(w->txn, w->db_meta, &k, &d);
-    if (rc || d.mv_size != 4) return err_set(w->err, w->errlen, LSIM_E_INCOMPLETE, "not an lsim index (no schema)");
-    const uint8_t *v = d.mv_data;
-    if (v[0] != UBT_SCHEMA_VERSION || v[1] || v[2] || v[3])
-        return err_set(w->err, w->errlen, LSIM_E_VERSION, "index schema %u; this lsim reads schema %u", v[0],
-                       UBT_SCHEMA_VERSION);
-    k = (MDB_val){8, "complete"};
-    if (mdb_get(w->txn, w->db_meta, &k, &d))
-        return err_set(w->err, w->errlen, LSIM_E_INCOMPLETE, "the index build never finished; build it again");
-    k = (MDB_val){6, "counts"};
-    if (mdb_get(w->txn, w->db_meta, &k, &d) || ubt_counts_decode(&w->counts, d.mv_data, d.mv_size))
-        return err_set(w->err, w->errlen, LSIM_E_CORRUPT, "index counts missing or corrupt");
-    k = (MDB_val){6, "policy"};
-    if (mdb_get(w->txn, w->db_meta, &k, &d) || d.mv_size != 8)
-        return err_set(w->err, w->errlen, LSIM_E_CORRUPT, "index chain policy missing");
-    const uint8_t *p = d.mv_data;
-    w->own_min = (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-    w->mixed_max = (uint32_t)p[4] | (uint32_t)p[5] << 8 | (uint32_t)p[6] << 16 | (uint32_t)p[7] << 24;
-    k = (MDB_val){5, "zdict"};
-    rc = mdb_get(w->txn, w->db_meta, &k, &d);
-    if (rc == 0 && d.mv_size > UBT_DICT_MAX_BYTES)
-        return err_set(w->err, w->errlen, LSIM_E_CORRUPT, "the block dictionary is corrupt");
+    ubt_meta m;
+    if ((rc = ubt_meta_read(w->txn, w->db_meta, dir, stamped, &m, w->err, w->errlen))) return rc;
+    w->counts = m.counts;
+    w->own_min = m.own_min;
+    w->mixed_max = m.mixed_max;
     for (int t = 0; t < ENCODE_THREADS; t++)
-        if (chain_encoder_init(&w->enc[t], rc == 0 ? d.mv_data : NULL, rc == 0 ? d.mv_size : 0, w->zstd_level))
-            return nomem(w);
-    for (int i = 0; i < V_KINDS; i++)
-        if ((rc = vocab_load(w->voc[i], w->txn, w->db_vocab, w->err, w->errlen))) return rc;
+        if (chain_encoder_init(&w->enc[t], m.zdict, m.zdict_len, w->zstd_level)) return nomem(w);
+    for (int i = 0; i < V_KINDS; i++) {
+        char why[LSIM_ERRLEN];
+        if ((rc = vocab_load(w->voc[i], w->txn, w->db_vocab, why, sizeof why)))
+            return err_set(w->err, w->errlen, rc, "%s: %s", dir, why);
+    }
     if (vocab_size(w->voc[V_USER]) != w->counts.users || vocab_size(w->voc[V_ITEM]) != w->counts.items)
-        return err_set(w->err, w->errlen, LSIM_E_CORRUPT, "vocabulary sizes disagree with the index counts");
+        return err_set(w->err, w->errlen, LSIM_E_CORRUPT,
+                       "%s: corrupt: vocabulary sizes disagree with the index counts", dir);
     w->users_before_batch = vocab_size(w->voc[V_USER]);
     w->res->users_added = vocab_size(w->voc[V_USER]);
     w->res->items_added = vocab_size(w->voc[V_ITEM]);
@@ -645,9 +628,21 @@ int ubt_append(const char *dir, const ubt_write_opts *o, ubt_write_result *res, 
         return err_set(err, errlen, LSIM_E_INVAL, "an index directory and at least one input are needed");
     writer w;
     int rc = writer_init(&w, o, res, err, errlen);
-    if (!rc) rc = lmdb_env_open(&w.env, dir, LMDB_ENV_WRITE, o->mapsize, err, errlen);
-    if (!rc && (rc = mdb_txn_begin(w.env, NULL, 0, &w.txn))) rc = lmdb_err(rc, err, errlen, "begin");
-    if (!rc) rc = load_existing(&w);
+    /* the file is checked before LMDB writes to it (a corrupt free list would have it overwrite pages in use);
+     * the transaction must follow the snapshot checked, else another append committed in between: again */
+    lmdb_check_result chk;
+    for (int attempt = 0; !rc; attempt++) {
+        rc = lmdb_env_open(&w.env, dir, LMDB_ENV_WRITE, o->mapsize, ubt_check_spec(), &chk, err, errlen);
+        if (!rc && (rc = mdb_txn_begin(w.env, NULL, 0, &w.txn))) rc = lmdb_err(rc, err, errlen, "begin");
+        if (rc || (uint64_t)mdb_txn_id(w.txn) == chk.txnid + 1) break;
+        mdb_txn_abort(w.txn);
+        w.txn = NULL;
+        mdb_env_close(w.env);
+        w.env = NULL;
+        if (attempt == 4)
+            rc = err_set(err, errlen, LSIM_E_STORAGE, "%s: the index kept changing while it was opened", dir);
+    }
+    if (!rc) rc = load_existing(&w, dir, chk.stamped);
     if (!rc) staged_dir_remove_stale(dir); /* what killed builds left beside it: disk back before writing */
     if (!rc) rc = ingest_all(&w);
     if (!rc) {

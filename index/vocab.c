@@ -279,6 +279,13 @@ static void vocab_key(uint8_t key[5], char kind, uint32_t block)
     ubt_put_u32be(key + 1, block);
 }
 
+/* A block's checksum: CRC-32C of its key, its count and everything after
+ * the checksum, so a block under another key, or changed, fails it. */
+static uint32_t block_crc(const uint8_t key[5], const uint8_t *p, size_t len)
+{
+    return crc32c(crc32c(crc32c(0, key, 5), p, 4), p + 8, len - 8);
+}
+
 static void put_u32le(uint8_t *p, uint32_t v)
 {
     p[0] = (uint8_t)v;
@@ -333,9 +340,9 @@ static int store_block(vocab *v, MDB_txn *txn, MDB_dbi dbi, uint32_t b, uint8_t 
     else
         memcpy(p + h, *raw, (z = n));
     size_t total = h + z;
-    put_u32le(p + 4, crc32c(0, p + 8, total - 8));
     uint8_t key[5];
     vocab_key(key, v->kind, b);
+    put_u32le(p + 4, block_crc(key, p, total));
     MDB_val k = {sizeof key, key}, d = {total, p};
     int rc = mdb_put(txn, dbi, &k, &d, 0);
     if (rc) return lmdb_err(rc, err, errlen, "writing a vocabulary block");
@@ -388,12 +395,14 @@ static int note_crc(vocab *v, uint32_t b, uint32_t crc)
 static int load_block(vocab *v, const uint8_t *p, size_t len, uint32_t b, uint8_t **raw,
                       size_t *raw_cap, uint32_t *cat_tmp, char *err, size_t errlen)
 {
-#define BAD(why) err_set(err, errlen, LSIM_E_CORRUPT, "%s vocabulary block %u: %s", kind_name(v->kind), b, why)
+#define BAD(why) err_set(err, errlen, LSIM_E_CORRUPT, "corrupt %s vocabulary block %u: %s", kind_name(v->kind), b, why)
     if (len < 10) return BAD("too short");
     if (len > VOCAB_BLOCK_MAX_BYTES) return BAD("too long");
     uint32_t count = get_u32le(p);
     if (count == 0 || count > VOCAB_BLOCK_ENTRIES) return BAD("bad entry count");
-    if (crc32c(0, p + 8, len - 8) != get_u32le(p + 4)) return BAD("checksum mismatch");
+    uint8_t key[5];
+    vocab_key(key, v->kind, b);
+    if (block_crc(key, p, len) != get_u32le(p + 4)) return BAD("checksum mismatch");
     const uint8_t *q = p + 9, *end = p + len;
     uint64_t raw_len;
     if (p[8] > 1 || varint_get(&q, end, &raw_len) || raw_len > (uint64_t)count * (LSIM_MAX_ID_LEN + 16))
@@ -478,7 +487,7 @@ int vocab_refresh(vocab *v, MDB_txn *txn, MDB_dbi dbi, char *err, size_t errlen)
         if (k.mv_size != 5 || kp[0] != (uint8_t)v->kind) break;
         uint32_t b = ubt_get_u32be(kp + 1);
         if (b != expect || (expect > 0 && v->n < expect * VOCAB_BLOCK_ENTRIES)) {
-            rc = err_set(err, errlen, LSIM_E_CORRUPT, "%s vocabulary: block %u missing or short",
+            rc = err_set(err, errlen, LSIM_E_CORRUPT, "corrupt %s vocabulary: block %u missing or short",
                          kind_name(v->kind), expect);
             break;
         }

@@ -2,7 +2,8 @@
  * safetensors.c: the safetensors reader and writer (see safetensors.h and
  * docs/CHECKPOINT_FORMAT.md).
  *
- * What it is: st_open maps a file read-only, walks its JSON header with the
+ * What it is: st_open maps a file read-only, checks lsim's checksum entry
+ * when the header begins with it, walks its JSON header with the
  * strict scanner of json_scan.h along exactly this header's grammar,
  * validates every field, offset and size, and hands out pointers into the
  * mapping (or into aligned copies). st_writer collects tensors and metadata
@@ -36,6 +37,7 @@
 #include "lsim.h"
 #include "loaders/json_scan.h"
 #include "loaders/utf8.h"
+#include "storage/block_codec.h"
 #include "storage/error_detail.h"
 
 #include <errno.h>
@@ -52,6 +54,16 @@
 #define ST_QUOTE_MAX 120 /* bytes of a name quoted in a message */
 #define ST_SHAPE_STR 256 /* room for "[d0, ..., d7]" of 20-digit dims */
 #define ST_META_KEY "__metadata__"
+/* The checksum entry (docs/CHECKPOINT_FORMAT.md, "Checksum"): the first
+ * metadata entry, so the header's first bytes are ST_CRC_PREFIX, then 8
+ * lower-case hex digits at file offset ST_CRC_AT, then '"'. */
+#define ST_CRC_KEY "lsim.crc32c"
+#define ST_CRC_PREFIX "{\"" ST_META_KEY "\":{\"" ST_CRC_KEY "\":\""
+#define ST_CRC_AT (8 + sizeof ST_CRC_PREFIX - 1)
+#define ST_CRC_DIGITS 8
+/* A header whose first bytes differ from ST_CRC_PREFIX in at most this many
+ * is an lsim checkpoint whose checksum entry was damaged. */
+#define ST_CRC_NEAR 3
 
 /* A non-NULL, maximally aligned address for 0-byte tensors. */
 static const uint64_t st_empty_data;
@@ -153,6 +165,7 @@ struct st_file {
     size_t n_meta;
     const st_kv **meta_by_key;
     void *copies;            /* aligned copies of tensors misaligned in the mapping */
+    int has_crc;             /* the file carries lsim's checksum entry, and it matched */
 };
 
 /* Where a tensor's bytes are, relative to the data section. */
@@ -193,6 +206,23 @@ static int fail_path(char *err, size_t errlen, const char *path, const char *fmt
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
     return err_set(err, errlen, LSIM_E_FORMAT, "%s: %s", path, msg);
+}
+
+/* A file whose size disagrees with its header, or whose checksum fails:
+ * LSIM_E_CORRUPT, and the message says so. */
+#if defined(__GNUC__)
+__attribute__((format(printf, 4, 5)))
+#endif
+static int fail_corrupt(char *err, size_t errlen, const char *path, const char *fmt, ...);
+
+static int fail_corrupt(char *err, size_t errlen, const char *path, const char *fmt, ...)
+{
+    char msg[LSIM_ERRLEN];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    return err_set(err, errlen, LSIM_E_CORRUPT, "%s: corrupt checkpoint: %s", path, msg);
 }
 
 /* The scanner's fail hook (json_fail_fn): a header syntax or schema error at
@@ -333,11 +363,13 @@ static int jp_check_tensor(jp *j, st_tensor *t, const st_span *s)
     uint64_t nbytes = t->numel * dsz;
     if (s->begin > s->end)
         return jp_fail_tensor(j, "data_offsets [%" PRIu64 ", %" PRIu64 "]: begin is after end", s->begin, s->end);
-    if (s->end > j->data_size)
-        return jp_fail_tensor(j,
-                              "data_offsets [%" PRIu64 ", %" PRIu64 "] run past the end of the data section (%" PRIu64
-                              " bytes)",
-                              s->begin, s->end, j->data_size);
+    if (s->end > j->data_size) { /* the file is shorter than its header says: truncated */
+        char q[ST_QUOTE_MAX + 16];
+        return fail_corrupt(j->err, j->errlen, j->path,
+                            "tensor %s: data_offsets [%" PRIu64 ", %" PRIu64 "] run past the end of the data section (%"
+                            PRIu64 " bytes): truncated?",
+                            quote(j->ctx, q, sizeof q), s->begin, s->end, j->data_size);
+    }
     if (s->end - s->begin != nbytes)
         return jp_fail_tensor(j,
                               "shape %s of %s needs %" PRIu64 " bytes, but data_offsets [%" PRIu64 ", %" PRIu64
@@ -410,7 +442,8 @@ static int jp_tensor(jp *j, const char *name)
     if (!have_dtype) return jp_fail_tensor(j, "missing \"dtype\"");
     if (!have_shape) return jp_fail_tensor(j, "missing \"shape\"");
     if (!have_offsets) return jp_fail_tensor(j, "missing \"data_offsets\"");
-    if (jp_check_tensor(j, t, sp)) return LSIM_E_FORMAT;
+    int rc = jp_check_tensor(j, t, sp);
+    if (rc) return rc;
     j->n++;
     j->ctx = NULL;
     return 0;
@@ -493,10 +526,10 @@ static int check_tiling(jp *j)
         at = s[i].end;
     }
     if (at != j->data_size)
-        return fail_path(j->err, j->errlen, j->path,
-                         "the data section has %" PRIu64 " bytes but the tensors end at %" PRIu64 " (%" PRIu64
-                         " trailing bytes)",
-                         j->data_size, at, j->data_size - at);
+        return fail_corrupt(j->err, j->errlen, j->path,
+                            "the data section has %" PRIu64 " bytes but the tensors end at %" PRIu64 " (%" PRIu64
+                            " trailing bytes)",
+                            j->data_size, at, j->data_size - at);
     return 0;
 }
 
@@ -593,6 +626,70 @@ static int st_place(st_file *f, const st_span *spans, const unsigned char *data,
     return 0;
 }
 
+static int hex_digit(unsigned char c)
+{
+    return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+}
+
+/* The CRC-32C of the file with its checksum digits read as '0's. */
+static uint32_t st_file_crc(const unsigned char *m, size_t n)
+{
+    uint32_t crc = crc32c(0, m, ST_CRC_AT);
+    crc = crc32c(crc, "00000000", ST_CRC_DIGITS);
+    return crc32c(crc, m + ST_CRC_AT + ST_CRC_DIGITS, n - ST_CRC_AT - ST_CRC_DIGITS);
+}
+
+/* lsim's checksum entry, before anything else is read: sets f->has_crc when
+ * the header begins with it and the file's bytes match it. LSIM_E_CORRUPT
+ * when they do not, or when the header begins with a damaged copy of it (at
+ * most ST_CRC_NEAR bytes differ, or the digits are not 8 lower-case hex
+ * digits and '"'). A file without it (PyTorch's) is left to the parser. */
+static int st_check_crc(st_file *f, char *err, size_t errlen)
+{
+    const unsigned char *m = f->map;
+    size_t n = f->map_size, plen = sizeof ST_CRC_PREFIX - 1;
+    if (n < ST_CRC_AT + ST_CRC_DIGITS + 1) return 0; /* too short to hold it: the size checks refuse it */
+    size_t diff = 0;
+    for (size_t i = 0; i < plen; i++) diff += m[8 + i] != (unsigned char)ST_CRC_PREFIX[i];
+    if (diff > ST_CRC_NEAR) return 0;
+    if (diff)
+        return fail_corrupt(err, errlen, f->path, "its checksum entry (%s, the header's first bytes) is damaged",
+                            ST_CRC_KEY);
+    uint32_t want = 0;
+    for (size_t i = 0; i < ST_CRC_DIGITS; i++) {
+        int d = hex_digit(m[ST_CRC_AT + i]);
+        if (d < 0) return fail_corrupt(err, errlen, f->path, "its checksum %s is not 8 hex digits", ST_CRC_KEY);
+        want = want << 4 | (uint32_t)d;
+    }
+    if (m[ST_CRC_AT + ST_CRC_DIGITS] != '"')
+        return fail_corrupt(err, errlen, f->path, "its checksum %s is not 8 hex digits", ST_CRC_KEY);
+    uint32_t got = st_file_crc(m, n);
+    if (got != want)
+        return fail_corrupt(err, errlen, f->path,
+                            "CRC-32C mismatch (%s says %08x, the file's %zu bytes give %08x): changed or truncated",
+                            ST_CRC_KEY, want, n, got);
+    f->has_crc = 1;
+    return 0;
+}
+
+/* Drops the checksum entry from the metadata (it is the file's, not a
+ * model's); a second one, or one that is not the first entry (so never
+ * checked), is refused. */
+static int st_take_crc(st_file *f, char *err, size_t errlen)
+{
+    if (f->has_crc) { /* the parser read it first */
+        memmove(f->meta, f->meta + 1, (f->n_meta - 1) * sizeof *f->meta);
+        f->n_meta--;
+    }
+    for (size_t i = 0; i < f->n_meta; i++)
+        if (strcmp(f->meta[i].key, ST_CRC_KEY) == 0)
+            return fail_path(err, errlen, f->path,
+                             "__metadata__: %s %s: it must be the first entry of __metadata__, at the start of the "
+                             "header, where lsim checks it",
+                             f->has_crc ? "a second" : "an unchecked", ST_CRC_KEY);
+    return 0;
+}
+
 /* Validates and indexes the header of the mapped f; f->map is set. */
 static int st_parse(st_file *f, char *err, size_t errlen)
 {
@@ -605,8 +702,9 @@ static int st_parse(st_file *f, char *err, size_t errlen)
         return fail_path(err, errlen, path, "header length %" PRIu64 " exceeds the limit of %u bytes", hlen,
                          (unsigned)ST_MAX_HEADER);
     if (hlen > f->map_size - 8)
-        return fail_path(err, errlen, path, "header length %" PRIu64 " runs past the end of the file (%zu bytes)",
-                         hlen, f->map_size);
+        return fail_corrupt(err, errlen, path,
+                            "header length %" PRIu64 " runs past the end of the file (%zu bytes): truncated?", hlen,
+                            f->map_size);
 
     jp j;
     memset(&j, 0, sizeof j);
@@ -626,6 +724,7 @@ static int st_parse(st_file *f, char *err, size_t errlen)
     f->n = j.n;
     f->meta = j.meta;
     f->n_meta = j.n_meta;
+    if (!rc) rc = st_take_crc(f, err, errlen);
     if (!rc) rc = st_index(f, err, errlen);
     if (!rc) rc = st_place(f, j.spans, m + 8 + hlen, err, errlen);
     free(j.spans);
@@ -652,8 +751,8 @@ int st_open(st_file **out, const char *path, char *err, size_t errlen)
     if (fstat(fd, &sb) != 0) rc = io_fail(err, errlen, path, "fstat");
     else if (!S_ISREG(sb.st_mode)) rc = err_set(err, errlen, LSIM_E_IO, "%s: not a regular file", path);
     else if (sb.st_size < 8)
-        rc = fail_path(err, errlen, path, "file is %lld bytes, shorter than the 8-byte header length",
-                       (long long)sb.st_size);
+        rc = fail_corrupt(err, errlen, path, "file is %lld bytes, shorter than the 8-byte header length: truncated?",
+                          (long long)sb.st_size);
     else if ((uint64_t)sb.st_size > SIZE_MAX)
         rc = fail_path(err, errlen, path, "file is too large to map (%lld bytes)", (long long)sb.st_size);
     if (!rc) {
@@ -662,6 +761,7 @@ int st_open(st_file **out, const char *path, char *err, size_t errlen)
         else f->map = m, f->map_size = (size_t)sb.st_size;
     }
     close(fd);
+    if (!rc) rc = st_check_crc(f, err, errlen);
     if (!rc) rc = st_parse(f, err, errlen);
     if (rc) {
         st_close(f);
@@ -844,6 +944,7 @@ int st_writer_add(st_writer *w, const char *name, st_dtype dtype, size_t ndim, c
 int st_writer_meta(st_writer *w, const char *key, const char *value)
 {
     if (!w || !key || !value || !utf8_valid(key) || !utf8_valid(value)) return LSIM_E_INVAL;
+    if (strcmp(key, ST_CRC_KEY) == 0) return LSIM_E_INVAL; /* the writer's own */
     for (size_t i = 0; i < w->n_meta; i++)
         if (strcmp(w->meta[i].key, key) == 0) return LSIM_E_INVAL;
     if (grow((void **)&w->meta, &w->cap_meta, w->n_meta + 1, sizeof *w->meta)) return LSIM_E_NOMEM;
@@ -991,23 +1092,18 @@ int st_writer_write(st_writer *w, const char *path, char *err, size_t errlen)
 
     /* The 8-byte length, then the header, padded with spaces to a multiple of 8. */
     st_buf b = {0};
-    buf_put(&b, "\0\0\0\0\0\0\0\0{", 9);
-    int first = 1;
-    if (w->n_meta) {
-        buf_str(&b, "\"" ST_META_KEY "\":{");
-        for (size_t i = 0; i < w->n_meta; i++) {
-            if (i) buf_put(&b, ",", 1);
-            buf_json_string(&b, w->meta[i].key);
-            buf_put(&b, ":", 1);
-            buf_json_string(&b, w->meta[i].value);
-        }
-        buf_put(&b, "}", 1);
-        first = 0;
+    buf_put(&b, "\0\0\0\0\0\0\0\0", 8);
+    buf_str(&b, ST_CRC_PREFIX "00000000\""); /* the checksum entry first; its digits are filled in below */
+    for (size_t i = 0; i < w->n_meta; i++) {
+        buf_put(&b, ",", 1);
+        buf_json_string(&b, w->meta[i].key);
+        buf_put(&b, ":", 1);
+        buf_json_string(&b, w->meta[i].value);
     }
+    buf_put(&b, "}", 1);
     for (size_t i = 0; i < w->n; i++) {
         const st_wtensor *t = &w->t[i];
-        if (!first) buf_put(&b, ",", 1);
-        first = 0;
+        buf_put(&b, ",", 1);
         buf_json_string(&b, t->name);
         buf_str(&b, ":{\"dtype\":");
         buf_json_string(&b, st_dtype_name(t->dtype));
@@ -1035,6 +1131,14 @@ int st_writer_write(st_writer *w, const char *path, char *err, size_t errlen)
                        hlen, (unsigned)ST_MAX_HEADER);
     }
     for (int i = 0; i < 8; i++) b.p[i] = (char)(hlen >> (8 * i));
+    /* the CRC-32C of the whole file as written, with the digits as '0's (st_file_crc) */
+    uint32_t crc = crc32c(0, b.p, b.n);
+    for (size_t sz = 8; sz >= 1; sz /= 2)
+        for (size_t i = 0; i < w->n; i++)
+            if (st_dtype_size(w->t[i].dtype) == sz) crc = crc32c(crc, w->t[i].data, w->t[i].nbytes);
+    char digits[ST_CRC_DIGITS + 1];
+    snprintf(digits, sizeof digits, "%08x", crc);
+    memcpy(b.p + ST_CRC_AT, digits, ST_CRC_DIGITS);
 
     size_t plen = strlen(path);
     char *tmp = malloc(plen + 32);

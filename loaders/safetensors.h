@@ -9,13 +9,20 @@
  * write the same file (tests/golden/safetensors_io.py shows how), so a model
  * trained elsewhere can be served.
  *
+ * The writer puts a CRC-32C of the whole file first in __metadata__
+ * ("lsim.crc32c"); the reader checks it before it parses anything, so a
+ * flipped byte or a truncation of a file lsim wrote is LSIM_E_CORRUPT
+ * ("PATH: corrupt checkpoint: ..."). Files without it (PyTorch's) are read
+ * as before. The entry is not returned as metadata.
+ *
  * The reader validates every field before anything is used: header length
  * within the file, JSON well formed (strings, numbers, nesting), known
  * dtypes, shape products that do not overflow and equal END - BEGIN over the
  * dtype size, offsets inside the data section, tensors neither overlapping
  * nor leaving holes, the data section ending exactly at the end of the file,
- * unique names, metadata values strings. Any violation is LSIM_E_FORMAT (or
- * LSIM_E_IO for an unreadable file) with a message naming the file, the
+ * unique names, metadata values strings. A file whose size disagrees with
+ * its header is LSIM_E_CORRUPT; any other violation is LSIM_E_FORMAT (or
+ * LSIM_E_IO for an unreadable file), with a message naming the file, the
  * tensor or key, and what is wrong. Never a crash on any input.
  */
 #ifndef LSIM_SAFETENSORS_H

@@ -851,7 +851,20 @@ int block_read_header(const uint8_t *src, size_t len, block_header *h)
 int block_encode(block_codec *c, uint8_t *dst, size_t cap, size_t *len, const ubt_event *ev,
                  size_t n, int with_cat)
 {
-    if (!c || !dst || !len || !ev) return LSIM_E_INVAL;
+    return block_encode_keyed(c, dst, cap, len, ev, n, with_cat, NULL, 0);
+}
+
+/* The CRC's seed: the dictionary for a dictionary block, then the key the block is stored under. */
+static uint32_t crc_seed(const block_codec *c, unsigned comp, const void *key, size_t key_len)
+{
+    uint32_t seed = comp == COMP_ZSTD_DICT ? c->dict_crc : 0u;
+    return key_len ? crc32c(seed, key, key_len) : seed;
+}
+
+int block_encode_keyed(block_codec *c, uint8_t *dst, size_t cap, size_t *len, const ubt_event *ev, size_t n,
+                       int with_cat, const void *key, size_t key_len)
+{
+    if (!c || !dst || !len || !ev || (key_len && !key)) return LSIM_E_INVAL;
     *len = 0;
     int rc = events_check(ev, n);
     if (rc != 0) return rc;
@@ -885,8 +898,7 @@ int block_encode(block_codec *c, uint8_t *dst, size_t cap, size_t *len, const ub
     if (cap < total) return LSIM_E_INVAL;
     memcpy(dst, hbuf, hlen);
     memcpy(dst + hlen, payload, plen);
-    uint32_t seed = comp == COMP_ZSTD_DICT ? c->dict_crc : 0u;
-    put_le32(dst + hlen + plen, crc32c(seed, dst, hlen + plen));
+    put_le32(dst + hlen + plen, crc32c(crc_seed(c, comp, key, key_len), dst, hlen + plen));
     *len = total;
     return 0;
 }
@@ -1075,17 +1087,20 @@ static int payload_parse(ubt_event *out, const hdr *h, const uint8_t *raw, size_
 int block_decode(block_codec *c, ubt_event *out, size_t cap, size_t *n, const uint8_t *src,
                  size_t len, uint32_t default_cat)
 {
-    if (!c || !out || !n || !src) return LSIM_E_INVAL;
+    return block_decode_keyed(c, out, cap, n, src, len, default_cat, NULL, 0);
+}
+
+int block_decode_keyed(block_codec *c, ubt_event *out, size_t cap, size_t *n, const uint8_t *src, size_t len,
+                       uint32_t default_cat, const void *key, size_t key_len)
+{
+    if (!c || !out || !n || !src || (key_len && !key)) return LSIM_E_INVAL;
     *n = 0;
     hdr h;
     if (header_parse(src, len, &h) != 0) return LSIM_E_CORRUPT;
     unsigned comp = h.flags & F_COMP_MASK;
-    uint32_t seed = 0;
-    if (comp == COMP_ZSTD_DICT) {
-        if (!c->ddict) return LSIM_E_CORRUPT; /* a dictionary block, and no dictionary */
-        seed = c->dict_crc;
-    }
-    if (crc32c(seed, src, len - CRC_LEN) != get_le32(src + len - CRC_LEN)) return LSIM_E_CORRUPT;
+    if (comp == COMP_ZSTD_DICT && !c->ddict) return LSIM_E_CORRUPT; /* a dictionary block, and no dictionary */
+    if (crc32c(crc_seed(c, comp, key, key_len), src, len - CRC_LEN) != get_le32(src + len - CRC_LEN))
+        return LSIM_E_CORRUPT;
     if (cap < h.n) return LSIM_E_INVAL;
 
     const uint8_t *payload = src + h.len;

@@ -86,6 +86,16 @@ int block_read_header(const uint8_t *src, size_t len, block_header *h);
 int block_decode(block_codec *c, ubt_event *out, size_t cap, size_t *n, const uint8_t *src,
                  size_t len, uint32_t default_cat);
 
+/* block_encode and block_decode with the CRC also seeded with key[0..key_len) (after the
+ * dictionary): the block then decodes only with that key, so a block found
+ * under another key (a corrupt LMDB node or page) fails its CRC. The index
+ * passes the block's 12-byte LMDB key. key_len 0 is block_encode /
+ * block_decode. */
+int block_encode_keyed(block_codec *c, uint8_t *dst, size_t cap, size_t *len, const ubt_event *ev, size_t n,
+                       int with_cat, const void *key, size_t key_len);
+int block_decode_keyed(block_codec *c, ubt_event *out, size_t cap, size_t *n, const uint8_t *src, size_t len,
+                       uint32_t default_cat, const void *key, size_t key_len);
+
 /* Trains a zstd dictionary of at most dict_cap bytes from sample blocks'
  * raw (uncompressed) payloads, as produced by block_raw_payload. Returns 0
  * and *dict_len, LSIM_E_INVAL for NULL pointers, or LSIM_E_LIMIT when there

@@ -38,6 +38,7 @@ int lmdb_err(int rc, char *err, size_t errlen, const char *what)
     case ENOMEM: code = LSIM_E_NOMEM; break;
     default: code = LSIM_E_STORAGE; break;
     }
+    if (code == LSIM_E_CORRUPT) return err_set(err, errlen, code, "%s: corrupt: %s", what, mdb_strerror(rc));
     return err_set(err, errlen, code, "%s: %s", what, mdb_strerror(rc));
 }
 
@@ -66,9 +67,16 @@ static int prepare_lock_file(const char *dir, enum lmdb_env_mode mode, char *err
 }
 
 int lmdb_env_open(MDB_env **out, const char *dir, enum lmdb_env_mode mode, uint64_t mapsize,
-                  char *err, size_t errlen)
+                  const lmdb_check_spec *check, lmdb_check_result *checked, char *err, size_t errlen)
 {
     *out = NULL;
+    if (!mapsize) mapsize = LMDB_ENV_MAPSIZE_DEFAULT;
+    if (check && mode != LMDB_ENV_BULK) {
+        int crc = lmdb_check(dir, check, checked, err, errlen);
+        if (crc) return crc;
+        if (mode == LMDB_ENV_READ) mapsize = checked->mapsize;
+        else if (mapsize < checked->mapsize_max) mapsize = checked->mapsize_max;
+    }
     int prc = prepare_lock_file(dir, mode, err, errlen);
     if (prc) return prc;
     MDB_env *env = NULL;
@@ -77,10 +85,9 @@ int lmdb_env_open(MDB_env **out, const char *dir, enum lmdb_env_mode mode, uint6
     unsigned flags = MDB_NOTLS | MDB_NORDAHEAD;
     if (mode == LMDB_ENV_READ) flags |= MDB_RDONLY;
     if (mode == LMDB_ENV_BULK) flags |= MDB_NOSYNC;
-    if (!mapsize) mapsize = LMDB_ENV_MAPSIZE_DEFAULT;
     if ((rc = mdb_env_set_maxdbs(env, LMDB_ENV_MAXDBS)) ||
         (rc = mdb_env_set_maxreaders(env, MAXREADERS)) ||
-        (mode != LMDB_ENV_READ && (rc = mdb_env_set_mapsize(env, (size_t)mapsize)))) {
+        ((mode != LMDB_ENV_READ || check) && (rc = mdb_env_set_mapsize(env, (size_t)mapsize)))) {
         mdb_env_close(env);
         return lmdb_err(rc, err, errlen, dir);
     }

@@ -15,6 +15,8 @@
 #ifndef LSIM_LMDB_ENV_H
 #define LSIM_LMDB_ENV_H
 
+#include "storage/lmdb_check.h"
+
 #include <lmdb.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -29,9 +31,15 @@ enum lmdb_env_mode {
     LMDB_ENV_BULK    /* a fresh build: no sync per commit; the builder syncs once at the end */
 };
 
-/* Opens the environment in directory `dir` (which must exist). */
+/* Opens the environment in directory `dir` (which must exist). With
+ * `check` (READ and WRITE), the file is checked first (lmdb_check.h), and
+ * *checked says what was: the caller's first transaction must see that
+ * snapshot (mdb_txn_id: checked->txnid for a read, one more for a write),
+ * else a commit came in between and the caller opens again. A reader maps
+ * the checked meta page's map size; a writer at least mapsize (0: the
+ * default) and both meta pages' (so that its stamps match). */
 int lmdb_env_open(MDB_env **out, const char *dir, enum lmdb_env_mode mode, uint64_t mapsize,
-                  char *err, size_t errlen);
+                  const lmdb_check_spec *check, lmdb_check_result *checked, char *err, size_t errlen);
 
 /* Translates an LMDB return code: MDB_NOTFOUND -> LSIM_E_NOTFOUND,
  * MDB_MAP_FULL / ENOSPC -> LSIM_E_FULL, MDB_CORRUPTED / MDB_PAGE_NOTFOUND /

@@ -295,17 +295,17 @@ Test(checkpoint, truncated_and_oversized_files_are_refused, .init = setup, .fini
     long cuts[] = {0, 4, 8, 20, 100, size / 2, size - 1};
     for (size_t i = 0; i < sizeof cuts / sizeof cuts[0]; i++) {
         cr_assert_eq(tu_write_file(path, bytes, (size_t)cuts[i]), 0);
-        refused(path, LSIM_E_FORMAT, "cut.safetensors");
+        refused(path, LSIM_E_CORRUPT, "cut.safetensors: corrupt checkpoint: ");
     }
     /* trailing bytes */
     memset(bytes + size, 0, 64);
     cr_assert_eq(tu_write_file(path, bytes, (size_t)size + 16), 0);
-    refused(path, LSIM_E_FORMAT, "cut.safetensors");
+    refused(path, LSIM_E_CORRUPT, "cut.safetensors: corrupt checkpoint: ");
     /* a header length larger than the file */
     uint64_t huge = (uint64_t)size * 4;
     memcpy(bytes, &huge, 8);
     cr_assert_eq(tu_write_file(path, bytes, (size_t)size), 0);
-    refused(path, LSIM_E_FORMAT, "cut.safetensors");
+    refused(path, LSIM_E_CORRUPT, "cut.safetensors: corrupt checkpoint: ");
     free(bytes);
     free(good);
 }

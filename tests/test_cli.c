@@ -1237,11 +1237,10 @@ Test(cli_verify, flipped_bytes_inside_event_blocks_are_detected)
 /*
  * Random flips anywhere past LMDB's two meta pages: every run must exit 0 (the
  * flip hit unused space or was not read) or 1, never die of a signal, and some
- * trials must be found corrupt. A known way to die remains, which these seeds
- * happen not to hit: flips in LMDB page or node headers, on which liblmdb
- * itself can fault inside mdb_cursor_get (LMDB has no page checksums). A
- * failure here after a change of the index layout is most likely that, not a
- * flake.
+ * trials must be found corrupt. Flips in LMDB's page or node headers, on which
+ * liblmdb itself could fault (it has no page checksums), are refused before
+ * LMDB reads the file (storage/lmdb_check.h); tests/test_corrupt.c covers every
+ * kind of page systematically.
  */
 Test(cli_verify, random_flips_in_data_mdb_never_crash)
 {

@@ -16,6 +16,7 @@
 
 #include <criterion/criterion.h>
 #include <fcntl.h>
+#include <lmdb.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -545,6 +546,108 @@ Test(index, shards_partition_the_users)
     cr_assert_eq(events, ref.n);
     cr_assert_eq(got_len, strlen(want));
     free(want);
+    tu_rmrf(dir);
+    ref_free(&ref);
+}
+
+/* ---- copies and older schemas (docs/FORMATS.md, "Corruption") ---- */
+
+/* An index copied with LMDB's own copy, plain (mdb_copy) or compacting
+ * (mdb_copy -c, which renumbers its snapshot as transaction 1): the copy
+ * opens, verifies and answers as the original. */
+Test(index, lmdb_copies_open_and_match)
+{
+    uint64_t seed = 5;
+    char *dir = tu_tmpdir("ix");
+    char *log = path_in(dir, "a.csv"), *log2 = path_in(dir, "b.csv"), *idx = path_in(dir, "idx");
+    ref_log ref = {0};
+    random_log(log, &ref, &seed, 3000, 1);
+    random_log(log2, &ref, &seed, 1000, 1);
+    const char *in[1] = {log};
+    build_ok(idx, in, 1, 0, 0);
+    append_ok(idx, log2); /* two commits: the copies have a previous meta page to compare */
+    for (int compact = 0; compact < 2; compact++) {
+        char *copy = path_in(dir, compact ? "compact" : "plain");
+        cr_assert_eq(mkdir(copy, 0755), 0);
+        MDB_env *env;
+        cr_assert_eq(mdb_env_create(&env), 0);
+        cr_assert_eq(mdb_env_set_maxdbs(env, 8), 0);
+        cr_assert_eq(mdb_env_open(env, idx, MDB_RDONLY, 0644), 0);
+        cr_assert_eq(mdb_env_copy2(env, copy, compact ? MDB_CP_COMPACT : 0), 0);
+        mdb_env_close(env);
+        check_verify(copy);
+        check_queries(copy, &ref, &seed, 500);
+        free(copy);
+    }
+    tu_rmrf(dir);
+    ref_free(&ref);
+}
+
+/* An index of schema 1 (an lsim before the checksums: no seals, no commit
+ * stamp) is refused as a version, not as corruption. */
+Test(index, schema_1_is_refused_as_a_version)
+{
+    char *dir = tu_tmpdir("ix");
+    MDB_env *env;
+    MDB_txn *txn;
+    MDB_dbi dbi[4];
+    static const char *const names[4] = {"meta", "ubt", "users", "vocab"};
+    cr_assert_eq(mdb_env_create(&env), 0);
+    cr_assert_eq(mdb_env_set_maxdbs(env, 8), 0);
+    cr_assert_eq(mdb_env_open(env, dir, 0, 0644), 0);
+    cr_assert_eq(mdb_txn_begin(env, NULL, 0, &txn), 0);
+    for (int i = 0; i < 4; i++) cr_assert_eq(mdb_dbi_open(txn, names[i], MDB_CREATE, &dbi[i]), 0);
+    MDB_val k = {6, "schema"}, v = {4, "\1\0\0\0"};
+    cr_assert_eq(mdb_put(txn, dbi[0], &k, &v, 0), 0);
+    k = (MDB_val){8, "complete"}, v = (MDB_val){1, "\1"};
+    cr_assert_eq(mdb_put(txn, dbi[0], &k, &v, 0), 0);
+    cr_assert_eq(mdb_txn_commit(txn), 0);
+    mdb_env_close(env);
+    lsim_index *ix;
+    char err[512] = "";
+    int rc = lsim_index_open(&ix, dir, err, sizeof err);
+    cr_assert_eq(rc, LSIM_E_VERSION, "%d %s", rc, err);
+    cr_assert(strstr(err, "index schema 1") && strstr(err, "build the index again"), "%s", err);
+    tu_rmrf(dir);
+}
+
+/* The previous commit's meta page with its transaction id raised (a flipped
+ * bit): LMDB would open that older snapshot as the newest. Refused, and so is
+ * the newest meta page's id lowered below it. */
+Test(index, a_meta_page_with_another_transaction_id_is_refused)
+{
+    uint64_t seed = 6;
+    char *dir = tu_tmpdir("ix");
+    char *log = path_in(dir, "a.csv"), *log2 = path_in(dir, "b.csv"), *idx = path_in(dir, "idx");
+    ref_log ref = {0};
+    random_log(log, &ref, &seed, 500, 0);
+    random_log(log2, &ref, &seed, 500, 0);
+    const char *in[1] = {log};
+    build_ok(idx, in, 1, 0, 0);
+    append_ok(idx, log2); /* transactions 1 (meta page 1) and 2 (meta page 0) */
+    char *mdb = path_in(idx, "data.mdb");
+    const size_t txnid_at = 16 + 128; /* the page header, then MDB_meta's mm_txnid */
+    struct { size_t page; uint64_t txnid; } cases[] = {{1, 3}, {1, 5}, {0, 0}, {1, 0x101}};
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        int fd = open(mdb, O_RDWR);
+        cr_assert(fd >= 0);
+        uint64_t old, t = cases[c].txnid;
+        uint32_t psize;
+        cr_assert_eq(pread(fd, &psize, 4, 40), 4); /* the free list's md_pad in meta page 0 */
+        off_t at = (off_t)(cases[c].page * psize + txnid_at);
+        cr_assert_eq(pread(fd, &old, 8, at), 8);
+        cr_assert_eq(pwrite(fd, &t, 8, at), 8);
+        lsim_index *ix;
+        char err[512] = "";
+        int rc = lsim_index_open(&ix, idx, err, sizeof err);
+        cr_assert_eq(rc, LSIM_E_CORRUPT, "meta page %zu with transaction %llu: %d %s", cases[c].page,
+                     (unsigned long long)t, rc, err);
+        cr_assert(strstr(err, "data.mdb: corrupt: "), "%s", err);
+        cr_assert_eq(pwrite(fd, &old, 8, at), 8);
+        close(fd);
+    }
+    check_verify(idx);
+    free(mdb);
     tu_rmrf(dir);
     ref_free(&ref);
 }

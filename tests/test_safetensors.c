@@ -23,6 +23,7 @@
  */
 #include "lsim.h"
 #include "loaders/safetensors.h"
+#include "storage/block_codec.h"
 #include "storage/error_detail.h"
 #include "tests/test_util.h"
 
@@ -418,8 +419,13 @@ Test(safetensors, metadata_escaping_matches_python)
 
     size_t la, lb;
     unsigned char *a = slurp(fixture_path(), &la), *b = slurp(p, &lb);
-    /* b = N, {"__metadata__":{...}} then spaces; a's header begins with the same object then ','. */
-    size_t n = lb - 8;
+    /* b = N, {"__metadata__":{"lsim.crc32c":"XXXXXXXX",...}} then spaces; a's header begins with the same object
+     * without the checksum entry, then ','. */
+    static const char crc_entry[] = "\"lsim.crc32c\":\"XXXXXXXX\",";
+    const size_t open = strlen("{\"__metadata__\":{"), skip = sizeof crc_entry - 1;
+    cr_assert(memcmp(b + 8, "{\"__metadata__\":{\"lsim.crc32c\":\"", open + 15) == 0);
+    memmove(b + 8 + open, b + 8 + open + skip, lb - 8 - open - skip);
+    size_t n = lb - 8 - skip;
     while (n && b[8 + n - 1] == ' ') n--;
     cr_assert(n >= 2 && b[8 + n - 1] == '}');
     n--; /* without the header's closing '}' */
@@ -607,8 +613,13 @@ Test(safetensors, empty_file_and_replace)
     cr_assert_eq(st_writer_write(w, p, err, sizeof err), 0, "%s", err);
     size_t len;
     unsigned char *b = slurp(p, &len);
-    cr_assert_eq(len, 16);
-    cr_assert_eq(memcmp(b, "\x08\0\0\0\0\0\0\0{}      ", 16), 0);
+    /* nothing but the checksum entry: CRC-32C of the file with its 8 digits read as '0's */
+    static const char want[] = "\x30\0\0\0\0\0\0\0{\"__metadata__\":{\"lsim.crc32c\":\"00000000\"}}     ";
+    cr_assert_eq(len, sizeof want - 1);
+    char digits[9];
+    snprintf(digits, sizeof digits, "%08x", crc32c(0, want, sizeof want - 1));
+    cr_assert(memcmp(b, want, 40) == 0 && memcmp(b + 40, digits, 8) == 0 && memcmp(b + 48, want + 48, 8) == 0,
+              "%.*s", (int)len - 8, (const char *)b + 8);
     free(b);
     st_file *f;
     cr_assert_eq(st_open(&f, p, err, sizeof err), 0, "%s", err);
@@ -765,7 +776,9 @@ Test(safetensors, bad_header_length)
 {
     unsigned char b[64];
     memset(b, ' ', sizeof b);
-    for (size_t n = 0; n < 8; n++) expect_bad_buf(b, n, LSIM_E_FORMAT, "shorter than the 8-byte header length", NULL);
+    for (size_t n = 0; n < 8; n++)
+        expect_bad_buf(b, n, LSIM_E_CORRUPT, "corrupt checkpoint: file is", "shorter than the 8-byte header length",
+                       NULL);
 
     memcpy(b, "\0\0\0\0\0\0\0\0{}", 10);
     expect_bad_buf(b, 10, LSIM_E_FORMAT, "header length is 0", NULL);
@@ -778,7 +791,8 @@ Test(safetensors, bad_header_length)
     expect_bad_buf(b, 10, LSIM_E_FORMAT, "exceeds the limit of 104857600 bytes", NULL);
     /* past the end */
     memcpy(b, "\x03\0\0\0\0\0\0\0{}", 10);
-    expect_bad_buf(b, 10, LSIM_E_FORMAT, "header length 3 runs past the end of the file (10 bytes)", NULL);
+    expect_bad_buf(b, 10, LSIM_E_CORRUPT,
+                   "corrupt checkpoint: header length 3 runs past the end of the file (10 bytes)", NULL);
     /* one short: cuts the closing brace */
     const char *json = "{" T("a", "F32", "[2]", 0, 8) "}";
     size_t len;
@@ -788,7 +802,8 @@ Test(safetensors, bad_header_length)
     /* one long, swallowing a space: the header parses, the data is a byte short */
     f[0] += 2;
     f[8 + strlen(json)] = ' ';
-    expect_bad_buf(f, len, LSIM_E_FORMAT, "tensor a: data_offsets [0, 8] run past the end of the data section (7 bytes)", NULL);
+    expect_bad_buf(f, len, LSIM_E_CORRUPT,
+                   "tensor a: data_offsets [0, 8] run past the end of the data section (7 bytes)", NULL);
     free(f);
     /* one long, swallowing a byte that is not a space */
     EXPECT_BAD("{" T("a", "F32", "[2]", 0, 8) "}x", zeros, 8, LSIM_E_FORMAT, "'x' after the header's closing '}'");
@@ -806,12 +821,13 @@ Test(safetensors, bad_offsets)
                "tensor b: data_offsets [6, 10] leave a hole of 2 bytes after tensor a (which ends at 4)");
     EXPECT_BAD("{" T("a", "U8", "[4]", 3, 7) "}", zeros, 7, LSIM_E_FORMAT,
                "tensor a: data_offsets [3, 7] leave a hole of 3 bytes at the start of the data section");
-    EXPECT_BAD("{" T("a", "U8", "[4]", 0, 4) "}", zeros, 5, LSIM_E_FORMAT,
+    /* the file's size disagrees with its header: truncated or extended, LSIM_E_CORRUPT */
+    EXPECT_BAD("{" T("a", "U8", "[4]", 0, 4) "}", zeros, 5, LSIM_E_CORRUPT,
                "the data section has 5 bytes but the tensors end at 4 (1 trailing bytes)");
-    EXPECT_BAD("{}", zeros, 3, LSIM_E_FORMAT, "the data section has 3 bytes but the tensors end at 0");
-    EXPECT_BAD("{" T("a", "U8", "[4]", 0, 4) "}", zeros, 3, LSIM_E_FORMAT,
+    EXPECT_BAD("{}", zeros, 3, LSIM_E_CORRUPT, "the data section has 3 bytes but the tensors end at 0");
+    EXPECT_BAD("{" T("a", "U8", "[4]", 0, 4) "}", zeros, 3, LSIM_E_CORRUPT,
                "tensor a: data_offsets [0, 4] run past the end of the data section (3 bytes)");
-    EXPECT_BAD("{" T("a", "U8", "[0]", 18446744073709551615, 18446744073709551615) "}", zeros, 0, LSIM_E_FORMAT,
+    EXPECT_BAD("{" T("a", "U8", "[0]", 18446744073709551615, 18446744073709551615) "}", zeros, 0, LSIM_E_CORRUPT,
                "tensor a: data_offsets [18446744073709551615, 18446744073709551615] run past the end");
     EXPECT_BAD("{" T("a", "U8", "[4]", 4, 0) "}", zeros, 4, LSIM_E_FORMAT,
                "tensor a: data_offsets [4, 0]: begin is after end");
@@ -1000,8 +1016,10 @@ Test(safetensors, message_quoting)
 /* ---- systematic corruption -------------------------------------------------- */
 
 /* A small valid file from the writer: a few tensors of several dtypes,
- * metadata, a scalar and an empty tensor. */
-static unsigned char *small_file(size_t *len, uint64_t *hlen)
+ * metadata, a scalar and an empty tensor. Without its checksum entry (blanked
+ * out: JSON allows the spaces), so that changes reach the parser; with it,
+ * every change is refused by the checksum first (checksum_* below). */
+static unsigned char *small_file_crc(size_t *len, uint64_t *hlen, int keep_crc)
 {
     char err[LSIM_ERRLEN];
     st_writer *w;
@@ -1022,7 +1040,15 @@ static unsigned char *small_file(size_t *len, uint64_t *hlen)
     unsigned char *buf = slurp(p, len);
     *hlen = 0;
     for (int i = 7; i >= 0; i--) *hlen = (*hlen << 8) | buf[i];
+    static const char entry[] = "\"lsim.crc32c\":\"";
+    cr_assert(memcmp(buf + 8 + 17, entry, sizeof entry - 1) == 0 && buf[8 + 17 + 24] == ',');
+    if (!keep_crc) memset(buf + 8 + 17, ' ', 25); /* "lsim.crc32c":"XXXXXXXX", */
     return buf;
+}
+
+static unsigned char *small_file(size_t *len, uint64_t *hlen)
+{
+    return small_file_crc(len, hlen, 0);
 }
 
 /* Opens buf; returns the code. A success must be self-consistent; a failure
@@ -1037,7 +1063,8 @@ static int try_open(const unsigned char *buf, size_t len)
         st_close(f);
     } else {
         const char *p = tpath("t.safetensors");
-        cr_assert_eq(rc, LSIM_E_FORMAT, "code %d: %s", rc, err);
+        cr_assert(rc == LSIM_E_FORMAT || rc == LSIM_E_CORRUPT, "code %d: %s", rc, err);
+        cr_assert(rc == LSIM_E_FORMAT || strstr(err, ": corrupt checkpoint: "), "%s", err);
         cr_assert(strncmp(err, p, strlen(p)) == 0, "message does not name the file: %s", err);
         cr_assert_null(f);
     }
@@ -1124,5 +1151,72 @@ Test(safetensors, random_mutations)
         try_open(m, n);
     }
     free(m);
+    free(buf);
+}
+
+/* ---- the checksum entry (docs/CHECKPOINT_FORMAT.md, "Checksum") ---- */
+
+static int open_code(const unsigned char *buf, size_t len, char *err, size_t errlen)
+{
+    st_file *f = NULL;
+    int rc = open_buf(buf, len, &f, err, errlen);
+    st_close(f);
+    return rc;
+}
+
+/* Every change of one byte, anywhere in a file lsim wrote, and every
+ * truncation and extension: LSIM_E_CORRUPT, "corrupt checkpoint". */
+Test(safetensors, checksum_refuses_every_change)
+{
+    char err[LSIM_ERRLEN];
+    size_t len;
+    uint64_t hlen;
+    unsigned char *buf = small_file_crc(&len, &hlen, 1);
+    cr_assert_eq(open_code(buf, len, err, sizeof err), 0, "%s", err);
+    for (size_t i = 0; i < len; i++) { /* one bit of each byte, bits in turn */
+        buf[i] ^= (unsigned char)(1 << i % 8);
+        int rc = open_code(buf, len, err, sizeof err);
+        cr_assert(rc == LSIM_E_CORRUPT && strstr(err, "corrupt checkpoint"), "byte %zu: %d %s", i, rc, err);
+        buf[i] ^= (unsigned char)(1 << i % 8);
+    }
+    for (size_t n = 0; n < len; n++) {
+        int rc = open_code(buf, n, err, sizeof err);
+        cr_assert(rc == LSIM_E_CORRUPT && strstr(err, "corrupt checkpoint"), "cut to %zu: %d %s", n, rc, err);
+    }
+    unsigned char *ext = malloc(len + 8);
+    memcpy(ext, buf, len);
+    memset(ext + len, ' ', 8);
+    for (size_t k = 1; k <= 8; k++)
+        cr_assert_eq(open_code(ext, len + k, err, sizeof err), LSIM_E_CORRUPT, "%zu more bytes: %s", k, err);
+    free(ext);
+    free(buf);
+}
+
+/* The entry is the file's, not metadata: st_meta does not list it, the
+ * writer refuses it, and one anywhere but first (so never checked) is
+ * refused. */
+Test(safetensors, checksum_entry_is_not_metadata)
+{
+    char err[LSIM_ERRLEN];
+    size_t len;
+    uint64_t hlen;
+    unsigned char *buf = small_file_crc(&len, &hlen, 1);
+    st_file *f;
+    cr_assert_eq(open_buf(buf, len, &f, err, sizeof err), 0, "%s", err);
+    cr_assert_eq(st_meta_count(f), 1);
+    cr_assert_null(st_meta(f, "lsim.crc32c"));
+    cr_assert_str_eq(st_meta(f, "kind"), "sim");
+    st_close(f);
+    st_writer *w;
+    cr_assert_eq(st_writer_new(&w), 0);
+    cr_assert_eq(st_writer_meta(w, "lsim.crc32c", "00000000"), LSIM_E_INVAL);
+    st_writer_free(w);
+    EXPECT_BAD("{\"__metadata__\":{\"a\":\"b\",\"lsim.crc32c\":\"00000000\"}}", zeros, 0, LSIM_E_FORMAT,
+               "__metadata__: an unchecked lsim.crc32c: it must be the first entry");
+    /* a damaged entry (1 to 3 bytes of its key differ) is corruption, whatever the file says after it */
+    EXPECT_BAD("{\"__metadata__\":{\"lsim.crc32C\":\"00000000\"}}", zeros, 0, LSIM_E_CORRUPT,
+               "corrupt checkpoint: its checksum entry (lsim.crc32c, the header's first bytes) is damaged");
+    EXPECT_BAD("{\"__metadata__\":{\"lsim.crc32c\":\"0000000g\"}}", zeros, 0, LSIM_E_CORRUPT,
+               "corrupt checkpoint: its checksum lsim.crc32c is not 8 hex digits");
     free(buf);
 }

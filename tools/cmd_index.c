@@ -308,6 +308,7 @@ static int run_verify(int argc, char **argv)
     printf("%s: %" PRIu64 " users, %" PRIu64 " chains, %" PRIu64 " blocks, %" PRIu64 " events checked, %" PRIu64
            " problems\n",
            rc ? "CORRUPT" : "ok", rep.users, rep.chains, rep.blocks, rep.events, rep.problems);
+    if (rc) fprintf(stderr, "lsim index verify: %s: corrupt: %" PRIu64 " problems (listed above)\n", dir, rep.problems);
     return rc ? EXIT_FAIL : EXIT_OK;
 }
 

@@ -102,6 +102,8 @@ static int run(int argc, char **argv, int explain)
                                explain ? "item" : "items");
     size_t n = explain ? 1 : count_fields(items), nc = explain ? (cats ? 1 : 0) : (cats ? count_fields(cats) : 0);
     if (!n) return cli_usage_error(name, "--items: no item given");
+    /* the engine's request memory for this one request, not for the default 1000 candidates */
+    set.max_candidates = n < 100000 ? (uint32_t)n : 100000;
     char **it = calloc(n, sizeof *it), **ct = calloc(n, sizeof *ct);
     lsim_candidate *cand = calloc(n, sizeof *cand);
     float *scores = calloc(n, sizeof *scores);
