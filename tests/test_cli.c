@@ -322,6 +322,27 @@ Test(cli_usage, bad_numbers_exit_2)
     }
 }
 
+Test(cli_usage, train_options_that_do_not_go_together)
+{
+    /* each: the arguments, then what the message must say */
+    static const char *const cases[][12] = {
+        {"train", "--index", "x", "--model", "sim-hard", "--out", "y", "--gsu-pool", "sum", NULL, "sim-soft"},
+        {"train", "--index", "x", "--model", "sim-soft", "--out", "y", "--gsu-pool", "max", NULL, "'max'"},
+        {"train", "--index", "x", "--model", "sim-soft", "--out", "y", "--no-recency", NULL, "--time-info"},
+        {"train", "--index", "x", "--model", "din", "--out", "y", "--time-info", NULL, "sim-hard and sim-soft"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        size_t n = 0;
+        while (cases[i][n]) n++;
+        const char *want = cases[i][n + 1];
+        char *err = NULL;
+        int rc = tu_run_lsim(cases[i], NULL, &err);
+        cr_assert_eq(rc, 2, "case %zu: exit %d, want 2 (%s)", i, rc, err);
+        cr_assert(err && strstr(err, want), "case %zu: the message does not say %s: %s", i, want, err);
+        free(err);
+    }
+}
+
 /* ---- 2. gen log ---- */
 
 Test(cli_gen, deterministic_for_a_seed)
