@@ -31,7 +31,7 @@ from bench_common import run  # noqa: E402
 MODELS = [("din", "DIN", []), ("avgpool-din", "avg-pooling long DIN", []), ("sim-hard", "SIM hard", []),
           ("sim-hard-time", "SIM hard + time info", ["--time-info"]),
           ("sim-soft", "SIM soft", []), ("sim-soft-time", "SIM soft + time info", ["--time-info"]),
-          ("dien", "DIEN", []), ("dsin", "DSIN", [])]
+          ("dien", "DIEN", []), ("dsin", "DSIN", []), ("bst", "BST", [])]
 
 
 def main():

@@ -4,7 +4,7 @@
  * written out for the PyTorch side; the driver of bench/bench_train.py.
  *
  * usage: bench_train KIND INDEX OUT STEPS [BATCH=256] [ROUNDS=3] [time]
- *   KIND   din, avgpool-din, dien, dsin, sim-hard, sim-soft ("time": SIM's time info)
+ *   KIND   din, avgpool-din, dien, dsin, sim-hard, sim-soft, bst ("time": SIM's time info)
  *   It draws STEPS training batches from INDEX exactly as `lsim train` does
  *   (train/samples.h, the split at the start of the last day), initializes
  *   the model (seed 1), and times STEPS steps of what `lsim train` does per

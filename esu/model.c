@@ -22,10 +22,11 @@ struct model {
     dien *dien;
     dsin *dsin;
     sim *sim;
+    bst *bst;
 };
 
 static const char *const branch_names[] = {"din", "dien", "dsin"};
-static const char *const kind_names[] = {"din", "avgpool-din", "dien", "dsin", "sim-hard", "sim-soft"};
+static const char *const kind_names[] = {"din", "avgpool-din", "dien", "dsin", "sim-hard", "sim-soft", "bst"};
 
 const char *model_kind_name(model_kind k)
 {
@@ -76,6 +77,16 @@ void model_spec_default(model_spec *s, model_kind kind, uint32_t n_items, uint32
         s->session_gap = (uint32_t)dc.session_gap;
         s->d_ffn = dc.d_ffn;
         s->d_lstm = dc.d_lstm;
+    }
+    if (kind == MODEL_BST) {
+        bst_config bc;
+        bst_config_default(&bc, n_items, n_cats);
+        s->base = bc.base;
+        s->seq_len = bc.seq_len;
+        s->d_pos = bc.d_pos;
+        s->time_buckets = bc.time_buckets;
+        s->heads = bc.heads;
+        s->d_ffn = bc.d_ffn;
     }
 }
 
@@ -142,6 +153,17 @@ int model_new_ex(model **out, const model_spec *spec, size_t max_b, size_t max_s
         rc = dsin_new(&m->dsin, &c, max_b, max_s);
         break;
     }
+    case MODEL_BST: {
+        /* the resolved FFN width, so a checkpoint never depends on what 0 means */
+        size_t c = (size_t)spec->base.d_item + spec->base.d_cat + spec->d_pos;
+        if (!m->spec.d_ffn) m->spec.d_ffn = (uint32_t)(4 * c);
+        spec = &m->spec;
+        bst_config bc = {.base = spec->base, .seq_len = spec->seq_len, .d_pos = spec->d_pos,
+                         .time_buckets = spec->time_buckets, .heads = spec->heads, .d_ffn = spec->d_ffn};
+        (void)max_s; /* BST reads the last seq_len behaviors of any S */
+        rc = bst_new(&m->bst, &bc, max_b);
+        break;
+    }
     case MODEL_SIM_HARD:
     case MODEL_SIM_SOFT: {
         if (spec->short_branch == SIM_BRANCH_DSIN) { /* resolved widths, as for DSIN */
@@ -190,6 +212,7 @@ void model_free(model *m)
     dien_free(m->dien);
     dsin_free(m->dsin);
     sim_free(m->sim);
+    bst_free(m->bst);
     free(m);
 }
 
@@ -199,27 +222,37 @@ const sim *model_sim(const model *m) { return m->sim; }
 
 param_set *model_params(model *m)
 {
-    return m->din ? din_params(m->din) : m->dien ? dien_params(m->dien) : m->dsin ? dsin_params(m->dsin)
-                                                                                  : sim_params(m->sim);
+    return m->din    ? din_params(m->din)
+           : m->dien ? dien_params(m->dien)
+           : m->dsin ? dsin_params(m->dsin)
+           : m->bst  ? bst_params(m->bst)
+                     : sim_params(m->sim);
 }
 
 param_set *model_grads(model *m)
 {
-    return m->din ? din_grads(m->din) : m->dien ? dien_grads(m->dien) : m->dsin ? dsin_grads(m->dsin)
-                                                                                : sim_grads(m->sim);
+    return m->din    ? din_grads(m->din)
+           : m->dien ? dien_grads(m->dien)
+           : m->dsin ? dsin_grads(m->dsin)
+           : m->bst  ? bst_grads(m->bst)
+                     : sim_grads(m->sim);
 }
 
 param_set *model_buffers(model *m)
 {
-    return m->din ? din_buffers(m->din) : m->dien ? dien_buffers(m->dien) : m->dsin ? dsin_buffers(m->dsin)
-                                                                                    : sim_buffers(m->sim);
+    return m->din    ? din_buffers(m->din)
+           : m->dien ? dien_buffers(m->dien)
+           : m->dsin ? dsin_buffers(m->dsin)
+           : m->bst  ? bst_buffers(m->bst)
+                     : sim_buffers(m->sim);
 }
 
 void model_memory_get(const model *m, model_memory *out)
 {
     model *x = (model *)m; /* the set getters take a mutable model; nothing is written */
     out->workspace = m->din ? din_workspace_bytes(m->din) : m->dien ? dien_workspace_bytes(m->dien)
-                   : m->dsin ? dsin_workspace_bytes(m->dsin) : sim_workspace_bytes(m->sim);
+                   : m->dsin ? dsin_workspace_bytes(m->dsin) : m->bst ? bst_workspace_bytes(m->bst)
+                   : sim_workspace_bytes(m->sim);
     out->grads = model_grads(x)->total * sizeof(float); /* a view's total is 0 */
     out->buffers = model_buffers(x)->total * sizeof(float);
 }
@@ -229,6 +262,7 @@ void model_init(model *m, uint64_t seed)
     if (m->din) din_init(m->din, seed);
     else if (m->dien) dien_init(m->dien, seed);
     else if (m->dsin) dsin_init(m->dsin, seed);
+    else if (m->bst) bst_init(m->bst, seed);
     else sim_init(m->sim, seed);
 }
 
@@ -237,6 +271,7 @@ float model_forward(model *m, const model_batch *b, float *logits, int train)
     if (m->din) return din_forward(m->din, b, logits, train);
     if (m->dien) return dien_forward(m->dien, b, logits, train);
     if (m->dsin) return dsin_forward(m->dsin, b, logits, train);
+    if (m->bst) return bst_forward(m->bst, b, logits, train);
     return sim_forward(m->sim, b, logits, train);
 }
 
@@ -246,6 +281,7 @@ int model_backward(model *m, const model_batch *b)
     if (m->din) din_backward(m->din, b);
     else if (m->dien) dien_backward(m->dien, b);
     else if (m->dsin) dsin_backward(m->dsin, b);
+    else if (m->bst) bst_backward(m->bst, b);
     else sim_backward(m->sim, b);
     return 0;
 }
@@ -261,10 +297,11 @@ typedef struct meta_field {
     int optional;   /* bit set of kinds for which it may be missing (the default stays) */
 } meta_field;
 
-#define ALL 0x3f
+#define ALL 0x7f
 #define SIMS ((1 << MODEL_SIM_HARD) | (1 << MODEL_SIM_SOFT))
 #define DSIN (1 << MODEL_DSIN)
-#define NO_ATT ((1 << MODEL_DIEN) | DSIN)
+#define BST (1 << MODEL_BST)
+#define NO_ATT ((1 << MODEL_DIEN) | DSIN | BST)
 #define U(field) offsetof(model_spec, field)
 static const meta_field fields[] = {
     {"lsim.n_items", U(base.n_items), 0, 0, 4294967294.0, ALL, 0},
@@ -278,7 +315,7 @@ static const meta_field fields[] = {
     {"lsim.att_softmax", U(base.att_softmax), 0, 0, 1, ALL & ~NO_ATT, 0},
     {"lsim.dice_momentum", U(base.dice_momentum), 1, 0, 1, ALL, 0},
     {"lsim.topk", U(topk), 0, 1, 1000000, SIMS, 0},
-    {"lsim.heads", U(heads), 0, 1, 1024, SIMS | DSIN, 0},
+    {"lsim.heads", U(heads), 0, 1, 1024, SIMS | DSIN | BST, 0},
     {"lsim.d_head", U(d_head), 0, 1, 4096, SIMS, 0},
     {"lsim.d_time", U(d_time), 0, 0, 4096, SIMS, 0},
     {"lsim.gsu_d", U(gsu_d), 0, 0, 4096, SIMS, 0},
@@ -288,11 +325,14 @@ static const meta_field fields[] = {
     {"lsim.session_len", U(session_len), 0, 1, 65536, DSIN | SIMS, SIMS},
     {"lsim.min_session_len", U(min_session_len), 0, 0, 65536, DSIN | SIMS, SIMS},
     {"lsim.session_gap", U(session_gap), 0, 0, 4294967295.0, DSIN | SIMS, SIMS},
-    {"lsim.d_ffn", U(d_ffn), 0, 0, 65536, DSIN | SIMS, SIMS},
+    {"lsim.d_ffn", U(d_ffn), 0, 0, 65536, DSIN | SIMS | BST, SIMS},
     {"lsim.d_lstm", U(d_lstm), 0, 0, 65536, DSIN | SIMS, SIMS},
     {"lsim.branch_heads", U(branch_heads), 0, 1, 1024, SIMS, SIMS},
     {"lsim.recency", U(recency), 0, 0, 1, SIMS, SIMS},
     {"lsim.gsu_softmax", U(gsu_softmax), 0, 0, 1, SIMS, SIMS},
+    {"lsim.seq_len", U(seq_len), 0, 1, 65536, BST, 0},
+    {"lsim.d_pos", U(d_pos), 0, 1, 4096, BST, 0},
+    {"lsim.time_buckets", U(time_buckets), 0, 1, 64, BST, 0},
 };
 #undef U
 

@@ -7,7 +7,7 @@
  * docs/CHECKPOINT_FORMAT.md) holding the parameters and buffers under their
  * PyTorch-style names and, in __metadata__, the model kind and every
  * hyperparameter as decimal strings:
- *   lsim.format = "1"            lsim.model = din | avgpool-din | dien | dsin | sim-hard | sim-soft
+ *   lsim.format = "1"            lsim.model = din | avgpool-din | dien | dsin | sim-hard | sim-soft | bst
  *   lsim.n_items, lsim.n_cats, lsim.d_item, lsim.d_cat, lsim.att_h1, lsim.att_h2,
  *   lsim.mlp_h1, lsim.mlp_h2, lsim.att_softmax, lsim.dice_momentum
  *   sim-*: lsim.topk, lsim.heads, lsim.d_head, lsim.d_time, lsim.gsu_d, lsim.alpha,
@@ -18,6 +18,7 @@
  *   dien:  lsim.alpha_aux
  *   dsin:  lsim.max_sessions, lsim.session_len, lsim.min_session_len, lsim.session_gap,
  *          lsim.heads, lsim.d_ffn, lsim.d_lstm
+ *   bst:   lsim.seq_len, lsim.d_pos, lsim.time_buckets, lsim.heads, lsim.d_ffn (no att_* keys)
  * Other metadata (e.g. how negatives were sampled) is kept and ignored here.
  * Loading checks every key and every tensor (name, dtype F32, shape) and
  * refuses tensors the model does not have, except the training state
@@ -27,6 +28,7 @@
 #ifndef LSIM_MODEL_H
 #define LSIM_MODEL_H
 
+#include "esu/bst.h"
 #include "esu/dien.h"
 #include "esu/din.h"
 #include "esu/dsin.h"
@@ -34,7 +36,8 @@
 #include "models/batch.h"
 #include "models/params.h"
 
-typedef enum model_kind { MODEL_DIN, MODEL_AVGPOOL_DIN, MODEL_DIEN, MODEL_DSIN, MODEL_SIM_HARD, MODEL_SIM_SOFT } model_kind;
+typedef enum model_kind { MODEL_DIN, MODEL_AVGPOOL_DIN, MODEL_DIEN, MODEL_DSIN, MODEL_SIM_HARD, MODEL_SIM_SOFT,
+                         MODEL_BST } model_kind;
 
 const char *model_kind_name(model_kind k);
 int model_kind_parse(const char *s, model_kind *k);
@@ -51,6 +54,7 @@ typedef struct model_spec {
     uint32_t branch_heads;        /* SIM with the DSIN branch: its self-attention heads */
     uint32_t recency;             /* SIM with time info: the head's recency input (esu/recency_input.h) */
     uint32_t gsu_softmax;         /* SIM soft: the auxiliary task's softmax pooling (gsu/soft_search.h) */
+    uint32_t seq_len, d_pos, time_buckets; /* BST (heads, d_ffn above) */
 } model_spec;
 
 /* The defaults of each kind (papers' widths), for a vocabulary; SIM kinds

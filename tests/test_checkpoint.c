@@ -347,14 +347,17 @@ Test(checkpoint, every_kind_round_trips)
     model_batch bt = {.b = B, .target_item = ti, .target_cat = tc, .s = S, .hist_item = hi, .hist_cat = hc,
                       .hist_len = hl, .hist_ts = hts, .hist_neg_item = ni, .hist_neg_cat = nc, .k = K,
                       .long_item = li, .long_cat = lc, .long_ts = lts, .long_len = ll, .now = now};
-    for (int kb = MODEL_DIN; kb <= MODEL_SIM_SOFT + 4; kb++) {
-        /* the kinds, then SIM hard and soft again with the DIEN and the DSIN branch */
-        int k = kb <= MODEL_SIM_SOFT ? kb : (kb - MODEL_SIM_SOFT - 1) % 2 ? MODEL_SIM_SOFT : MODEL_SIM_HARD;
+    for (int kb = MODEL_DIN; kb <= MODEL_SIM_SOFT + 5; kb++) {
+        /* the kinds up to SIM soft, then SIM hard and soft again with the DIEN and the DSIN branch, then BST */
+        int k = kb <= MODEL_SIM_SOFT     ? kb
+                : kb == MODEL_SIM_SOFT + 5 ? MODEL_BST
+                : (kb - MODEL_SIM_SOFT - 1) % 2 ? MODEL_SIM_SOFT
+                                              : MODEL_SIM_HARD;
         model_spec spec;
         model_spec_default(&spec, (model_kind)k, 20, 4);
         spec.base.mlp_h1 = 12;
         spec.base.mlp_h2 = 6;
-        if (kb > MODEL_SIM_SOFT) spec.short_branch = kb - MODEL_SIM_SOFT <= 2 ? SIM_BRANCH_DIEN : SIM_BRANCH_DSIN;
+        if (kb > MODEL_SIM_SOFT && k != MODEL_BST) spec.short_branch = kb - MODEL_SIM_SOFT <= 2 ? SIM_BRANCH_DIEN : SIM_BRANCH_DSIN;
         model *m, *m2;
         cr_assert_eq(model_new(&m, &spec, B, S, K), 0, "%s", model_kind_name((model_kind)k));
         model_init(m, 42);

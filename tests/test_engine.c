@@ -164,6 +164,7 @@ Test(engine, din_scores_equal_eval) { engine_equals_eval(train(MODEL_DIN, 0, 0, 
 Test(engine, avgpool_din_scores_equal_eval) { engine_equals_eval(train(MODEL_AVGPOOL_DIN, 0, 0, "avg")); }
 Test(engine, dien_scores_equal_eval) { engine_equals_eval(train(MODEL_DIEN, 0, 0, "dien")); }
 Test(engine, dsin_scores_equal_eval) { engine_equals_eval(train(MODEL_DSIN, 0, 0, "dsin")); }
+Test(engine, bst_scores_equal_eval) { engine_equals_eval(train(MODEL_BST, 0, 0, "bst")); }
 Test(engine, sim_hard_scores_equal_eval) { engine_equals_eval(train(MODEL_SIM_HARD, 0, 0, "hard")); }
 Test(engine, sim_hard_time_long_before_short_scores_equal_eval)
 {
@@ -678,6 +679,7 @@ Test(engine, contexts_are_forward_only_and_run_the_reference_paths)
     forward_only_case(train(MODEL_AVGPOOL_DIN, 0, 0, "fwd-avg"));
     forward_only_case(train(MODEL_DIEN, 0, 0, "fwd-dien"));
     forward_only_case(train(MODEL_DSIN, 0, 0, "fwd-dsin"));
+    forward_only_case(train(MODEL_BST, 0, 0, "fwd-bst"));
     forward_only_case(train(MODEL_SIM_HARD, 1, 0, "fwd-hard"));
     forward_only_case(train(MODEL_SIM_HARD, 1, 1, "fwd-hardlbs")); /* no per-category reads: no groups */
     forward_only_case(train(MODEL_SIM_SOFT, 1, 0, "fwd-soft"));

@@ -22,7 +22,7 @@ static const char train_help[] =
     "strictly before its time. Samples before --test-from are for training; the rest are\n"
     "the test set of `lsim eval`.\n"
     "\n"
-    "  --model KIND        din, avgpool-din, dien, dsin, sim-hard, sim-soft\n"
+    "  --model KIND        din, avgpool-din, dien, dsin, sim-hard, sim-soft, bst\n"
     "  --time-info         sim-*: the time-interval embedding in the ESU, and the time since the\n"
     "                      user's newest behavior as an input of the head\n"
     "  --no-recency        with --time-info: without that second input (the paper's time info)\n"
@@ -182,7 +182,7 @@ int cmd_train(int argc, char **argv)
     if (!dir || !kind_s || !c.out)
         return cli_usage_error("train", "--index DIR, --model KIND and --out CKPT are required");
     if (model_kind_parse(kind_s, &c.kind))
-        return cli_usage_error("train", "--model: '%s' is not one of din, avgpool-din, dien, dsin, sim-hard, sim-soft",
+        return cli_usage_error("train", "--model: '%s' is not one of din, avgpool-din, dien, dsin, sim-hard, sim-soft, bst",
                                kind_s);
     if (c.time_info && c.kind != MODEL_SIM_HARD && c.kind != MODEL_SIM_SOFT)
         return cli_usage_error("train", "--time-info is for sim-hard and sim-soft");

@@ -77,6 +77,7 @@ static fuzz_engine g_eng[] = {
     {.name = "avgpool-din-lbs", .kind = MODEL_AVGPOOL_DIN, .long_before_short = 1, .long_max = 3},
     {.name = "dien", .kind = MODEL_DIEN},
     {.name = "dsin", .kind = MODEL_DSIN},
+    {.name = "bst", .kind = MODEL_BST},
 };
 enum { N_ENG = sizeof g_eng / sizeof g_eng[0] };
 
