@@ -232,9 +232,13 @@ Test(replay, open_loop_and_pictures)
     jval d;
     cr_assert_eq(jparse(text, &d), 0);
     const jval *m = &jget(&d, "models")->items[0];
-    double qps = jnum(m, "qps");
-    /* the engine is far faster than 200 requests/s here: the rate sets the pace */
-    cr_expect(qps > 150 && qps < 210, "open loop at 200/s gave %.1f requests/s", qps);
+    double qps = jnum(m, "qps"), mean_ms = jnum(m, "mean_ms");
+    /* the rate sets the pace: never above it, and close to it whenever one thread could serve
+     * well above 200/s (the mean service time under 3 ms; under a sanitizer on a busy machine
+     * it may not, and the run then measures the engine, not the pacing) */
+    cr_expect(qps < 210, "open loop at 200/s gave %.1f requests/s, more than asked", qps);
+    if (mean_ms < 3.0) cr_expect(qps > 150, "open loop at 200/s gave %.1f requests/s (mean %.2f ms)", qps, mean_ms);
+    else cr_log_info("open loop: mean service %.2f ms, too slow here to hold 200/s (%.1f/s)", mean_ms, qps);
     cr_expect_str_eq(jstr(&d, "mode"), "open");
     jfree(&d);
     free(text);
