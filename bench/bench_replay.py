@@ -2,7 +2,7 @@
 """bench_replay.py: `lsim replay` of 10,000 requests with 2 threads, checked from outside.
 
   1. the engine benches' data (bench_common.request_data: the 800-user log, its index,
-     SIM hard and DIN checkpoints of 200 training steps);
+     SIM hard, DIN and BST checkpoints (--models) of 200 training steps);
   2. `lsim gen requests` over the last --days days (10,000 requests of 300 candidates);
   3. `lsim replay --threads 2 --json` for each checkpoint, timed from outside: replay
      writes one line to stderr as its measured run starts ("measuring") and one as it
@@ -15,7 +15,7 @@
 Prints a markdown table; --json OUT writes the numbers.
 
     bench/bench_replay.py [--build build] [--work bench-out/request] [--requests 10000]
-                          [--threads 2] [--runs 3] [--json OUT]
+                          [--threads 2] [--runs 3] [--models sim-hard,din,bst] [--json OUT]
 """
 import argparse
 import json
@@ -61,10 +61,11 @@ def main():
     ap.add_argument("--days", type=int, default=7)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--models", default="sim-hard,din,bst", help="model kinds, comma-separated")
     ap.add_argument("--json")
     a = ap.parse_args()
     (lsim,) = tools(a.build, "lsim")
-    idx, ckpts = request_data(lsim, a.work, a.users, ["sim-hard", "din"])
+    idx, ckpts = request_data(lsim, a.work, a.users, a.models.split(","))
     req = os.path.join(a.work, "replay_requests.jsonl")
     run([lsim, "gen", "requests", "--index", idx, "--from", str(END - a.days * 86400),
          "--max-requests", str(a.requests), "--out", req])
