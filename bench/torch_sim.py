@@ -19,6 +19,15 @@ import torch.nn.functional as F
 import gen_esu
 
 
+def time_buckets(delta):
+    """gen_esu.bucket on a tensor of seconds: floor(log2(minutes + 1)), capped."""
+    minutes = delta.clamp(min=0) // 60 + 1
+    buckets = torch.zeros_like(minutes)
+    for j in range(1, gen_esu.N_BUCKETS):
+        buckets += minutes >= (1 << j)
+    return buckets
+
+
 def sim_batched(m, bt, aux=False):
     """Returns (logit (B), Loss_GSU or a zero tensor)."""
     ea = m.embed(bt["target_item"], bt["target_cat"])
@@ -48,18 +57,11 @@ def sim_batched(m, bt, aux=False):
     sel_len = lens.clamp(max=ksel)
     el_sel = torch.gather(el, 1, idx[:, :, None].expand(b, ksel, e))
     ts_sel = torch.gather(bt["long_ts"], 1, idx)
-    minutes = (bt["now"][:, None] - ts_sel).clamp(min=0) // 60 + 1
-    buckets = torch.zeros_like(minutes)
-    for j in range(1, gen_esu.N_BUCKETS):
-        buckets += minutes >= (1 << j)
+    buckets = time_buckets(bt["now"][:, None] - ts_sel)
     u = gen_esu.esu(ea, el_sel, sel_len, buckets, m.esu_wa, m.esu_wb, m.time_emb, m.heads, m.d_head)
     parts = [ea, v, ea * v, u]
     if m.recency is not None:
         hl = bt["hist_len"]
         newest = torch.gather(bt["hist_ts"], 1, (hl - 1).clamp(min=0)[:, None]).squeeze(1)
-        rmin = (bt["now"] - newest).clamp(min=0) // 60 + 1
-        rb = torch.zeros_like(rmin)
-        for j in range(1, gen_esu.N_BUCKETS):
-            rb += rmin >= (1 << j)
-        parts.append(m.recency[rb] * (hl > 0)[:, None])
+        parts.append(m.recency[time_buckets(bt["now"] - newest)] * (hl > 0)[:, None])
     return m.head(torch.cat(parts, -1)), aux_loss

@@ -90,6 +90,12 @@ void model_spec_default(model_spec *s, model_kind kind, uint32_t n_items, uint32
     }
 }
 
+void model_spec_time_info(model_spec *s, int time_info, int recency)
+{
+    if (!time_info) s->d_time = 0;
+    if (!time_info || !recency) s->recency = 0;
+}
+
 static void to_sim(sim_config *c, const model_spec *s)
 {
     sim_config_default(c, s->base.n_items, s->base.n_cats, s->kind == MODEL_SIM_SOFT ? SIM_GSU_SOFT : SIM_GSU_HARD,

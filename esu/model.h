@@ -61,6 +61,10 @@ typedef struct model_spec {
  * with time info and the recency input, SIM soft with softmax pooling. */
 void model_spec_default(model_spec *s, model_kind kind, uint32_t n_items, uint32_t n_cats);
 
+/* SIM: without time info (d_time 0) and so without the recency input, which
+ * needs it; with time info, the recency input only if `recency`. */
+void model_spec_time_info(model_spec *s, int time_info, int recency);
+
 typedef struct model model;
 
 /* max_b samples, max_s short-term behaviors, max_k long-term behaviors per batch. */

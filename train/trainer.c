@@ -183,16 +183,21 @@ static int resume_step(const st_file *f, const char *path, const train_config *c
     return rc;
 }
 
+/* The model the options ask for, for a vocabulary. */
+static void spec_for(model_spec *spec, const train_config *c, uint32_t n_items, uint32_t n_cats)
+{
+    model_spec_default(spec, c->kind, n_items, n_cats);
+    model_spec_time_info(spec, c->time_info, c->recency);
+    if (c->gsu_sum) spec->gsu_softmax = 0;
+}
+
 int train_run(lsim_index *ix, const train_config *c, train_progress_fn fn, void *ud, train_progress *final,
               char *err, size_t errlen)
 {
     sample_config sc = c->samples;
     sc.split = SAMPLES_TRAIN;
     model_spec spec;
-    model_spec_default(&spec, c->kind, 1, 1);
-    if (!c->time_info) spec.d_time = 0;
-    if (!c->time_info || !c->recency) spec.recency = 0;
-    if (c->gsu_sum) spec.gsu_softmax = 0;
+    spec_for(&spec, c, 1, 1);
     train_samples_for(&sc, &spec);
     sample_source *src = NULL;
     model *m = NULL;
@@ -225,10 +230,7 @@ int train_run(lsim_index *ix, const train_config *c, train_progress_fn fn, void 
     } else {
         spec.base.n_items = sample_source_items(src);
         spec.base.n_cats = sample_source_cats(src);
-        model_spec_default(&spec, c->kind, spec.base.n_items, spec.base.n_cats);
-        if (!c->time_info) spec.d_time = 0;
-        if (!c->time_info || !c->recency) spec.recency = 0;
-        if (c->gsu_sum) spec.gsu_softmax = 0;
+        spec_for(&spec, c, spec.base.n_items, spec.base.n_cats);
         if ((rc = model_new(&m, &spec, sc.batch, sc.short_len, K)))
             err_set(err, errlen, rc, "cannot build a %s model: %s", model_kind_name(c->kind), lsim_strerror(rc));
         else model_init(m, c->seed);
