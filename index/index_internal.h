@@ -12,6 +12,7 @@
 #define LSIM_INDEX_INTERNAL_H
 
 #include "index/ubt_layout.h"
+#include "index/uic_info.h"
 #include "index/vocab.h"
 #include "lsim.h"
 #include "storage/block_codec.h"
@@ -26,6 +27,10 @@ enum { IX_USER, IX_ITEM, IX_CAT, IX_TYPE, IX_KINDS };
 struct lsim_index {
     MDB_env *env;
     MDB_dbi db_meta, db_ubt, db_users, db_vocab;
+    /* its User Interest Center (index/uic.h), as of the open */
+    int has_uic;
+    MDB_dbi db_uic;
+    uic_info uic;
     vocab *voc[IX_KINDS];
     ubt_counts counts;   /* as of the last vocabulary load */
     void *dict;
@@ -53,6 +58,7 @@ struct lsim_index_reader {
     lsim_index *ix;
     MDB_txn *txn;        /* reset between calls, renewed at the next */
     MDB_cursor *cur;
+    MDB_cursor *uic_cur; /* on the User Interest Center, opened at its first use */
     int active;
     block_codec *codec;
     ubt_event *blk;      /* one decoded block, BLOCK_MAX_EVENTS */
@@ -93,6 +99,20 @@ int index_user_events(lsim_index_reader *rd, uint32_t user, int64_t before, ubt_
  * ends. */
 int index_user_events_in(lsim_index_reader *rd, uint32_t user, int64_t before, ubt_event **buf, size_t *cap,
                          size_t *n);
+
+/* Every event of dense user `user` with after < ts < before, oldest first,
+ * within a begun snapshot, into *buf as index_user_events does. Reads only
+ * the blocks that can hold such events. */
+int index_user_events_range(lsim_index_reader *rd, uint32_t user, int64_t after, int64_t before, ubt_event **buf,
+                            size_t *cap, size_t *n);
+
+/* A reader over a write transaction the caller holds (the UIC's update in
+ * build and append), for index_user_events_range: `view` is an lsim_index
+ * the caller fills with dir, db_ubt, db_users and the block dictionary
+ * (dict, dict_len); both must outlive the reader. Free it with
+ * index_reader_over_txn_free before the transaction ends. */
+int index_reader_over_txn(lsim_index_reader **out, lsim_index *view, MDB_txn *txn);
+void index_reader_over_txn_free(lsim_index_reader *rd);
 
 /* The newest k events of every category with ts < before, oldest first (the
  * all-category hard search in time order), within a begun snapshot. */

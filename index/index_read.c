@@ -33,6 +33,15 @@ static int read_meta(lsim_index *ix, MDB_txn *txn, int stamped, char *err, size_
     int rc = ubt_meta_read(txn, ix->db_meta, ix->dir, stamped, &m, err, errlen);
     if (rc) return rc;
     ix->counts = m.counts;
+    ix->has_uic = m.has_uic;
+    ix->uic = m.uic;
+    if (m.has_uic) {
+        int r = mdb_dbi_open(txn, UIC_DB, 0, &ix->db_uic);
+        if (r == MDB_NOTFOUND)
+            return err_set(err, errlen, LSIM_E_CORRUPT,
+                           "%s: corrupt: the User Interest Center's database is missing", ix->dir);
+        if (r) return lmdb_err(r, err, errlen, ix->dir);
+    }
     if (m.zdict) {
         if (!(ix->dict = malloc(m.zdict_len))) return err_set(err, errlen, LSIM_E_NOMEM, "out of memory");
         memcpy(ix->dict, m.zdict, m.zdict_len);
@@ -225,6 +234,7 @@ LSIM_API int lsim_index_reader_new(lsim_index *ix, lsim_index_reader **out)
 LSIM_API void lsim_index_reader_free(lsim_index_reader *rd)
 {
     if (!rd) return;
+    if (rd->uic_cur) mdb_cursor_close(rd->uic_cur);
     if (rd->cur) mdb_cursor_close(rd->cur);
     if (rd->txn) mdb_txn_abort(rd->txn);
     block_codec_free(rd->codec);
@@ -326,10 +336,10 @@ static int seek_chain_last(lsim_index_reader *rd, uint32_t user, uint32_t keycat
 }
 
 /* Walks chain (user, keycat) backwards from its cursor position, appending to
- * out the newest events with ts < before (of category `want` unless it is
- * UBT_MIXED) until *n == k. */
-static int walk_back(lsim_index_reader *rd, uint32_t user, uint32_t keycat, uint32_t want, int64_t before,
-                     size_t k, ubt_event *out, size_t *n, MDB_val *key, MDB_val *d)
+ * out the newest events with after < ts < before (of category `want` unless
+ * it is UBT_MIXED) until *n == k. */
+static int walk_back(lsim_index_reader *rd, uint32_t user, uint32_t keycat, uint32_t want, int64_t after,
+                     int64_t before, size_t k, ubt_event *out, size_t *n, MDB_val *key, MDB_val *d)
 {
     uint8_t prefix[8];
     ubt_put_u32be(prefix, user);
@@ -349,6 +359,7 @@ static int walk_back(lsim_index_reader *rd, uint32_t user, uint32_t keycat, uint
                                "corrupt event block (user %u, chain %u): run `lsim index verify`", user, keycat);
             for (size_t i = got; i-- > 0 && *n < k;) {
                 const ubt_event *e = &rd->blk[i];
+                if (e->ts <= after) return 0;
                 if (e->ts < before && (want == UBT_MIXED || e->cat == want)) out[(*n)++] = *e;
             }
         }
@@ -449,7 +460,7 @@ static void keep_newest(int64_t *top, size_t *nt, int64_t *tmp, const ubt_event 
     *nt = n;
 }
 
-static int search_all_categories(lsim_index_reader *rd, uint32_t user, int64_t before, size_t k,
+static int search_all_categories(lsim_index_reader *rd, uint32_t user, int64_t after, int64_t before, size_t k,
                                  ubt_event *out, size_t *n, int oldest_first)
 {
     /* the user's chains, each with a bound on its newest time before `before` */
@@ -471,7 +482,7 @@ static int search_all_categories(lsim_index_reader *rd, uint32_t user, int64_t b
                 return err_set(RD_MSG(rd), LSIM_E_CORRUPT,
                                "corrupt block header (user %u, chain %u)", user, cat);
             int64_t bound = h.last_ts < before ? h.last_ts : before > INT64_MIN ? before - 1 : INT64_MIN;
-            rd->runs[n_runs++] = (index_run){0, 0, cat, bound};
+            if (h.last_ts > after) rd->runs[n_runs++] = (index_run){0, 0, cat, bound};
         }
         if (cat == UBT_MIXED) break;
         ubt_key(key0, user, cat + 1, 0);
@@ -496,7 +507,8 @@ static int search_all_categories(lsim_index_reader *rd, uint32_t user, int64_t b
         if ((rc = reserve(rd, total + k, n_runs))) return rc;
         size_t got = 0;
         if ((rc = seek_chain_last(rd, user, rd->runs[r].cat, &key, &d)) < 0) return rc;
-        if (rc && (rc = walk_back(rd, user, rd->runs[r].cat, UBT_MIXED, before, k, rd->acc + total, &got, &key, &d)))
+        if (rc && (rc = walk_back(rd, user, rd->runs[r].cat, UBT_MIXED, after, before, k, rd->acc + total, &got, &key,
+                                  &d)))
             return rc;
         rd->runs[r].pos = total;
         rd->runs[r].end = total + got;
@@ -512,14 +524,14 @@ int index_hard_search_dense(lsim_index_reader *rd, uint32_t user, uint32_t cat, 
 {
     *n = 0;
     if (k == 0) return 0;
-    if (cat == UBT_MIXED) return search_all_categories(rd, user, before, k, out, n, 0);
+    if (cat == UBT_MIXED) return search_all_categories(rd, user, INT64_MIN, before, k, out, n, 0);
     MDB_val key, d;
     int rc = seek_chain_last(rd, user, cat, &key, &d);
     if (rc < 0) return rc;
-    if (rc) return walk_back(rd, user, cat, cat, before, k, out, n, &key, &d);
+    if (rc) return walk_back(rd, user, cat, cat, INT64_MIN, before, k, out, n, &key, &d);
     rc = seek_chain_last(rd, user, UBT_MIXED, &key, &d);
     if (rc <= 0) return rc;
-    return walk_back(rd, user, UBT_MIXED, cat, before, k, out, n, &key, &d);
+    return walk_back(rd, user, UBT_MIXED, cat, INT64_MIN, before, k, out, n, &key, &d);
 }
 
 /* The number of events of dense user `user` (0 for a user without a summary), within a begun snapshot. */
@@ -616,6 +628,12 @@ void index_candidate_ids(const lsim_index *ix, const lsim_candidate *cand, size_
 int index_user_events_in(lsim_index_reader *rd, uint32_t user, int64_t before, ubt_event **buf, size_t *cap,
                          size_t *n)
 {
+    return index_user_events_range(rd, user, INT64_MIN, before, buf, cap, n);
+}
+
+int index_user_events_range(lsim_index_reader *rd, uint32_t user, int64_t after, int64_t before, ubt_event **buf,
+                            size_t *cap, size_t *n)
+{
     *n = 0;
     uint64_t events;
     int rc = user_event_count(rd, user, &events);
@@ -624,14 +642,40 @@ int index_user_events_in(lsim_index_reader *rd, uint32_t user, int64_t before, u
         if (!b) rc = rd_err(rd, LSIM_E_NOMEM, "out of memory");
         else *buf = b, *cap = (size_t)events;
     }
-    if (!rc && events) rc = search_all_categories(rd, user, before, (size_t)events, *buf, n, 1);
+    if (!rc && events) rc = search_all_categories(rd, user, after, before, (size_t)events, *buf, n, 1);
     return rc;
+}
+
+int index_reader_over_txn(lsim_index_reader **out, lsim_index *view, MDB_txn *txn)
+{
+    lsim_index_reader *rd;
+    int rc = lsim_index_reader_new(view, &rd);
+    if (rc) return rc;
+    rd->txn = txn;
+    if ((rc = mdb_cursor_open(txn, view->db_ubt, &rd->cur))) {
+        rd->txn = NULL;
+        lsim_index_reader_free(rd);
+        return lmdb_err(rc, NULL, 0, "opening a cursor");
+    }
+    rd->active = 1;
+    *out = rd;
+    return 0;
+}
+
+void index_reader_over_txn_free(lsim_index_reader *rd)
+{
+    if (!rd) return;
+    if (rd->cur) mdb_cursor_close(rd->cur);
+    rd->cur = NULL;
+    rd->txn = NULL; /* the caller's */
+    rd->active = 0;
+    lsim_index_reader_free(rd);
 }
 
 int index_recent_dense(lsim_index_reader *rd, uint32_t user, int64_t before, size_t k, ubt_event *out, size_t *n)
 {
     *n = 0;
-    return k ? search_all_categories(rd, user, before, k, out, n, 1) : 0;
+    return k ? search_all_categories(rd, user, INT64_MIN, before, k, out, n, 1) : 0;
 }
 
 int index_time_range(lsim_index_reader *rd, int64_t *first, int64_t *last)

@@ -87,6 +87,13 @@ typedef struct writer {
     int want_dict;
     int renumber_items; /* a fresh build's first batch: order item ids by category */
     uint32_t last_id[V_KINDS]; /* the previous line's ids, UINT32_MAX: none */
+    /* the User Interest Center: per dense user, the time of its earliest event written by this run
+     * (INT64_MAX: none), kept when uic_on */
+    int uic_on;
+    int has_uic;       /* append: the index has a UIC, described by uic_info */
+    uic_info uic_info;
+    int64_t *uic_from;
+    size_t uic_from_cap;
     /* progress */
     struct timespec t0, t_last;
     uint64_t bytes_done; /* of finished inputs */
@@ -321,6 +328,24 @@ static int renumber_items(writer *w)
     return rc;
 }
 
+/* Notes each user's earliest event of the batch (sorted: starts[u] is u's first). */
+static int note_uic_from(writer *w, uint32_t n_users)
+{
+    if (w->uic_from_cap < n_users) {
+        size_t nc = w->uic_from_cap ? w->uic_from_cap : 1024;
+        while (nc < n_users) nc *= 2;
+        int64_t *f = realloc(w->uic_from, nc * sizeof *f);
+        if (!f) return nomem(w);
+        for (size_t u = w->uic_from_cap; u < nc; u++) f[u] = INT64_MAX;
+        w->uic_from = f;
+        w->uic_from_cap = nc;
+    }
+    for (uint32_t u = 0; u < n_users; u++)
+        if (w->starts[u + 1] > w->starts[u] && w->ev[w->starts[u]].ts < w->uic_from[u])
+            w->uic_from[u] = w->ev[w->starts[u]].ts;
+    return 0;
+}
+
 static int flush_batch(writer *w)
 {
     if (!w->n) return 0;
@@ -337,6 +362,7 @@ static int flush_batch(writer *w)
         w->starts_cap = (size_t)n_users + 1;
     }
     event_sort_by_user_ts(w->ev, w->tmp, w->n, n_users, w->starts);
+    if (w->uic_on && (rc = note_uic_from(w, n_users))) return rc;
     if (w->want_dict && (rc = train_dict(w))) return rc;
     /* users already stored (ids below users_before_batch) first, in id order, then the new ones */
     uint32_t first_new = w->users_before_batch < n_users ? w->users_before_batch : n_users;
@@ -535,6 +561,7 @@ static void writer_free(writer *w)
     free(w->ev);
     free(w->tmp);
     free(w->starts);
+    free(w->uic_from);
 }
 
 static int ingest_all(writer *w)
@@ -552,6 +579,62 @@ static void finish_result(writer *w)
     w->res->total_events = w->counts.events;
     w->res->seconds = seconds_since(&w->t0);
     report_progress(w, 0, 1);
+}
+
+/* The block dictionary as this transaction has it (NULL, 0: none). */
+static int txn_zdict(writer *w, const void **dict, size_t *len)
+{
+    MDB_val k = {5, "zdict"}, d;
+    *dict = NULL;
+    *len = 0;
+    int rc = mdb_get(w->txn, w->db_meta, &k, &d);
+    if (rc == MDB_NOTFOUND) return 0;
+    if (rc) return lmdb_err(rc, w->err, w->errlen, "reading the block dictionary");
+    if (ubt_unseal("zdict", 5, d.mv_data, d.mv_size, len))
+        return err_set(w->err, w->errlen, LSIM_E_CORRUPT, "corrupt: the block dictionary is damaged");
+    *dict = d.mv_data;
+    return 0;
+}
+
+/* Writes the User Interest Center's records: every user's (all) or those this
+ * run touched (from uic_from), and its meta record. */
+static int write_uic(writer *w, const char *dir, uint32_t every, int all)
+{
+    const uic_model *model = w->o->uic;
+    MDB_dbi db;
+    int rc = mdb_dbi_open(w->txn, UIC_DB, MDB_CREATE, &db);
+    if (rc) return lmdb_err(rc, w->err, w->errlen, "creating the User Interest Center");
+    if (all && (rc = mdb_drop(w->txn, db, 0))) return lmdb_err(rc, w->err, w->errlen, "clearing the User Interest Center");
+    uic_info info = {.version = UIC_VERSION, .state_floats = model->state_floats, .every = every,
+                     .model_id = model->id};
+    snprintf(info.name, sizeof info.name, "%s", model->name);
+    uint8_t buf[32 + UIC_NAME_MAX];
+    if ((rc = meta_put(w, UIC_META_KEY, buf, uic_info_encode(buf, &info)))) return rc;
+    lsim_index view;
+    memset(&view, 0, sizeof view);
+    view.dir = (char *)dir;
+    view.db_ubt = w->db_ubt;
+    view.db_users = w->db_users;
+    const void *dict;
+    if ((rc = txn_zdict(w, &dict, &view.dict_len))) return rc;
+    view.dict = (void *)dict;
+    lsim_index_reader *rd;
+    if ((rc = index_reader_over_txn(&rd, &view, w->txn))) return err_set(w->err, w->errlen, rc, "%s: %s", dir,
+                                                                        lsim_strerror(rc));
+    uic_writer uw;
+    rc = uic_writer_init(&uw, model, every, w->txn, db, rd, w->err, w->errlen);
+    uint32_t n_users = vocab_size(w->voc[V_USER]);
+    for (uint32_t u = 0; u < n_users && !rc; u++) {
+        int64_t from = all ? INT64_MIN : u < w->uic_from_cap ? w->uic_from[u] : INT64_MAX;
+        if (from == INT64_MAX) continue;
+        rc = uic_writer_update(&uw, u, from);
+        w->res->uic_users++;
+    }
+    w->res->uic_records += uw.records;
+    w->res->uic_bytes += uw.bytes;
+    uic_writer_free(&uw);
+    index_reader_over_txn_free(rd);
+    return rc;
 }
 
 int ubt_build(const char *dir, const ubt_write_opts *o, ubt_write_result *res, char *err,
@@ -583,6 +666,7 @@ int ubt_build(const char *dir, const ubt_write_opts *o, ubt_write_result *res, c
         if (!rc) rc = meta_put(&w, "policy", pol, 8);
     }
     if (!rc) rc = ingest_all(&w);
+    if (!rc && o->uic) rc = write_uic(&w, dir, o->uic_every ? o->uic_every : UIC_EVERY_DEFAULT, 1);
     if (!rc) rc = finish_txn(&w, 1);
     if (!rc && (rc = mdb_env_sync(w.env, 1))) rc = lmdb_err(rc, err, errlen, "syncing the index");
     if (!rc) finish_result(&w);
@@ -603,6 +687,8 @@ static int load_existing(writer *w, const char *dir, int stamped)
     ubt_meta m;
     if ((rc = ubt_meta_read(w->txn, w->db_meta, dir, stamped, &m, w->err, w->errlen))) return rc;
     w->counts = m.counts;
+    w->has_uic = m.has_uic;
+    w->uic_info = m.uic;
     w->own_min = m.own_min;
     w->mixed_max = m.mixed_max;
     for (int t = 0; t < ENCODE_THREADS; t++)
@@ -621,11 +707,28 @@ static int load_existing(writer *w, const char *dir, int stamped)
     return 0;
 }
 
-int ubt_append(const char *dir, const ubt_write_opts *o, ubt_write_result *res, char *err,
-               size_t errlen)
+/* Whether this append may run with o->uic against the index's UIC. */
+static int uic_check(writer *w, const char *dir, int rebuild)
 {
-    if (!dir || !*dir || !o || !o->n_inputs)
-        return err_set(err, errlen, LSIM_E_INVAL, "an index directory and at least one input are needed");
+    const uic_model *u = w->o->uic;
+    if (rebuild) return 0;
+    if (w->has_uic && !u)
+        return err_set(w->err, w->errlen, LSIM_E_INVAL,
+                       "%s has a User Interest Center (for %s): give its checkpoint with --uic, or the states would "
+                       "fall behind the events",
+                       dir, w->uic_info.name);
+    if (w->has_uic && (u->id != w->uic_info.model_id || u->state_floats != w->uic_info.state_floats))
+        return err_set(w->err, w->errlen, LSIM_E_INVAL,
+                       "%s: its User Interest Center is for %s, not for %s: give that checkpoint, or replace the UIC "
+                       "with `lsim index uic`",
+                       dir, w->uic_info.name, u->name);
+    return 0;
+}
+
+/* append (rebuild 0) or the UIC's rebuild (1: no inputs read). */
+static int append_run(const char *dir, const ubt_write_opts *o, ubt_write_result *res, char *err, size_t errlen,
+                      int rebuild)
+{
     writer w;
     int rc = writer_init(&w, o, res, err, errlen);
     /* the file is checked before LMDB writes to it (a corrupt free list would have it overwrite pages in use);
@@ -643,10 +746,19 @@ int ubt_append(const char *dir, const ubt_write_opts *o, ubt_write_result *res, 
             rc = err_set(err, errlen, LSIM_E_STORAGE, "%s: the index kept changing while it was opened", dir);
     }
     if (!rc) rc = load_existing(&w, dir, chk.stamped);
+    if (!rc) rc = uic_check(&w, dir, rebuild);
+    w.uic_on = o->uic != NULL;
     if (!rc) staged_dir_remove_stale(dir); /* what killed builds left beside it: disk back before writing */
-    if (!rc) rc = ingest_all(&w);
+    if (!rc && !rebuild) rc = ingest_all(&w);
+    if (!rc && o->uic) {
+        uint32_t every = rebuild && o->uic_every ? o->uic_every
+                         : w.has_uic        ? w.uic_info.every
+                         : o->uic_every     ? o->uic_every
+                                            : UIC_EVERY_DEFAULT;
+        rc = write_uic(&w, dir, every, rebuild || !w.has_uic);
+    }
     if (!rc) {
-        w.counts.appends++;
+        if (!rebuild) w.counts.appends++;
         rc = finish_txn(&w, 0);
     }
     if (!rc) finish_result(&w);
@@ -658,4 +770,19 @@ int ubt_append(const char *dir, const ubt_write_opts *o, ubt_write_result *res, 
     }
     writer_free(&w);
     return rc;
+}
+
+int ubt_append(const char *dir, const ubt_write_opts *o, ubt_write_result *res, char *err,
+               size_t errlen)
+{
+    if (!dir || !*dir || !o || !o->n_inputs)
+        return err_set(err, errlen, LSIM_E_INVAL, "an index directory and at least one input are needed");
+    return append_run(dir, o, res, err, errlen, 0);
+}
+
+int ubt_uic_rebuild(const char *dir, const ubt_write_opts *o, ubt_write_result *res, char *err, size_t errlen)
+{
+    if (!dir || !*dir || !o || !o->uic)
+        return err_set(err, errlen, LSIM_E_INVAL, "an index directory and a model are needed");
+    return append_run(dir, o, res, err, errlen, 1);
 }

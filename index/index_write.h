@@ -21,6 +21,7 @@
 #ifndef LSIM_INDEX_WRITE_H
 #define LSIM_INDEX_WRITE_H
 
+#include "index/uic.h"
 #include "loaders/log_reader.h"
 
 #include <stddef.h>
@@ -45,6 +46,13 @@ typedef struct ubt_write_opts {
     uint32_t own_min, mixed_max; /* chain policy for a build (0 = defaults) */
     int zstd_level;            /* 0 = default (3) */
     int no_dict;               /* build without a zstd dictionary */
+    /* The User Interest Center (index/uic.h): build writes one for this model;
+     * append must be given the model of the index's own (the same id), and
+     * brings it up to date for the users the append touched (an index without
+     * one gets one, for every user). NULL: none (append refuses an index that
+     * has one). */
+    const uic_model *uic;
+    uint32_t uic_every;        /* build: the snapshot interval (0 = UIC_EVERY_DEFAULT) */
     /* Called for every bad line with "FILE:LINE: reason" (not only the first 10). */
     void (*on_bad_line)(void *ctx, const char *msg);
     /* Called now and then (about every 0.25 s) and once at the end. */
@@ -60,12 +68,18 @@ typedef struct ubt_write_result {
     uint64_t total_events;     /* in the index afterwards */
     double seconds;
     size_t peak_batch_bytes;
+    uint64_t uic_users, uic_records, uic_bytes; /* User Interest Center records written */
 } ubt_write_result;
 
 int ubt_build(const char *dir, const ubt_write_opts *o, ubt_write_result *res, char *err,
               size_t errlen);
 int ubt_append(const char *dir, const ubt_write_opts *o, ubt_write_result *res, char *err,
                size_t errlen);
+/* Writes the User Interest Center of o->uic for every user of the index at
+ * dir, replacing the one it has (any model's), in one transaction; o's
+ * inputs are not read (uic_every: 0 keeps the index's interval, or the
+ * default). */
+int ubt_uic_rebuild(const char *dir, const ubt_write_opts *o, ubt_write_result *res, char *err, size_t errlen);
 
 /* The shard of a raw user id: FNV-1a 64 of its bytes, modulo count. Routers
  * compute the same to send a user's requests to the host holding its shard. */

@@ -3,6 +3,7 @@
  */
 #include "index/ubt_meta.h"
 
+#include "index/uic_info.h"
 #include "lsim.h"
 #include "storage/error_detail.h"
 #include "storage/lmdb_check.h"
@@ -11,11 +12,13 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const char *const meta_keys[] = {"schema", "complete", "counts", "policy", "zdict", LMDB_STAMP_KEY};
+static const char *const meta_keys[] = {"schema", "complete", "counts", "policy", "zdict", LMDB_STAMP_KEY,
+                                        UIC_META_KEY};
 #define N_META_KEYS (sizeof meta_keys / sizeof meta_keys[0])
 
 static const lmdb_check_db ubt_dbs[] = {
-    {UBT_DB_META, 0}, {UBT_DB_UBT, UBT_KEY_LEN}, {UBT_DB_USERS, UBT_USER_KEY_LEN}, {UBT_DB_VOCAB, 5}};
+    {UBT_DB_META, 0, 0}, {UBT_DB_UBT, UBT_KEY_LEN, 0}, {UBT_DB_USERS, UBT_USER_KEY_LEN, 0}, {UBT_DB_VOCAB, 5, 0},
+    {UIC_DB, UIC_KEY_LEN, 1}};
 static const lmdb_check_spec ubt_spec = {ubt_dbs, sizeof ubt_dbs / sizeof ubt_dbs[0], UBT_DB_META};
 
 const lmdb_check_spec *ubt_check_spec(void)
@@ -102,6 +105,15 @@ int ubt_meta_read(MDB_txn *txn, MDB_dbi dbi, const char *dir, int stamped, ubt_m
         return err_set(err, errlen, LSIM_E_CORRUPT, "%s: corrupt: the chain policy is missing or damaged", dir);
     m->own_min = get_u32le(v);
     m->mixed_max = get_u32le(v + 4);
+    rc = get_sealed(txn, dbi, UIC_META_KEY, &v, &len);
+    if (rc == 0) {
+        if (uic_info_decode(&m->uic, v, len))
+            return err_set(err, errlen, LSIM_E_CORRUPT, "%s: corrupt: the User Interest Center's record is damaged",
+                           dir);
+        m->has_uic = 1;
+    } else if (rc != LSIM_E_NOTFOUND) {
+        return err_set(err, errlen, LSIM_E_CORRUPT, "%s: corrupt: the User Interest Center's record is damaged", dir);
+    }
     rc = get_sealed(txn, dbi, "zdict", &v, &len);
     if (rc == 0 && len <= UBT_DICT_MAX_BYTES) {
         m->zdict = v;

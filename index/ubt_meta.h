@@ -11,6 +11,7 @@
 #define LSIM_UBT_META_H
 
 #include "index/ubt_layout.h"
+#include "index/uic_info.h"
 #include "storage/lmdb_check.h"
 
 #include <lmdb.h>
@@ -19,6 +20,8 @@
 
 typedef struct ubt_meta {
     ubt_counts counts;
+    int has_uic;  /* a User Interest Center (index/uic.h), described by uic */
+    uic_info uic;
     uint32_t own_min, mixed_max;
     const void *zdict; /* NULL when there is none; in the transaction's memory */
     size_t zdict_len;

@@ -543,7 +543,7 @@ static int check_file(checker *c, lmdb_check_result *res)
         return err_set(c->err, c->errlen, LSIM_E_INCOMPLETE, "%s: not an lsim index (none of its databases)", c->path);
     if (c->unknown[0]) return fail(c, "an unknown database '%s'", c->unknown);
     for (size_t i = 0; i < c->spec->n_dbs; i++)
-        if (!found[i]) return fail(c, "no database %s", c->spec->dbs[i].name);
+        if (!found[i] && !c->spec->dbs[i].optional) return fail(c, "no database %s", c->spec->dbs[i].name);
 
     /* the stamps: each meta page's snapshot was written by its own transaction */
     res->txnid = mc->txnid;

@@ -45,10 +45,11 @@
 typedef struct lmdb_check_db {
     const char *name;
     size_t key_len; /* every key of the database has this size; 0: any */
+    int optional;   /* may be absent (e.g. the index's User Interest Center) */
 } lmdb_check_db;
 
 typedef struct lmdb_check_spec {
-    const lmdb_check_db *dbs; /* exactly these named databases */
+    const lmdb_check_db *dbs; /* exactly these named databases (the optional ones may be absent) */
     size_t n_dbs;
     const char *stamp_db;     /* the one lmdb_stamp_put writes to */
 } lmdb_check_spec;

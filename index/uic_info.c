@@ -1,0 +1,108 @@
+/*
+ * uic_info.c: see uic_info.h.
+ */
+#include "index/uic_info.h"
+
+#include "index/ubt_layout.h"
+#include "lsim.h"
+
+#include <string.h>
+
+static void put_u32le(uint8_t *p, uint32_t v)
+{
+    for (int i = 0; i < 4; i++) p[i] = (uint8_t)(v >> (8 * i));
+}
+
+static uint32_t get_u32le(const uint8_t *p)
+{
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+/* version u32, state_floats u32, every u32, model_id u64, name_len u8, name: all LE */
+size_t uic_info_encode(uint8_t *out, const uic_info *info)
+{
+    size_t nl = strnlen(info->name, UIC_NAME_MAX - 1);
+    put_u32le(out, info->version);
+    put_u32le(out + 4, info->state_floats);
+    put_u32le(out + 8, info->every);
+    put_u32le(out + 12, (uint32_t)info->model_id);
+    put_u32le(out + 16, (uint32_t)(info->model_id >> 32));
+    out[20] = (uint8_t)nl;
+    memcpy(out + 21, info->name, nl);
+    return 21 + nl;
+}
+
+int uic_info_decode(uic_info *info, const uint8_t *p, size_t len)
+{
+    memset(info, 0, sizeof *info);
+    if (len < 21 || len != 21u + p[20] || p[20] >= UIC_NAME_MAX) return LSIM_E_CORRUPT;
+    info->version = get_u32le(p);
+    info->state_floats = get_u32le(p + 4);
+    info->every = get_u32le(p + 8);
+    info->model_id = get_u32le(p + 12) | (uint64_t)get_u32le(p + 16) << 32;
+    memcpy(info->name, p + 21, p[20]);
+    if (info->version != UIC_VERSION || !info->state_floats || info->state_floats > (1u << 24) || !info->every ||
+        info->every > UIC_EVERY_MAX)
+        return LSIM_E_CORRUPT;
+    return 0;
+}
+
+void uic_key(uint8_t key[UIC_KEY_LEN], uint32_t user, int64_t ts)
+{
+    uint64_t t = (uint64_t)ts ^ (UINT64_C(1) << 63);
+    ubt_put_u32be(key, user);
+    ubt_put_u32be(key + 4, (uint32_t)(t >> 32));
+    ubt_put_u32be(key + 8, (uint32_t)t);
+}
+
+int64_t uic_key_ts(const uint8_t key[UIC_KEY_LEN])
+{
+    uint64_t t = (uint64_t)ubt_get_u32be(key + 4) << 32 | ubt_get_u32be(key + 8);
+    return (int64_t)(t ^ (UINT64_C(1) << 63));
+}
+
+static void put_u64le(uint8_t *p, uint64_t v)
+{
+    put_u32le(p, (uint32_t)v);
+    put_u32le(p + 4, (uint32_t)(v >> 32));
+}
+
+static uint64_t get_u64le(const uint8_t *p)
+{
+    return get_u32le(p) | (uint64_t)get_u32le(p + 4) << 32;
+}
+
+size_t uic_record_encode(uint8_t *out, const uint8_t key[UIC_KEY_LEN], uint64_t count, uint64_t due, int head,
+                         const float *state, uint32_t n)
+{
+    put_u64le(out, count);
+    put_u64le(out + 8, due);
+    out[16] = head ? 1 : 0;
+    for (uint32_t i = 0; i < n; i++) {
+        uint32_t b;
+        memcpy(&b, &state[i], 4);
+        put_u32le(out + UIC_RECORD_HEADER + 4 * (size_t)i, b);
+    }
+    return ubt_seal(out, key, UIC_KEY_LEN, out, UIC_RECORD_HEADER + 4 * (size_t)n);
+}
+
+int uic_record_decode(uic_record *r, const uint8_t key[UIC_KEY_LEN], const void *val, size_t len, uint32_t n)
+{
+    size_t plen;
+    if (len != uic_record_bytes(n) || ubt_unseal(key, UIC_KEY_LEN, val, len, &plen)) return LSIM_E_CORRUPT;
+    const uint8_t *p = val;
+    r->count = get_u64le(p);
+    r->due = get_u64le(p + 8);
+    r->head = p[16];
+    r->state = p + UIC_RECORD_HEADER;
+    if (p[16] > 1 || !r->count) return LSIM_E_CORRUPT;
+    return 0;
+}
+
+void uic_record_state(const uic_record *r, float *state, uint32_t n)
+{
+    for (uint32_t i = 0; i < n; i++) {
+        uint32_t b = get_u32le(r->state + 4 * (size_t)i);
+        memcpy(&state[i], &b, 4);
+    }
+}
