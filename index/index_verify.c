@@ -7,6 +7,7 @@
 #include "index/index_verify.h"
 
 #include "index/index_internal.h"
+#include "index/uic.h"
 #include "storage/lmdb_env.h"
 
 #include <stdarg.h>
@@ -135,6 +136,76 @@ static int check_block(verifier *v, lsim_index_reader *rd, const uint8_t key[UBT
     return 0;
 }
 
+/* The user summary of `user` (0), or a problem reported (1). */
+static int summary_of(verifier *v, MDB_txn *txn, uint32_t user, ubt_user_summary *s)
+{
+    uint8_t key[4];
+    ubt_put_u32be(key, user);
+    MDB_val k = {4, key}, d;
+    if (mdb_get(txn, v->ix->db_users, &k, &d) || ubt_summary_decode(s, user, d.mv_data, d.mv_size)) {
+        problem(v, "user %u: a User Interest Center state for a user without a summary", user);
+        return 1;
+    }
+    return 0;
+}
+
+/* The User Interest Center (index/uic.h): every record sealed under its key, of a known user; per user counts
+ * rising to one head, last, that holds all the user's events and is keyed by the newest one's time; a head for
+ * every user. */
+static int verify_uic(verifier *v, lsim_index_reader *rd)
+{
+    lsim_index *ix = v->ix;
+    MDB_cursor *cur;
+    int rc = mdb_cursor_open(rd->txn, ix->db_uic, &cur);
+    if (rc) return lmdb_err(rc, RD_MSG(rd), "reading the User Interest Center");
+    MDB_val k, d;
+    uint64_t heads = 0, prev_count = 0;
+    uint32_t user = UINT32_MAX;
+    int have_user = 0, head_seen = 0;
+    for (rc = mdb_cursor_get(cur, &k, &d, MDB_FIRST); rc == 0; rc = mdb_cursor_get(cur, &k, &d, MDB_NEXT)) {
+        v->rep->uic_records++;
+        if (k.mv_size != UIC_KEY_LEN) {
+            problem(v, "a User Interest Center key of %zu bytes", k.mv_size);
+            continue;
+        }
+        uint32_t u = ubt_get_u32be(k.mv_data);
+        int64_t ts = uic_key_ts(k.mv_data);
+        if (!have_user || u != user) {
+            if (have_user && !head_seen) problem(v, "user %u: User Interest Center states without a head", user);
+            user = u;
+            have_user = 1;
+            head_seen = 0;
+            prev_count = 0;
+            if (u >= ix->counts.users) problem(v, "a User Interest Center state of user %u, beyond the users", u);
+        }
+        uic_record r;
+        if (uic_record_decode(&r, k.mv_data, d.mv_data, d.mv_size, ix->uic.state_floats)) {
+            problem(v, "user %u: a User Interest Center state (time %lld) fails its checksum or structure", u,
+                    (long long)ts);
+            continue;
+        }
+        if (head_seen) problem(v, "user %u: a User Interest Center state after its head", u);
+        if (r.count <= prev_count) problem(v, "user %u: User Interest Center states out of order", u);
+        prev_count = r.count;
+        if (r.head) {
+            head_seen = 1;
+            heads++;
+            ubt_user_summary s;
+            if (!summary_of(v, rd->txn, u, &s) && (s.events != r.count || s.last_ts != ts))
+                problem(v, "user %u: the User Interest Center's head holds %llu events up to %lld, the user has "
+                        "%llu up to %lld", u, (unsigned long long)r.count, (long long)ts,
+                        (unsigned long long)s.events, (long long)s.last_ts);
+        }
+    }
+    mdb_cursor_close(cur);
+    if (rc != MDB_NOTFOUND) return lmdb_err(rc, RD_MSG(rd), "reading the User Interest Center");
+    if (have_user && !head_seen) problem(v, "user %u: User Interest Center states without a head", user);
+    if (heads != ix->counts.users)
+        problem(v, "the User Interest Center has %llu users' states, the index %llu users",
+                (unsigned long long)heads, (unsigned long long)ix->counts.users);
+    return 0;
+}
+
 int index_verify(lsim_index *ix, index_verify_report *rep, void (*on_problem)(void *, const char *), void *ctx,
                  uint64_t max_problems)
 {
@@ -207,6 +278,7 @@ int index_verify(lsim_index *ix, index_verify_report *rep, void (*on_problem)(vo
             }
         }
     }
+    if (!rc && ix->has_uic) rc = verify_uic(&v, rd);
     index_reader_end(rd);
     lsim_index_reader_free(rd);
     free(v.evs);

@@ -4,7 +4,8 @@
  * Reads every block and record of one snapshot and checks the invariants of
  * ubt_layout.h: checksums, structure, time order, tie ranks, one chain per
  * (user, category), ids inside the vocabularies, chain sizes, and that the
- * per-user summaries and the global counts agree with the blocks.
+ * per-user summaries and the global counts agree with the blocks; and the
+ * User Interest Center's records, when the index has one (index/uic.h).
  */
 #ifndef LSIM_INDEX_VERIFY_H
 #define LSIM_INDEX_VERIFY_H
@@ -15,6 +16,7 @@
 
 typedef struct index_verify_report {
     uint64_t users, blocks, events, chains, problems;
+    uint64_t uic_records; /* User Interest Center states (index/uic.h) */
 } index_verify_report;
 
 /* Calls on_problem for each problem found (at most max_problems, then stops

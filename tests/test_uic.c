@@ -177,6 +177,20 @@ static char *dump_uic(const char *idx, size_t *len, size_t *records)
     return buf;
 }
 
+/* `lsim index verify`'s checks: 0 problems, or the count; uic_records: the states it read. */
+static uint64_t verify_problems(const char *idx, uint64_t *uic_records)
+{
+    char err[512];
+    lsim_index *ix;
+    cr_assert_eq(lsim_index_open(&ix, idx, err, sizeof err), 0, "open: %s", err);
+    index_verify_report rep;
+    int rc = index_verify(ix, &rep, NULL, NULL, 0);
+    cr_assert(rc == 0 || rc == LSIM_E_CORRUPT, "verify: %d", rc);
+    lsim_index_close(ix);
+    if (uic_records) *uic_records = rep.uic_records;
+    return rep.problems;
+}
+
 static char *path_in(const char *dir, const char *name)
 {
     char *p = malloc(strlen(dir) + strlen(name) + 2);
@@ -210,6 +224,9 @@ Test(uic, states_equal_brute_force)
     size_t most = check_states(idx, &ref, &m, &seed, 3000);
     /* snapshots bound the fold: about `every` events plus a run of ties (few timestamps here) */
     cr_assert(most > 0 && most < 16 + 64, "at most %zu events folded on top of a snapshot", most);
+    uint64_t recs;
+    cr_assert_eq(verify_problems(idx, &recs), 0);
+    cr_assert_gt(recs, 100);
     ref_free(&ref);
     tu_rmrf(dir);
 }
@@ -273,6 +290,7 @@ Test(uic, append_equals_build)
     cr_assert_gt(ra, 25, "only %zu records", ra);
     cr_assert_eq(ra, rb, "%zu records after the appends, %zu written from scratch", ra, rb);
     cr_assert(la == lb && memcmp(da, db, la) == 0, "the appended index's UIC differs from one written from scratch");
+    cr_assert_eq(verify_problems(inc, NULL), 0);
     check_states(inc, &ref, &m, &seed, 1500);
     /* a build over the whole log: the same snapshots (the same count of records), and the brute force's states */
     cr_assert_eq(write_index(0, whole, abcd, &m, 8, err), 0, "build: %s", err);
@@ -357,6 +375,7 @@ Test(uic, corrupt_record_is_refused)
     cr_assert_eq(lmdb_stamp_put(txn, meta, err, sizeof err), 0, "%s", err);
     cr_assert_eq(mdb_txn_commit(txn), 0);
     mdb_env_close(env);
+    cr_assert_geq(verify_problems(idx, NULL), 1);
     lsim_index *ix;
     int rc = lsim_index_open(&ix, idx, err, sizeof err);
     cr_assert_eq(rc, 0, "%s", err);
