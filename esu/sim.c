@@ -196,6 +196,12 @@ void sim_init(sim *m, uint64_t seed)
     if (m->st.params.block) { /* not a view of another model's parameters */
         param_set_randomize(&m->st.params, seed);
         if (m->cfg.branch == SIM_BRANCH_DSIN) dsin_branch_init(&m->dsin, seed);
+        if (m->cfg.gsu == SIM_GSU_SOFT) {
+            /* W_b = W_a: r_i = e_i' W' W e_a, E[W' W] proportional to I, so the search starts as a similarity of
+             * the shared embeddings (the same item, then the same category rank first) and learns from there */
+            float *wa = param_find(&m->st.params, "gsu.wa"), *wb = param_find(&m->st.params, "gsu.wb");
+            memcpy(wb, wa, (size_t)m->cfg.gsu_d * m->e * sizeof *wb);
+        }
     }
     mlp_head_reset_buffers(&m->head);
     if (m->cfg.gsu == SIM_GSU_SOFT) mlp_head_reset_buffers(&m->gsu.aux);
