@@ -11,8 +11,8 @@ beside the Bayes-optimal AUC.
      seed: eval's sampling seed is fixed);
   3. a table: AUC and GAUC, mean and standard deviation over the seeds, the training
      time, and the Bayes-optimal AUC / GAUC of the same test samples.
-Models: DIN, avg-pooling long DIN, SIM hard, SIM soft, SIM soft + time info (SIM's
-Table 2), plus SIM hard + time info, DIEN and DSIN.
+Models: DIN, avg-pooling long DIN, MIMN, SIM hard, SIM soft, SIM soft + time info (SIM's
+Table 2), plus SIM hard + time info, DIEN, DSIN and BST.
 
     bench/bench_table2.py [--users 800] [--seeds 1,2,3] [--epochs 2] [--models ...]
                           [--build build] [--work bench-out/table2] [--json OUT] [--gen OPTS]
@@ -31,7 +31,7 @@ from bench_common import run  # noqa: E402
 MODELS = [("din", "DIN", []), ("avgpool-din", "avg-pooling long DIN", []), ("sim-hard", "SIM hard", []),
           ("sim-hard-time", "SIM hard + time info", ["--time-info"]),
           ("sim-soft", "SIM soft", []), ("sim-soft-time", "SIM soft + time info", ["--time-info"]),
-          ("dien", "DIEN", []), ("dsin", "DSIN", []), ("bst", "BST", [])]
+          ("dien", "DIEN", []), ("dsin", "DSIN", []), ("bst", "BST", []), ("mimn", "MIMN", [])]
 
 
 def main():

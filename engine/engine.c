@@ -82,6 +82,7 @@ static int resolve_settings(lsim_engine *e, const lsim_settings *s, uint32_t ck_
     case MODEL_SIM_HARD: e->long_kind = ENGINE_LONG_HARD, e->long_width = e->topk; break;
     case MODEL_SIM_SOFT: e->long_kind = ENGINE_LONG_SOFT, e->long_width = e->topk; break;
     case MODEL_AVGPOOL_DIN: e->long_kind = ENGINE_LONG_AVGPOOL, e->long_width = e->set.long_max; break;
+    case MODEL_MIMN: e->long_kind = ENGINE_LONG_ALL, e->long_width = 0; break;
     default: e->long_kind = ENGINE_LONG_NONE, e->long_width = 0; break;
     }
     if ((uint64_t)e->set.long_max * SOFT_SELECT_GROUP >= UINT32_MAX)
@@ -236,6 +237,14 @@ static size_t carve(lsim_ctx *c, char *mem)
     TAKE(c->dslot, hash_size(B));
     c->dsize = hash_size(B);
     TAKE(c->att, K ? K : 1);
+    if (e->long_kind == ENGINE_LONG_ALL) {
+        mimn_config mc;
+        model_spec_mimn(&mc, &e->spec);
+        TAKE(c->mstate, mimn_state_floats(&mc));
+        TAKE(c->mscratch, mimn_fold_scratch_floats(&mc));
+        TAKE(c->fitem, ENGINE_FOLD_CHUNK);
+        TAKE(c->fcat, ENGINE_FOLD_CHUNK);
+    }
     if (soft) {
         TAKE(c->ea, E);
         TAKE(c->keys, N * D);
@@ -259,6 +268,7 @@ static size_t events_needed(const lsim_engine *e)
     switch (e->long_kind) {
     case ENGINE_LONG_NONE: return S;
     case ENGINE_LONG_HARD: return e->long_before_short ? SIZE_MAX : S; /* per category otherwise */
+    case ENGINE_LONG_ALL: return SIZE_MAX;
     default: return e->long_before_short ? S + L : (S > L ? S : L);
     }
 }

@@ -19,8 +19,11 @@
 #include "storage/block_codec.h"
 #include "storage/error_detail.h"
 
+#define ENGINE_FOLD_CHUNK 256
+
 /* What the model reads beside the short-term window (as train/samples.h's long modes). */
-typedef enum engine_long { ENGINE_LONG_NONE, ENGINE_LONG_HARD, ENGINE_LONG_SOFT, ENGINE_LONG_AVGPOOL } engine_long;
+typedef enum engine_long { ENGINE_LONG_NONE, ENGINE_LONG_HARD, ENGINE_LONG_SOFT, ENGINE_LONG_AVGPOOL,
+                           ENGINE_LONG_ALL /* MIMN: every event before now, folded into the user's state */ } engine_long;
 
 struct lsim_engine {
     lsim_index *ix;
@@ -68,6 +71,10 @@ struct lsim_ctx {
     uint32_t *litems, *lcats;   /* (long_max) the long list */
     soft_request sr;
     void *sr_mem;
+    /* MIMN: the user's state, folded per request over every event before now (the slow
+     * path a User Interest Center replaces with a stored state), and the fold's scratch */
+    float *mstate, *mscratch;
+    uint32_t *fitem, *fcat; /* (ENGINE_FOLD_CHUNK) the ids of the events being folded */
     char errmsg[LSIM_ERRLEN];
 };
 

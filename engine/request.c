@@ -201,6 +201,18 @@ static int build_batch(lsim_ctx *c, size_t n, size_t p, model_batch *bt)
                         .hist_cat = c->h_cat, .hist_len = c->h_len, .hist_ts = c->h_ts, .now = c->now,
                         .hist_shared = 1};
     if (e->long_kind == ENGINE_LONG_NONE) return 0;
+    if (e->long_kind == ENGINE_LONG_ALL) { /* MIMN: fold the whole history once; every candidate reads it */
+        const mimn *mm = model_mimn(c->m);
+        mimn_state_init(mm, c->mstate);
+        for (size_t j0 = 0; j0 < p; j0 += ENGINE_FOLD_CHUNK) { /* in pieces: the same bits as at once */
+            size_t cnt = p - j0 < ENGINE_FOLD_CHUNK ? p - j0 : ENGINE_FOLD_CHUNK;
+            for (size_t j = 0; j < cnt; j++) c->fitem[j] = ev[j0 + j].item, c->fcat[j] = ev[j0 + j].cat;
+            mimn_state_fold(mm, c->mstate, c->fitem, c->fcat, cnt, c->mscratch);
+        }
+        bt->mimn_state = c->mstate;
+        bt->state_shared = 1;
+        return 0;
+    }
     bt->k = K;
     bt->long_item = c->l_item;
     bt->long_cat = c->l_cat;

@@ -23,10 +23,12 @@ struct model {
     dsin *dsin;
     sim *sim;
     bst *bst;
+    mimn *mimn;
 };
 
 static const char *const branch_names[] = {"din", "dien", "dsin"};
-static const char *const kind_names[] = {"din", "avgpool-din", "dien", "dsin", "sim-hard", "sim-soft", "bst"};
+static const char *const kind_names[] = {"din", "avgpool-din", "dien", "dsin", "sim-hard", "sim-soft", "bst",
+                                          "mimn"};
 
 const char *model_kind_name(model_kind k)
 {
@@ -88,6 +90,25 @@ void model_spec_default(model_spec *s, model_kind kind, uint32_t n_items, uint32
         s->heads = bc.heads;
         s->d_ffn = bc.d_ffn;
     }
+    mimn_config mc;
+    mimn_config_default(&mc, n_items, n_cats);
+    s->mem_slots = mc.mem_slots;
+    s->d_ctrl = mc.d_ctrl;
+    s->miu_k = mc.miu_k;
+    s->bptt = mc.bptt;
+    s->util_reg = mc.util_reg;
+    if (kind == MODEL_MIMN) s->base = mc.base;
+}
+
+void model_spec_mimn(mimn_config *c, const model_spec *s)
+{
+    mimn_config_default(c, s->base.n_items, s->base.n_cats);
+    c->base = s->base;
+    c->mem_slots = s->mem_slots;
+    c->d_ctrl = s->d_ctrl;
+    c->miu_k = s->miu_k;
+    c->bptt = s->bptt;
+    c->util_reg = s->util_reg;
 }
 
 void model_spec_time_info(model_spec *s, int time_info, int recency)
@@ -170,6 +191,13 @@ int model_new_ex(model **out, const model_spec *spec, size_t max_b, size_t max_s
         rc = bst_new(&m->bst, &bc, max_b);
         break;
     }
+    case MODEL_MIMN: {
+        mimn_config mc;
+        model_spec_mimn(&mc, spec);
+        (void)max_s, (void)max_k; /* MIMN folds each sample's whole history (model_batch.all_*) */
+        rc = mimn_new(&m->mimn, &mc, max_b);
+        break;
+    }
     case MODEL_SIM_HARD:
     case MODEL_SIM_SOFT: {
         if (spec->short_branch == SIM_BRANCH_DSIN) { /* resolved widths, as for DSIN */
@@ -219,12 +247,14 @@ void model_free(model *m)
     dsin_free(m->dsin);
     sim_free(m->sim);
     bst_free(m->bst);
+    mimn_free(m->mimn);
     free(m);
 }
 
 const model_spec *model_get_spec(const model *m) { return &m->spec; }
 int model_forward_only(const model *m) { return m->forward_only; }
 const sim *model_sim(const model *m) { return m->sim; }
+const mimn *model_mimn(const model *m) { return m->mimn; }
 
 param_set *model_params(model *m)
 {
@@ -232,6 +262,7 @@ param_set *model_params(model *m)
            : m->dien ? dien_params(m->dien)
            : m->dsin ? dsin_params(m->dsin)
            : m->bst  ? bst_params(m->bst)
+           : m->mimn ? mimn_params(m->mimn)
                      : sim_params(m->sim);
 }
 
@@ -241,6 +272,7 @@ param_set *model_grads(model *m)
            : m->dien ? dien_grads(m->dien)
            : m->dsin ? dsin_grads(m->dsin)
            : m->bst  ? bst_grads(m->bst)
+           : m->mimn ? mimn_grads(m->mimn)
                      : sim_grads(m->sim);
 }
 
@@ -250,6 +282,7 @@ param_set *model_buffers(model *m)
            : m->dien ? dien_buffers(m->dien)
            : m->dsin ? dsin_buffers(m->dsin)
            : m->bst  ? bst_buffers(m->bst)
+           : m->mimn ? mimn_buffers(m->mimn)
                      : sim_buffers(m->sim);
 }
 
@@ -258,7 +291,7 @@ void model_memory_get(const model *m, model_memory *out)
     model *x = (model *)m; /* the set getters take a mutable model; nothing is written */
     out->workspace = m->din ? din_workspace_bytes(m->din) : m->dien ? dien_workspace_bytes(m->dien)
                    : m->dsin ? dsin_workspace_bytes(m->dsin) : m->bst ? bst_workspace_bytes(m->bst)
-                   : sim_workspace_bytes(m->sim);
+                   : m->mimn ? mimn_workspace_bytes(m->mimn) : sim_workspace_bytes(m->sim);
     out->grads = model_grads(x)->total * sizeof(float); /* a view's total is 0 */
     out->buffers = model_buffers(x)->total * sizeof(float);
 }
@@ -269,6 +302,7 @@ void model_init(model *m, uint64_t seed)
     else if (m->dien) dien_init(m->dien, seed);
     else if (m->dsin) dsin_init(m->dsin, seed);
     else if (m->bst) bst_init(m->bst, seed);
+    else if (m->mimn) mimn_init(m->mimn, seed);
     else sim_init(m->sim, seed);
 }
 
@@ -278,6 +312,7 @@ float model_forward(model *m, const model_batch *b, float *logits, int train)
     if (m->dien) return dien_forward(m->dien, b, logits, train);
     if (m->dsin) return dsin_forward(m->dsin, b, logits, train);
     if (m->bst) return bst_forward(m->bst, b, logits, train);
+    if (m->mimn) return mimn_forward(m->mimn, b, logits, train);
     return sim_forward(m->sim, b, logits, train);
 }
 
@@ -288,6 +323,7 @@ int model_backward(model *m, const model_batch *b)
     else if (m->dien) dien_backward(m->dien, b);
     else if (m->dsin) dsin_backward(m->dsin, b);
     else if (m->bst) bst_backward(m->bst, b);
+    else if (m->mimn) mimn_backward(m->mimn, b);
     else sim_backward(m->sim, b);
     return 0;
 }
@@ -303,11 +339,12 @@ typedef struct meta_field {
     int optional;   /* bit set of kinds for which it may be missing (the default stays) */
 } meta_field;
 
-#define ALL 0x7f
+#define ALL 0xff
 #define SIMS ((1 << MODEL_SIM_HARD) | (1 << MODEL_SIM_SOFT))
 #define DSIN (1 << MODEL_DSIN)
 #define BST (1 << MODEL_BST)
-#define NO_ATT ((1 << MODEL_DIEN) | DSIN | BST)
+#define MIMN (1 << MODEL_MIMN)
+#define NO_ATT ((1 << MODEL_DIEN) | DSIN | BST | MIMN)
 #define U(field) offsetof(model_spec, field)
 static const meta_field fields[] = {
     {"lsim.n_items", U(base.n_items), 0, 0, 4294967294.0, ALL, 0},
@@ -339,6 +376,11 @@ static const meta_field fields[] = {
     {"lsim.seq_len", U(seq_len), 0, 1, 65536, BST, 0},
     {"lsim.d_pos", U(d_pos), 0, 1, 4096, BST, 0},
     {"lsim.time_buckets", U(time_buckets), 0, 1, 64, BST, 0},
+    {"lsim.mem_slots", U(mem_slots), 0, 1, 64, MIMN, 0},
+    {"lsim.d_ctrl", U(d_ctrl), 0, 1, 65536, MIMN, 0},
+    {"lsim.miu_k", U(miu_k), 0, 1, 64, MIMN, 0},
+    {"lsim.bptt", U(bptt), 0, 1, 100000, MIMN, 0},
+    {"lsim.util_reg", U(util_reg), 1, 0, 1e6, MIMN, 0},
 };
 #undef U
 
@@ -422,6 +464,9 @@ int model_spec_from_file(model_spec *s, const st_file *f, const char *path, char
     if (s->recency && !s->d_time)
         return err_set(err, errlen, LSIM_E_FORMAT,
                        "%s: metadata lsim.recency is 1 but lsim.d_time is 0 (it needs time info)", path);
+    if (k == MODEL_MIMN && s->miu_k > s->mem_slots)
+        return err_set(err, errlen, LSIM_E_FORMAT, "%s: metadata lsim.miu_k is %u, more than lsim.mem_slots (%u)", path,
+                       s->miu_k, s->mem_slots);
     if (k == MODEL_SIM_HARD || k == MODEL_SIM_SOFT) {
         const char *br = st_meta(f, "lsim.short_branch"); /* optional: DIN when absent */
         size_t i = 0;

@@ -7,7 +7,7 @@
  * docs/CHECKPOINT_FORMAT.md) holding the parameters and buffers under their
  * PyTorch-style names and, in __metadata__, the model kind and every
  * hyperparameter as decimal strings:
- *   lsim.format = "1"            lsim.model = din | avgpool-din | dien | dsin | sim-hard | sim-soft | bst
+ *   lsim.format = "1"            lsim.model = din | avgpool-din | dien | dsin | sim-hard | sim-soft | bst | mimn
  *   lsim.n_items, lsim.n_cats, lsim.d_item, lsim.d_cat, lsim.att_h1, lsim.att_h2,
  *   lsim.mlp_h1, lsim.mlp_h2, lsim.att_softmax, lsim.dice_momentum
  *   sim-*: lsim.topk, lsim.heads, lsim.d_head, lsim.d_time, lsim.gsu_d, lsim.alpha,
@@ -19,6 +19,7 @@
  *   dsin:  lsim.max_sessions, lsim.session_len, lsim.min_session_len, lsim.session_gap,
  *          lsim.heads, lsim.d_ffn, lsim.d_lstm
  *   bst:   lsim.seq_len, lsim.d_pos, lsim.time_buckets, lsim.heads, lsim.d_ffn (no att_* keys)
+ *   mimn:  lsim.mem_slots, lsim.d_ctrl, lsim.miu_k, lsim.bptt, lsim.util_reg (lambda) (no att_* keys)
  * Other metadata (e.g. how negatives were sampled) is kept and ignored here.
  * Loading checks every key and every tensor (name, dtype F32, shape) and
  * refuses tensors the model does not have, except the training state
@@ -32,12 +33,13 @@
 #include "esu/dien.h"
 #include "esu/din.h"
 #include "esu/dsin.h"
+#include "esu/mimn.h"
 #include "esu/sim.h"
 #include "models/batch.h"
 #include "models/params.h"
 
 typedef enum model_kind { MODEL_DIN, MODEL_AVGPOOL_DIN, MODEL_DIEN, MODEL_DSIN, MODEL_SIM_HARD, MODEL_SIM_SOFT,
-                         MODEL_BST } model_kind;
+                         MODEL_BST, MODEL_MIMN } model_kind;
 
 const char *model_kind_name(model_kind k);
 int model_kind_parse(const char *s, model_kind *k);
@@ -55,6 +57,8 @@ typedef struct model_spec {
     uint32_t recency;             /* SIM with time info: the head's recency input (esu/recency_input.h) */
     uint32_t gsu_softmax;         /* SIM soft: the auxiliary task's softmax pooling (gsu/soft_search.h) */
     uint32_t seq_len, d_pos, time_buckets; /* BST (heads, d_ffn above) */
+    uint32_t mem_slots, d_ctrl, miu_k, bptt; /* MIMN (esu/mimn.h) */
+    float util_reg;                          /* MIMN: lambda of the utilization regularizer */
 } model_spec;
 
 /* The defaults of each kind (papers' widths), for a vocabulary; SIM kinds
@@ -93,6 +97,11 @@ const model_spec *model_get_spec(const model *m);
 int model_forward_only(const model *m);
 /* The SIM model inside m (sim-hard, sim-soft), else NULL. */
 const sim *model_sim(const model *m);
+/* The MIMN model inside m, else NULL: its state fold (esu/mimn.h) serves requests from a
+ * user's state (model_batch.mimn_state) instead of the history. */
+const mimn *model_mimn(const model *m);
+/* MIMN: the spec's esu/mimn.h config. */
+void model_spec_mimn(mimn_config *c, const model_spec *s);
 param_set *model_params(model *m);
 param_set *model_grads(model *m);
 param_set *model_buffers(model *m);

@@ -47,6 +47,17 @@ typedef struct model_batch {
     const uint32_t *long_group; /* (B) or NULL. SIM hard at serving: samples with the same group
                           (each < B) have the same long list (the candidates of one category);
                           at inference the model embeds it once and attends over the one copy */
+    /* MIMN: each sample's WHOLE history before its time (train/samples.h, LONG_ALL), however
+     * long: sample b's behaviors are all_item / all_cat [all_off[b], all_off[b] + all_len[b]),
+     * oldest first, in flat arrays of any length (no padding to the longest) */
+    const uint32_t *all_item, *all_cat;
+    const size_t *all_off;       /* (B) */
+    const uint32_t *all_len;     /* (B) */
+    /* MIMN serving: the users' states folded beforehand (esu/mimn.h, mimn_state_fold) instead of
+     * all_*: (B, mimn_state_floats) one per sample, or one (1, mimn_state_floats) that every
+     * sample shares when state_shared (one request's candidates). NULL: fold all_*. */
+    const float *mimn_state;
+    int state_shared;
 } model_batch;
 
 /* Whether every sample has sample 0's short-term history, as the candidates

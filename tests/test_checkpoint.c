@@ -144,10 +144,10 @@ static void teardown(void)
 typedef int (*mutate_fn)(const char *name, st_dtype *dt, size_t *ndim, uint64_t *shape, const void **data,
                          void *scratch);
 
-static char *variant(const char *tag, mutate_fn mutate, const char *drop_meta, const char *set_meta_key,
-                     const char *set_meta_val, int add_foreign)
+static char *variant_of(char *good, const char *tag, mutate_fn mutate, const char *drop_meta,
+                        const char *set_meta_key, const char *set_meta_val, int add_foreign)
 {
-    char *good = golden("ckpt_din.safetensors"), err[512];
+    char err[512];
     st_file *f;
     cr_assert_eq(st_open(&f, good, err, sizeof err), 0, "%s", err);
     st_writer *w;
@@ -182,6 +182,13 @@ static char *variant(const char *tag, mutate_fn mutate, const char *drop_meta, c
     st_close(f);
     free(good);
     return path;
+}
+
+static char *variant(const char *tag, mutate_fn mutate, const char *drop_meta, const char *set_meta_key,
+                     const char *set_meta_val, int add_foreign)
+{
+    return variant_of(golden("ckpt_din.safetensors"), tag, mutate, drop_meta, set_meta_key, set_meta_val,
+                      add_foreign);
 }
 
 static void refused(const char *path, int code, const char *must_say)
@@ -278,6 +285,45 @@ Test(checkpoint, bad_metadata_is_refused, .init = setup, .fini = teardown)
     free(p);
 }
 
+/* MIMN's keys: each required, in range, miu_k within the slots, and the tensors fit them. */
+Test(checkpoint, bad_mimn_metadata_is_refused, .init = setup, .fini = teardown)
+{
+    model_spec spec;
+    model_spec_default(&spec, MODEL_MIMN, 20, 4);
+    model *m;
+    cr_assert_eq(model_new(&m, &spec, 8, 6, 12), 0);
+    char base[1024], err[512];
+    snprintf(base, sizeof base, "%s/mimn.safetensors", g_dir);
+    cr_assert_eq(model_save(m, base, NULL, err, sizeof err), 0, "%s", err);
+    model_free(m);
+    static const char *const keys[] = {"lsim.mem_slots", "lsim.d_ctrl", "lsim.miu_k", "lsim.bptt", "lsim.util_reg"};
+    for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
+        char *p = variant_of(strdup(base), "mimn-drop", NULL, keys[i], NULL, NULL, 0), want[64];
+        snprintf(want, sizeof want, "%s is missing", keys[i]);
+        refused(p, LSIM_E_FORMAT, want);
+        free(p);
+    }
+    char *p = variant_of(strdup(base), "mimn-k", NULL, NULL, "lsim.miu_k", "5", 0);
+    refused(p, LSIM_E_FORMAT, "lsim.miu_k is 5, more than lsim.mem_slots (4)");
+    free(p);
+    p = variant_of(strdup(base), "mimn-zero", NULL, NULL, "lsim.mem_slots", "0", 0);
+    refused(p, LSIM_E_FORMAT, "lsim.mem_slots");
+    free(p);
+    p = variant_of(strdup(base), "mimn-neg", NULL, NULL, "lsim.util_reg", "-0.5", 0);
+    refused(p, LSIM_E_FORMAT, "lsim.util_reg");
+    free(p);
+    p = variant_of(strdup(base), "mimn-slots", NULL, NULL, "lsim.mem_slots", "5", 0); /* the tensors have 4 */
+    refused(p, LSIM_E_FORMAT, "mimn.key_m");
+    free(p);
+    p = variant_of(strdup(base), "mimn-ok", NULL, NULL, NULL, NULL, 0);
+    cr_assert_eq(model_load(&m, p, 8, 6, 12, err, sizeof err), 0, "%s", err);
+    cr_assert_eq(model_get_spec(m)->kind, MODEL_MIMN);
+    cr_assert_eq(model_get_spec(m)->bptt, 100);
+    cr_assert_not_null(model_mimn(m));
+    model_free(m);
+    free(p);
+}
+
 Test(checkpoint, truncated_and_oversized_files_are_refused, .init = setup, .fini = teardown)
 {
     char *good = golden("ckpt_din.safetensors");
@@ -347,17 +393,23 @@ Test(checkpoint, every_kind_round_trips)
     model_batch bt = {.b = B, .target_item = ti, .target_cat = tc, .s = S, .hist_item = hi, .hist_cat = hc,
                       .hist_len = hl, .hist_ts = hts, .hist_neg_item = ni, .hist_neg_cat = nc, .k = K,
                       .long_item = li, .long_cat = lc, .long_ts = lts, .long_len = ll, .now = now};
-    for (int kb = MODEL_DIN; kb <= MODEL_SIM_SOFT + 5; kb++) {
-        /* the kinds up to SIM soft, then SIM hard and soft again with the DIEN and the DSIN branch, then BST */
+    size_t all_off[6] = {0, 2, 10, 0, 30, 40};
+    uint32_t all_len[6] = {0, 5, 20, 54, 10, 14};
+    bt.all_item = li, bt.all_cat = lc, bt.all_off = all_off, bt.all_len = all_len; /* MIMN's whole histories */
+    for (int kb = MODEL_DIN; kb <= MODEL_SIM_SOFT + 6; kb++) {
+        /* the kinds up to SIM soft, then SIM hard and soft again with the DIEN and the DSIN branch, then BST, MIMN */
         int k = kb <= MODEL_SIM_SOFT     ? kb
                 : kb == MODEL_SIM_SOFT + 5 ? MODEL_BST
+                : kb == MODEL_SIM_SOFT + 6 ? MODEL_MIMN
                 : (kb - MODEL_SIM_SOFT - 1) % 2 ? MODEL_SIM_SOFT
                                               : MODEL_SIM_HARD;
         model_spec spec;
         model_spec_default(&spec, (model_kind)k, 20, 4);
         spec.base.mlp_h1 = 12;
         spec.base.mlp_h2 = 6;
-        if (kb > MODEL_SIM_SOFT && k != MODEL_BST) spec.short_branch = kb - MODEL_SIM_SOFT <= 2 ? SIM_BRANCH_DIEN : SIM_BRANCH_DSIN;
+        if (k == MODEL_MIMN) spec.mem_slots = 3, spec.miu_k = 2, spec.bptt = 7, spec.util_reg = 0.25f, spec.d_ctrl = 11;
+        if (kb > MODEL_SIM_SOFT && k != MODEL_BST && k != MODEL_MIMN)
+            spec.short_branch = kb - MODEL_SIM_SOFT <= 2 ? SIM_BRANCH_DIEN : SIM_BRANCH_DSIN;
         model *m, *m2;
         cr_assert_eq(model_new(&m, &spec, B, S, K), 0, "%s", model_kind_name((model_kind)k));
         model_init(m, 42);

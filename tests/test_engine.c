@@ -4,7 +4,8 @@
  *   - lsim_score gives, for every test sample of `lsim eval`, the probability
  *     eval computes (to 1e-6), for every model kind: the engine builds the
  *     same inputs from the index (short-term window, hard-search list, soft
- *     search, avg-pooled sequence) as the sample builder, in requests that
+ *     search, avg-pooled sequence, MIMN's state folded over the whole history)
+ *     as the sample builder, in requests that
  *     mix each sample with 40 other candidates;
  *   - lsim_explain lists the behaviors SIM's search picked, with attention
  *     summing to 1, and its score is lsim_score's;
@@ -165,6 +166,9 @@ Test(engine, avgpool_din_scores_equal_eval) { engine_equals_eval(train(MODEL_AVG
 Test(engine, dien_scores_equal_eval) { engine_equals_eval(train(MODEL_DIEN, 0, 0, "dien")); }
 Test(engine, dsin_scores_equal_eval) { engine_equals_eval(train(MODEL_DSIN, 0, 0, "dsin")); }
 Test(engine, bst_scores_equal_eval) { engine_equals_eval(train(MODEL_BST, 0, 0, "bst")); }
+/* MIMN: eval folds each sample's whole history in the model; the engine folds the user's events
+ * before now in pieces (mimn_state_fold) and every candidate reads the one state */
+Test(engine, mimn_scores_equal_eval) { engine_equals_eval(train(MODEL_MIMN, 0, 0, "mimn")); }
 Test(engine, sim_hard_scores_equal_eval) { engine_equals_eval(train(MODEL_SIM_HARD, 0, 0, "hard")); }
 Test(engine, sim_hard_time_long_before_short_scores_equal_eval)
 {
@@ -680,6 +684,7 @@ Test(engine, contexts_are_forward_only_and_run_the_reference_paths)
     forward_only_case(train(MODEL_DIEN, 0, 0, "fwd-dien"));
     forward_only_case(train(MODEL_DSIN, 0, 0, "fwd-dsin"));
     forward_only_case(train(MODEL_BST, 0, 0, "fwd-bst"));
+    forward_only_case(train(MODEL_MIMN, 0, 0, "fwd-mimn"));
     forward_only_case(train(MODEL_SIM_HARD, 1, 0, "fwd-hard"));
     forward_only_case(train(MODEL_SIM_HARD, 1, 1, "fwd-hardlbs")); /* no per-category reads: no groups */
     forward_only_case(train(MODEL_SIM_SOFT, 1, 0, "fwd-soft"));

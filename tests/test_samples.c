@@ -8,7 +8,8 @@
  * split, each once; a sample's short-term history is the user's last S
  * events strictly before t (time, then log order); SIM hard's long-term
  * list is ref_search in the target's category; the full list is the last
- * long_max events; nothing at or after t is ever visible. Also: negatives,
+ * long_max events; MIMN's whole history (LONG_ALL) is every event before t,
+ * with or without long_before_short; nothing at or after t is ever visible. Also: negatives,
  * the per-user cap, determinism for a seed, and the item counts.
  */
 #include "index/index_internal.h"
@@ -165,6 +166,15 @@ static size_t check_pass(fixture *fx, const sample_config *c, size_t *seen)
                                   !strcmp(cat_str(fx->ix, bt.long_cat[o]), e->cat),
                               "user %s t %lld: hard-search event %zu differs", u, (long long)t, j);
                 }
+            } else if (c->long_mode == LONG_ALL) { /* every event before t, whatever long_before_short says */
+                cr_assert_eq(bt.all_len[b], nb, "user %s t %lld: whole history of %u, want %zu", u, (long long)t,
+                             bt.all_len[b], nb);
+                for (size_t j = 0; j < nb; j++) {
+                    size_t o = bt.all_off[b] + j;
+                    cr_assert(!strcmp(item_str(fx->ix, bt.all_item[o]), before[j]->item) &&
+                                  !strcmp(cat_str(fx->ix, bt.all_cat[o]), before[j]->cat),
+                              "user %s t %lld: whole-history event %zu differs", u, (long long)t, j);
+                }
             } else if (c->long_mode == LONG_FULL) {
                 size_t l0 = nl > c->long_max ? nl - c->long_max : 0;
                 cr_assert_eq(bt.long_len[b], nl - l0);
@@ -211,7 +221,7 @@ Test(samples, every_sample_equals_the_brute_force)
     fixture fx;
     setup(&fx, 3000);
     int64_t split = T0 + SPAN * 3 / 4;
-    for (int mode = 0; mode < 6; mode++)
+    for (int mode = 0; mode < 8; mode++)
         for (int sp = 0; sp < 2; sp++) {
             sample_config c;
             sample_config_default(&c);
@@ -221,8 +231,8 @@ Test(samples, every_sample_equals_the_brute_force)
             c.short_len = 12;
             c.long_mode = (long_mode)(mode % 3);
             if (mode == 3) c.train_from = split - SPAN / 3; /* a training window: only its positives */
-            c.long_before_short = mode >= 4;                  /* modes 4, 5: hard, full lists before the window */
-            if (mode >= 4) c.long_mode = mode == 4 ? LONG_HARD : LONG_FULL;
+            c.long_before_short = mode >= 4 && mode != 6;     /* modes 4, 5: hard, full lists before the window */
+            if (mode >= 4) c.long_mode = mode == 4 ? LONG_HARD : mode == 5 ? LONG_FULL : LONG_ALL; /* 6, 7: MIMN's */
             c.long_k = 7;
             c.long_max = 40;
             c.negatives = 2;

@@ -116,7 +116,7 @@ Test(train, every_kind_trains_saves_loads_and_evaluates)
 {
     static const struct { model_kind k; int time; } kinds[] = {
         {MODEL_DIN, 0}, {MODEL_AVGPOOL_DIN, 0}, {MODEL_DIEN, 0}, {MODEL_DSIN, 0}, {MODEL_SIM_HARD, 1},
-        {MODEL_SIM_SOFT, 1}, {MODEL_SIM_SOFT, 0}, {MODEL_BST, 0}};
+        {MODEL_SIM_SOFT, 1}, {MODEL_SIM_SOFT, 0}, {MODEL_BST, 0}, {MODEL_MIMN, 0}};
     for (size_t i = 0; i < sizeof kinds / sizeof kinds[0]; i++) {
         train_config c;
         config(&c, kinds[i].k, path("kind.st"));

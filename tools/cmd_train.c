@@ -22,12 +22,18 @@ static const char train_help[] =
     "strictly before its time. Samples before --test-from are for training; the rest are\n"
     "the test set of `lsim eval`.\n"
     "\n"
-    "  --model KIND        din, avgpool-din, dien, dsin, sim-hard, sim-soft, bst\n"
+    "  --model KIND        din, avgpool-din, dien, dsin, sim-hard, sim-soft, bst, mimn\n"
     "  --time-info         sim-*: the time-interval embedding in the ESU, and the time since the\n"
     "                      user's newest behavior as an input of the head\n"
     "  --no-recency        with --time-info: without that second input (the paper's time info)\n"
     "  --gsu-pool P        sim-soft: how the GSU's auxiliary task pools the behaviors by their\n"
     "                      scores r: softmax (default) or sum (the paper's sum of r_i e_i)\n"
+    "  --mem-slots M       mimn: memory slots (default 4)\n"
+    "  --d-ctrl H          mimn: the controller GRU's width (default d_item + d_cat, 36)\n"
+    "  --miu-k K           mimn: slots the memory induction unit updates per behavior (default 1)\n"
+    "  --bptt N            mimn: truncated BPTT, the newest behaviors backward reaches per sample\n"
+    "                      (default 100); the state is folded over the whole history before them\n"
+    "  --util-reg X        mimn: weight of the memory utilization regularizer (default 0.1; 0 off)\n"
     "  --test-from TS      the split time (default: the start of the UTC day of the last event)\n"
     "  --train-days N      train on the positives of the N days before the split only (their\n"
     "                      histories still reach back to the start); default: all\n"
@@ -83,7 +89,9 @@ int cmd_train(int argc, char **argv)
         {"every", required_argument, 0, 'E'},     {"resume", required_argument, 0, 'r'},
         {"steps", required_argument, 0, 'x'},     {"train-days", required_argument, 0, 'D'},
         {"dense-embeddings", no_argument, 0, 'G'}, {"long-before-short", no_argument, 0, 'B'},
-        {"json", no_argument, 0, 'J'},
+        {"json", no_argument, 0, 'J'},           {"mem-slots", required_argument, 0, 'M'},
+        {"d-ctrl", required_argument, 0, 'C'},   {"miu-k", required_argument, 0, 'K'},
+        {"bptt", required_argument, 0, 'W'},     {"util-reg", required_argument, 0, 'U'},
         {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0}};
     const char *dir = NULL, *kind_s = NULL;
@@ -91,7 +99,7 @@ int cmd_train(int argc, char **argv)
     train_config_default(&c, MODEL_DIN);
     int64_t v, train_days = 0, test_from = INT64_MIN, threads = sysconf(_SC_NPROCESSORS_ONLN);
     double x, lr = -1;
-    int json = 0, ch;
+    int json = 0, ch, mimn_opt = 0;
     optim_kind ok = OPTIM_ADAM;
     double lr_decay = 0;
     optind = 1;
@@ -174,6 +182,26 @@ int cmd_train(int argc, char **argv)
             c.max_steps = (uint64_t)v;
             break;
         case 'J': json = 1; break;
+        case 'M':
+            if (cli_parse_i64("--mem-slots", optarg, 1, 64, &v)) return EXIT_USAGE;
+            c.mem_slots = (uint32_t)v, mimn_opt = 1;
+            break;
+        case 'C':
+            if (cli_parse_i64("--d-ctrl", optarg, 1, 65536, &v)) return EXIT_USAGE;
+            c.d_ctrl = (uint32_t)v, mimn_opt = 1;
+            break;
+        case 'K':
+            if (cli_parse_i64("--miu-k", optarg, 1, 64, &v)) return EXIT_USAGE;
+            c.miu_k = (uint32_t)v, mimn_opt = 1;
+            break;
+        case 'W':
+            if (cli_parse_i64("--bptt", optarg, 1, 100000, &v)) return EXIT_USAGE;
+            c.bptt = (uint32_t)v, mimn_opt = 1;
+            break;
+        case 'U':
+            if (cli_parse_double("--util-reg", optarg, 0, 1e6, &x)) return EXIT_USAGE;
+            c.util_reg = (float)x, mimn_opt = 1;
+            break;
         case 'h': fputs(train_help, stdout); return EXIT_OK;
         default: return cli_usage_error("train", "unknown option");
         }
@@ -182,12 +210,16 @@ int cmd_train(int argc, char **argv)
     if (!dir || !kind_s || !c.out)
         return cli_usage_error("train", "--index DIR, --model KIND and --out CKPT are required");
     if (model_kind_parse(kind_s, &c.kind))
-        return cli_usage_error("train", "--model: '%s' is not one of din, avgpool-din, dien, dsin, sim-hard, sim-soft, bst",
-                               kind_s);
+        return cli_usage_error("train", "--model: '%s' is not one of din, avgpool-din, dien, dsin, sim-hard, sim-soft, "
+                               "bst, mimn", kind_s);
     if (c.time_info && c.kind != MODEL_SIM_HARD && c.kind != MODEL_SIM_SOFT)
         return cli_usage_error("train", "--time-info is for sim-hard and sim-soft");
     if (!c.recency && !c.time_info) return cli_usage_error("train", "--no-recency goes with --time-info");
     if (c.gsu_sum && c.kind != MODEL_SIM_SOFT) return cli_usage_error("train", "--gsu-pool is for sim-soft");
+    if (mimn_opt && c.kind != MODEL_MIMN)
+        return cli_usage_error("train", "--mem-slots, --d-ctrl, --miu-k, --bptt and --util-reg are for mimn");
+    if (c.kind == MODEL_MIMN && c.miu_k > (c.mem_slots ? c.mem_slots : 4))
+        return cli_usage_error("train", "--miu-k: %u, more than the memory slots", c.miu_k);
     optim_config_default(&c.optim, ok);
     if (lr > 0) c.optim.lr = lr;
     c.optim.decay = lr_decay;

@@ -43,6 +43,9 @@ model_batch batch_slice(const model_batch *bt, size_t b0, size_t n)
     if (bt->long_ts) s.long_ts = bt->long_ts + b0 * K;
     if (bt->long_len) s.long_len = bt->long_len + b0;
     if (bt->now) s.now = bt->now + b0;
+    if (bt->all_off) s.all_off = bt->all_off + b0; /* all_item / all_cat: flat, offsets absolute */
+    if (bt->all_len) s.all_len = bt->all_len + b0;
+    /* mimn_state: serving only, never split (a shared state would need no slicing) */
     if (bt->label) s.label = bt->label + b0;
     return s;
 }

@@ -42,6 +42,9 @@ struct sample_source {
     int64_t *hist_ts, *long_ts, *now;
     float *label;
     size_t long_width;
+    /* LONG_ALL: the batch's whole histories, back to back */
+    uint32_t *all_item, *all_cat, *all_len;
+    size_t *all_off, all_n, all_cap;
 };
 
 void sample_config_default(sample_config *c)
@@ -166,9 +169,11 @@ int sample_source_open(sample_source **out, lsim_index *ix, const sample_config 
     s->long_item = calloc(B * L, sizeof(uint32_t));
     s->long_cat = calloc(B * L, sizeof(uint32_t));
     s->long_ts = calloc(B * L, sizeof(int64_t));
+    s->all_off = calloc(B, sizeof *s->all_off);
+    s->all_len = calloc(B, sizeof *s->all_len);
     if (!s->item_cat || !s->item_count || !s->order || !s->wu || !s->target_item || !s->target_cat || !s->users ||
         !s->hist_len || !s->long_len || !s->now || !s->label || !s->hist_item || !s->hist_cat || !s->hist_neg_item ||
-        !s->hist_neg_cat || !s->hist_ts || !s->long_item || !s->long_cat || !s->long_ts) {
+        !s->hist_neg_cat || !s->hist_ts || !s->long_item || !s->long_cat || !s->long_ts || !s->all_off || !s->all_len) {
         sample_source_free(s);
         return err_set(err, errlen, LSIM_E_NOMEM, "out of memory");
     }
@@ -213,7 +218,7 @@ void sample_source_free(sample_source *s)
     void *ptrs[] = {s->item_cat, s->item_count, s->pop_cum, s->order, s->ev, s->one, s->wu, s->pick, s->smp,
                     s->target_item, s->target_cat, s->hist_item, s->hist_cat, s->hist_len, s->hist_neg_item,
                     s->hist_neg_cat, s->long_item, s->long_cat, s->long_len, s->users, s->hist_ts, s->long_ts,
-                    s->now, s->label};
+                    s->now, s->label, s->all_item, s->all_cat, s->all_off, s->all_len};
     for (size_t i = 0; i < sizeof ptrs / sizeof ptrs[0]; i++) free(ptrs[i]);
     free(s);
 }
@@ -311,7 +316,24 @@ static int load_window(sample_source *s, char *err, size_t errlen)
     return 0;
 }
 
-static void fill_one(sample_source *s, size_t b, const struct sample_ref *r)
+/* LONG_ALL: room for `more` ids past all_n in all_item and all_cat. */
+static int grow_all(sample_source *s, size_t more)
+{
+    size_t need = s->all_n + more, cap = s->all_cap;
+    if (need <= cap) return 0;
+    size_t n = cap ? cap : 4096;
+    while (n < need) n *= 2;
+    uint32_t *a = realloc(s->all_item, n * sizeof *a);
+    if (!a) return LSIM_E_NOMEM;
+    s->all_item = a;
+    uint32_t *c = realloc(s->all_cat, n * sizeof *c);
+    if (!c) return LSIM_E_NOMEM;
+    s->all_cat = c;
+    s->all_cap = n;
+    return 0;
+}
+
+static int fill_one(sample_source *s, size_t b, const struct sample_ref *r)
 {
     const sample_config *c = &s->c;
     const struct win_user *w = &s->wu[r->slot];
@@ -341,6 +363,13 @@ static void fill_one(sample_source *s, size_t b, const struct sample_ref *r)
             s->hist_item[o] = s->hist_cat[o] = s->hist_neg_item[o] = s->hist_neg_cat[o] = 0;
             s->hist_ts[o] = 0;
         }
+    }
+    if (c->long_mode == LONG_ALL) { /* every event before t, whatever long_before_short says */
+        if (grow_all(s, p)) return LSIM_E_NOMEM;
+        s->all_off[b] = s->all_n;
+        s->all_len[b] = (uint32_t)p;
+        for (size_t j = 0; j < p; j++) s->all_item[s->all_n + j] = e[j].item, s->all_cat[s->all_n + j] = e[j].cat;
+        s->all_n += p;
     }
     size_t L = s->long_width, n = 0;
     if (c->long_before_short) p = h0; /* the long-term list ends where the short-term window starts */
@@ -373,12 +402,14 @@ static void fill_one(sample_source *s, size_t b, const struct sample_ref *r)
             s->long_ts[b * L + j] = 0;
         }
     }
+    return 0;
 }
 
 int sample_source_next(sample_source *s, model_batch *bt, const uint32_t **users, char *err, size_t errlen)
 {
     memset(bt, 0, sizeof *bt);
     size_t b = 0;
+    s->all_n = 0;
     while (b < s->c.batch) {
         if (s->smp_next == s->smp_n) {
             int rc = load_window(s, err, errlen);
@@ -386,7 +417,8 @@ int sample_source_next(sample_source *s, model_batch *bt, const uint32_t **users
             if (!s->smp_n) break;
         }
         /* rows are copies: a batch may span two windows */
-        while (b < s->c.batch && s->smp_next < s->smp_n) fill_one(s, b++, &s->smp[s->smp_next++]);
+        while (b < s->c.batch && s->smp_next < s->smp_n)
+            if (fill_one(s, b++, &s->smp[s->smp_next++])) return err_set(err, errlen, LSIM_E_NOMEM, "out of memory");
     }
     bt->b = b;
     bt->target_item = s->target_item;
@@ -405,6 +437,12 @@ int sample_source_next(sample_source *s, model_batch *bt, const uint32_t **users
     bt->long_len = s->long_width ? s->long_len : NULL;
     bt->now = s->now;
     bt->label = s->label;
+    if (s->c.long_mode == LONG_ALL) {
+        bt->all_item = s->all_item;
+        bt->all_cat = s->all_cat;
+        bt->all_off = s->all_off;
+        bt->all_len = s->all_len;
+    }
     if (users) *users = s->users;
     return 0;
 }

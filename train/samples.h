@@ -18,10 +18,17 @@
  *                  LONG_HARD  the last long_k in the target's category (SIM
  *                             hard's GSU: what the index's hard search returns);
  *                  LONG_FULL  the last long_max of them, any category (SIM
- *                             soft's sequence to search; avg-pooling DIN's).
+ *                             soft's sequence to search; avg-pooling DIN's);
+ *                  LONG_ALL   every one of them (MIMN's memory covers the whole
+ *                             history): model_batch.all_*, each sample's history
+ *                             copied once into flat arrays at its own offset, so a
+ *                             batch holds the sum of its samples' lengths, not B
+ *                             times the longest (a user has up to 54,000 events);
+ *                             the arrays grow to the largest batch seen.
  * With long_before_short, the long-term list is drawn from the events
  * before the short-term window only (the last short_len events are left to
- * the short-term branch), as SIM's Taobao data split does.
+ * the short-term branch), as SIM's Taobao data split does (not LONG_ALL: the
+ * whole history is every event before t).
  * The split is by time: SAMPLES_TRAIN takes positives with
  * train_from <= t < test_from, SAMPLES_TEST those with t >= test_from (their
  * history still includes everything before t, test-window events too).
@@ -42,7 +49,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-typedef enum long_mode { LONG_NONE, LONG_HARD, LONG_FULL } long_mode;
+typedef enum long_mode { LONG_NONE, LONG_HARD, LONG_FULL, LONG_ALL } long_mode;
 typedef enum sample_split { SAMPLES_TRAIN, SAMPLES_TEST } sample_split;
 typedef enum neg_mode { NEG_UNIFORM, NEG_POPULARITY } neg_mode;
 
@@ -84,8 +91,8 @@ typedef struct sample_config {
 void sample_config_default(sample_config *c);
 
 /* The padded width of a batch's long-term list (model_batch.k): long_k for
- * LONG_HARD, long_max for LONG_FULL, 0 for LONG_NONE. Models are built with it
- * as their max_k. */
+ * LONG_HARD, long_max for LONG_FULL, 0 for LONG_NONE and LONG_ALL (not padded).
+ * Models are built with it as their max_k. */
 size_t sample_config_long_width(const sample_config *c);
 
 typedef struct sample_source sample_source;

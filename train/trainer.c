@@ -25,6 +25,7 @@ void train_config_default(train_config *c, model_kind kind)
     c->seed = 1;
     c->threads = 1;
     c->recency = 1;
+    c->util_reg = -1.0f;
 }
 
 void train_samples_for(sample_config *s, const model_spec *spec)
@@ -39,6 +40,7 @@ void train_samples_for(sample_config *s, const model_spec *spec)
         s->long_mode = LONG_HARD;
         s->long_k = spec->topk;
         break;
+    case MODEL_MIMN: s->long_mode = LONG_ALL; break;
     default: s->long_mode = LONG_NONE; break;
     }
 }
@@ -111,13 +113,14 @@ static int save(model *m, const optim *o, const train_config *c, uint64_t step, 
 }
 
 /* The rows of a batch that the regularizer sees: targets, then each
- * sample's valid history, long-term list and DIEN negatives. */
+ * sample's valid history, long-term list, DIEN negatives and (MIMN) the last
+ * `tail` behaviors of its whole history: the ones backward reaches (bptt). */
 typedef struct id_lists {
     const uint32_t **ids;
     size_t *n, count;
 } id_lists;
 
-static void batch_lists(id_lists *l, const model_batch *bt, int item)
+static void batch_lists(id_lists *l, const model_batch *bt, int item, size_t tail)
 {
     l->count = 0;
     l->ids[l->count] = item ? bt->target_item : bt->target_cat;
@@ -132,6 +135,11 @@ static void batch_lists(id_lists *l, const model_batch *bt, int item)
         if (bt->hist_neg_item) {
             l->ids[l->count] = (item ? bt->hist_neg_item : bt->hist_neg_cat) + b * bt->s;
             l->n[l->count++] = bt->hist_len[b] < bt->s ? bt->hist_len[b] : bt->s;
+        }
+        if (bt->all_len) {
+            size_t n = bt->all_len[b], w = n < tail ? n : tail;
+            l->ids[l->count] = (item ? bt->all_item : bt->all_cat) + bt->all_off[b] + n - w;
+            l->n[l->count++] = w;
         }
     }
 }
@@ -189,6 +197,11 @@ static void spec_for(model_spec *spec, const train_config *c, uint32_t n_items, 
     model_spec_default(spec, c->kind, n_items, n_cats);
     model_spec_time_info(spec, c->time_info, c->recency);
     if (c->gsu_sum) spec->gsu_softmax = 0;
+    if (c->mem_slots) spec->mem_slots = c->mem_slots;
+    if (c->d_ctrl) spec->d_ctrl = c->d_ctrl;
+    if (c->miu_k) spec->miu_k = c->miu_k;
+    if (c->bptt) spec->bptt = c->bptt;
+    if (c->util_reg >= 0) spec->util_reg = c->util_reg;
 }
 
 int train_run(lsim_index *ix, const train_config *c, train_progress_fn fn, void *ud, train_progress *final,
@@ -242,7 +255,7 @@ int train_run(lsim_index *ix, const train_config *c, train_progress_fn fn, void 
     if (!rc && (rc = dp_new(&dp, m, c->threads ? c->threads : 1, sc.batch, sc.short_len, K)))
         err_set(err, errlen, rc, "cannot build %u model replicas: %s", c->threads, lsim_strerror(rc));
     const model_spec *ms = rc ? NULL : model_get_spec(m);
-    size_t max_lists = 1 + 3 * (size_t)sc.batch;
+    size_t max_lists = 1 + 4 * (size_t)sc.batch, tail = ms && ms->kind == MODEL_MIMN ? ms->bptt : 0;
     if (!rc) {
         uint32_t ni = ms->base.n_items, nc = ms->base.n_cats;
         li.ids = malloc(max_lists * sizeof *li.ids);
@@ -252,7 +265,7 @@ int train_run(lsim_index *ix, const train_config *c, train_progress_fn fn, void 
         cat_counts = calloc((size_t)nc + 1, sizeof *cat_counts);
         ti.mark = calloc((size_t)ni + 1, 1);
         tc.mark = calloc((size_t)nc + 1, 1);
-        size_t max_ids = (size_t)sc.batch * (1 + 2 * (size_t)sc.short_len + K);
+        size_t max_ids = (size_t)sc.batch * (1 + 2 * (size_t)sc.short_len + K + tail);
         rows_item = malloc((max_ids < ni + 1 ? max_ids : ni + 1) * sizeof *rows_item);
         rows_cat = malloc((max_ids < nc + 1 ? max_ids : nc + 1) * sizeof *rows_cat);
         if (!li.ids || !li.n || !lc.ids || !lc.n || !cat_counts || !ti.mark || !tc.mark || !rows_item || !rows_cat)
@@ -287,8 +300,8 @@ int train_run(lsim_index *ix, const train_config *c, train_progress_fn fn, void 
                 p.step++;
                 continue;
             }
-            batch_lists(&li, &bt, 1);
-            batch_lists(&lc, &bt, 0);
+            batch_lists(&li, &bt, 1, tail);
+            batch_lists(&lc, &bt, 0, tail);
             size_t ns = 0;
             if (!c->dense_embeddings) { /* the embedding rows this batch uses: the only ones updated */
                 size_t nri = collect_rows(&li, ms->base.n_items, ti.mark, rows_item);

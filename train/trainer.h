@@ -36,6 +36,8 @@ typedef struct train_config {
     int time_info;           /* SIM: the time-interval embedding in the ESU */
     int recency;             /* SIM with time info: the head's recency input (default 1) */
     int gsu_sum;             /* SIM soft: the auxiliary task pools with r (the paper's), not softmax(r) */
+    uint32_t mem_slots, d_ctrl, miu_k, bptt; /* MIMN: 0 keeps the default (esu/mimn.h) */
+    float util_reg;          /* MIMN: lambda of the utilization regularizer; < 0 keeps the default */
     sample_config samples;   /* split, test_from, batch, lengths, negatives (long_mode is set from kind) */
     optim_config optim;
     uint32_t epochs;         /* passes over the training samples (default 1) */

@@ -78,6 +78,7 @@ static fuzz_engine g_eng[] = {
     {.name = "dien", .kind = MODEL_DIEN},
     {.name = "dsin", .kind = MODEL_DSIN},
     {.name = "bst", .kind = MODEL_BST},
+    {.name = "mimn", .kind = MODEL_MIMN},
 };
 enum { N_ENG = sizeof g_eng / sizeof g_eng[0] };
 
