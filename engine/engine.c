@@ -25,6 +25,7 @@ void lsim_settings_default(lsim_settings *s)
     s->max_future = 366 * 86400;
     s->soft_search = LSIM_SOFT_EXACT;
     s->approx_fraction = 0.2f;
+    s->uic = LSIM_UIC_AUTO;
 }
 
 int ctx_err(lsim_ctx *c, int code, const char *fmt, ...)
@@ -75,6 +76,8 @@ static int resolve_settings(lsim_engine *e, const lsim_settings *s, uint32_t ck_
                        (double)s->approx_fraction);
     if (s->max_future < 0)
         return err_set(err, errlen, LSIM_E_INVAL, "settings.max_future: %lld, want >= 0", (long long)s->max_future);
+    if (s->uic != LSIM_UIC_AUTO && s->uic != LSIM_UIC_OFF && s->uic != LSIM_UIC_REQUIRE)
+        return err_set(err, errlen, LSIM_E_INVAL, "settings.uic: %d, want LSIM_UIC_AUTO, _OFF or _REQUIRE", s->uic);
     e->set.short_len = s->short_len ? s->short_len : ck_short;
     e->set.long_max = s->long_max ? s->long_max : ck_long;
     e->topk = e->spec.topk;
@@ -101,6 +104,36 @@ static int check_finite(const param_set *ps, const char *path, char *err, size_t
                 return err_set(err, errlen, LSIM_E_CORRUPT, "%s: tensor %s: element %zu is %s", path,
                                ps->specs[t].name, i, isnan(ps->ptr[t][i]) ? "NaN" : "infinite");
     return 0;
+}
+
+/* MIMN: whether the index's User Interest Center holds this checkpoint's states. */
+static int match_uic(lsim_engine *e, const char *checkpoint, char *err, size_t errlen)
+{
+    int rc = uic_checkpoint_id(checkpoint, &e->ckpt_id, err, errlen);
+    if (rc) return rc;
+    const char *base = strrchr(checkpoint, '/');
+    snprintf(e->ckpt_name, sizeof e->ckpt_name, "%s", base ? base + 1 : checkpoint);
+    mimn_config mc;
+    model_spec_mimn(&mc, &e->spec);
+    const lsim_index *ix = e->ix;
+    e->uic = ix->has_uic && ix->uic.model_id == e->ckpt_id && ix->uic.state_floats == mimn_state_floats(&mc);
+    if (!e->uic && e->set.uic == LSIM_UIC_REQUIRE) {
+        if (ix->has_uic)
+            return err_set(err, errlen, LSIM_E_INVAL,
+                           "%s: its User Interest Center holds the states of %s, not of %s: `lsim index uic --index "
+                           "%s --uic %s`",
+                           ix->dir, ix->uic.name, checkpoint, ix->dir, checkpoint);
+        return err_set(err, errlen, LSIM_E_INVAL,
+                       "%s: no User Interest Center (settings.uic is LSIM_UIC_REQUIRE): `lsim index uic --index %s "
+                       "--uic %s`",
+                       ix->dir, ix->dir, checkpoint);
+    }
+    return 0;
+}
+
+int lsim_engine_uses_uic(const lsim_engine *e)
+{
+    return e && e->uic;
 }
 
 /* The GSU vectors' parts per item and per category, if they fit in 512 MB. */
@@ -155,6 +188,7 @@ int lsim_engine_open(lsim_engine **out, const char *index_dir, const char *check
     if (!rc) rc = check_finite(model_buffers(e->master), checkpoint, err, errlen);
     if (!rc && e->long_kind == ENGINE_LONG_SOFT && (rc = tabulate_gsu(e)))
         err_set(err, errlen, rc, "out of memory for the GSU tables");
+    if (!rc && e->long_kind == ENGINE_LONG_ALL && e->set.uic != LSIM_UIC_OFF) rc = match_uic(e, checkpoint, err, errlen);
     if (!rc) { /* the index's last event: with the clock, it bounds a request's `now` */
         lsim_index_reader *rd = NULL;
         int64_t first = 0, last = 0;
@@ -268,7 +302,7 @@ static size_t events_needed(const lsim_engine *e)
     switch (e->long_kind) {
     case ENGINE_LONG_NONE: return S;
     case ENGINE_LONG_HARD: return e->long_before_short ? SIZE_MAX : S; /* per category otherwise */
-    case ENGINE_LONG_ALL: return SIZE_MAX;
+    case ENGINE_LONG_ALL: return e->uic ? 0 : SIZE_MAX; /* the UIC: read with the state, the few events after it */
     default: return e->long_before_short ? S + L : (S > L ? S : L);
     }
 }
@@ -298,6 +332,7 @@ int lsim_ctx_new(lsim_engine *e, lsim_ctx **out)
         rc = model_new_sharing(&c->m, e->master, e->set.max_candidates, e->set.short_len,
                                e->long_width ? e->long_width : 1, flags);
     }
+    if (!rc && e->uic) rc = uic_mimn_init(&c->um, c->m, e->ckpt_id, e->ckpt_name);
     if (!rc && e->long_kind == ENGINE_LONG_SOFT)
         rc = soft_request_init(&c->sr, c->sr_mem, (soft_mode)e->set.soft_search, e->set.long_max, e->spec.gsu_d,
                                e->topk, e->set.max_candidates, (size_t)e->spec.base.n_cats + 2,
@@ -314,6 +349,8 @@ int lsim_ctx_new(lsim_engine *e, lsim_ctx **out)
 void lsim_ctx_free(lsim_ctx *c)
 {
     if (!c) return;
+    uic_mimn_free(&c->um);
+    free(c->uic_ids);
     model_free(c->m);
     soft_request_destroy(&c->sr);
     lsim_index_reader_free(c->rd);

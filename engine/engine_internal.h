@@ -13,6 +13,7 @@
 #ifndef LSIM_ENGINE_INTERNAL_H
 #define LSIM_ENGINE_INTERNAL_H
 
+#include "engine/uic_mimn.h"
 #include "esu/model.h"
 #include "gsu/soft_request.h"
 #include "lsim.h"
@@ -35,6 +36,9 @@ struct lsim_engine {
     uint32_t long_width;   /* the model's max_k: topk (SIM), long_max (avg-pooling), 0 */
     int long_before_short; /* the checkpoint's lsim.long_before_short */
     int64_t last_event;    /* the index's last event when opened: with the clock, what bounds `now` */
+    int uic;               /* MIMN: the index's User Interest Center holds this checkpoint's states */
+    uint64_t ckpt_id;      /* MIMN: the checkpoint's content hash (engine/uic_mimn.h) */
+    char ckpt_name[64];
     /* SIM soft: the GSU vectors' parts per item and per category (rows n + 1, the last the
      * out-of-vocabulary one), key = ki[item] + kc[cat], query = qi[item] + qc[cat]
      * (gsu/soft_score.h): NULL when the catalog is too large to tabulate */
@@ -75,6 +79,11 @@ struct lsim_ctx {
      * path a User Interest Center replaces with a stored state), and the fold's scratch */
     float *mstate, *mscratch;
     uint32_t *fitem, *fcat; /* (ENGINE_FOLD_CHUNK) the ids of the events being folded */
+    uic_mimn um;            /* the UIC's reads fold with this (its own scratch) */
+    uint32_t *uic_ids;      /* the ids of the events folded on top of a stored state (grows) */
+    size_t uic_ids_cap;
+    int state_ready;        /* this request's mstate came from the UIC */
+    size_t uic_folded;      /* events folded on top of it */
     char errmsg[LSIM_ERRLEN];
 };
 

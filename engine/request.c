@@ -4,6 +4,7 @@
  * train/samples.c builds a sample at time `now`, search (SIM), score.
  */
 #include "engine/engine_internal.h"
+#include "index/uic.h"
 
 #include "gsu/soft_score.h"
 #include "index/index_internal.h"
@@ -112,7 +113,19 @@ static int read_request(lsim_ctx *c, const char *user, size_t user_len, int64_t 
     pthread_rwlock_unlock(&ix->lock);
     n = *n_distinct = distinct_candidates(c, n);
     for (size_t i = 0; i < n; i++) c->now[i] = now; /* the model's samples: the distinct candidates */
-    if (known && c->ev_need == SIZE_MAX) {
+    c->state_ready = 0;
+    c->uic_folded = 0;
+    if (c->e->uic) { /* MIMN's state: the UIC's, or (replaced since the open) folded from every event */
+        if (!known) {
+            mimn_state_init(model_mimn(c->m), c->mstate);
+            c->state_ready = 1;
+        } else {
+            rc = index_uic_state(c->rd, &c->um.model, uid, now, c->mstate, &c->ev, &c->ev_cap, &c->uic_ids,
+                                 &c->uic_ids_cap, &c->uic_folded);
+            c->state_ready = rc == 0;
+            if (rc == LSIM_E_NOTFOUND) rc = index_user_events_in(c->rd, uid, now, &c->ev, &c->ev_cap, n_ev);
+        }
+    } else if (known && c->ev_need == SIZE_MAX) {
         rc = index_user_events_in(c->rd, uid, now, &c->ev, &c->ev_cap, n_ev);
     } else if (known) { /* the newest ev_need, oldest first */
         rc = index_recent_dense(c->rd, uid, now, c->ev_need, c->ev, n_ev);
@@ -201,6 +214,11 @@ static int build_batch(lsim_ctx *c, size_t n, size_t p, model_batch *bt)
                         .hist_cat = c->h_cat, .hist_len = c->h_len, .hist_ts = c->h_ts, .now = c->now,
                         .hist_shared = 1};
     if (e->long_kind == ENGINE_LONG_NONE) return 0;
+    if (e->long_kind == ENGINE_LONG_ALL && c->state_ready) { /* MIMN's state from the UIC */
+        bt->mimn_state = c->mstate;
+        bt->state_shared = 1;
+        return 0;
+    }
     if (e->long_kind == ENGINE_LONG_ALL) { /* MIMN: fold the whole history once; every candidate reads it */
         const mimn *mm = model_mimn(c->m);
         mimn_state_init(mm, c->mstate);

@@ -195,7 +195,18 @@ typedef struct lsim_settings {
     float approx_fraction;   /* LSIM_SOFT_APPROX: share of the distinct pairs scored per
                                 candidate, in (0, 1] (default 0.2; whole categories are
                                 probed, so a little more is scored) */
+    int uic;                 /* MIMN: lsim_uic_mode (default LSIM_UIC_AUTO) */
 } lsim_settings;
+
+/* Where a MIMN checkpoint's per-user state comes from (docs/ENGINE.md):
+ *   LSIM_UIC_AUTO     the index's User Interest Center when it holds this
+ *                     checkpoint's states (`lsim index build|append|uic --uic`):
+ *                     a request reads the state before `now` and folds at most
+ *                     the few events after it; else every event before `now`
+ *                     is folded per request (time grows with the history)
+ *   LSIM_UIC_OFF      always fold every event (for comparison)
+ *   LSIM_UIC_REQUIRE  as AUTO, but lsim_engine_open fails without a matching UIC */
+enum lsim_uic_mode { LSIM_UIC_AUTO = 0, LSIM_UIC_OFF = 1, LSIM_UIC_REQUIRE = 2 };
 
 /* Fills the defaults above. */
 LSIM_API void lsim_settings_default(lsim_settings *s);
@@ -210,6 +221,10 @@ LSIM_API void lsim_settings_default(lsim_settings *s);
 LSIM_API int lsim_engine_open(lsim_engine **out, const char *index_dir, const char *checkpoint,
                               const lsim_settings *s, char *err, size_t errlen);
 LSIM_API void lsim_engine_close(lsim_engine *e);
+
+/* 1 when the engine reads MIMN's states from the index's User Interest Center,
+ * 0 otherwise (another model, no UIC for this checkpoint, LSIM_UIC_OFF). */
+LSIM_API int lsim_engine_uses_uic(const lsim_engine *e);
 
 /* A scoring context for one thread at a time. Free every context of an
  * engine before closing the engine (contexts read its weights).

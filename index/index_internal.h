@@ -136,6 +136,13 @@ static inline size_t ubt_events_before(const ubt_event *e, size_t n, int64_t t)
  * n_cats if unknown; no category: the item's (n_cats if it has none). */
 void index_candidate_ids(const lsim_index *ix, const lsim_candidate *cand, size_t n, uint32_t *item, uint32_t *cat);
 
+/* The bytes of the pages each database uses (branch, leaf and overflow
+ * pages times the page size), and the UIC's record count (0 without one). */
+typedef struct index_space {
+    uint64_t tree_bytes, users_bytes, vocab_bytes, uic_bytes, uic_records;
+} index_space;
+int index_space_get(lsim_index *ix, index_space *out);
+
 /* The first and last event times over all users (INT64_MAX / INT64_MIN
  * for an empty index), from the user summaries. */
 int index_time_range(lsim_index_reader *rd, int64_t *first, int64_t *last);

@@ -196,7 +196,8 @@ LSIM_API int lsim_index_stats_get(lsim_index *ix, lsim_index_stats *out)
     MDB_stat st;
     mdb_env_stat(ix->env, &st);
     uint64_t pages = 2 /* the two meta pages */ + db_pages(txn, 0 /* main */) + db_pages(txn, ix->db_meta) +
-                     db_pages(txn, ix->db_ubt) + db_pages(txn, ix->db_users) + db_pages(txn, ix->db_vocab);
+                     db_pages(txn, ix->db_ubt) + db_pages(txn, ix->db_users) + db_pages(txn, ix->db_vocab) +
+                     (ix->has_uic ? db_pages(txn, ix->db_uic) : 0);
     mdb_txn_abort(txn);
     if (rc) return rc;
     memset(out, 0, sizeof *out);
@@ -209,6 +210,26 @@ LSIM_API int lsim_index_stats_get(lsim_index *ix, lsim_index_stats *out)
     out->bytes = lmdb_env_disk_bytes(ix->dir);
     out->used_bytes = pages * st.ms_psize;
     out->schema_version = UBT_SCHEMA_VERSION;
+    return 0;
+}
+
+int index_space_get(lsim_index *ix, index_space *out)
+{
+    memset(out, 0, sizeof *out);
+    MDB_txn *txn;
+    int rc = mdb_txn_begin(ix->env, NULL, MDB_RDONLY, &txn);
+    if (rc) return lmdb_err(rc, NULL, 0, "stats");
+    MDB_stat st;
+    mdb_env_stat(ix->env, &st);
+    uint64_t ps = st.ms_psize;
+    out->tree_bytes = db_pages(txn, ix->db_ubt) * ps;
+    out->users_bytes = db_pages(txn, ix->db_users) * ps;
+    out->vocab_bytes = db_pages(txn, ix->db_vocab) * ps;
+    if (ix->has_uic) {
+        out->uic_bytes = db_pages(txn, ix->db_uic) * ps;
+        if (!mdb_stat(txn, ix->db_uic, &st)) out->uic_records = st.ms_entries;
+    }
+    mdb_txn_abort(txn);
     return 0;
 }
 

@@ -623,6 +623,7 @@ static int write_uic(writer *w, const char *dir, uint32_t every, int all)
                                                                         lsim_strerror(rc));
     uic_writer uw;
     rc = uic_writer_init(&uw, model, every, w->txn, db, rd, w->err, w->errlen);
+    uw.in_order = all; /* users ascending into an empty database */
     uint32_t n_users = vocab_size(w->voc[V_USER]);
     for (uint32_t u = 0; u < n_users && !rc; u++) {
         int64_t from = all ? INT64_MIN : u < w->uic_from_cap ? w->uic_from[u] : INT64_MAX;

@@ -88,6 +88,8 @@ typedef struct uic_writer {
     size_t ids_cap;
     float *state;
     uint8_t *rec;           /* one encoded record */
+    int in_order;           /* every update is of a user above all others in the database (a fresh one): records
+                               go in with MDB_APPEND, which fills pages (else about one record per page) */
     uint64_t records, bytes; /* written */
     char *err;
     size_t errlen;
@@ -102,11 +104,13 @@ void uic_writer_free(uic_writer *w);
 int uic_writer_update(uic_writer *w, uint32_t user, int64_t from);
 
 /* The state of dense user `user` just before time `before`, within a begun
- * snapshot of rd whose index has a UIC (ix->uic): into state (info's
- * state_floats), folding what the snapshots do not hold with model (whose id
- * the caller checked). events/cap: a buffer the call grows (realloc; the
- * caller frees it). *folded: the events folded on top of the snapshot read.
- * LSIM_E_CORRUPT for a damaged record (naming the user). */
+ * snapshot of rd: into state (model->state_floats), folding what the
+ * snapshots do not hold with model. LSIM_E_NOTFOUND when the snapshot has no
+ * UIC, or one of another model (by id: `lsim index uic` may have replaced it
+ * since the index was opened). events/cap, ids/ids_cap: buffers the call
+ * grows (realloc; the caller frees them). *folded: the events folded on top
+ * of the snapshot read. LSIM_E_CORRUPT for a damaged record (naming the
+ * user), the reader's message says it. */
 int index_uic_state(lsim_index_reader *rd, const uic_model *model, uint32_t user, int64_t before, float *state,
                     ubt_event **events, size_t *cap, uint32_t **ids, size_t *ids_cap, size_t *folded);
 

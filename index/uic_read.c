@@ -15,9 +15,20 @@ int index_uic_state(lsim_index_reader *rd, const uic_model *model, uint32_t user
                     ubt_event **events, size_t *cap, uint32_t **ids, size_t *ids_cap, size_t *folded)
 {
     lsim_index *ix = rd->ix;
-    const uint32_t n = ix->uic.state_floats;
+    const uint32_t n = model->state_floats;
     *folded = 0;
     int rc;
+    /* the UIC of this snapshot must be this model's: another may have replaced it since the open */
+    MDB_val mk = {sizeof UIC_META_KEY - 1, UIC_META_KEY}, md;
+    rc = mdb_get(rd->txn, ix->db_meta, &mk, &md);
+    if (rc == MDB_NOTFOUND || !ix->has_uic) return LSIM_E_NOTFOUND;
+    if (rc) return lmdb_err(rc, RD_MSG(rd), "reading the User Interest Center");
+    size_t plen;
+    uic_info info;
+    if (ubt_unseal(mk.mv_data, mk.mv_size, md.mv_data, md.mv_size, &plen) ||
+        uic_info_decode(&info, md.mv_data, plen))
+        return err_set(RD_MSG(rd), LSIM_E_CORRUPT, "corrupt: the User Interest Center's record is damaged");
+    if (info.model_id != model->id || info.state_floats != n) return LSIM_E_NOTFOUND;
     if (!rd->uic_cur) rc = mdb_cursor_open(rd->txn, ix->db_uic, &rd->uic_cur);
     else rc = mdb_cursor_renew(rd->txn, rd->uic_cur);
     if (rc) return lmdb_err(rc, RD_MSG(rd), "opening the User Interest Center");

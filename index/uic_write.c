@@ -48,7 +48,7 @@ static int put_record(uic_writer *w, uint32_t user, int64_t ts, uint64_t count, 
     uic_key(key, user, ts);
     size_t len = uic_record_encode(w->rec, key, count, due, head, w->state, w->model->state_floats);
     MDB_val k = {UIC_KEY_LEN, key}, d = {len, w->rec};
-    int rc = mdb_put(w->txn, w->db, &k, &d, 0);
+    int rc = mdb_put(w->txn, w->db, &k, &d, w->in_order ? MDB_APPEND : 0);
     if (rc) return lmdb_err(rc, w->err, w->errlen, "writing the User Interest Center");
     w->records++;
     w->bytes += len;

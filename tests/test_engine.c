@@ -17,6 +17,7 @@
 #include "engine/engine_internal.h"
 #include "esu/model.h"
 #include "index/index_internal.h"
+#include "engine/uic_mimn.h"
 #include "index/index_write.h"
 #include "loaders/gen_log.h"
 #include "lsim.h"
@@ -32,6 +33,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 static char *g_dir, g_idx[512];
 static lsim_index *g_ix;
@@ -63,7 +65,17 @@ static void teardown(void)
 TestSuite(engine, .init = setup, .fini = teardown);
 
 /* A few training steps: a checkpoint with non-trivial weights and lsim train's metadata. */
+static const char *train_seeded(model_kind kind, int time_info, int long_before_short, const char *name,
+                               uint64_t seed);
+
 static const char *train(model_kind kind, int time_info, int long_before_short, const char *name)
+{
+    return train_seeded(kind, time_info, long_before_short, name, 0);
+}
+
+/* seed 0: the trainer's default */
+static const char *train_seeded(model_kind kind, int time_info, int long_before_short, const char *name,
+                               uint64_t seed)
 {
     static char out[8][600];
     static int k;
@@ -80,6 +92,7 @@ static const char *train(model_kind kind, int time_info, int long_before_short, 
     c.samples.long_before_short = long_before_short;
     c.samples.negatives = 2;
     c.max_steps = 6;
+    if (seed) c.seed = seed;
     c.out = path;
     char err[LSIM_ERRLEN];
     train_progress fin;
@@ -761,4 +774,108 @@ Test(engine, an_append_refreshes_the_vocabulary_incrementally)
     cr_assert(after - before < 8192, "string storage grew by %zu bytes for 10 new ids (it was %zu)", after - before,
               before);
     lsim_index_reader_free(rd);
+}
+
+/* MIMN with a User Interest Center: the scores read from the stored states equal, bit for bit, those of folding
+ * every event per request (LSIM_UIC_OFF), for times inside the history (a snapshot plus the events after it) and
+ * after it (the head), before and after an append that brings the states up to date; a checkpoint the UIC was
+ * not written for gets no UIC (and LSIM_UIC_REQUIRE refuses it). */
+static void copy_index(const char *from, const char *to)
+{
+    char a[600], b[600];
+    cr_assert_eq(mkdir(to, 0755), 0);
+    snprintf(a, sizeof a, "%s/data.mdb", from);
+    snprintf(b, sizeof b, "%s/data.mdb", to);
+    FILE *in = fopen(a, "rb"), *out = fopen(b, "wb");
+    cr_assert(in && out);
+    char buf[1 << 16];
+    size_t n;
+    while ((n = fread(buf, 1, sizeof buf, in)) > 0) cr_assert_eq(fwrite(buf, 1, n, out), n);
+    fclose(in);
+    fclose(out);
+}
+
+static void uic_scores_equal_fold(lsim_engine *with, lsim_engine *without, uint64_t *rng, int n_req)
+{
+    lsim_ctx *a, *b;
+    cr_assert_eq(lsim_ctx_new(with, &a), 0);
+    cr_assert_eq(lsim_ctx_new(without, &b), 0);
+    uint32_t n_users = vocab_size(g_ix->voc[IX_USER]), n_items = vocab_size(g_ix->voc[IX_ITEM]);
+    for (int q = 0; q < n_req; q++) {
+        const char *u = vocab_str(g_ix->voc[IX_USER], (uint32_t)(tu_rand(rng) % n_users));
+        int64_t now = q % 4 == 0 ? END_TS + 3600 : END_TS - (int64_t)(tu_rand(rng) % (20 * 86400));
+        lsim_candidate cand[16];
+        for (size_t j = 0; j < 16; j++) {
+            uint32_t it = (uint32_t)(tu_rand(rng) % n_items);
+            cand[j] = cand_of(it, vocab_cat(g_ix->voc[IX_ITEM], it));
+        }
+        float sa[16], sb[16];
+        cr_assert_eq(lsim_score(a, u, strlen(u), now, cand, 16, sa), 0, "%s", lsim_ctx_errmsg(a));
+        cr_assert_eq(lsim_score(b, u, strlen(u), now, cand, 16, sb), 0, "%s", lsim_ctx_errmsg(b));
+        cr_assert(memcmp(sa, sb, sizeof sa) == 0, "user %s at %lld: %.9g from the UIC, %.9g folded", u,
+                  (long long)now, sa[0], sb[0]);
+    }
+    lsim_ctx_free(a);
+    lsim_ctx_free(b);
+}
+
+Test(engine, mimn_uic_scores_equal_fold)
+{
+    const char *ckpt = train(MODEL_MIMN, 0, 0, "mimn-uic");
+    char idx[600], err[LSIM_ERRLEN];
+    snprintf(idx, sizeof idx, "%s/uic-idx", g_dir);
+    copy_index(g_idx, idx);
+    uic_mimn um;
+    model *m;
+    cr_assert_eq(uic_mimn_open(&um, &m, ckpt, err, sizeof err), 0, "%s", err);
+    ubt_write_opts o;
+    ubt_write_result res;
+    ubt_write_opts_default(&o);
+    o.uic = &um.model;
+    o.uic_every = 64; /* snapshots inside most users' histories */
+    cr_assert_eq(ubt_uic_rebuild(idx, &o, &res, err, sizeof err), 0, "%s", err);
+    cr_assert_gt(res.uic_records, res.uic_users);
+    lsim_settings on, off, req;
+    lsim_settings_default(&on);
+    off = req = on;
+    off.uic = LSIM_UIC_OFF;
+    req.uic = LSIM_UIC_REQUIRE;
+    lsim_engine *with, *without, *other;
+    cr_assert_eq(lsim_engine_open(&with, idx, ckpt, &req, err, sizeof err), 0, "%s", err);
+    cr_assert_eq(lsim_engine_open(&without, idx, ckpt, &off, err, sizeof err), 0, "%s", err);
+    cr_assert_eq(lsim_engine_uses_uic(with), 1);
+    cr_assert_eq(lsim_engine_uses_uic(without), 0);
+    uint64_t rng = 5;
+    uic_scores_equal_fold(with, without, &rng, 400);
+    /* an append of later events, the states brought up to date; the open engines see it */
+    char log[600];
+    snprintf(log, sizeof log, "%s/uic-more.csv", g_dir);
+    FILE *f = fopen(log, "w");
+    cr_assert(f);
+    uint32_t n_items = vocab_size(g_ix->voc[IX_ITEM]);
+    for (int i = 0; i < 300; i++) {
+        uint32_t u = (uint32_t)(tu_rand(&rng) % vocab_size(g_ix->voc[IX_USER])),
+                 it = (uint32_t)(tu_rand(&rng) % n_items);
+        fprintf(f, "%s,%s,%s,pv,%lld\n", vocab_str(g_ix->voc[IX_USER], u), vocab_str(g_ix->voc[IX_ITEM], it),
+                vocab_str(g_ix->voc[IX_CAT], vocab_cat(g_ix->voc[IX_ITEM], it)),
+                (long long)(END_TS + (int64_t)(tu_rand(&rng) % 3000)));
+    }
+    fclose(f);
+    const char *in[1] = {log};
+    o.inputs = in;
+    o.n_inputs = 1;
+    o.uic_every = 0;
+    cr_assert_eq(ubt_append(idx, &o, &res, err, sizeof err), 0, "%s", err);
+    cr_assert_gt(res.uic_users, 50);
+    uic_scores_equal_fold(with, without, &rng, 200);
+    lsim_engine_close(with);
+    lsim_engine_close(without);
+    /* another checkpoint: the UIC is not its own */
+    const char *ckpt2 = train_seeded(MODEL_MIMN, 0, 0, "mimn-uic2", 2);
+    cr_assert_eq(lsim_engine_open(&other, idx, ckpt2, NULL, err, sizeof err), 0, "%s", err);
+    cr_assert_eq(lsim_engine_uses_uic(other), 0);
+    lsim_engine_close(other);
+    cr_assert_eq(lsim_engine_open(&other, idx, ckpt2, &req, err, sizeof err), LSIM_E_INVAL);
+    cr_assert(strstr(err, "User Interest Center") && strstr(err, "lsim index uic"), "%s", err);
+    uic_mimn_close(&um, m);
 }

@@ -326,12 +326,29 @@ Test(uic, append_needs_the_same_model)
     size_t l1, r1;
     char *after = dump_uic(idx, &l1, &r1);
     cr_assert(l0 == l1 && !memcmp(before, after, l0), "a refused append changed the UIC");
-    /* replacing it for another model: every user's state is that model's */
+    /* replacing it for another model: every user's state is that model's; a reader opened before sees that its
+     * model's states are gone */
+    lsim_index *ix;
+    lsim_index_reader *rd;
+    cr_assert_eq(lsim_index_open(&ix, idx, err, sizeof err), 0, "%s", err);
+    cr_assert_eq(lsim_index_reader_new(ix, &rd), 0);
     ubt_write_opts o;
     ubt_write_result res;
     ubt_write_opts_default(&o);
     o.uic = &other;
     cr_assert_eq(ubt_uic_rebuild(idx, &o, &res, err, sizeof err), 0, "%s", err);
+    float st[SF];
+    ubt_event *ev = NULL;
+    uint32_t *ids = NULL;
+    size_t cap = 0, ids_cap = 0, folded;
+    cr_assert_eq(index_reader_begin(rd), 0);
+    cr_assert_eq(index_uic_state(rd, &m, 0, INT64_MAX, st, &ev, &cap, &ids, &ids_cap, &folded), LSIM_E_NOTFOUND);
+    cr_assert_eq(index_uic_state(rd, &other, 0, INT64_MAX, st, &ev, &cap, &ids, &ids_cap, &folded), 0);
+    index_reader_end(rd);
+    free(ev);
+    free(ids);
+    lsim_index_reader_free(rd);
+    lsim_index_close(ix);
     cr_assert_eq(write_index(1, idx, b, &other, 0, err), 0, "%s", err);
     check_states(idx, &ref, &other, &seed, 500);
     free(before);

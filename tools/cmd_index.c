@@ -5,6 +5,7 @@
 #include "index/index_internal.h"
 #include "index/index_verify.h"
 #include "index/index_write.h"
+#include "engine/uic_mimn.h"
 #include "tools/cli_util.h"
 #include "tools/commands.h"
 
@@ -40,7 +41,21 @@ static const char build_help[] =
     "  --map-size GB       the LMDB map: the most the index may grow to, in GiB (default 1024).\n"
     "                      Address space only, not memory or disk; readers map as much. Give\n"
     "                      a small one where address space is scarce (ThreadSanitizer, valgrind)\n"
+    "  --uic CKPT          a MIMN checkpoint: build writes its User Interest Center (each\n"
+    "                      user's MIMN state, so that a request reads it instead of folding the\n"
+    "                      whole sequence; docs/FORMATS.md); append brings it up to date and\n"
+    "                      needs it when the index has one (the same checkpoint's bytes)\n"
+    "  --uic-every N       build: a state snapshot about every N events of a user (default 1024):\n"
+    "                      a request for a time in the past folds at most about N events\n"
     "  --json              print the summary as JSON on stdout\n";
+
+static const char uic_help[] =
+    "usage: lsim index uic --index DIR --uic CKPT [--uic-every N] [--json]\n"
+    "\n"
+    "Writes the User Interest Center of a MIMN checkpoint for every user of the index,\n"
+    "replacing the one it has (another checkpoint's, after training a new model), in one\n"
+    "transaction. --uic-every N: a state snapshot about every N events of a user (default:\n"
+    "the index's interval, or 1024).\n";
 
 static int parse_shard(const char *s, ubt_write_opts *o)
 {
@@ -82,8 +97,9 @@ static int run_write(int argc, char **argv, int append)
         {"ts-min", required_argument, 0, 'a'},  {"ts-max", required_argument, 0, 'b'},
         {"json", no_argument, 0, 'j'},          {"help", no_argument, 0, 'h'},
         {"map-size", required_argument, 0, 'M'},
+        {"uic", required_argument, 0, 'u'},     {"uic-every", required_argument, 0, 'e'},
         {0, 0, 0, 0}};
-    const char *dir = NULL, *columns = NULL, *item_info = NULL, *format = "taobao", *delim = NULL;
+    const char *dir = NULL, *columns = NULL, *item_info = NULL, *format = "taobao", *delim = NULL, *uic = NULL;
     int header = 0, json = 0;
     int64_t ts_min = LOG_TS_MIN_DEFAULT, ts_max = LOG_TS_MAX_DEFAULT, mem = 1024;
     ubt_write_opts o;
@@ -120,6 +136,16 @@ static int run_write(int argc, char **argv, int append)
             break;
         }
         case 'j': json = 1; break;
+        case 'u': uic = optarg; break;
+        case 'e': {
+            int64_t every;
+            if (cli_parse_i64("--uic-every", optarg, 1, UIC_EVERY_MAX, &every)) {
+                free(inputs);
+                return EXIT_USAGE;
+            }
+            o.uic_every = (uint32_t)every;
+            break;
+        }
         case 'm':
         case 'a':
         case 'b': {
@@ -160,10 +186,22 @@ static int run_write(int argc, char **argv, int append)
                 rc = cli_usage_error(cmd, "--columns: request and label are columns of request logs (lsim replay)");
         } else if (!rc && (columns || delim || header))
             rc = cli_usage_error(cmd, "--columns, --delimiter and --header are for --format csv");
+        if (!rc && o.uic_every && (append || !uic))
+            rc = cli_usage_error(cmd, "--uic-every is for build with --uic (an index keeps its interval)");
     }
     if (rc) {
         free(inputs);
         return rc;
+    }
+    uic_mimn um;
+    model *um_model = NULL;
+    if (uic) {
+        if (uic_mimn_open(&um, &um_model, uic, err, sizeof err)) {
+            fprintf(stderr, "lsim %s: %s\n", cmd, err);
+            free(inputs);
+            return EXIT_FAIL;
+        }
+        o.uic = &um.model;
     }
     cli_progress pr;
     cli_progress_init(&pr);
@@ -177,6 +215,7 @@ static int run_write(int argc, char **argv, int append)
     rc = append ? ubt_append(dir, &o, &res, err, sizeof err) : ubt_build(dir, &o, &res, err, sizeof err);
     cli_progress_done(&pr);
     free(inputs);
+    if (uic) uic_mimn_close(&um, um_model);
     if (rc) {
         fprintf(stderr, "lsim %s: %s\n", cmd, err);
         if (!append) fprintf(stderr, "lsim %s: no index was written\n", cmd);
@@ -187,10 +226,15 @@ static int run_write(int argc, char **argv, int append)
     if (json) {
         printf("{\"lines\": %" PRIu64 ", \"events\": %" PRIu64 ", \"bad_lines\": %" PRIu64
                ", \"other_shard\": %" PRIu64 ", \"users_added\": %" PRIu64 ", \"items_added\": %" PRIu64
-               ", \"total_events\": %" PRIu64 ", \"seconds\": %.3f, \"events_per_s\": %.0f, \"peak_batch_bytes\": %zu}\n",
+               ", \"total_events\": %" PRIu64 ", \"seconds\": %.3f, \"events_per_s\": %.0f, \"peak_batch_bytes\": %zu"
+               ", \"uic_users\": %" PRIu64 ", \"uic_records\": %" PRIu64 ", \"uic_bytes\": %" PRIu64 "}\n",
                res.lines, res.events, res.bad_lines, res.other_shard, res.users_added, res.items_added,
-               res.total_events, res.seconds, rate, res.peak_batch_bytes);
+               res.total_events, res.seconds, rate, res.peak_batch_bytes, res.uic_users, res.uic_records,
+               res.uic_bytes);
     }
+    if (uic)
+        fprintf(stderr, "lsim %s: User Interest Center: %" PRIu64 " users' states brought up to date (%" PRIu64
+                " records, %" PRIu64 " bytes)\n", cmd, res.uic_users, res.uic_records, res.uic_bytes);
     fprintf(stderr,
             "lsim %s: %" PRIu64 " events from %" PRIu64 " lines (%" PRIu64 " bad lines skipped%s) in %.2f s, "
             "%.0f events/s; +%" PRIu64 " users, +%" PRIu64 " items; the index holds %" PRIu64 " events\n",
@@ -262,25 +306,42 @@ static int run_stats(int argc, char **argv)
     lsim_index *ix;
     if ((rc = open_index("index stats", dir, &ix))) return rc;
     lsim_index_stats s;
+    index_space sp;
     rc = lsim_index_stats_get(ix, &s);
+    if (!rc) rc = index_space_get(ix, &sp);
+    int has_uic = ix->has_uic;
+    uic_info ui = ix->uic;
     lsim_index_close(ix);
     if (rc) {
         fprintf(stderr, "lsim index stats: %s\n", lsim_strerror(rc));
         return EXIT_FAIL;
     }
     double bpe = s.events ? (double)s.bytes / (double)s.events : 0;
-    if (json)
+    double per_user = s.users ? 1.0 / (double)s.users : 0;
+    if (json) {
         printf("{\"users\": %" PRIu64 ", \"items\": %" PRIu64 ", \"categories\": %" PRIu64 ", \"types\": %" PRIu64
                ", \"events\": %" PRIu64 ", \"blocks\": %" PRIu64 ", \"bytes\": %" PRIu64 ", \"used_bytes\": %" PRIu64
-               ", \"bytes_per_event\": %.4f, \"schema_version\": %u}\n",
+               ", \"bytes_per_event\": %.4f, \"schema_version\": %u, \"tree_bytes\": %" PRIu64
+               ", \"tree_bytes_per_user\": %.1f",
                s.users, s.items, s.categories, s.types, s.events, s.blocks, s.bytes, s.used_bytes, bpe,
-               s.schema_version);
-    else
+               s.schema_version, sp.tree_bytes, (double)sp.tree_bytes * per_user);
+        if (has_uic)
+            printf(", \"uic\": {\"checkpoint\": \"%s\", \"state_bytes\": %u, \"every\": %u, \"records\": %" PRIu64
+                   ", \"bytes\": %" PRIu64 ", \"bytes_per_user\": %.1f}",
+                   ui.name, 4 * ui.state_floats, ui.every, sp.uic_records, sp.uic_bytes,
+                   (double)sp.uic_bytes * per_user);
+        printf("}\n");
+    } else {
         printf("users           %" PRIu64 "\nitems           %" PRIu64 "\ncategories      %" PRIu64
                "\ntypes           %" PRIu64 "\nevents          %" PRIu64 "\nblocks          %" PRIu64
-               "\nbytes           %" PRIu64 "\nused bytes      %" PRIu64 "\nbytes/event     %.3f\nschema          %u\n",
+               "\nbytes           %" PRIu64 "\nused bytes      %" PRIu64 "\nbytes/event     %.3f\nschema          %u\n"
+               "tree bytes/user %.1f\n",
                s.users, s.items, s.categories, s.types, s.events, s.blocks, s.bytes, s.used_bytes, bpe,
-               s.schema_version);
+               s.schema_version, (double)sp.tree_bytes * per_user);
+        if (has_uic)
+            printf("uic             %s: %" PRIu64 " states of %u bytes (one per %u events), %.1f bytes/user\n",
+                   ui.name, sp.uic_records, 4 * ui.state_floats, ui.every, (double)sp.uic_bytes * per_user);
+    }
     return EXIT_OK;
 }
 
@@ -415,10 +476,62 @@ static int run_dump(int argc, char **argv)
     return rc ? EXIT_FAIL : EXIT_OK;
 }
 
+static int run_uic(int argc, char **argv)
+{
+    static const struct option opts[] = {{"index", required_argument, 0, 'i'}, {"uic", required_argument, 0, 'u'},
+                                         {"uic-every", required_argument, 0, 'e'}, {"json", no_argument, 0, 'j'},
+                                         {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
+    const char *dir = NULL, *ckpt = NULL;
+    int json = 0, c;
+    ubt_write_opts o;
+    ubt_write_opts_default(&o);
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        switch (c) {
+        case 'i': dir = optarg; break;
+        case 'u': ckpt = optarg; break;
+        case 'j': json = 1; break;
+        case 'e': {
+            int64_t every;
+            if (cli_parse_i64("--uic-every", optarg, 1, UIC_EVERY_MAX, &every)) return EXIT_USAGE;
+            o.uic_every = (uint32_t)every;
+            break;
+        }
+        case 'h': fputs(uic_help, stdout); return EXIT_OK;
+        default: return cli_usage_error("index uic", "unknown option");
+        }
+    }
+    if (optind < argc) return cli_usage_error("index uic", "unexpected argument '%s'", argv[optind]);
+    if (!dir) return cli_usage_error("index uic", "--index DIR is required");
+    if (!ckpt) return cli_usage_error("index uic", "--uic CKPT is required");
+    char err[LSIM_ERRLEN];
+    uic_mimn um;
+    model *m;
+    if (uic_mimn_open(&um, &m, ckpt, err, sizeof err)) {
+        fprintf(stderr, "lsim index uic: %s\n", err);
+        return EXIT_FAIL;
+    }
+    o.uic = &um.model;
+    ubt_write_result res;
+    int rc = ubt_uic_rebuild(dir, &o, &res, err, sizeof err);
+    uic_mimn_close(&um, m);
+    if (rc) {
+        fprintf(stderr, "lsim index uic: %s\nlsim index uic: the index is unchanged\n", err);
+        return EXIT_FAIL;
+    }
+    if (json)
+        printf("{\"users\": %" PRIu64 ", \"records\": %" PRIu64 ", \"bytes\": %" PRIu64 ", \"seconds\": %.3f}\n",
+               res.uic_users, res.uic_records, res.uic_bytes, res.seconds);
+    fprintf(stderr, "lsim index uic: %" PRIu64 " users' states written (%" PRIu64 " records, %" PRIu64
+            " bytes) in %.2f s\n", res.uic_users, res.uic_records, res.uic_bytes, res.seconds);
+    return EXIT_OK;
+}
+
 static const char index_help[] =
-    "usage: lsim index <build|append|stats|verify|dump> [options]\n"
+    "usage: lsim index <build|append|uic|stats|verify|dump> [options]\n"
     "  build    build an index from behavior logs\n"
     "  append   add new logs to an index, atomically\n"
+    "  uic      write a MIMN checkpoint's User Interest Center for every user\n"
     "  stats    counts and size of an index\n"
     "  verify   check every block and count\n"
     "  dump     print one user's events\n"
@@ -435,6 +548,7 @@ int cmd_index(int argc, char **argv)
     argv++;
     if (!strcmp(sub, "build")) return run_write(argc, argv, 0);
     if (!strcmp(sub, "append")) return run_write(argc, argv, 1);
+    if (!strcmp(sub, "uic")) return run_uic(argc, argv);
     if (!strcmp(sub, "stats")) return run_stats(argc, argv);
     if (!strcmp(sub, "verify")) return run_verify(argc, argv);
     if (!strcmp(sub, "dump")) return run_dump(argc, argv);
