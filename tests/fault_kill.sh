@@ -21,8 +21,11 @@
 # in the commit (new pages written but not visible) or after it; and by when it landed
 # (its fraction of the run).
 #
-#   tests/fault_kill.sh [KILLS]   (default 60: every syscall point, then timed kills up to
-#                                  KILLS per command, at least 10 per scenario)
+#   tests/fault_kill.sh [KILLS] [--uic]   (default 60: every syscall point, then timed kills up
+#                                  to KILLS per command, at least 10 per scenario)
+# --uic: every build and append also writes a User Interest Center (a small MIMN checkpoint
+# trained here), and the dumps compared include its records (`lsim index dump --all`): a
+# kill must leave the old events with the old states, or the new with the new.
 # Needs LSIM_BIN (default build/lsim). Without strace (or ptrace), the syscall points are
 # skipped and the summary says so. Exits 1 on any failure.
 set -uo pipefail
@@ -30,7 +33,14 @@ export LC_ALL=C
 here=$(cd "$(dirname "$0")/.." && pwd)
 lsim=${LSIM_BIN:-$here/build/lsim}
 [ -x "$lsim" ] || { echo "fault_kill: $lsim missing: build first (or set LSIM_BIN)" >&2; exit 2; }
-kills=${1:-60}
+kills=60
+uic=0
+for a in "$@"; do
+    case $a in
+    --uic) uic=1 ;;
+    *) kills=$a ;;
+    esac
+done
 work=$(mktemp -d "${TMPDIR:-/tmp}/fault_kill.XXXXXX")
 trap 'rm -rf "$work"' EXIT
 failures=0
@@ -63,11 +73,27 @@ dump_sum() {
     echo "${s%% *}"
 }
 
-"$lsim" index build --index "$work/ref_old" --input "$work/old.csv" 2>/dev/null ||
+uicopt=""
+if [ $uic = 1 ]; then # a MIMN checkpoint of a few steps: its states are what the UIC holds
+    "$lsim" index build --index "$work/ckpt_ix" --input "$work/old.csv" 2>/dev/null || exit 1
+    "$lsim" train --index "$work/ckpt_ix" --model mimn --steps 3 --batch 64 --threads 1 --out "$work/mimn.st" \
+        2>/dev/null >&2 || { echo "fault_kill: training the MIMN checkpoint failed" >&2; exit 1; }
+    rm -rf "$work/ckpt_ix"
+    uicopt="--uic $work/mimn.st"
+fi
+# shellcheck disable=SC2086
+"$lsim" index build --index "$work/ref_old" --input "$work/old.csv" $uicopt 2>/dev/null ||
     { echo "fault_kill: the reference build failed" >&2; exit 1; }
 cp -a "$work/ref_old" "$work/ref_app"
-"$lsim" index append --index "$work/ref_app" --input "$work/new.csv" 2>/dev/null || exit 1
-"$lsim" index build --index "$work/ref_all" --input "$work/old.csv" --input "$work/new.csv" 2>/dev/null || exit 1
+# shellcheck disable=SC2086
+"$lsim" index append --index "$work/ref_app" --input "$work/new.csv" $uicopt 2>/dev/null || exit 1
+# shellcheck disable=SC2086
+"$lsim" index build --index "$work/ref_all" --input "$work/old.csv" --input "$work/new.csv" $uicopt 2>/dev/null ||
+    exit 1
+if [ $uic = 1 ] && [ "$("$lsim" index dump --all --index "$work/ref_app" | grep -c '^uic')" = 0 ]; then
+    echo "fault_kill: the reference index has no User Interest Center" >&2
+    exit 1
+fi
 sum_old=$(dump_sum "$work/ref_old")
 sum_app=$(dump_sum "$work/ref_app")
 sum_all=$(dump_sum "$work/ref_all")
@@ -83,9 +109,9 @@ ix=$work/run/ix
 # scenario -> command arguments (the index path is $ix), old and new dump sums
 args_of() {
     case $1 in
-    build) echo "index build --index $ix --input $work/old.csv" ;;
-    force) echo "index build --force --index $ix --input $work/old.csv --input $work/new.csv" ;;
-    append) echo "index append --index $ix --input $work/new.csv" ;;
+    build) echo "index build --index $ix --input $work/old.csv $uicopt" ;;
+    force) echo "index build --force --index $ix --input $work/old.csv --input $work/new.csv $uicopt" ;;
+    append) echo "index append --index $ix --input $work/new.csv $uicopt" ;;
     esac
 }
 old_of() { case $1 in build) echo ABSENT ;; *) echo "$sum_old" ;; esac; }
@@ -144,12 +170,12 @@ rerun() {
     case $sc in
     build)
         a=$(args_of build)
-        [ -e "$ix" ] && a="index build --force --index $ix --input $work/old.csv"
+        [ -e "$ix" ] && a="index build --force --index $ix --input $work/old.csv $uicopt"
         ;;
     force) a=$(args_of force) ;;
     append)
         a=$(args_of append)
-        [ "$outcome" = new ] && a="index append --index $ix --input $work/empty.csv"
+        [ "$outcome" = new ] && a="index append --index $ix --input $work/empty.csv $uicopt"
         ;;
     esac
     local out
@@ -311,7 +337,8 @@ leftovers() {
     local n
     n=$(cd "$work/run" && ls -d ix.tmp-* 2>/dev/null | wc -l)
     [ "$n" = 1 ] || { fail "leftovers: a build --force killed at $at left $n staging directories, not 1"; return; }
-    "$lsim" index append --index "$ix" --input "$work/empty.csv" > /dev/null 2>&1 ||
+    # shellcheck disable=SC2086
+    "$lsim" index append --index "$ix" --input "$work/empty.csv" $uicopt > /dev/null 2>&1 ||
         fail "leftovers: the append after a build killed at $at failed"
     n=$(cd "$work/run" && ls -d ix.tmp-* 2>/dev/null | wc -l)
     [ "$n" = 0 ] || fail "leftovers: the append after a build killed at $at left the staging directory"
@@ -330,7 +357,8 @@ if [ $have_strace = 1 ]; then
     slow=$!
     for _ in $(seq 50); do ls -d "$work"/run/ix.tmp-* > /dev/null 2>&1 && break; sleep 0.1; done
     sleep 1
-    "$lsim" index append --index "$ix" --input "$work/empty.csv" > /dev/null 2>&1 ||
+    # shellcheck disable=SC2086
+    "$lsim" index append --index "$ix" --input "$work/empty.csv" $uicopt > /dev/null 2>&1 ||
         fail "leftovers: an append beside a running build failed"
     ls -d "$work"/run/ix.tmp-* > /dev/null 2>&1 || fail "leftovers: an append removed a running build's directory"
     wait $slow || fail "leftovers: the build beside the append failed: $(cat "$work/slow.err")"
@@ -353,7 +381,7 @@ method="syscall points + time points"
 [ $have_strace = 1 ] || method="time points only (no strace)"
 b_runs=$((${n_runs[build]:-0} + ${n_runs[force]:-0}))
 b_ok=$((${n_ok[build]:-0} + ${n_ok[force]:-0}))
-echo "fault_kill: build $b_ok/$b_runs survived (old ${n_old[force]:-0}," \
+echo "fault_kill: $([ $uic = 1 ] && echo "with a User Interest Center: ")build $b_ok/$b_runs survived (old ${n_old[force]:-0}," \
     "new $((${n_new[build]:-0} + ${n_new[force]:-0})), absent ${n_absent[build]:-0})," \
     "append ${n_ok[append]:-0}/${n_runs[append]:-0} survived (old ${n_old[append]:-0}, new ${n_new[append]:-0});" \
     "$method; leftover checks $leftover_checks; $((SECONDS - t_start)) s"

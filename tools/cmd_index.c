@@ -258,7 +258,9 @@ static const char dump_help[] =
     "--all: every event of every user in one snapshot, a line USER\\tTS\\tITEM\\tCATEGORY\\tTYPE each\n"
     "(--json: a line {\"user\": .., \"events\": [..]} per user); users in the order the logs\n"
     "first named them, each user's events oldest first, equal times in log order. Indexes made\n"
-    "from the same logs print the same bytes, whatever their blocks, batches and item ids.\n";
+    "from the same logs print the same bytes, whatever their blocks, batches and item ids.\n"
+    "With a User Interest Center, --all (not --json) then prints its records in the same\n"
+    "snapshot, a line uic\\tUSER\\tTS\\tCOUNT\\tHEAD\\tCRC each (CRC: CRC-32C of the record's bytes).\n";
 
 static int open_index(const char *cmd, const char *dir, lsim_index **ix)
 {
@@ -373,6 +375,29 @@ static int run_verify(int argc, char **argv)
     return rc ? EXIT_FAIL : EXIT_OK;
 }
 
+/* The User Interest Center's records, in rd's snapshot. */
+static int dump_uic(lsim_index *ix, lsim_index_reader *rd, char *err, size_t errlen)
+{
+    MDB_cursor *cur;
+    int rc = mdb_cursor_open(rd->txn, ix->db_uic, &cur);
+    if (rc) return err_set(err, errlen, LSIM_E_STORAGE, "%s: %s", ix->dir, mdb_strerror(rc));
+    MDB_val k, d;
+    for (rc = mdb_cursor_get(cur, &k, &d, MDB_FIRST); rc == 0; rc = mdb_cursor_get(cur, &k, &d, MDB_NEXT)) {
+        uic_record r;
+        uint32_t u = k.mv_size == UIC_KEY_LEN ? ubt_get_u32be(k.mv_data) : UINT32_MAX;
+        if (u >= vocab_size(ix->voc[IX_USER]) ||
+            uic_record_decode(&r, k.mv_data, d.mv_data, d.mv_size, ix->uic.state_floats)) {
+            mdb_cursor_close(cur);
+            return err_set(err, errlen, LSIM_E_CORRUPT, "%s: corrupt User Interest Center record: run `lsim index "
+                           "verify`", ix->dir);
+        }
+        printf("uic\t%s\t%lld\t%llu\t%d\t%08x\n", vocab_str(ix->voc[IX_USER], u), (long long)uic_key_ts(k.mv_data),
+               (unsigned long long)r.count, r.head, crc32c(0, d.mv_data, d.mv_size));
+    }
+    mdb_cursor_close(cur);
+    return rc == MDB_NOTFOUND ? 0 : err_set(err, errlen, LSIM_E_STORAGE, "%s: %s", ix->dir, mdb_strerror(rc));
+}
+
 /* `dump --all`: every user's events, in one snapshot (the reader's transaction stays open throughout). */
 static int dump_all(lsim_index *ix, lsim_index_reader *rd, int json, char *err, size_t errlen)
 {
@@ -418,6 +443,7 @@ static int dump_all(lsim_index *ix, lsim_index_reader *rd, int json, char *err, 
             printf("}\n");
         }
     }
+    if (!rc && !json && ix->has_uic) rc = dump_uic(ix, rd, err, errlen);
     pthread_rwlock_unlock(&ix->lock);
     index_reader_end(rd);
     free(buf);
