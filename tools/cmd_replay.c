@@ -37,6 +37,9 @@ static const char help[] =
     "                     and its latency counts from when it was due (default: closed loop,\n"
     "                     each thread sends the next request when the last one returns)\n"
     "  --soft-search M    SIM soft's search: exact (default), faiss or approx\n"
+    "  --uic M            MIMN's user states: auto (default: from the index's User Interest Center\n"
+    "                     when it holds this checkpoint's, else folded from every event per\n"
+    "                     request), off (always folded) or require (refuse without one)\n"
     "  --json OUT         everything as JSON, with each request's latency (docs/FORMATS.md)\n"
     "  --plot DIR         pictures (SVG): latency_cdf.svg, quality.svg, latency_vs_history.svg\n" CLI_REQUEST_OPTS_HELP;
 
@@ -199,6 +202,7 @@ int cmd_replay(int argc, char **argv)
         {"plot", required_argument, 0, 'P'},      {"format", required_argument, 0, 'F'},
         {"columns", required_argument, 0, 'C'},   {"delimiter", required_argument, 0, 'D'},
         {"header", no_argument, 0, 'H'},          {"strict", no_argument, 0, 's'},
+        {"uic", required_argument, 0, 'U'},
         {"help", no_argument, 0, 'h'},            {0, 0, 0, 0}};
     const char *dir = NULL, *models = NULL, *json = NULL, *plot = NULL;
     cli_request_opts ro = {0};
@@ -221,6 +225,12 @@ int cmd_replay(int argc, char **argv)
             else if (!strcmp(optarg, "faiss")) set.soft_search = LSIM_SOFT_FAISS;
             else if (!strcmp(optarg, "approx")) set.soft_search = LSIM_SOFT_APPROX;
             else return cli_usage_error("replay", "--soft-search wants exact, faiss or approx");
+            break;
+        case 'U':
+            if (!strcmp(optarg, "auto")) set.uic = LSIM_UIC_AUTO;
+            else if (!strcmp(optarg, "off")) set.uic = LSIM_UIC_OFF;
+            else if (!strcmp(optarg, "require")) set.uic = LSIM_UIC_REQUIRE;
+            else return cli_usage_error("replay", "--uic wants auto, off or require");
             break;
         case 'J': json = optarg; break;
         case 'P': plot = optarg; break;
@@ -272,13 +282,14 @@ int cmd_replay(int argc, char **argv)
             fprintf(stderr, "lsim replay: %s\n", err);
             break;
         }
-        snprintf(m->kind, sizeof m->kind, "%s%s", model_kind_name(spec.kind),
-                 (spec.kind == MODEL_SIM_HARD || spec.kind == MODEL_SIM_SOFT) && spec.d_time ? "+time" : "");
         lsim_engine *e;
         if ((rc = lsim_engine_open(&e, dir, m->path, &set, err, sizeof err))) {
             fprintf(stderr, "lsim replay: %s\n", err);
             break;
         }
+        snprintf(m->kind, sizeof m->kind, "%s%s%s", model_kind_name(spec.kind),
+                 (spec.kind == MODEL_SIM_HARD || spec.kind == MODEL_SIM_SOFT) && spec.d_time ? "+time" : "",
+                 lsim_engine_uses_uic(e) ? "+uic" : "");
         progress_ctx pc = {.name = m->name};
         cli_progress_init(&pc.pr);
         o.progress = on_progress;
