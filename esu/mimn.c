@@ -58,7 +58,8 @@ struct mimn {
     float *fstate;  /* (B, state) each sample's state after its history */
     uint32_t *win;  /* (B) each sample's window W */
     float *rec;     /* (B, bptt, record) training only */
-    float *qa, *ka, *ba, *cka, *cma, *wa, *nka, *nma; /* the readout: (B, E + 1), (B, E), (B), (B, m) x 2, (B, m), (B), (B, m) */
+    /* the readout: q (B, E + 1), k (B, E), beta (B), cK, cM, w (B, m) each, |k|^2 + eps (B), |M(i)|^2 + eps (B, m) */
+    float *qa, *ka, *ba, *cka, *cma, *wa, *nka, *nma;
     float *m_in;    /* (B, 3E + H) head input */
     float *ureg;    /* (B) each sample's utilization variance */
     size_t b;
@@ -604,7 +605,8 @@ float mimn_forward(mimn *m, const model_batch *bt, float *logits, int train)
         } else {
             memset(st, 0, SF * sizeof *st);
             size_t n = bt->all_len ? bt->all_len[b] : 0, w = train ? (n < m->bptt ? n : m->bptt) : 0;
-            const uint32_t *it = n ? bt->all_item + bt->all_off[b] : NULL, *ct = n ? bt->all_cat + bt->all_off[b] : NULL;
+            const uint32_t *it = n ? bt->all_item + bt->all_off[b] : NULL;
+            const uint32_t *ct = n ? bt->all_cat + bt->all_off[b] : NULL;
             fold(m, m->kc, st, it, ct, n - w, m->fold_rc);
             for (size_t t = 0; t < w; t++) {
                 float *rc = m->rec + (b * m->bptt + t) * R;
