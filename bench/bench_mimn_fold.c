@@ -52,8 +52,9 @@ int main(int argc, char **argv)
     }
     double med = median(t, reps);
     printf("{\"events\": %zu, \"reps\": %zu, \"ns_per_event\": %.1f, \"state_floats\": %zu, \"state_bytes\": %zu, "
-           "\"reference\": %d, \"check\": %.6g}\n",
-           n, reps, med / (double)n * 1e9, sf, sf * sizeof(float), nn_reference_forced(), (double)state[0]);
+           "\"fold_scratch_floats\": %zu, \"reference\": %d, \"check\": %.6g}\n",
+           n, reps, med / (double)n * 1e9, sf, sf * sizeof(float), mimn_fold_scratch_floats(&cfg),
+           nn_reference_forced(), (double)state[0]);
     free(item);
     free(cat);
     free(state);

@@ -4,7 +4,7 @@
  * written out for the PyTorch side; the driver of bench/bench_train.py.
  *
  * usage: bench_train KIND INDEX OUT STEPS [BATCH=256] [ROUNDS=3] [time]
- *   KIND   din, avgpool-din, dien, dsin, sim-hard, sim-soft, bst ("time": SIM's time info)
+ *   KIND   din, avgpool-din, dien, dsin, sim-hard, sim-soft, bst ("time": SIM's time info); not mimn
  *   It draws STEPS training batches from INDEX exactly as `lsim train` does
  *   (train/samples.h, the split at the start of the last day), initializes
  *   the model (seed 1), and times STEPS steps of what `lsim train` does per
@@ -142,6 +142,10 @@ int main(int argc, char **argv)
     model_kind kind;
     if (model_kind_parse(argv[1], &kind)) {
         fprintf(stderr, "unknown kind %s\n", argv[1]);
+        return 2;
+    }
+    if (kind == MODEL_MIMN) { /* its batches carry whole histories (model_batch.all_*), which this driver keeps not */
+        fprintf(stderr, "bench_train: mimn is not supported (`lsim train --json` reports its samples/s)\n");
         return 2;
     }
     size_t steps = strtoul(argv[4], NULL, 10), rounds = argc > 6 ? strtoul(argv[6], NULL, 10) : 3;

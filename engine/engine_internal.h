@@ -23,8 +23,10 @@
 #define ENGINE_FOLD_CHUNK 256
 
 /* What the model reads beside the short-term window (as train/samples.h's long modes). */
-typedef enum engine_long { ENGINE_LONG_NONE, ENGINE_LONG_HARD, ENGINE_LONG_SOFT, ENGINE_LONG_AVGPOOL,
-                           ENGINE_LONG_ALL /* MIMN: every event before now, folded into the user's state */ } engine_long;
+typedef enum engine_long {
+    ENGINE_LONG_NONE, ENGINE_LONG_HARD, ENGINE_LONG_SOFT, ENGINE_LONG_AVGPOOL,
+    ENGINE_LONG_ALL /* MIMN: every event before now, folded into the user's state */
+} engine_long;
 
 struct lsim_engine {
     lsim_index *ix;

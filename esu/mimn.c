@@ -18,6 +18,14 @@
  * slots' squared norms, the keys' squared norms, the cosines, the weights,
  * the rebalancing (gh, P, wt), the MIU's chosen slots and, per chosen slot,
  * its GRU's input, previous state, gates and W_h S + b_h.
+ *
+ * Backward walks a sample's window newest first, one step at a time (each
+ * step needs the next one's state gradient), with the weight matrices
+ * transposed once per backward so that every per-step product is a
+ * matrix-vector product of the forward's kind. The steps' gate gradients
+ * (controller, output layer, MIU) are kept, and the weight gradients are one
+ * GEMM per sample over the window (rows of the records as the inputs), not a
+ * rank-1 update per step.
  */
 #include "esu/mimn.h"
 
@@ -30,6 +38,7 @@
 #include "models/nn_small.h"
 
 #include <assert.h>
+#include <cblas.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -58,13 +67,18 @@ struct mimn {
     float *fstate;  /* (B, state) each sample's state after its history */
     uint32_t *win;  /* (B) each sample's window W */
     float *rec;     /* (B, bptt, record) training only */
-    float *qa, *ka, *ba, *cka, *cma, *wa, *nka, *nma; /* the readout: (B, E + 1), (B, E), (B), (B, m) x 2, (B, m), (B), (B, m) */
+    /* the readout: q (B, E + 1), k (B, E), beta (B), cK, cM, w (B, m) each, |k|^2 + eps (B), |M(i)|^2 + eps (B, m) */
+    float *qa, *ka, *ba, *cka, *cma, *wa, *nka, *nma;
     float *m_in;    /* (B, 3E + H) head input */
     float *ureg;    /* (B) each sample's utilization variance */
     size_t b;
+    /* one step's kept gate gradients: [dgi_c, dgh_c (3H each), dp (4E + 2), per MIU slot dgi, dgh (3E each)] */
+    size_t gs;
     /* training only */
-    float *dlogit, *dm, *dst, *dkh, *dx, *dwc, *dp, *dgi, *dgh, *dcin, *dtmp, *dwt, *dww, *dwr, *da_, *dea, *dq,
-        *dqa;
+    /* transposed weights: (2E, 3H), (H, 3H), (H, 4E + 2), (2E, 3E), (E, 3E) */
+    float *wt_cih, *wt_chh, *wt_o, *wt_uih, *wt_uhh;
+    float *gstep; /* (bptt, gs) one sample's window of gate gradients */
+    float *dlogit, *dm, *dst, *dkh, *dx, *dwc, *dcin, *dtmp, *dtmp2, *dwt, *dww, *dwr, *da_, *dea, *dq, *dqa;
 };
 
 static const char *const names[] = {
@@ -82,7 +96,7 @@ void mimn_config_default(mimn_config *c, uint32_t n_items, uint32_t n_cats)
     c->mem_slots = 4;
     c->d_ctrl = c->base.d_item + c->base.d_cat;
     c->miu_k = 1;
-    c->bptt = 100;
+    c->bptt = 30;
     c->util_reg = 0.1f;
 }
 
@@ -150,18 +164,54 @@ static void matvec(float *out, const float *w, const float *x, const float *b, s
         for (size_t i = 0; i < r; i++) out[i] += b[i];
 }
 
-// out (C) += w (R, C)^T y (R)
+// out (C) += w (R, C)^T y (R): the once-per-sample products (the readout's)
 static void matvec_t_acc(float *out, const float *w, const float *y, size_t r, size_t c)
 {
-    nn_small_tn_acc(out, c, y, w, c, r, 1, c);
+    for (size_t i = 0; i < r; i++) {
+        const float *wi = w + i * c;
+        float yi = y[i];
+        for (size_t d = 0; d < c; d++) out[d] += yi * wi[d];
+    }
+}
+
+// out (C) += wt (C, R) y (R), wt the transpose of a (R, C) weight; tmp (C)
+static void matvec_tt_acc(float *out, float *tmp, const float *wt, const float *y, size_t r, size_t c)
+{
+    matvec(tmp, wt, y, NULL, c, r);
+    for (size_t d = 0; d < c; d++) out[d] += tmp[d];
 }
 
 // g (R, C) += y (R) x (C)^T; gb (R) += y; either may be NULL
 static void outer_acc(float *g, float *gb, const float *y, const float *x, size_t r, size_t c)
 {
-    if (g) nn_small_tn_acc(g, c, y, x, c, 1, r, c);
+    for (size_t i = 0; g && i < r; i++) {
+        float *gi = g + i * c, yi = y[i];
+        for (size_t d = 0; d < c; d++) gi[d] += yi * x[d];
+    }
     if (gb)
         for (size_t i = 0; i < r; i++) gb[i] += y[i];
+}
+
+/* g (M, N) += a^T b over k rows: a's rows (M) at stride lda, b's (N) at stride ldb; gb (M) += column
+ * sums of a (either may be NULL). OpenBLAS, or plain loops when nn_reference_forced(). */
+static void gemm_tn_acc(float *g, float *gb, const float *a, size_t lda, const float *b, size_t ldb, size_t m,
+                        size_t n, size_t k)
+{
+    if (!k) return;
+    if (g && !nn_reference_forced())
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)m, (int)n, (int)k, 1.0f, a, (int)lda, b, (int)ldb,
+                    1.0f, g, (int)n);
+    else if (g)
+        for (size_t t = 0; t < k; t++) outer_acc(g, NULL, a + t * lda, b + t * ldb, m, n);
+    for (size_t t = 0; gb && t < k; t++)
+        for (size_t i = 0; i < m; i++) gb[i] += a[t * lda + i];
+}
+
+// out (C, R) = w (R, C)^T
+static void transpose(float *out, const float *w, size_t r, size_t c)
+{
+    for (size_t i = 0; i < r; i++)
+        for (size_t d = 0; d < c; d++) out[d * r + i] = w[i * c + d];
 }
 
 static float softplus(float x)
@@ -221,11 +271,12 @@ static void gru_cell(float *hn, float *gi, float *gh, const float *inp, const fl
     for (size_t j = 0; j < H; j++) hn[j] = (1.0f - gi[H + j]) * gi[2 * H + j] + gi[H + j] * hp[j];
 }
 
-/* Backward of gru_cell: dinp (C) = , dhp (H) = , from dhn (H); grads += (each may be NULL).
- * dgi, dgh: scratch (3H) each. dhp may not alias dhn. */
-static void gru_cell_bwd(float *dinp, float *dhp, float *dgi, float *dgh, const float *dhn, const float *inp,
-                         const float *hp, const float *gi, const float *gh, const float *wih, const float *whh,
-                         float *gwih, float *gbih, float *gwhh, float *gbhh, size_t c, size_t H)
+/* Backward of gru_cell: dinp (C) = , dhp (H) = , from dhn (H); dgi, dgh (3H each) = the gates'
+ * pre-activation gradients (the weight gradients are dgi^T inp and dgh^T hp, taken later).
+ * wiht (C, 3H), whht (H, 3H): the weights transposed; tmp (max(C, H)). dhp may not alias dhn. */
+static void gru_cell_bwd(float *dinp, float *dhp, float *dgi, float *dgh, const float *dhn, const float *hp,
+                         const float *gi, const float *gh, const float *wiht, const float *whht, float *tmp, size_t c,
+                         size_t H)
 {
     for (size_t j = 0; j < H; j++) {
         float rg = gi[j], z = gi[H + j], n = gi[2 * H + j];
@@ -238,11 +289,8 @@ static void gru_cell_bwd(float *dinp, float *dhp, float *dgi, float *dgh, const 
         dgh[2 * H + j] = dnp * rg;
         dhp[j] = dhn[j] * z;
     }
-    memset(dinp, 0, c * sizeof *dinp);
-    matvec_t_acc(dinp, wih, dgi, 3 * H, c);
-    matvec_t_acc(dhp, whh, dgh, 3 * H, H);
-    outer_acc(gwih, gbih, dgi, inp, 3 * H, c);
-    outer_acc(gwhh, gbhh, dgh, hp, 3 * H, H);
+    matvec(dinp, wiht, dgi, NULL, c, 3 * H);
+    matvec_tt_acc(dhp, tmp, whht, dgh, 3 * H, H);
 }
 
 /* Backward of address() and of the key's tanh and the strength's softplus:
@@ -258,13 +306,14 @@ static void address_bwd(float *dkraw, float *dqb, float *dmv, float *dkh, const 
     for (size_t i = 0; i < m; i++) {
         float ds = w[i] * (dw[i] - sum);
         dbeta += ds * 0.5f * (ck[i] + cm[i]);
-        float dc = ds * beta * 0.5f, dk_ = sqrtf(nk * nK[i]), dm_ = sqrtf(nk * nm[i]);
+        float dc = ds * beta * 0.5f, rk = dc / sqrtf(nk * nK[i]), rm = dc / sqrtf(nk * nm[i]);
+        float ak = dc * (ck[i] + cm[i]) / nk, bk = dc * ck[i] / nK[i], bm = dc * cm[i] / nm[i];
         const float *ki = kc + i * E, *mi = mv + i * E;
         float *gki = dkh + i * E, *gmi = dmv + i * E;
         for (size_t d = 0; d < E; d++) {
-            dkraw[d] += dc * (ki[d] / dk_ - ck[i] * k[d] / nk) + dc * (mi[d] / dm_ - cm[i] * k[d] / nk);
-            gki[d] += dc * (k[d] / dk_ - ck[i] * ki[d] / nK[i]);
-            gmi[d] += dc * (k[d] / dm_ - cm[i] * mi[d] / nm[i]);
+            dkraw[d] += rk * ki[d] + rm * mi[d] - ak * k[d];
+            gki[d] += rk * k[d] - bk * ki[d];
+            gmi[d] += rm * k[d] - bm * mi[d];
         }
     }
     for (size_t d = 0; d < E; d++) dkraw[d] *= 1.0f - k[d] * k[d];
@@ -342,26 +391,31 @@ static void step_fwd(const mimn *mm, const float *kc, float *st, float *rc)
 /* Backward of one step: dst (state) holds d(loss)/d(the state after the step)
  * and gets d(loss)/d(the state before it) (g's entry untouched: g enters no
  * gradient path but the regularizer's constant dwc (m), added to d wt); dx (E)
- * gets d(loss)/dx; parameter gradients and dkh (m, E) +=. */
-static void step_bwd(mimn *mm, const float *kc, const float *rc, float *dst, const float *dwc, float *dx)
+ * gets d(loss)/dx; the rebalancing's gradients and dkh (m, E) +=; gsl (gs)
+ * gets the step's gate gradients (the controller's, the output layer's dp,
+ * the MIU's), whose products with the step's inputs are the weight gradients
+ * (mimn_backward takes them for the whole window at once). */
+static void step_bwd(mimn *mm, const float *kc, const float *rc, float *dst, const float *dwc, float *dx, float *gsl)
 {
     const rec_layout *o = &mm->ro;
     size_t E = mm->e, H = mm->h, m = mm->ms;
     float *dh = dst, *dr = dh + H, *dM = dr + E, *dS = dM + m * E;
-    const float *cin = rc + o->cin, *hn = rc + o->hn, *p = rc + o->p, *k = rc + o->k, *beta = rc + o->beta;
+    const float *p = rc + o->p, *k = rc + o->k, *beta = rc + o->beta;
     const float *e = rc + o->ea, *a = e + E, *mp = rc + o->mp, *nm = rc + o->nm, *w = rc + o->w;
     const float *pm = rc + o->pm, *wt = rc + o->wt, *ghat = rc + o->gh_;
+    float *dp = gsl + 6 * H;
     /* MIU */
     for (size_t j = 0; j < mm->k; j++) {
         size_t i = (size_t)rc[o->sel + j];
         const float *u = rc + o->miu + j * o->miu_each;
+        float *ug = dp + 4 * E + 2 + j * 6 * E;
         memcpy(mm->dtmp, dS + i * E, E * sizeof(float));
-        gru_cell_bwd(mm->dcin, dS + i * E, mm->dgi, mm->dgh, mm->dtmp, u, u + 2 * E, u + 3 * E, u + 6 * E, mm->u_wih,
-                     mm->u_whh, mm->gu_wih, mm->gu_bih, mm->gu_whh, mm->gu_bhh, 2 * E, E);
+        gru_cell_bwd(mm->dcin, dS + i * E, ug, ug + 3 * E, mm->dtmp, u + 2 * E, u + 3 * E, u + 6 * E, mm->wt_uih,
+                     mm->wt_uhh, mm->dtmp2, 2 * E, E);
         for (size_t d = 0; d < E; d++) dx[d] += mm->dcin[E + d]; /* [M'(i), x]: M' stopped */
     }
     /* write */
-    float *de = mm->dp + 2 * E + 2, *da = mm->dp + 3 * E + 2, *dwt = mm->dwt;
+    float *de = dp + 2 * E + 2, *da = dp + 3 * E + 2, *dwt = mm->dwt;
     memset(de, 0, 2 * E * sizeof *de);
     for (size_t i = 0; i < m; i++) {
         float *gm = dM + i * E, s = dwc ? dwc[i] : 0.0f;
@@ -398,16 +452,15 @@ static void step_bwd(mimn *mm, const float *kc, const float *rc, float *dst, con
         for (size_t d = 0; d < E; d++) dM[i * E + d] += w[i] * dr[d];
     }
     /* heads */
-    address_bwd(mm->dp, mm->dp + E, dM, mm->dkh, dwr, k, beta[0], p[E], rc[o->nk], rc + o->ck, rc + o->cm, w, kc, mp,
-                nm, m, E);
-    address_bwd(mm->dp + E + 1, mm->dp + 2 * E + 1, dM, mm->dkh, dww, k + E, beta[1], p[2 * E + 1], rc[o->nk + 1],
+    address_bwd(dp, dp + E, dM, mm->dkh, dwr, k, beta[0], p[E], rc[o->nk], rc + o->ck, rc + o->cm, w, kc, mp, nm, m,
+                E);
+    address_bwd(dp + E + 1, dp + 2 * E + 1, dM, mm->dkh, dww, k + E, beta[1], p[2 * E + 1], rc[o->nk + 1],
                 rc + o->ck + m, rc + o->cm + m, w + m, kc, mp, nm, m, E);
     /* o2p, then the controller */
-    matvec_t_acc(dh, mm->o_w, mm->dp, 4 * E + 2, H);
-    outer_acc(mm->go_w, mm->go_b, mm->dp, hn, 4 * E + 2, H);
+    matvec_tt_acc(dh, mm->dtmp2, mm->wt_o, dp, 4 * E + 2, H);
     memcpy(mm->dtmp, dh, H * sizeof(float));
-    gru_cell_bwd(mm->dcin, dh, mm->dgi, mm->dgh, mm->dtmp, cin, rc + o->hp, rc + o->gi, rc + o->gh, mm->c_wih,
-                 mm->c_whh, mm->gc_wih, mm->gc_bih, mm->gc_whh, mm->gc_bhh, 2 * E, H);
+    gru_cell_bwd(mm->dcin, dh, gsl, gsl + 3 * H, mm->dtmp, rc + o->hp, rc + o->gi, rc + o->gh, mm->wt_cih, mm->wt_chh,
+                 mm->dtmp2, 2 * E, H);
     for (size_t d = 0; d < E; d++) dx[d] += mm->dcin[d];
     memcpy(dr, mm->dcin + E, E * sizeof(float));
 }
@@ -435,7 +488,7 @@ void mimn_state_fold(const mimn *m, float *state, const uint32_t *item, const ui
 static void carve(void *ctx, arena *a)
 {
     mimn *m = ctx;
-    size_t B = m->max_b, E = m->e, H = m->h, ms = m->ms, R = m->ro.total, G = 3 * (H > E ? H : E);
+    size_t B = m->max_b, E = m->e, H = m->h, ms = m->ms, R = m->ro.total;
     m->kc = ARENA_FLOATS(a, ms * E + ms);
     m->fold_rc = ARENA_FLOATS(a, R);
     m->fstate = ARENA_FLOATS(a, B * m->sf);
@@ -457,11 +510,15 @@ static void carve(void *ctx, arena *a)
     m->dkh = ARENA_TRAIN_FLOATS(a, ms * E);
     m->dx = ARENA_TRAIN_FLOATS(a, E);
     m->dwc = ARENA_TRAIN_FLOATS(a, ms);
-    m->dp = ARENA_TRAIN_FLOATS(a, m->np);
-    m->dgi = ARENA_TRAIN_FLOATS(a, G);
-    m->dgh = ARENA_TRAIN_FLOATS(a, G);
+    m->wt_cih = ARENA_TRAIN_FLOATS(a, 3 * H * 2 * E);
+    m->wt_chh = ARENA_TRAIN_FLOATS(a, 3 * H * H);
+    m->wt_o = ARENA_TRAIN_FLOATS(a, m->np * H);
+    m->wt_uih = ARENA_TRAIN_FLOATS(a, 3 * E * 2 * E);
+    m->wt_uhh = ARENA_TRAIN_FLOATS(a, 3 * E * E);
+    m->gstep = ARENA_TRAIN_FLOATS(a, m->bptt * m->gs);
     m->dcin = ARENA_TRAIN_FLOATS(a, 2 * E);
     m->dtmp = ARENA_TRAIN_FLOATS(a, H > E ? H : E);
+    m->dtmp2 = ARENA_TRAIN_FLOATS(a, 2 * E > H ? 2 * E : H);
     m->dwt = ARENA_TRAIN_FLOATS(a, ms);
     m->dww = ARENA_TRAIN_FLOATS(a, ms);
     m->dwr = ARENA_TRAIN_FLOATS(a, ms);
@@ -494,6 +551,7 @@ int mimn_new(mimn **out, const mimn_config *cfg, size_t max_b)
     m->sf = mimn_state_floats(cfg);
     m->mi = 3 * E + H;
     m->bptt = cfg->bptt;
+    m->gs = 6 * H + m->np + m->k * 6 * E;
     size_t R = layout(&m->ro, cfg);
     if (max_b * m->bptt > SIZE_MAX / sizeof(float) / R / 2) {
         free(m);
@@ -604,7 +662,8 @@ float mimn_forward(mimn *m, const model_batch *bt, float *logits, int train)
         } else {
             memset(st, 0, SF * sizeof *st);
             size_t n = bt->all_len ? bt->all_len[b] : 0, w = train ? (n < m->bptt ? n : m->bptt) : 0;
-            const uint32_t *it = n ? bt->all_item + bt->all_off[b] : NULL, *ct = n ? bt->all_cat + bt->all_off[b] : NULL;
+            const uint32_t *it = n ? bt->all_item + bt->all_off[b] : NULL;
+            const uint32_t *ct = n ? bt->all_cat + bt->all_off[b] : NULL;
             fold(m, m->kc, st, it, ct, n - w, m->fold_rc);
             for (size_t t = 0; t < w; t++) {
                 float *rc = m->rec + (b * m->bptt + t) * R;
@@ -636,6 +695,13 @@ void mimn_backward(mimn *m, const model_batch *bt)
     memset(m->dm, 0, B * MI * sizeof(float));
     mlp_head_backward(&m->head, m->dm, m->dlogit);
     memset(m->dkh, 0, ms * E * sizeof(float));
+    transpose(m->wt_cih, m->c_wih, 3 * H, 2 * E);
+    transpose(m->wt_chh, m->c_whh, 3 * H, H);
+    transpose(m->wt_o, m->o_w, m->np, H);
+    transpose(m->wt_uih, m->u_wih, 3 * E, 2 * E);
+    transpose(m->wt_uhh, m->u_whh, 3 * E, E);
+    const rec_layout *o = &m->ro;
+    size_t GS = m->gs, P = m->np;
     for (size_t b = 0; b < B; b++) {
         const float *st = m->fstate + b * SF, *M = st + H + E, *S = M + ms * E, *dmi = m->dm + b * MI;
         const float *mi = m->m_in + b * MI, *w = m->wa + b * ms;
@@ -668,10 +734,21 @@ void mimn_backward(mimn *m, const model_batch *bt)
         }
         size_t n = bt->all_len[b];
         const uint32_t *it = bt->all_item + bt->all_off[b] + n - wn, *ct = bt->all_cat + bt->all_off[b] + n - wn;
+        const float *rb = m->rec + b * m->bptt * R;
         for (size_t t = wn; t-- > 0;) {
             memset(m->dx, 0, E * sizeof(float));
-            step_bwd(m, m->kc, m->rec + (b * m->bptt + t) * R, dst, dwc, m->dx);
+            step_bwd(m, m->kc, rb + t * R, dst, dwc, m->dx, m->gstep + t * GS);
             embed_backward(&m->emb, m->dx, it + t, ct + t, 1);
+        }
+        /* the window's weight gradients: gate gradients (steps, .) against the records' inputs (steps, .) */
+        const float *gsb = m->gstep;
+        gemm_tn_acc(m->gc_wih, m->gc_bih, gsb, GS, rb + o->cin, R, 3 * H, 2 * E, wn);
+        gemm_tn_acc(m->gc_whh, m->gc_bhh, gsb + 3 * H, GS, rb + o->hp, R, 3 * H, H, wn);
+        gemm_tn_acc(m->go_w, m->go_b, gsb + 6 * H, GS, rb + o->hn, R, P, H, wn);
+        for (size_t j = 0; j < m->k; j++) {
+            const float *ug = gsb + 6 * H + P + j * 6 * E, *u = rb + o->miu + j * o->miu_each;
+            gemm_tn_acc(m->gu_wih, m->gu_bih, ug, GS, u, R, 3 * E, 2 * E, wn);
+            gemm_tn_acc(m->gu_whh, m->gu_bhh, ug + 3 * E, GS, u + 2 * E, R, 3 * E, E, wn);
         }
     }
     for (size_t i = 0; i < ms * E; i++) m->gkey[i] += m->dkh[i] * (1.0f - m->kc[i] * m->kc[i]);

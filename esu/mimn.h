@@ -83,7 +83,7 @@
  *     behaviors. No avg-pooled history, no mean_memory * e_a feature, no
  *     short-term branch (the official code has no other branch either);
  *   - the head is lsim's fc-Dice-fc-Dice-fc (200-80-1), not the official PReLU one;
- *   - bptt (100 by default): docs/MODELS.md gives the measurement behind it.
+ *   - bptt (30 by default): docs/MODELS.md gives the measurement behind it.
  *
  * Parameters (PyTorch state_dict style, shapes):
  *   emb.item (n_items + 1, d_item), emb.cat (n_cats + 1, d_cat)
@@ -116,7 +116,7 @@ typedef struct mimn_config {
     uint32_t mem_slots; /* m: memory slots (4, the official code's; the paper: 4 to 8) */
     uint32_t d_ctrl;    /* H: the controller's GRU width (E, 36 at the defaults: the official code's hidden = E) */
     uint32_t miu_k;     /* the slots the MIU updates per behavior, 1 .. m (1, the official code's top-1) */
-    uint32_t bptt;      /* truncated BPTT: the behaviors backward reaches per sample (100) */
+    uint32_t bptt;      /* truncated BPTT: the behaviors backward reaches per sample (30) */
     float util_reg;     /* lambda of the utilization regularizer (0.1; 0 off) */
 } mimn_config;
 

@@ -318,7 +318,7 @@ Test(checkpoint, bad_mimn_metadata_is_refused, .init = setup, .fini = teardown)
     p = variant_of(strdup(base), "mimn-ok", NULL, NULL, NULL, NULL, 0);
     cr_assert_eq(model_load(&m, p, 8, 6, 12, err, sizeof err), 0, "%s", err);
     cr_assert_eq(model_get_spec(m)->kind, MODEL_MIMN);
-    cr_assert_eq(model_get_spec(m)->bptt, 100);
+    cr_assert_eq(model_get_spec(m)->bptt, 30);
     cr_assert_not_null(model_mimn(m));
     model_free(m);
     free(p);

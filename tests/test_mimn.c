@@ -134,7 +134,7 @@ Test(mimn, matches_pytorch_two_miu_slots_reference) { run_case("b.", 1); }
 /* ---- the fold's contract, on a default-width model ---- */
 
 enum { RB = 6, RN = 700 };
-static const uint32_t rlens[RB] = {0, 1, 37, 250, 699, 700}; /* around and beyond bptt (100) */
+static const uint32_t rlens[RB] = {0, 1, 29, 30, 250, 700}; /* around and beyond bptt (30) */
 
 typedef struct rnd {
     uint32_t ti[RB], tc[RB], item[RB * RN], cat[RB * RN], len[RB];
@@ -252,7 +252,7 @@ Test(mimn, fold_in_pieces)
     int nonzero = 0;
     for (size_t i = 0; i < SF; i++) nonzero += once[i] != 0.0f;
     cr_expect_gt(nonzero, (int)SF / 2, "the folded state is mostly zero");
-    static const size_t cuts[] = {0, 1, 99, 100, 350, 698, 699};
+    static const size_t cuts[] = {0, 1, 29, 30, 350, 698, 699};
     for (size_t c = 0; c < sizeof cuts / sizeof cuts[0]; c++) {
         mimn_state_init(m, two);
         mimn_state_fold(m, two, it, ct, cuts[c], scr);
@@ -315,7 +315,7 @@ Test(mimn, config_checks)
     cr_expect_eq(cfg.mem_slots, 4);
     cr_expect_eq(cfg.d_ctrl, 36);
     cr_expect_eq(cfg.miu_k, 1);
-    cr_expect_eq(cfg.bptt, 100);
+    cr_expect_eq(cfg.bptt, 30);
     cr_expect_eq(mimn_state_floats(&cfg), 364u);
     cr_expect_eq(mimn_new(&m, &cfg, 4), 0);
     mimn_free(m);

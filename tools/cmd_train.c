@@ -32,7 +32,7 @@ static const char train_help[] =
     "  --d-ctrl H          mimn: the controller GRU's width (default d_item + d_cat, 36)\n"
     "  --miu-k K           mimn: slots the memory induction unit updates per behavior (default 1)\n"
     "  --bptt N            mimn: truncated BPTT, the newest behaviors backward reaches per sample\n"
-    "                      (default 100); the state is folded over the whole history before them\n"
+    "                      (default 30); the state is folded over the whole history before them\n"
     "  --util-reg X        mimn: weight of the memory utilization regularizer (default 0.1; 0 off)\n"
     "  --test-from TS      the split time (default: the start of the UTC day of the last event)\n"
     "  --train-days N      train on the positives of the N days before the split only (their\n"

@@ -114,7 +114,8 @@ static int save(model *m, const optim *o, const train_config *c, uint64_t step, 
 
 /* The rows of a batch that the regularizer sees: targets, then each
  * sample's valid history, long-term list, DIEN negatives and (MIMN) the last
- * `tail` behaviors of its whole history: the ones backward reaches (bptt). */
+ * `tail` behaviors of its whole history: the ones backward reaches (bptt);
+ * MIMN's batches carry a short-term history it does not read: not listed. */
 typedef struct id_lists {
     const uint32_t **ids;
     size_t *n, count;
@@ -127,7 +128,7 @@ static void batch_lists(id_lists *l, const model_batch *bt, int item, size_t tai
     l->n[l->count++] = bt->b;
     for (size_t b = 0; b < bt->b; b++) {
         l->ids[l->count] = (item ? bt->hist_item : bt->hist_cat) + b * bt->s;
-        l->n[l->count++] = bt->hist_len[b] < bt->s ? bt->hist_len[b] : bt->s;
+        l->n[l->count++] = bt->all_len ? 0 : bt->hist_len[b] < bt->s ? bt->hist_len[b] : bt->s; /* MIMN reads not */
         if (bt->long_len) {
             l->ids[l->count] = (item ? bt->long_item : bt->long_cat) + b * bt->k;
             l->n[l->count++] = bt->long_len[b] < bt->k ? bt->long_len[b] : bt->k;
