@@ -2,7 +2,9 @@
 """bench_replay.py: `lsim replay` of 10,000 requests with 2 threads, checked from outside.
 
   1. the engine benches' data (bench_common.request_data: the 800-user log, its index,
-     SIM hard, DIN and BST checkpoints (--models) of 200 training steps);
+     SIM hard, DIN and BST checkpoints (--models) of 200 training steps); with mimn among
+     the models, `lsim index uic` writes its User Interest Center into the index, so that
+     MIMN's replay reads the users' states (the other models do not read it);
   2. `lsim gen requests` over the last --days days (10,000 requests of 300 candidates);
   3. `lsim replay --threads 2 --json` for each checkpoint, timed from outside: replay
      writes one line to stderr as its measured run starts ("measuring") and one as it
@@ -66,6 +68,8 @@ def main():
     a = ap.parse_args()
     (lsim,) = tools(a.build, "lsim")
     idx, ckpts = request_data(lsim, a.work, a.users, a.models.split(","))
+    if "mimn" in ckpts:
+        run([lsim, "index", "uic", "--index", idx, "--uic", ckpts["mimn"]])
     req = os.path.join(a.work, "replay_requests.jsonl")
     run([lsim, "gen", "requests", "--index", idx, "--from", str(END - a.days * 86400),
          "--max-requests", str(a.requests), "--out", req])

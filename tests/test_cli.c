@@ -228,6 +228,7 @@ Test(cli_usage, help_of_every_command)
         {"--help", NULL},          {"gen", "--help", NULL},     {"gen", "log", "--help", NULL},
         {"index", "--help", NULL}, {"index", "build", "--help", NULL}, {"index", "append", "--help", NULL},
         {"index", "stats", "--help", NULL}, {"index", "verify", "--help", NULL}, {"index", "dump", "--help", NULL},
+        {"index", "uic", "--help", NULL},
         {"query", "--help", NULL}, {"train", "--help", NULL}, {"eval", "--help", NULL},
         {"score", "--help", NULL}, {"explain", "--help", NULL},
     };
@@ -284,6 +285,9 @@ Test(cli_usage, missing_required_option_is_named)
         {"gen", "log", "--users", "3", NULL, "--out"},
         {"index", "build", "--index", "x", "--input", "f", "--format", "amazon", NULL, "--item-info"},
         {"index", "build", "--index", "x", "--input", "f", "--format", "csv", NULL, "--columns"},
+        {"index", "uic", "--index", "x", NULL, "--uic"},
+        {"index", "uic", "--uic", "x", NULL, "--index"},
+        {"index", "build", "--index", "x", "--input", "f", "--uic-every", "5", NULL, "--uic"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         size_t n = 0;
@@ -1664,4 +1668,20 @@ Test(cli, train_and_eval_on_the_taobao_sample)
     free(err);
     tu_rmrf(dir);
     free(log);
+}
+
+/* A User Interest Center holds MIMN's states: another model's checkpoint is refused, naming the file, and
+ * nothing is written */
+Test(cli_usage, uic_wants_a_mimn_checkpoint)
+{
+    char *root = getenv("LSIM_SOURCE_ROOT"), golden[1024];
+    snprintf(golden, sizeof golden, "%s/tests/golden/ckpt_din.safetensors", root ? root : ".");
+    char *dir = tu_tmpdir("cli-uic"), idx[1100];
+    snprintf(idx, sizeof idx, "%s/idx", dir);
+    const char *args[] = {"index", "uic", "--index", idx, "--uic", golden, NULL};
+    char *err = NULL;
+    cr_assert_eq(tu_run_lsim(args, NULL, &err), 1);
+    cr_assert(strstr(err, "ckpt_din.safetensors") && strstr(err, "MIMN"), "%s", err);
+    free(err);
+    tu_rmrf(dir);
 }
