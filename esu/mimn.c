@@ -659,6 +659,9 @@ float mimn_forward(mimn *m, const model_batch *bt, float *logits, int train)
         m->win[b] = 0;
         if (bt->mimn_state) {
             memcpy(st, bt->mimn_state + (bt->state_shared ? 0 : b * SF), SF * sizeof *st);
+        } else if (!train && b && bt->all_len && bt->all_off[b] == bt->all_off[b - 1] &&
+                   bt->all_len[b] == bt->all_len[b - 1]) {
+            memcpy(st, st - SF, SF * sizeof *st); /* one copy of one history (model_batch.h): its fold's bits */
         } else {
             memset(st, 0, SF * sizeof *st);
             size_t n = bt->all_len ? bt->all_len[b] : 0, w = train ? (n < m->bptt ? n : m->bptt) : 0;

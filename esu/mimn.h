@@ -140,7 +140,8 @@ const mimn_config *mimn_cfg(const mimn *m);
 void mimn_init(mimn *m, uint64_t seed);
 
 /* Forward: logits (B). batch: target_*, label (or NULL), and the histories:
- * either all_item, all_cat, all_off, all_len (each sample folds its own), or
+ * either all_item, all_cat, all_off, all_len (each sample folds its own; at
+ * inference a sample with the previous one's offset and length takes its state), or
  * mimn_state (B states, or one with state_shared: nothing is folded; a training
  * forward then keeps no window, so backward reaches the readout and the head
  * only). b <= max_b. train = 1 uses batch statistics in the head's Dice, updates

@@ -49,7 +49,8 @@ typedef struct model_batch {
                           at inference the model embeds it once and attends over the one copy */
     /* MIMN: each sample's WHOLE history before its time (train/samples.h, LONG_ALL), however
      * long: sample b's behaviors are all_item / all_cat [all_off[b], all_off[b] + all_len[b]),
-     * oldest first, in flat arrays of any length (no padding to the longest) */
+     * oldest first, in flat arrays of any length (no padding to the longest). Samples with the
+     * same offset and length have the same history (one copy: a request's candidates). */
     const uint32_t *all_item, *all_cat;
     const size_t *all_off;       /* (B) */
     const uint32_t *all_len;     /* (B) */

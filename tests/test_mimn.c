@@ -19,7 +19,8 @@
  * The fold's contract, bit for bit: a forward from states folded by
  * mimn_state_fold equals the forward from the histories (per sample, shared by
  * every candidate, in training and in inference mode), and folding in two pieces
- * equals folding at once. Also: a repeated step is bit-identical; config checks.
+ * equals folding at once; samples sharing one copy of a history score as if each
+ * had its own. Also: a repeated step is bit-identical; config checks.
  */
 #include "esu/mimn.h"
 #include "loaders/safetensors.h"
@@ -232,6 +233,30 @@ Test(mimn, shared_state_equals_per_sample_history)
     cr_expect_eq(memcmp(a, b, sizeof a), 0, "a shared state gives other logits than the histories");
     free(state);
     free(scr);
+    mimn_free(m);
+}
+
+/* At inference, samples that share one copy of a history (the same offset and length, as a request's
+ * candidates in the sample builder) take the previous sample's state: the logits of each folding its
+ * own copy, bit for bit. */
+Test(mimn, shared_copy_equals_own_copies)
+{
+    mimn *m = small_model(7);
+    static rnd r;
+    random_batch(&r, 0);
+    for (size_t b = 1; b < RB; b++) memcpy(r.item + b * RN, r.item, 300 * sizeof *r.item), /* 6 copies of one */
+        memcpy(r.cat + b * RN, r.cat, 300 * sizeof *r.cat);
+    size_t own[RB], one[RB] = {0, 0, 0, 0, 0, 0};
+    uint32_t len[RB] = {300, 300, 300, 300, 300, 300};
+    for (size_t b = 0; b < RB; b++) own[b] = b * RN;
+    float a[RB], c[RB];
+    model_batch bt = r.bt;
+    bt.all_len = len;
+    bt.all_off = own;
+    mimn_forward(m, &bt, a, 0);
+    bt.all_off = one;
+    mimn_forward(m, &bt, c, 0);
+    cr_expect_eq(memcmp(a, c, sizeof a), 0, "a shared copy gives other logits than own copies");
     mimn_free(m);
 }
 

@@ -45,6 +45,8 @@ struct sample_source {
     /* LONG_ALL: the batch's whole histories, back to back */
     uint32_t *all_item, *all_cat, *all_len;
     size_t *all_off, all_n, all_cap;
+    uint64_t win_gen;                    /* windows loaded: with (slot, pos) names a history */
+    struct { uint64_t gen; uint32_t slot, pos; int set; } all_last; /* the batch's last copied history */
 };
 
 void sample_config_default(sample_config *c)
@@ -233,6 +235,7 @@ static uint32_t before_count(const ubt_event *e, size_t n, int64_t t)
 static int load_given(sample_source *s, char *err, size_t errlen)
 {
     const sample_config *c = &s->c;
+    s->win_gen++;
     s->ev_n = s->wu_n = s->smp_n = s->smp_next = 0;
     while (s->wu_n < c->window_users && s->next_given < c->n_given) {
         uint32_t u = c->given[s->next_given].user;
@@ -264,6 +267,7 @@ static int load_given(sample_source *s, char *err, size_t errlen)
 static int load_window(sample_source *s, char *err, size_t errlen)
 {
     if (s->c.given) return load_given(s, err, errlen);
+    s->win_gen++;
     s->ev_n = s->wu_n = s->smp_n = s->smp_next = 0;
     const sample_config *c = &s->c;
     while (s->smp_n == 0 && s->next_user < s->n_users) {
@@ -365,11 +369,17 @@ static int fill_one(sample_source *s, size_t b, const struct sample_ref *r)
         }
     }
     if (c->long_mode == LONG_ALL) { /* every event before t, whatever long_before_short says */
-        if (grow_all(s, p)) return LSIM_E_NOMEM;
-        s->all_off[b] = s->all_n;
+        if (s->all_last.set && s->all_last.gen == s->win_gen && s->all_last.slot == r->slot && s->all_last.pos == p) {
+            s->all_off[b] = s->all_off[b - 1]; /* the previous sample's history: one copy (a request's candidates) */
+        } else {
+            if (grow_all(s, p)) return LSIM_E_NOMEM;
+            s->all_off[b] = s->all_n;
+            for (size_t j = 0; j < p; j++) s->all_item[s->all_n + j] = e[j].item, s->all_cat[s->all_n + j] = e[j].cat;
+            s->all_n += p;
+            s->all_last.gen = s->win_gen, s->all_last.slot = r->slot, s->all_last.pos = (uint32_t)p;
+            s->all_last.set = 1;
+        }
         s->all_len[b] = (uint32_t)p;
-        for (size_t j = 0; j < p; j++) s->all_item[s->all_n + j] = e[j].item, s->all_cat[s->all_n + j] = e[j].cat;
-        s->all_n += p;
     }
     size_t L = s->long_width, n = 0;
     if (c->long_before_short) p = h0; /* the long-term list ends where the short-term window starts */
@@ -410,6 +420,7 @@ int sample_source_next(sample_source *s, model_batch *bt, const uint32_t **users
     memset(bt, 0, sizeof *bt);
     size_t b = 0;
     s->all_n = 0;
+    s->all_last.set = 0;
     while (b < s->c.batch) {
         if (s->smp_next == s->smp_n) {
             int rc = load_window(s, err, errlen);

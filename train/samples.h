@@ -24,7 +24,10 @@
  *                             copied once into flat arrays at its own offset, so a
  *                             batch holds the sum of its samples' lengths, not B
  *                             times the longest (a user has up to 54,000 events);
- *                             the arrays grow to the largest batch seen.
+ *                             consecutive samples of one user and time (a given
+ *                             request's candidates) share one copy: the same
+ *                             offset and length. The arrays grow to the largest
+ *                             batch seen.
  * With long_before_short, the long-term list is drawn from the events
  * before the short-term window only (the last short_len events are left to
  * the short-term branch), as SIM's Taobao data split does (not LONG_ALL: the
