@@ -332,7 +332,7 @@ int lsim_ctx_new(lsim_engine *e, lsim_ctx **out)
         rc = model_new_sharing(&c->m, e->master, e->set.max_candidates, e->set.short_len,
                                e->long_width ? e->long_width : 1, flags);
     }
-    if (!rc && e->uic) rc = uic_mimn_init(&c->um, c->m, e->ckpt_id, e->ckpt_name);
+    if (!rc && e->uic) rc = uic_mimn_init(&c->um, c->m, e->ckpt_id, e->ckpt_name, c->mscratch);
     if (!rc && e->long_kind == ENGINE_LONG_SOFT)
         rc = soft_request_init(&c->sr, c->sr_mem, (soft_mode)e->set.soft_search, e->set.long_max, e->spec.gsu_d,
                                e->topk, e->set.max_candidates, (size_t)e->spec.base.n_cats + 2,

@@ -39,14 +39,18 @@ static void fold(void *ud, float *state, const uint32_t *item, const uint32_t *c
     mimn_state_fold(u->mm, state, item, cat, n, u->scratch);
 }
 
-int uic_mimn_init(uic_mimn *u, const model *m, uint64_t id, const char *name)
+int uic_mimn_init(uic_mimn *u, const model *m, uint64_t id, const char *name, float *scratch)
 {
     memset(u, 0, sizeof *u);
     u->mm = model_mimn(m);
     if (!u->mm) return LSIM_E_INVAL;
     const mimn_config *c = mimn_cfg(u->mm);
-    u->scratch = malloc(mimn_fold_scratch_floats(c) * sizeof *u->scratch);
-    if (!u->scratch) return LSIM_E_NOMEM;
+    u->scratch = scratch;
+    if (!scratch) {
+        u->scratch = malloc(mimn_fold_scratch_floats(c) * sizeof *u->scratch);
+        if (!u->scratch) return LSIM_E_NOMEM;
+        u->own_scratch = 1;
+    }
     u->model.id = id;
     u->model.state_floats = (uint32_t)mimn_state_floats(c);
     const char *base = strrchr(name, '/');
@@ -59,7 +63,7 @@ int uic_mimn_init(uic_mimn *u, const model *m, uint64_t id, const char *name)
 
 void uic_mimn_free(uic_mimn *u)
 {
-    free(u->scratch);
+    if (u->own_scratch) free(u->scratch);
     memset(u, 0, sizeof *u);
 }
 
@@ -74,7 +78,7 @@ int uic_mimn_open(uic_mimn *u, model **m, const char *path, char *err, size_t er
     if (!model_mimn(*m)) {
         rc = err_set(err, errlen, LSIM_E_INVAL, "%s: a %s checkpoint; a User Interest Center holds MIMN's states",
                      path, model_kind_name(model_get_spec(*m)->kind));
-    } else if ((rc = uic_mimn_init(u, *m, id, path))) {
+    } else if ((rc = uic_mimn_init(u, *m, id, path, NULL))) {
         rc = err_set(err, errlen, rc, "%s: %s", path, lsim_strerror(rc));
     }
     if (rc) {

@@ -19,15 +19,18 @@
 /* The hash of the file at path. LSIM_E_IO naming the file. */
 int uic_checkpoint_id(const char *path, uint64_t *id, char *err, size_t errlen);
 
-/* A UIC model over a loaded MIMN model (model_mimn(m) != NULL), with its own
- * fold scratch: one per thread. id and name as the checkpoint's. */
+/* A UIC model over a loaded MIMN model (model_mimn(m) != NULL): one per
+ * thread, since the fold writes its scratch. id and name as the checkpoint's.
+ * scratch: mimn_fold_scratch_floats floats the caller owns (an engine
+ * context's), or NULL to allocate them. u must not move (model.ud is u). */
 typedef struct uic_mimn {
     uic_model model;
     const mimn *mm;
     float *scratch;
+    int own_scratch;
 } uic_mimn;
 
-int uic_mimn_init(uic_mimn *u, const model *m, uint64_t id, const char *name);
+int uic_mimn_init(uic_mimn *u, const model *m, uint64_t id, const char *name, float *scratch);
 void uic_mimn_free(uic_mimn *u);
 
 /* Loads the MIMN checkpoint at path and makes its UIC model: LSIM_E_INVAL

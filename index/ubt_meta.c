@@ -26,11 +26,6 @@ const lmdb_check_spec *ubt_check_spec(void)
     return &ubt_spec;
 }
 
-static uint32_t get_u32le(const uint8_t *p)
-{
-    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
-
 /* Record `key`, unsealed: 0 with its payload, LSIM_E_NOTFOUND, LSIM_E_CORRUPT. */
 static int get_sealed(MDB_txn *txn, MDB_dbi dbi, const char *key, const uint8_t **val, size_t *len)
 {
@@ -59,7 +54,7 @@ static int check_schema(MDB_txn *txn, MDB_dbi dbi, const char *dir, char *err, s
     size_t len;
     if (ubt_unseal("schema", 6, v, d.mv_size, &len) || len != 4)
         return err_set(err, errlen, LSIM_E_CORRUPT, "%s: corrupt: the schema record fails its checksum", dir);
-    uint32_t s = get_u32le(v);
+    uint32_t s = ubt_get_u32le(v);
     if (s != UBT_SCHEMA_VERSION)
         return err_set(err, errlen, LSIM_E_VERSION, "%s: index schema %u, this lsim reads schema %u", dir, s,
                        UBT_SCHEMA_VERSION);
@@ -103,8 +98,8 @@ int ubt_meta_read(MDB_txn *txn, MDB_dbi dbi, const char *dir, int stamped, ubt_m
     if ((rc = ubt_meta_counts(txn, dbi, dir, &m->counts, err, errlen))) return rc;
     if (get_sealed(txn, dbi, "policy", &v, &len) || len != 8)
         return err_set(err, errlen, LSIM_E_CORRUPT, "%s: corrupt: the chain policy is missing or damaged", dir);
-    m->own_min = get_u32le(v);
-    m->mixed_max = get_u32le(v + 4);
+    m->own_min = ubt_get_u32le(v);
+    m->mixed_max = ubt_get_u32le(v + 4);
     rc = get_sealed(txn, dbi, UIC_META_KEY, &v, &len);
     if (rc == 0) {
         if (uic_info_decode(&m->uic, v, len))

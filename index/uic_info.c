@@ -8,25 +8,15 @@
 
 #include <string.h>
 
-static void put_u32le(uint8_t *p, uint32_t v)
-{
-    for (int i = 0; i < 4; i++) p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static uint32_t get_u32le(const uint8_t *p)
-{
-    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
-
 /* version u32, state_floats u32, every u32, model_id u64, name_len u8, name: all LE */
 size_t uic_info_encode(uint8_t *out, const uic_info *info)
 {
     size_t nl = strnlen(info->name, UIC_NAME_MAX - 1);
-    put_u32le(out, info->version);
-    put_u32le(out + 4, info->state_floats);
-    put_u32le(out + 8, info->every);
-    put_u32le(out + 12, (uint32_t)info->model_id);
-    put_u32le(out + 16, (uint32_t)(info->model_id >> 32));
+    ubt_put_u32le(out, info->version);
+    ubt_put_u32le(out + 4, info->state_floats);
+    ubt_put_u32le(out + 8, info->every);
+    ubt_put_u32le(out + 12, (uint32_t)info->model_id);
+    ubt_put_u32le(out + 16, (uint32_t)(info->model_id >> 32));
     out[20] = (uint8_t)nl;
     memcpy(out + 21, info->name, nl);
     return 21 + nl;
@@ -36,10 +26,10 @@ int uic_info_decode(uic_info *info, const uint8_t *p, size_t len)
 {
     memset(info, 0, sizeof *info);
     if (len < 21 || len != 21u + p[20] || p[20] >= UIC_NAME_MAX) return LSIM_E_CORRUPT;
-    info->version = get_u32le(p);
-    info->state_floats = get_u32le(p + 4);
-    info->every = get_u32le(p + 8);
-    info->model_id = get_u32le(p + 12) | (uint64_t)get_u32le(p + 16) << 32;
+    info->version = ubt_get_u32le(p);
+    info->state_floats = ubt_get_u32le(p + 4);
+    info->every = ubt_get_u32le(p + 8);
+    info->model_id = ubt_get_u32le(p + 12) | (uint64_t)ubt_get_u32le(p + 16) << 32;
     memcpy(info->name, p + 21, p[20]);
     if (info->version != UIC_VERSION || !info->state_floats || info->state_floats > (1u << 24) || !info->every ||
         info->every > UIC_EVERY_MAX)
@@ -63,13 +53,13 @@ int64_t uic_key_ts(const uint8_t key[UIC_KEY_LEN])
 
 static void put_u64le(uint8_t *p, uint64_t v)
 {
-    put_u32le(p, (uint32_t)v);
-    put_u32le(p + 4, (uint32_t)(v >> 32));
+    ubt_put_u32le(p, (uint32_t)v);
+    ubt_put_u32le(p + 4, (uint32_t)(v >> 32));
 }
 
 static uint64_t get_u64le(const uint8_t *p)
 {
-    return get_u32le(p) | (uint64_t)get_u32le(p + 4) << 32;
+    return ubt_get_u32le(p) | (uint64_t)ubt_get_u32le(p + 4) << 32;
 }
 
 size_t uic_record_encode(uint8_t *out, const uint8_t key[UIC_KEY_LEN], uint64_t count, uint64_t due, int head,
@@ -81,7 +71,7 @@ size_t uic_record_encode(uint8_t *out, const uint8_t key[UIC_KEY_LEN], uint64_t 
     for (uint32_t i = 0; i < n; i++) {
         uint32_t b;
         memcpy(&b, &state[i], 4);
-        put_u32le(out + UIC_RECORD_HEADER + 4 * (size_t)i, b);
+        ubt_put_u32le(out + UIC_RECORD_HEADER + 4 * (size_t)i, b);
     }
     return ubt_seal(out, key, UIC_KEY_LEN, out, UIC_RECORD_HEADER + 4 * (size_t)n);
 }
@@ -102,7 +92,7 @@ int uic_record_decode(uic_record *r, const uint8_t key[UIC_KEY_LEN], const void 
 void uic_record_state(const uic_record *r, float *state, uint32_t n)
 {
     for (uint32_t i = 0; i < n; i++) {
-        uint32_t b = get_u32le(r->state + 4 * (size_t)i);
+        uint32_t b = ubt_get_u32le(r->state + 4 * (size_t)i);
         memcpy(&state[i], &b, 4);
     }
 }

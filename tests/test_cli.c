@@ -64,11 +64,7 @@ static void write_all(const char *path, const void *data, size_t len)
 
 static void copy_file(const char *from, const char *to)
 {
-    size_t n;
-    char *d = read_all(from, &n);
-    cr_assert(d, "cannot read %s", from);
-    write_all(to, d, n);
-    free(d);
+    cr_assert_eq(tu_copy_file(from, to), 0, "cannot copy %s to %s", from, to);
 }
 
 static int exists(const char *path)

@@ -782,17 +782,11 @@ Test(engine, an_append_refreshes_the_vocabulary_incrementally)
  * not written for gets no UIC (and LSIM_UIC_REQUIRE refuses it). */
 static void copy_index(const char *from, const char *to)
 {
-    char a[600], b[600];
+    char a[1100], b[1100];
     cr_assert_eq(mkdir(to, 0755), 0);
     snprintf(a, sizeof a, "%s/data.mdb", from);
     snprintf(b, sizeof b, "%s/data.mdb", to);
-    FILE *in = fopen(a, "rb"), *out = fopen(b, "wb");
-    cr_assert(in && out);
-    char buf[1 << 16];
-    size_t n;
-    while ((n = fread(buf, 1, sizeof buf, in)) > 0) cr_assert_eq(fwrite(buf, 1, n, out), n);
-    fclose(in);
-    fclose(out);
+    cr_assert_eq(tu_copy_file(a, b), 0, "cannot copy %s to %s", a, b);
 }
 
 static void uic_scores_equal_fold(lsim_engine *with, lsim_engine *without, uint64_t *rng, int n_req)

@@ -233,13 +233,7 @@ Test(uic, states_equal_brute_force)
 
 static void copy_file(const char *from, const char *to)
 {
-    FILE *a = fopen(from, "rb"), *b = fopen(to, "wb");
-    cr_assert(a && b);
-    char buf[1 << 16];
-    size_t n;
-    while ((n = fread(buf, 1, sizeof buf, a)) > 0) cr_assert_eq(fwrite(buf, 1, n, b), n);
-    fclose(a);
-    fclose(b);
+    cr_assert_eq(tu_copy_file(from, to), 0, "cannot copy %s to %s", from, to);
 }
 
 /* The UIC after appends holds exactly the records of a UIC written from scratch over the same index (the same

@@ -69,6 +69,20 @@ int tu_write_file(const char *path, const char *text, size_t len)
     return (w == len && rc == 0) ? 0 : -1;
 }
 
+int tu_copy_file(const char *from, const char *to)
+{
+    FILE *a = fopen(from, "rb"), *b = fopen(to, "wb");
+    int rc = a && b ? 0 : -1;
+    char buf[1 << 16];
+    size_t n;
+    while (!rc && (n = fread(buf, 1, sizeof buf, a)) > 0)
+        if (fwrite(buf, 1, n, b) != n) rc = -1;
+    if (a && ferror(a)) rc = -1;
+    if (a) fclose(a);
+    if (b && fclose(b)) rc = -1;
+    return rc;
+}
+
 const char *tu_lsim_bin(void)
 {
     const char *b = getenv("LSIM_BIN");

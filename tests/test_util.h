@@ -21,6 +21,9 @@ char *tu_shared_data(const char *rel);
 /* Writes `text` to path; returns 0 or -1. */
 int tu_write_file(const char *path, const char *text, size_t len);
 
+/* Copies the file at `from` to `to` (created or truncated); returns 0 or -1. */
+int tu_copy_file(const char *from, const char *to);
+
 /* Runs the lsim binary with argv (NULL-terminated, without argv[0]),
  * capturing stdout and stderr (caller frees, may pass NULL). Returns the
  * exit status, or -1 if it did not exit normally. */
