@@ -682,7 +682,7 @@ static void parts_new(parts *p, const model *md, const request *q)
         esu_attention_bind(&p->esu, E, md->sc.d_time, md->sc.heads, md->sc.d_head, ESU_TIME_BUCKETS, md->params,
                            NULL);
         if (md->sc.gsu == SIM_GSU_SOFT)
-            soft_gsu_bind(&p->gsu, E, c->d_item, md->sc.gsu_d, c->mlp_h1, c->mlp_h2, c->dice_momentum,
+            soft_gsu_bind(&p->gsu, E, c->d_item, md->sc.gsu_d, c->mlp_h1, c->mlp_h2, 0, c->dice_momentum,
                           (int)md->sc.gsu_softmax, md->params, NULL, md->buffers);
     }
     if (md->dien) dien_branch_bind(&p->dn, E, 0, &p->emb, md->params, NULL);
@@ -865,7 +865,7 @@ static void parts_forward(parts *p, const model *md, const request *q, double *t
         const sim_config *sc = &md->sc;
         size_t nsel = 0;
         if (sc->gsu == SIM_GSU_SOFT) {
-            soft_gsu_forward(&p->gsu, p->score, p->ea, p->el, p->loff, B, NULL, 0);
+            soft_gsu_forward(&p->gsu, p->score, p->ea, p->el, p->loff, B, NULL, NULL, 0);
             soft_gsu_topk(p->sel_off, p->sel, p->topk_scratch, p->score, p->loff, B, sc->topk);
             LAP(P_GSU);
         } else {

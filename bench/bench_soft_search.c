@@ -161,7 +161,7 @@ int main(int argc, char **argv)
     soft_dedup_carve(&dd, ddm, n, K);
     uint32_t *items = malloc(n * sizeof *items);
     for (size_t i = 0; i < n; i++) items[i] = ev[i].item;
-    size_t u = soft_dedup_build(&dd, items, cats, n);
+    size_t u = soft_dedup_build(&dd, items, cats, NULL, n);
     float *pk = malloc(u * D * sizeof(float));
     for (size_t j = 0; j < u; j++) {
         EMB(dd.item[j], dd.cat[j]);
@@ -204,7 +204,7 @@ int main(int argc, char **argv)
         double t[99];
         for (size_t r = 0; r < runs; r++) {
             double t0 = now_s();
-            soft_dedup_build(&sr.dd, items, cats, n);
+            soft_dedup_build(&sr.dd, items, cats, NULL, n);
             if (soft_request_topk(&sr, pk, q, nb, got, cnt, err, sizeof err)) die(err);
             t[r] = now_s() - t0;
         }

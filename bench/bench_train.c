@@ -171,7 +171,7 @@ int main(int argc, char **argv)
     tc.samples.test_from = last / 86400 * 86400;
     model_spec spec;
     model_spec_default(&spec, kind, 1, 1);
-    model_spec_time_info(&spec, time_info, 1);
+    model_spec_time_info(&spec, time_info, MODEL_RECENCY_ALL);
     train_samples_for(&tc.samples, &spec);
     sample_source *src;
     if (sample_source_open(&src, ix, &tc.samples, err, sizeof err)) {
@@ -179,7 +179,7 @@ int main(int argc, char **argv)
         return 1;
     }
     model_spec_default(&spec, kind, sample_source_items(src), sample_source_cats(src));
-    model_spec_time_info(&spec, time_info, 1);
+    model_spec_time_info(&spec, time_info, MODEL_RECENCY_ALL);
     stored *st = calloc(steps, sizeof *st);
     size_t got = 0, samples = 0;
     while (got < steps) {

@@ -4,7 +4,9 @@
 #include "engine/engine_internal.h"
 
 #include "index/index_internal.h"
+#include "esu/esu_attention.h"
 #include "gsu/soft_score.h"
+#include "gsu/soft_search.h"
 #include "loaders/safetensors.h"
 
 #include <math.h>
@@ -83,7 +85,10 @@ static int resolve_settings(lsim_engine *e, const lsim_settings *s, uint32_t ck_
     e->topk = e->spec.topk;
     switch (e->spec.kind) {
     case MODEL_SIM_HARD: e->long_kind = ENGINE_LONG_HARD, e->long_width = e->topk; break;
-    case MODEL_SIM_SOFT: e->long_kind = ENGINE_LONG_SOFT, e->long_width = e->topk; break;
+    case MODEL_SIM_SOFT:
+        e->long_kind = ENGINE_LONG_SOFT, e->long_width = e->topk;
+        e->gsu_w = soft_gsu_width(e->spec.gsu_d, e->spec.gsu_recency ? ESU_TIME_BUCKETS : 0);
+        break;
     case MODEL_AVGPOOL_DIN: e->long_kind = ENGINE_LONG_AVGPOOL, e->long_width = e->set.long_max; break;
     case MODEL_MIMN: e->long_kind = ENGINE_LONG_ALL, e->long_width = 0; break;
     default: e->long_kind = ENGINE_LONG_NONE, e->long_width = 0; break;
@@ -136,10 +141,12 @@ int lsim_engine_uses_uic(const lsim_engine *e)
     return e && e->uic;
 }
 
-/* The GSU vectors' parts per item and per category, if they fit in 512 MB. */
+/* The GSU vectors' parts per item and per category, if they fit in 512 MB;
+ * the recency bias. */
 static int tabulate_gsu(lsim_engine *e)
 {
     const model_spec *s = &e->spec;
+    if (s->gsu_recency) e->time_bias = param_find(model_params(e->master), "gsu.time_bias");
     size_t D = s->gsu_d, E = (size_t)s->base.d_item + s->base.d_cat, di = s->base.d_item, dc = s->base.d_cat;
     size_t ni = (size_t)s->base.n_items + 1, nc = (size_t)s->base.n_cats + 1;
     if ((ni + nc) * D * 2 * sizeof(float) > ((size_t)512 << 20)) return 0;
@@ -238,7 +245,7 @@ static size_t carve(lsim_ctx *c, char *mem)
     const lsim_engine *e = c->e;
     size_t B = e->set.max_candidates, S = e->set.short_len, K = e->long_width;
     size_t long_rows = e->long_kind == ENGINE_LONG_AVGPOOL ? K : B * K, off = 0;
-    size_t E = (size_t)e->spec.base.d_item + e->spec.base.d_cat, D = e->spec.gsu_d, N = e->set.long_max;
+    size_t E = (size_t)e->spec.base.d_item + e->spec.base.d_cat, W = e->gsu_w, N = e->set.long_max;
     int soft = e->long_kind == ENGINE_LONG_SOFT;
 #define TAKE(ptr, count)                                                   \
     do {                                                                   \
@@ -281,14 +288,15 @@ static size_t carve(lsim_ctx *c, char *mem)
     }
     if (soft) {
         TAKE(c->ea, E);
-        TAKE(c->keys, N * D);
-        TAKE(c->queries, B * D);
+        TAKE(c->keys, N * W);
+        TAKE(c->queries, B * W);
         TAKE(c->sel, B * K);
         TAKE(c->sel_cnt, B);
         TAKE(c->litems, N);
         TAKE(c->lcats, N);
+        TAKE(c->ltags, N);
         if (mem) c->sr_mem = mem + off;
-        off += up64(soft_request_bytes((soft_mode)e->set.soft_search, N, D, K, (size_t)e->spec.base.n_cats + 2));
+        off += up64(soft_request_bytes((soft_mode)e->set.soft_search, N, W, K, (size_t)e->spec.base.n_cats + 2));
     }
 #undef TAKE
     return off;
@@ -334,7 +342,7 @@ int lsim_ctx_new(lsim_engine *e, lsim_ctx **out)
     }
     if (!rc && e->uic) rc = uic_mimn_init(&c->um, c->m, e->ckpt_id, e->ckpt_name, c->mscratch);
     if (!rc && e->long_kind == ENGINE_LONG_SOFT)
-        rc = soft_request_init(&c->sr, c->sr_mem, (soft_mode)e->set.soft_search, e->set.long_max, e->spec.gsu_d,
+        rc = soft_request_init(&c->sr, c->sr_mem, (soft_mode)e->set.soft_search, e->set.long_max, e->gsu_w,
                                e->topk, e->set.max_candidates, (size_t)e->spec.base.n_cats + 2,
                                e->set.approx_fraction, c->errmsg, sizeof c->errmsg);
 

@@ -45,6 +45,10 @@ struct lsim_engine {
      * out-of-vocabulary one), key = ki[item] + kc[cat], query = qi[item] + qc[cat]
      * (gsu/soft_score.h): NULL when the catalog is too large to tabulate */
     float *ki, *kc, *qi, *qc;
+    /* SIM soft: the search's recency bias (gsu/soft_search.h), NULL without it; the
+     * vectors' width, gsu_d plus its column */
+    const float *time_bias;
+    size_t gsu_w;
 };
 
 struct lsim_ctx {
@@ -75,6 +79,7 @@ struct lsim_ctx {
     float *ea, *keys, *queries; /* keys: one per distinct (item, category) of the long list */
     uint32_t *sel, *sel_cnt;
     uint32_t *litems, *lcats;   /* (long_max) the long list */
+    uint8_t *ltags;             /* (long_max) its time buckets, with the recency bias */
     soft_request sr;
     void *sr_mem;
     /* MIMN: the user's state, folded per request over every event before now (the slow

@@ -6,6 +6,7 @@
 #include "engine/engine_internal.h"
 #include "index/uic.h"
 
+#include "esu/esu_attention.h"
 #include "gsu/soft_score.h"
 #include "index/index_internal.h"
 #include "models/nn_vmath.h"
@@ -144,37 +145,45 @@ static void embed_row(float *out, const float *ti, const float *tc, const model_
     memcpy(out + s->base.d_item, tc + (size_t)ct * s->base.d_cat, s->base.d_cat * sizeof(float));
 }
 
-/* SIM soft: each candidate's top K of the long list [l0, p), as the model's search picks them. */
-static int soft_search(lsim_ctx *c, size_t n, size_t l0, size_t p)
+/* SIM soft: each candidate's top K of the long list [l0, p), as the model's search picks them. With the
+ * recency bias the vectors are [key, bias[bucket]] and [query, 1] (gsu/soft_search.h), and the distinct
+ * units are (item, category, bucket). */
+static int soft_search(lsim_ctx *c, size_t n, size_t l0, size_t p, int64_t now)
 {
     const lsim_engine *e = c->e;
     const model_spec *s = &e->spec;
     const param_set *ps = model_params(c->m);
     const float *ti = param_find(ps, "emb.item"), *tc = param_find(ps, "emb.cat");
-    const float *wa = param_find(ps, "gsu.wa"), *wb = param_find(ps, "gsu.wb");
-    size_t E = (size_t)s->base.d_item + s->base.d_cat, D = s->gsu_d, K = e->topk, m = p - l0;
+    const float *wa = param_find(ps, "gsu.wa"), *wb = param_find(ps, "gsu.wb"), *tb = e->time_bias;
+    size_t E = (size_t)s->base.d_item + s->base.d_cat, D = s->gsu_d, W = e->gsu_w, K = e->topk, m = p - l0;
     uint32_t NI = s->base.n_items, NC = s->base.n_cats;
     for (size_t b = 0; b < n; b++) {
+        float *q = c->queries + b * W;
+        if (tb) q[D] = 1.0f;
         if (e->qi) { /* the tabulated parts: the same sums (gsu/soft_score.h) */
             const float *a = e->qi + (size_t)(c->t_item[b] < NI ? c->t_item[b] : NI) * D;
             const float *z = e->qc + (size_t)(c->t_cat[b] < NC ? c->t_cat[b] : NC) * D;
-            for (size_t j = 0; j < D; j++) c->queries[b * D + j] = a[j] + z[j];
+            for (size_t j = 0; j < D; j++) q[j] = a[j] + z[j];
             continue;
         }
         embed_row(c->ea, ti, tc, s, c->t_item[b], c->t_cat[b]);
-        soft_score_vector(c->queries + b * D, wa, E, s->base.d_item, c->ea, D);
+        soft_score_vector(q, wa, E, s->base.d_item, c->ea, D);
     }
     for (size_t i = 0; i < m; i++) c->litems[i] = c->ev[l0 + i].item, c->lcats[i] = c->ev[l0 + i].cat;
-    size_t u = soft_dedup_build(&c->sr.dd, c->litems, c->lcats, m);
-    for (size_t j = 0; j < u; j++) { /* one GSU vector per distinct (item, category) */
+    for (size_t i = 0; tb && i < m; i++)
+        c->ltags[i] = (uint8_t)esu_time_bucket(now - c->ev[l0 + i].ts, ESU_TIME_BUCKETS);
+    size_t u = soft_dedup_build(&c->sr.dd, c->litems, c->lcats, tb ? c->ltags : NULL, m);
+    for (size_t j = 0; j < u; j++) { /* one GSU vector per distinct (item, category[, bucket]) */
         uint32_t it = c->sr.dd.item[j], ct = c->sr.dd.cat[j];
+        float *k = c->keys + j * W;
+        if (tb) k[D] = tb[c->sr.dd.tag[j]];
         if (e->ki) {
             const float *a = e->ki + (size_t)(it < NI ? it : NI) * D, *z = e->kc + (size_t)(ct < NC ? ct : NC) * D;
-            for (size_t t = 0; t < D; t++) c->keys[j * D + t] = a[t] + z[t];
+            for (size_t t = 0; t < D; t++) k[t] = a[t] + z[t];
             continue;
         }
         embed_row(c->ea, ti, tc, s, it, ct);
-        soft_score_vector(c->keys + j * D, wb, E, s->base.d_item, c->ea, D);
+        soft_score_vector(k, wb, E, s->base.d_item, c->ea, D);
     }
     int rc = soft_request_topk(&c->sr, c->keys, c->queries, n, c->sel, c->sel_cnt, c->errmsg, sizeof c->errmsg);
     if (rc) return rc;
@@ -271,7 +280,7 @@ static int build_batch(lsim_ctx *c, size_t n, size_t p, model_batch *bt)
     } else {
         size_t L = e->set.long_max, l0 = lp > L ? lp - L : 0;
         if (e->long_kind == ENGINE_LONG_SOFT) {
-            int rc = soft_search(c, n, l0, lp);
+            int rc = soft_search(c, n, l0, lp, c->now[0]);
             if (rc) return rc;
             bt->long_selected = 1;
         } else { /* avg-pooling: one shared sequence */

@@ -62,6 +62,7 @@ void model_spec_default(model_spec *s, model_kind kind, uint32_t n_items, uint32
     s->alpha_aux = 1.0f;
     s->recency = kind == MODEL_SIM_HARD || kind == MODEL_SIM_SOFT;
     s->gsu_softmax = kind == MODEL_SIM_SOFT;
+    s->recency_cat = s->recency;
     s->short_branch = SIM_BRANCH_DIN;
     dsin_config dc;
     dsin_config_default(&dc, n_items, n_cats);
@@ -111,10 +112,13 @@ void model_spec_mimn(mimn_config *c, const model_spec *s)
     c->util_reg = s->util_reg;
 }
 
-void model_spec_time_info(model_spec *s, int time_info, int recency)
+void model_spec_time_info(model_spec *s, int time_info, unsigned parts)
 {
-    if (!time_info) s->d_time = 0;
-    if (!time_info || !recency) s->recency = 0;
+    int is_sim = s->kind == MODEL_SIM_HARD || s->kind == MODEL_SIM_SOFT;
+    if (!time_info) s->d_time = 0, parts = 0;
+    s->recency = is_sim && (parts & MODEL_RECENCY_LAST);
+    s->recency_cat = s->recency && (parts & MODEL_RECENCY_CAT);
+    s->gsu_recency = s->kind == MODEL_SIM_SOFT && (parts & MODEL_RECENCY_GSU);
 }
 
 static void to_sim(sim_config *c, const model_spec *s)
@@ -137,7 +141,9 @@ static void to_sim(sim_config *c, const model_spec *s)
     c->d_head = s->d_head;
     c->d_time = s->d_time;
     c->recency = s->recency;
+    c->recency_cat = s->recency && s->recency_cat;
     c->gsu_softmax = s->gsu_softmax;
+    c->gsu_recency = s->kind == MODEL_SIM_SOFT && s->gsu_recency;
     c->gsu_d = s->gsu_d;
     c->alpha = s->alpha;
 }
@@ -373,6 +379,8 @@ static const meta_field fields[] = {
     {"lsim.branch_heads", U(branch_heads), 0, 1, 1024, SIMS, SIMS},
     {"lsim.recency", U(recency), 0, 0, 1, SIMS, SIMS},
     {"lsim.gsu_softmax", U(gsu_softmax), 0, 0, 1, SIMS, SIMS},
+    {"lsim.recency_cat", U(recency_cat), 0, 0, 1, SIMS, SIMS},
+    {"lsim.gsu_recency", U(gsu_recency), 0, 0, 1, 1 << MODEL_SIM_SOFT, 1 << MODEL_SIM_SOFT},
     {"lsim.seq_len", U(seq_len), 0, 1, 65536, BST, 0},
     {"lsim.d_pos", U(d_pos), 0, 1, 4096, BST, 0},
     {"lsim.time_buckets", U(time_buckets), 0, 1, 64, BST, 0},
@@ -446,6 +454,8 @@ int model_spec_from_file(model_spec *s, const st_file *f, const char *path, char
     model_spec_default(s, k, 0, 0);
     s->recency = 0; /* absent (checkpoints before them, PyTorch's): none, the paper's sum */
     s->gsu_softmax = 0;
+    s->gsu_recency = 0;
+    s->recency_cat = 0;
     for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++) {
         if (!(fields[i].kinds & (1 << k))) continue;
         const char *v = st_meta(f, fields[i].key);
@@ -464,6 +474,11 @@ int model_spec_from_file(model_spec *s, const st_file *f, const char *path, char
     if (s->recency && !s->d_time)
         return err_set(err, errlen, LSIM_E_FORMAT,
                        "%s: metadata lsim.recency is 1 but lsim.d_time is 0 (it needs time info)", path);
+    if (s->recency_cat && !s->recency)
+        return err_set(err, errlen, LSIM_E_FORMAT, "%s: metadata lsim.recency_cat is 1 but lsim.recency is 0", path);
+    if (k == MODEL_SIM_SOFT && s->gsu_recency && !s->d_time)
+        return err_set(err, errlen, LSIM_E_FORMAT,
+                       "%s: metadata lsim.gsu_recency is 1 but lsim.d_time is 0 (it needs time info)", path);
     if (k == MODEL_MIMN && s->miu_k > s->mem_slots)
         return err_set(err, errlen, LSIM_E_FORMAT, "%s: metadata lsim.miu_k is %u, more than lsim.mem_slots (%u)", path,
                        s->miu_k, s->mem_slots);

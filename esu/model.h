@@ -12,6 +12,8 @@
  *   lsim.mlp_h1, lsim.mlp_h2, lsim.att_softmax, lsim.dice_momentum
  *   sim-*: lsim.topk, lsim.heads, lsim.d_head, lsim.d_time, lsim.gsu_d, lsim.alpha,
  *          lsim.recency (0 | 1, needs d_time > 0; absent = 0), lsim.gsu_softmax (0 | 1; absent = 0),
+ *          lsim.recency_cat (0 | 1, needs recency; absent = 0),
+ *          sim-soft: lsim.gsu_recency (0 | 1, needs d_time > 0; absent = 0),
  *          lsim.short_branch (din | dien | dsin), and for those branches
  *          lsim.alpha_aux, or the DSIN keys below with lsim.branch_heads for
  *          the DSIN branch's heads
@@ -56,18 +58,31 @@ typedef struct model_spec {
     uint32_t branch_heads;        /* SIM with the DSIN branch: its self-attention heads */
     uint32_t recency;             /* SIM with time info: the head's recency input (esu/recency_input.h) */
     uint32_t gsu_softmax;         /* SIM soft: the auxiliary task's softmax pooling (gsu/soft_search.h) */
+    uint32_t recency_cat;         /* SIM with the recency input: its target-category part (esu/recency_input.h) */
+    uint32_t gsu_recency;         /* SIM soft with time info: the search's recency bias (gsu/soft_search.h) */
     uint32_t seq_len, d_pos, time_buckets; /* BST (heads, d_ffn above) */
     uint32_t mem_slots, d_ctrl, miu_k, bptt; /* MIMN (esu/mimn.h) */
     float util_reg;                          /* MIMN: lambda of the utilization regularizer */
 } model_spec;
 
 /* The defaults of each kind (papers' widths), for a vocabulary; SIM kinds
- * with time info and the recency input, SIM soft with softmax pooling. */
+ * with time info and the recency input (both parts), SIM soft with softmax
+ * pooling and without the search's recency bias. */
 void model_spec_default(model_spec *s, model_kind kind, uint32_t n_items, uint32_t n_cats);
 
-/* SIM: without time info (d_time 0) and so without the recency input, which
- * needs it; with time info, the recency input only if `recency`. */
-void model_spec_time_info(model_spec *s, int time_info, int recency);
+/* lsim's recency additions to SIM's time info (a mask for model_spec_time_info). */
+enum {
+    MODEL_RECENCY_LAST = 1, /* the head's input r: the time since the newest behavior */
+    MODEL_RECENCY_CAT = 2,  /* beside it r_c: the time since the newest one in the target's category (needs LAST) */
+    MODEL_RECENCY_GSU = 4,  /* SIM soft: the search's recency bias */
+    MODEL_RECENCY_DEFAULT = 3,
+    MODEL_RECENCY_ALL = 7
+};
+
+/* SIM: without time info (d_time 0) and so without the recency additions,
+ * which need it; with time info, exactly the additions in `parts`
+ * (MODEL_RECENCY_*; CAT without LAST is dropped, GSU is for SIM soft). */
+void model_spec_time_info(model_spec *s, int time_info, unsigned parts);
 
 typedef struct model model;
 

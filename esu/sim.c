@@ -43,6 +43,8 @@ struct sim {
     uint32_t *row0, *rcnt, *gfirst; /* (B) the ESU's rows of each sample; a group's first row */
     uint64_t *topk_scratch;
     int64_t *l_ts, *ts_sel;
+    uint32_t *l_bucket; /* (L) each long row's time bucket (the soft GSU's recency bias) */
+    size_t nt;          /* the soft GSU's recency-bias buckets (0: none) */
     size_t b, lr, nsel;
     int trained_gsu; /* the last forward ran the auxiliary head */
 };
@@ -98,6 +100,7 @@ static void carve(void *ctx, arena *a)
     m->l_cat = ARENA_U32(a, L);
     m->l_ts = (int64_t *)arena_take(a, L, sizeof(int64_t));
     m->ts_sel = (int64_t *)arena_take(a, L, sizeof(int64_t));
+    m->l_bucket = ARENA_U32(a, m->nt ? L : 0);
     switch (m->cfg.branch) {
     case SIM_BRANCH_DIN: din_branch_carve(&m->din, a, B, m->max_s); break;
     case SIM_BRANCH_DIEN: dien_branch_carve(&m->dien, a, B, m->max_s); break;
@@ -115,6 +118,7 @@ int sim_new(sim **out, const sim_config *cfg, size_t max_b, size_t max_s, size_t
     const din_config *c = &cfg->base;
     if (!max_b || !c->d_item || !c->d_cat || !cfg->heads || !cfg->d_head || !cfg->topk ||
         (cfg->gsu == SIM_GSU_SOFT && !cfg->gsu_d) || (cfg->recency && !cfg->d_time) ||
+        (cfg->gsu_recency && (cfg->gsu != SIM_GSU_SOFT || !cfg->d_time)) || (cfg->recency_cat && !cfg->recency) ||
         max_b * (max_s + 1) > UINT32_MAX || max_b * (max_k + 1) > UINT32_MAX)
         return LSIM_E_INVAL;
     sim *m = calloc(1, sizeof *m);
@@ -133,7 +137,8 @@ int sim_new(sim **out, const sim_config *cfg, size_t max_b, size_t max_s, size_t
         return LSIM_E_INVAL;
     }
     m->bw = cfg->branch == SIM_BRANCH_DIN ? 2 * E : cfg->branch == SIM_BRANCH_DIEN ? 3 * E : E + dsin_h;
-    m->rw = cfg->recency ? cfg->d_time : 0;
+    m->rw = cfg->recency ? cfg->d_time * (cfg->recency_cat ? 2 : 1) : 0;
+    m->nt = cfg->gsu_recency ? ESU_TIME_BUCKETS : 0;
     m->m = E + m->bw + m->u + m->rw;
     param_list p = {0}, b = {0};
     int rc = embed_register(&p, c->n_items, c->n_cats, c->d_item, c->d_cat);
@@ -147,8 +152,8 @@ int sim_new(sim **out, const sim_config *cfg, size_t max_b, size_t max_s, size_t
         }
     }
     if (!rc) rc = esu_attention_register(&p, m->e, cfg->d_time, cfg->heads, cfg->d_head, ESU_TIME_BUCKETS);
-    if (!rc && m->rw) rc = recency_input_register(&p, m->rw, ESU_TIME_BUCKETS);
-    if (!rc && cfg->gsu == SIM_GSU_SOFT) rc = soft_gsu_register(&p, &b, m->e, cfg->gsu_d, c->mlp_h1, c->mlp_h2);
+    if (!rc && m->rw) rc = recency_input_register(&p, cfg->d_time, ESU_TIME_BUCKETS, (int)cfg->recency_cat);
+    if (!rc && cfg->gsu == SIM_GSU_SOFT) rc = soft_gsu_register(&p, &b, m->e, cfg->gsu_d, c->mlp_h1, c->mlp_h2, m->nt);
     if (!rc) rc = mlp_head_register(&p, &b, "mlp", m->m, c->mlp_h1, c->mlp_h2);
     rc = model_state_init(&m->st, &p, &b, rc);
     if (rc) {
@@ -168,11 +173,11 @@ int sim_new(sim **out, const sim_config *cfg, size_t max_b, size_t max_s, size_t
     }
     esu_attention_bind(&m->esu, m->e, cfg->d_time, cfg->heads, cfg->d_head, ESU_TIME_BUCKETS, &m->st.params,
                        &m->st.grads);
-    if (m->rw) recency_input_bind(&m->rec, m->rw, ESU_TIME_BUCKETS, &m->st.params, &m->st.grads);
+    if (m->rw) recency_input_bind(&m->rec, cfg->d_time, ESU_TIME_BUCKETS, (int)cfg->recency_cat, &m->st.params,
+                                &m->st.grads);
     if (cfg->gsu == SIM_GSU_SOFT)
-        soft_gsu_bind(&m->gsu, m->e, c->d_item, cfg->gsu_d, c->mlp_h1, c->mlp_h2, c->dice_momentum,
-                      (int)cfg->gsu_softmax, &m->st.params,
-                      &m->st.grads, &m->st.buffers);
+        soft_gsu_bind(&m->gsu, m->e, c->d_item, cfg->gsu_d, c->mlp_h1, c->mlp_h2, m->nt, c->dice_momentum,
+                      (int)cfg->gsu_softmax, &m->st.params, &m->st.grads, &m->st.buffers);
     mlp_head_bind(&m->head, "mlp", m->m, c->mlp_h1, c->mlp_h2, c->dice_momentum, &m->st.params, &m->st.grads,
                   &m->st.buffers);
     if ((rc = model_state_alloc_ws(&m->st, carve, m))) {
@@ -201,6 +206,8 @@ void sim_init(sim *m, uint64_t seed)
              * the shared embeddings (the same item, then the same category rank first) and learns from there */
             float *wa = param_find(&m->st.params, "gsu.wa"), *wb = param_find(&m->st.params, "gsu.wb");
             memcpy(wb, wa, (size_t)m->cfg.gsu_d * m->e * sizeof *wb);
+            if (m->nt) /* the recency bias starts at 0: the similarity alone */
+                memset(param_find(&m->st.params, "gsu.time_bias"), 0, m->nt * sizeof(float));
         }
     }
     mlp_head_reset_buffers(&m->head);
@@ -268,6 +275,8 @@ static float long_rows_selected(sim *m, const model_batch *bt, int train, int se
     /* one request (inference, every sample with sample 0's long sequence): embed and
      * score the sequence once; sample b's rows are then the virtual rows b N .. b N + N - 1 */
     int shared = !train && B > 1 && !bt->long_selected && !nn_reference_forced() && batch_shared_long(bt);
+    for (size_t b = 1; shared && m->nt && search && b < B; b++) /* the recency bias: one request time */
+        shared = bt->now[b] == bt->now[0];
     size_t n0 = shared ? (bt->long_len[0] < bt->k ? bt->long_len[0] : bt->k) : 0;
     if (shared) {
         embed_forward(&m->emb, m->el, bt->long_item, bt->long_cat, n0);
@@ -281,15 +290,22 @@ static float long_rows_selected(sim *m, const model_batch *bt, int train, int se
                 m->l_ts[r] = bt->long_ts[b * bt->k + (r - m->loff[b])];
         embed_forward(&m->emb, m->el, m->l_item, m->l_cat, m->lr);
     }
+    if (search && m->nt) { /* the recency bias's buckets: each row's age at its sample's time */
+        for (size_t r = 0; shared && r < n0; r++)
+            m->l_bucket[r] = esu_time_bucket(bt->now[0] - m->l_ts[r], ESU_TIME_BUCKETS);
+        for (size_t b = 0; !shared && b < B; b++)
+            for (size_t r = m->loff[b]; r < m->loff[b + 1]; r++)
+                m->l_bucket[r] = esu_time_bucket(bt->now[b] - m->l_ts[r], ESU_TIME_BUCKETS);
+    }
     if (search && shared) {
-        soft_gsu_score_shared(&m->gsu, m->score, m->ea, m->el, n0, B);
+        soft_gsu_score_shared(&m->gsu, m->score, m->ea, m->el, n0, B, m->l_bucket);
         m->nsel = soft_gsu_topk(m->sel_off, m->sel, m->topk_scratch, m->score, m->loff, B, cfg->topk);
     } else if (search && !train) {
-        soft_gsu_score_infer(&m->gsu, m->score, m->ea, m->el, m->loff, B);
+        soft_gsu_score_infer(&m->gsu, m->score, m->ea, m->el, m->loff, B, m->l_bucket);
         m->nsel = soft_gsu_topk(m->sel_off, m->sel, m->topk_scratch, m->score, m->loff, B, cfg->topk);
     } else if (search) {
         const float *label = bt->label;
-        aux = soft_gsu_forward(&m->gsu, m->score, m->ea, m->el, m->loff, B, label, train);
+        aux = soft_gsu_forward(&m->gsu, m->score, m->ea, m->el, m->loff, B, m->l_bucket, label, train);
         m->trained_gsu = label != NULL;
         m->nsel = soft_gsu_topk(m->sel_off, m->sel, m->topk_scratch, m->score, m->loff, B, cfg->topk);
     } else {

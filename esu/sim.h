@@ -10,7 +10,8 @@
  *   GSU soft: scores every behavior of the batch's long sequence,
  *             r_i = (W_b e_i).(W_a e_a), keeps the top K (gsu/soft_search.h)
  *   U_lt = ESU(selected behaviors, their times, now)       (esu/esu_attention.h)
- *   r = the time since the newest short-term behavior, embedded (with recency; esu/recency_input.h)
+ *   r = the time since the newest short-term behavior, embedded (with recency; esu/recency_input.h),
+ *       and with recency_cat the time since the newest one in the target's category
  *   logit = head([e_a, short-term branch output, U_lt(, r)]);
  *   loss = BCE + alpha * Loss_GSU (soft) (+ DIEN's auxiliary loss with that branch)
  * GSU, ESU and the branch share the embeddings. Parameter names: emb.*,
@@ -41,8 +42,10 @@ typedef struct sim_config {
     uint32_t d_head;     /* ESU projection per head (16) */
     uint32_t d_time;     /* time-interval embedding width; 0 = no time info */
     uint32_t recency;    /* 1: the head also gets r (needs d_time > 0; its width is d_time) */
+    uint32_t recency_cat; /* 1: and r_c, the target category's recency (needs recency; d_time more) */
     uint32_t gsu_d;      /* soft search projection width (32) */
     uint32_t gsu_softmax; /* soft: the auxiliary task pools with softmax(r), else with r (gsu/soft_search.h) */
+    uint32_t gsu_recency; /* soft with time info: r_i gets the learned bias of its time bucket (gsu/soft_search.h) */
     float alpha;         /* weight of Loss_GSU (1 for soft search, as the paper trains it) */
     sim_branch_kind branch; /* the short-term branch (DIN) */
     float alpha_aux;     /* DIEN branch: weight of its auxiliary loss (1) */

@@ -25,6 +25,7 @@ static size_t slots_for(size_t max_n)
 
 #define PIECES(X)                                                                                                  \
     X(slot, soft_dedup_slot, slots) X(item, uint32_t, max_n) X(cat, uint32_t, max_n) X(cnt, uint32_t, max_n)     \
+    X(tag, uint8_t, max_n)                                                                                        \
     X(last, uint32_t, max_n) X(prev, uint32_t, max_n) X(tie, uint32_t, max_n) X(top, uint32_t, k + 1)             \
     X(above, uint32_t, k + 1) X(rbuf, uint32_t, 2 * k) X(heap, uint64_t, k + 1) X(mat, uint32_t, max_n)         \
     X(pool, uint32_t, max_n) X(heads, uint32_t *, 2 * (k + 1)) X(headv, int64_t, k + 1)
@@ -50,34 +51,37 @@ void soft_dedup_carve(soft_dedup *s, void *mem, size_t max_n, size_t k)
     memset(s->slot, 0, slots * sizeof *s->slot);
 }
 
-/* Fibonacci hashing: the top bits of the pair times 2^64 / phi. */
-static uint32_t slot_of(const soft_dedup *s, uint32_t item, uint32_t cat)
+/* Fibonacci hashing: the top bits of the pair (the tag mixed into the
+ * category's top bits) times 2^64 / phi. */
+static uint32_t slot_of(const soft_dedup *s, uint32_t item, uint32_t cat, uint32_t tag)
 {
-    return (uint32_t)(((uint64_t)item << 32 | cat) * 0x9e3779b97f4a7c15ULL >> s->shift);
+    return (uint32_t)(((uint64_t)item << 32 | (cat ^ tag << 24)) * 0x9e3779b97f4a7c15ULL >> s->shift);
 }
 
 enum { AHEAD = 16 /* rows hashed and prefetched ahead of the probe: the table is larger than L1 */ };
 
-size_t soft_dedup_build(soft_dedup *s, const uint32_t *items, const uint32_t *cats, size_t n)
+size_t soft_dedup_build(soft_dedup *s, const uint32_t *items, const uint32_t *cats, const uint8_t *tags, size_t n)
 {
-    if (++s->gen == 0) { /* wrapped: start the stamps over */
+    if (++s->gen == 1u << 24) { /* wrapped: start the stamps over */
         memset(s->slot, 0, s->slots * sizeof *s->slot);
         s->gen = 1;
     }
     size_t u = 0, mask = s->slots - 1;
     uint32_t gen = s->gen;
     uint32_t *home = s->tie; /* each row's home slot */
-    for (size_t i = 0; i < n; i++) home[i] = slot_of(s, items[i], cats[i]);
+    for (size_t i = 0; i < n; i++) home[i] = slot_of(s, items[i], cats[i], tags ? tags[i] : 0);
     for (size_t i = 0; i < n; i++) {
         if (i + AHEAD < n) __builtin_prefetch(&s->slot[home[i + AHEAD]]);
-        uint32_t it = items[i], ct = cats[i];
+        uint32_t it = items[i], ct = cats[i], tg = tags ? tags[i] : 0, stamp = gen << 8 | tg;
         size_t h = home[i];
         soft_dedup_slot *e = &s->slot[h];
-        while (e->gen == gen && (e->item != it || e->cat != ct)) h = (h + 1) & mask, e = &s->slot[h];
-        if (e->gen != gen) {
-            *e = (soft_dedup_slot){.item = it, .cat = ct, .gen = gen, .id = (uint32_t)u};
+        while (e->stamp >> 8 == gen && (e->item != it || e->cat != ct || e->stamp != stamp))
+            h = (h + 1) & mask, e = &s->slot[h];
+        if (e->stamp >> 8 != gen) {
+            *e = (soft_dedup_slot){.item = it, .cat = ct, .stamp = stamp, .id = (uint32_t)u};
             s->item[u] = it;
             s->cat[u] = ct;
+            s->tag[u] = (uint8_t)tg;
             s->cnt[u] = 0;
             s->last[u] = SOFT_DEDUP_NONE;
             s->mat[u] = SOFT_DEDUP_NONE;

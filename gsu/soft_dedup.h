@@ -17,6 +17,10 @@
  * groups, since only the few pairs that reach some candidate's top K are ever
  * walked, and each of those once per build (its newest K rows kept).
  *
+ * With the soft search's recency bias (gsu/soft_search.h) a behavior's score
+ * also depends on its time bucket: the build then takes each row's tag (the
+ * bucket, < 256) and the distinct unit is the (item, category, tag) triple.
+ *
  * Allocation-free after soft_dedup_carve.
  */
 #ifndef LSIM_SOFT_DEDUP_H
@@ -30,16 +34,17 @@
 /* One slot of the open-addressing table: a probe reads one cache line. */
 typedef struct soft_dedup_slot {
     uint32_t item, cat;
-    uint32_t gen; /* the request the slot belongs to (no clearing between requests) */
-    uint32_t id;  /* the pair's distinct id */
+    uint32_t stamp; /* gen << 8 | tag: the request the slot belongs to (no clearing between requests), the tag */
+    uint32_t id;    /* the pair's distinct id */
 } soft_dedup_slot;
 
 typedef struct soft_dedup {
     size_t max_n, slots, k;
     unsigned shift;        /* 64 - log2(slots) */
     soft_dedup_slot *slot; /* (slots) */
-    uint32_t gen;
+    uint32_t gen;         /* the build's stamp, < 2^24 */
     uint32_t *item, *cat; /* (max_n) each distinct pair */
+    uint8_t *tag;         /* (max_n) each distinct pair's tag (0 without tags) */
     uint32_t *cnt;   /* (max_n) each pair's behaviors */
     uint32_t *last;  /* (max_n) each pair's latest row; the rows before it follow prev */
     uint32_t *prev;  /* (max_n) each row's previous row of the same pair, or SOFT_DEDUP_NONE */
@@ -59,9 +64,10 @@ typedef struct soft_dedup {
 size_t soft_dedup_bytes(size_t max_n, size_t k);
 void soft_dedup_carve(soft_dedup *s, void *mem, size_t max_n, size_t k);
 
-/* Groups items[i], cats[i] (i < n <= max_n) into distinct pairs, in order
- * of first appearance; returns their number. */
-size_t soft_dedup_build(soft_dedup *s, const uint32_t *items, const uint32_t *cats, size_t n);
+/* Groups items[i], cats[i] (and tags[i], unless tags is NULL) (i < n <=
+ * max_n) into distinct pairs, in order of first appearance; returns their
+ * number. */
+size_t soft_dedup_build(soft_dedup *s, const uint32_t *items, const uint32_t *cats, const uint8_t *tags, size_t n);
 
 /* The K best behaviors (ascending rows) among the pairs ids[0..m) (NULL:
  * pairs 0..m-1), score[j] being pair ids[j]'s score: exact when those pairs

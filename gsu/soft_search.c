@@ -12,19 +12,28 @@
 #include <stdlib.h>
 #include <string.h>
 
-int soft_gsu_register(param_list *p, param_list *buf, size_t e, size_t d, size_t h1, size_t h2)
+int soft_gsu_register(param_list *p, param_list *buf, size_t e, size_t d, size_t h1, size_t h2, size_t nt)
 {
     size_t w[2] = {d, e};
     int rc = param_list_add(p, "gsu.wa", 2, w);
     if (!rc) rc = param_list_add(p, "gsu.wb", 2, w);
+    if (!rc && nt) rc = param_list_add(p, "gsu.time_bias", 1, &nt);
     if (!rc) rc = mlp_head_register(p, buf, "gsu.mlp", 2 * e, h1, h2);
     return rc;
 }
 
-void soft_gsu_bind(soft_gsu *g, size_t e, size_t d_item, size_t d, size_t h1, size_t h2, float momentum, int softmax,
-                   const param_set *p, const param_set *gr, const param_set *buf)
+size_t soft_gsu_width(size_t d, size_t nt)
+{
+    return d + (nt ? 1 : 0);
+}
+
+void soft_gsu_bind(soft_gsu *g, size_t e, size_t d_item, size_t d, size_t h1, size_t h2, size_t nt, float momentum,
+                   int softmax, const param_set *p, const param_set *gr, const param_set *buf)
 {
     g->e = e;
+    g->nt = nt;
+    g->tb = nt ? param_find(p, "gsu.time_bias") : NULL;
+    g->gtb = nt && gr ? param_find(gr, "gsu.time_bias") : NULL;
     g->softmax = softmax;
     g->d = d;
     g->d_item = d_item;
@@ -37,10 +46,10 @@ void soft_gsu_bind(soft_gsu *g, size_t e, size_t d_item, size_t d, size_t h1, si
 
 void soft_gsu_carve(soft_gsu *g, arena *a, size_t max_b, size_t max_rows)
 {
-    size_t E = g->e, D = g->d;
-    g->q = ARENA_FLOATS(a, max_b * D);
-    g->k = ARENA_FLOATS(a, max_rows * D);
-    g->kt = ARENA_FLOATS(a, soft_score_scratch(max_rows, D));
+    size_t E = g->e, D = g->d, W = soft_gsu_width(D, g->nt); /* q, k: inference vectors too */
+    g->q = ARENA_FLOATS(a, max_b * W);
+    g->k = ARENA_FLOATS(a, max_rows * W);
+    g->kt = ARENA_FLOATS(a, soft_score_scratch(max_rows, W));
     g->score = ARENA_FLOATS(a, max_rows);
     g->w = ARENA_TRAIN_FLOATS(a, max_rows);
     g->ur = ARENA_TRAIN_FLOATS(a, max_b * E);
@@ -55,12 +64,13 @@ void soft_gsu_carve(soft_gsu *g, arena *a, size_t max_b, size_t max_rows)
 }
 
 float soft_gsu_forward(soft_gsu *g, float *score, const float *ea, const float *el, const uint32_t *off, size_t b,
-                       const float *label, int train)
+                       const uint32_t *bucket, const float *label, int train)
 {
     size_t E = g->e, D = g->d, R = off[b];
     g->ea = ea;
     g->el = el;
     g->off = off;
+    g->bucket = bucket;
     g->b = b;
     g->r = R;
     nn_linear_forward(g->q, ea, g->wa, NULL, b, E, D);
@@ -71,7 +81,7 @@ float soft_gsu_forward(soft_gsu *g, float *score, const float *ea, const float *
             const float *k = g->k + r * D;
             float s = 0;
             for (size_t d = 0; d < D; d++) s += k[d] * q[d];
-            g->score[r] = s;
+            g->score[r] = g->tb ? s + g->tb[bucket[r]] : s;
         }
     }
     if (score) memcpy(score, g->score, R * sizeof(float));
@@ -101,27 +111,37 @@ float soft_gsu_forward(soft_gsu *g, float *score, const float *ea, const float *
     return nn_bce_logits_forward(g->aux_logit, label, b);
 }
 
-static void infer_vectors(const soft_gsu *g, float *out, const float *w, const float *emb, size_t n)
+/* The inference vectors (width W): [W e, beta[bucket]] for keys (bucket
+ * given), [W e, 1] for queries (bucket NULL); W e alone without the bias. */
+static void infer_vectors(const soft_gsu *g, float *out, const float *w, const float *emb, const uint32_t *bucket,
+                          size_t n)
 {
-    for (size_t i = 0; i < n; i++) soft_score_vector(out + i * g->d, w, g->e, g->d_item, emb + i * g->e, g->d);
+    size_t W = soft_gsu_width(g->d, g->nt);
+    for (size_t i = 0; i < n; i++) {
+        soft_score_vector(out + i * W, w, g->e, g->d_item, emb + i * g->e, g->d);
+        if (g->nt) out[i * W + g->d] = bucket ? g->tb[bucket[i]] : 1.0f;
+    }
 }
 
-void soft_gsu_score_infer(soft_gsu *g, float *score, const float *ea, const float *el, const uint32_t *off, size_t b)
+void soft_gsu_score_infer(soft_gsu *g, float *score, const float *ea, const float *el, const uint32_t *off, size_t b,
+                          const uint32_t *bucket)
 {
-    size_t D = g->d, R = off[b];
+    size_t W = soft_gsu_width(g->d, g->nt), R = off[b];
     g->r = 0; /* no backward after this path */
-    infer_vectors(g, g->q, g->wa, ea, b);
-    infer_vectors(g, g->k, g->wb, el, R);
+    infer_vectors(g, g->q, g->wa, ea, NULL, b);
+    infer_vectors(g, g->k, g->wb, el, bucket, R);
     for (size_t i = 0; i < b; i++)
-        soft_score_rows(score + off[i], g->k + (size_t)off[i] * D, off[i + 1] - off[i], g->q + i * D, 1, D, g->kt);
+        soft_score_rows(score + off[i], g->k + (size_t)off[i] * W, off[i + 1] - off[i], g->q + i * W, 1, W, g->kt);
 }
 
-void soft_gsu_score_shared(soft_gsu *g, float *score, const float *ea, const float *el, size_t n, size_t b)
+void soft_gsu_score_shared(soft_gsu *g, float *score, const float *ea, const float *el, size_t n, size_t b,
+                           const uint32_t *bucket)
 {
+    size_t W = soft_gsu_width(g->d, g->nt);
     g->r = 0;
-    infer_vectors(g, g->q, g->wa, ea, b);
-    infer_vectors(g, g->k, g->wb, el, n);
-    soft_score_rows(score, g->k, n, g->q, b, g->d, g->kt);
+    infer_vectors(g, g->q, g->wa, ea, NULL, b);
+    infer_vectors(g, g->k, g->wb, el, bucket, n);
+    soft_score_rows(score, g->k, n, g->q, b, W, g->kt);
 }
 
 void soft_gsu_backward(soft_gsu *g, float *dea, float *del, const float *label, float alpha)
@@ -156,6 +176,7 @@ void soft_gsu_backward(soft_gsu *g, float *dea, float *del, const float *label, 
         for (size_t r = off[i]; r < off[i + 1]; r++) {
             const float *k = g->k + r * D;
             float *dk = g->dk + r * D, ds = g->dscore[r];
+            if (g->gtb) g->gtb[g->bucket[r]] += ds;
             for (size_t d = 0; d < D; d++) {
                 dk[d] += ds * q[d];
                 dq[d] += ds * k[d];

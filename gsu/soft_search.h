@@ -3,7 +3,7 @@
  * (private): relevance scores, top-K selection, and the auxiliary CTR head
  * that trains them (SIM paper, section 3.1).
  *
- *   r_i = (W_b e_i) . (W_a e_a)              every long-term behavior i
+ *   r_i = (W_b e_i) . (W_a e_a) [+ beta[bucket_i]]    every long-term behavior i
  *   top-K: the K behaviors of highest r (ties: the more recent first),
  *          handed to the ESU in time order; no gradient flows through the choice
  *   auxiliary task: U_r = sum_i r_i e_i (the paper's), or with softmax pooling
@@ -21,6 +21,16 @@
  * starts as a similarity of the shared embeddings, the same item and then the
  * same category first, instead of a random bilinear form; on the generated
  * logs SIM soft + time info gained about 0.01 AUC (docs/BENCHMARKS.md).
+ * Recency bias (lsim's addition, with time info; parameter gsu.time_bias
+ * (n_buckets)): beta[bucket_i], bucket_i = the ESU's time bucket of the
+ * behavior's age at the request (esu/esu_attention.h), joins r_i, so the search
+ * can learn to prefer recent behaviors; it starts at 0 (the similarity alone).
+ * Without it the top K of a category with more than K behaviors is chosen by
+ * item similarity alone, and the newest behavior, which tells whether a session
+ * in the target's category is on, is often left out. At inference the bias is
+ * one more column of the vectors: key [W_b e_i, beta[bucket_i]], query
+ * [W_a e_a, 1] (width soft_gsu_width), so the scores, FAISS's included, stay
+ * inner products, and soft_score's sums give fl(q.k + beta) to the bit.
  * Serving (issue on the engine) precomputes W_b e_i per item and runs the
  * maximum-inner-product search through FAISS; the scores are the same.
  */
@@ -36,28 +46,34 @@
 
 typedef struct soft_gsu {
     size_t e, d, d_item; /* d_item: the item part of e (the rest is the category's) */
+    size_t nt;           /* time buckets of the recency bias; 0: none */
     int softmax;         /* U_r pools with softmax(r), else with r (the paper's) */
-    const float *wa, *wb;
-    float *gwa, *gwb;
+    const float *wa, *wb, *tb;
+    float *gwa, *gwb, *gtb;
     mlp_head aux;
     /* the last forward */
     const float *ea, *el;
-    const uint32_t *off;
+    const uint32_t *off, *bucket;
     size_t b, r;
     float *kt; /* gsu/soft_score.h's scratch */
     float *q, *k, *score, *w, *ur, *aux_in, *aux_logit, *dlogit, *daux_in, *dscore, *dq, *dk;
 } soft_gsu;
 
-int soft_gsu_register(param_list *p, param_list *buf, size_t e, size_t d, size_t h1, size_t h2);
-void soft_gsu_bind(soft_gsu *g, size_t e, size_t d_item, size_t d, size_t h1, size_t h2, float momentum, int softmax,
-                   const param_set *p, const param_set *gr, const param_set *buf);
+/* nt: time buckets of the recency bias (0: none). */
+int soft_gsu_register(param_list *p, param_list *buf, size_t e, size_t d, size_t h1, size_t h2, size_t nt);
+void soft_gsu_bind(soft_gsu *g, size_t e, size_t d_item, size_t d, size_t h1, size_t h2, size_t nt, float momentum,
+                   int softmax, const param_set *p, const param_set *gr, const param_set *buf);
 void soft_gsu_carve(soft_gsu *g, arena *a, size_t max_b, size_t max_rows);
 
+/* The width of the inference vectors: d, plus the recency bias's column. */
+size_t soft_gsu_width(size_t d, size_t nt);
+
 /* Scores the packed behaviors el (R, E) of each sample against its target
- * ea (B, E): score (R). With labels, also runs the auxiliary head and
- * returns Loss_GSU (else 0). */
+ * ea (B, E): score (R). bucket (R): each row's time bucket (read only with
+ * the recency bias; the array must outlive the backward). With labels, also
+ * runs the auxiliary head and returns Loss_GSU (else 0). */
 float soft_gsu_forward(soft_gsu *g, float *score, const float *ea, const float *el, const uint32_t *off, size_t b,
-                       const float *label, int train);
+                       const uint32_t *bucket, const float *label, int train);
 /* Inference scores (no backward follows), through gsu/soft_score.h so that
  * a behavior's score does not depend on how the samples are batched:
  *   soft_gsu_score_infer   each sample b against its own packed rows
@@ -65,10 +81,14 @@ float soft_gsu_forward(soft_gsu *g, float *score, const float *ea, const float *
  *   soft_gsu_score_shared  all B samples against the same sequence el (N, E),
  *                          as one request's candidates (lsim_score): score
  *                          (B, N) row-major, sample b's rows at b N .. b N + N - 1.
+ * bucket: each row's time bucket, (R) or (N) (read only with the recency bias;
+ * shared: every sample at the same request time).
  * The same (behavior, target) pair gets the same bits from both; equal to
  * soft_gsu_forward's scores up to float rounding. */
-void soft_gsu_score_infer(soft_gsu *g, float *score, const float *ea, const float *el, const uint32_t *off, size_t b);
-void soft_gsu_score_shared(soft_gsu *g, float *score, const float *ea, const float *el, size_t n, size_t b);
+void soft_gsu_score_infer(soft_gsu *g, float *score, const float *ea, const float *el, const uint32_t *off, size_t b,
+                          const uint32_t *bucket);
+void soft_gsu_score_shared(soft_gsu *g, float *score, const float *ea, const float *el, size_t n, size_t b,
+                           const uint32_t *bucket);
 
 /* Backward of alpha * Loss_GSU: dea (B, E) +=, del (R, E) +=. */
 void soft_gsu_backward(soft_gsu *g, float *dea, float *del, const float *label, float alpha);

@@ -324,6 +324,39 @@ Test(checkpoint, bad_mimn_metadata_is_refused, .init = setup, .fini = teardown)
     free(p);
 }
 
+/* SIM's recency keys: the category part needs the recency input, the search's bias needs time info, and each
+ * key brings its tensor (esu.recency_cat, gsu.time_bias). */
+Test(checkpoint, bad_recency_metadata_is_refused, .init = setup, .fini = teardown)
+{
+    model_spec spec;
+    model_spec_default(&spec, MODEL_SIM_SOFT, 20, 4);
+    model_spec_time_info(&spec, 1, MODEL_RECENCY_ALL);
+    cr_assert(spec.recency && spec.recency_cat && spec.gsu_recency);
+    model *m;
+    cr_assert_eq(model_new(&m, &spec, 8, 6, 12), 0);
+    char base[1024], err[512];
+    snprintf(base, sizeof base, "%s/simrec.safetensors", g_dir);
+    cr_assert_eq(model_save(m, base, NULL, err, sizeof err), 0, "%s", err);
+    model_free(m);
+    char *p = variant_of(strdup(base), "rec-cat", NULL, NULL, "lsim.recency", "0", 0);
+    refused(p, LSIM_E_FORMAT, "lsim.recency_cat is 1 but lsim.recency is 0");
+    free(p);
+    p = variant_of(strdup(base), "rec-time", NULL, NULL, "lsim.d_time", "0", 0);
+    refused(p, LSIM_E_FORMAT, "lsim.d_time is 0");
+    free(p);
+    p = variant_of(strdup(base), "rec-bias", NULL, NULL, "lsim.gsu_recency", "2", 0);
+    refused(p, LSIM_E_FORMAT, "lsim.gsu_recency");
+    free(p);
+    p = variant_of(strdup(base), "rec-nobias", NULL, "lsim.gsu_recency", NULL, NULL, 0); /* absent: 0, no tensor */
+    refused(p, LSIM_E_FORMAT, "gsu.time_bias is not part of a sim-soft model");
+    free(p);
+    p = variant_of(strdup(base), "rec-ok", NULL, NULL, NULL, NULL, 0);
+    cr_assert_eq(model_load(&m, p, 8, 6, 12, err, sizeof err), 0, "%s", err);
+    cr_assert(model_get_spec(m)->recency_cat && model_get_spec(m)->gsu_recency);
+    model_free(m);
+    free(p);
+}
+
 Test(checkpoint, truncated_and_oversized_files_are_refused, .init = setup, .fini = teardown)
 {
     char *good = golden("ckpt_din.safetensors");

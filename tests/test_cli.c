@@ -325,8 +325,15 @@ Test(cli_usage, bad_numbers_exit_2)
 Test(cli_usage, train_options_that_do_not_go_together)
 {
     /* each: the arguments, then what the message must say */
-    static const char *const cases[][12] = {
+    static const char *const cases[][13] = {
         {"train", "--index", "x", "--model", "sim-hard", "--out", "y", "--gsu-pool", "sum", NULL, "sim-soft"},
+        {"train", "--index", "x", "--model", "sim-soft", "--out", "y", "--time-info", "--recency", "last,x", NULL,
+         "'x' is not one of last, cat, gsu, none"},
+        {"train", "--index", "x", "--model", "sim-soft", "--out", "y", "--time-info", "--recency", "cat", NULL,
+         "cat needs last"},
+        {"train", "--index", "x", "--model", "sim-hard", "--out", "y", "--time-info", "--recency", "last,gsu", NULL,
+         "gsu is for sim-soft"},
+        {"train", "--index", "x", "--model", "sim-soft", "--out", "y", "--recency", "last", NULL, "--time-info"},
         {"train", "--index", "x", "--model", "sim-soft", "--out", "y", "--gsu-pool", "max", NULL, "'max'"},
         {"train", "--index", "x", "--model", "sim-soft", "--out", "y", "--no-recency", NULL, "--time-info"},
         {"train", "--index", "x", "--model", "din", "--out", "y", "--time-info", NULL, "sim-hard and sim-soft"},

@@ -73,9 +73,10 @@ static const char *train(model_kind kind, int time_info, int long_before_short, 
     return train_seeded(kind, time_info, long_before_short, name, 0);
 }
 
-/* seed 0: the trainer's default */
-static const char *train_seeded(model_kind kind, int time_info, int long_before_short, const char *name,
-                               uint64_t seed)
+/* A few training steps of kind at lr (0: the default) with the recency additions `recency`. seed 0: the
+ * trainer's default */
+static const char *train_with(model_kind kind, int time_info, int long_before_short, const char *name,
+                              uint64_t seed, unsigned recency, float lr)
 {
     static char out[8][600];
     static int k;
@@ -84,6 +85,7 @@ static const char *train_seeded(model_kind kind, int time_info, int long_before_
     train_config c;
     train_config_default(&c, kind);
     c.time_info = time_info;
+    c.recency = recency;
     c.samples.test_from = END_TS - 3 * 86400;
     c.samples.batch = 64;
     c.samples.user_cap = 30;
@@ -93,11 +95,25 @@ static const char *train_seeded(model_kind kind, int time_info, int long_before_
     c.samples.negatives = 2;
     c.max_steps = 6;
     if (seed) c.seed = seed;
+    if (lr > 0) c.optim.lr = lr;
     c.out = path;
     char err[LSIM_ERRLEN];
     train_progress fin;
     cr_assert_eq(train_run(g_ix, &c, NULL, NULL, &fin, err, sizeof err), 0, "%s: %s", name, err);
     return path;
+}
+
+static const char *train_seeded(model_kind kind, int time_info, int long_before_short, const char *name,
+                               uint64_t seed)
+{
+    return train_with(kind, time_info, long_before_short, name, seed, MODEL_RECENCY_DEFAULT, 0);
+}
+
+/* SIM soft + time with the search's recency bias, at a learning rate that moves the bias far enough from 0
+ * in six steps to change which behaviors the search keeps. */
+static const char *train_gsu_recency(const char *name)
+{
+    return train_with(MODEL_SIM_SOFT, 1, 0, name, 0, MODEL_RECENCY_ALL, 0.1f);
 }
 
 static lsim_candidate cand_of(uint32_t item, uint32_t cat)
@@ -207,6 +223,21 @@ Test(engine, sim_soft_approximate_probing_everything_scores_equal_eval)
     s.soft_search = LSIM_SOFT_APPROX;
     s.approx_fraction = 1.0f;
     engine_equals_eval_with(train(MODEL_SIM_SOFT, 1, 0, "softapprox"), &s);
+}
+
+/* The search's recency bias (key [W_b e, bias[bucket]], query [W_a e_a, 1], pairs deduplicated by
+ * (item, category, bucket)): every mode picks the model's behaviors */
+Test(engine, sim_soft_with_the_recency_bias_scores_equal_eval)
+{
+    const char *ck = train_gsu_recency("softgsu");
+    lsim_settings s;
+    lsim_settings_default(&s);
+    engine_equals_eval_with(ck, &s);
+    s.soft_search = LSIM_SOFT_FAISS;
+    engine_equals_eval_with(ck, &s);
+    s.soft_search = LSIM_SOFT_APPROX;
+    s.approx_fraction = 1.0f;
+    engine_equals_eval_with(ck, &s);
 }
 
 /* ---- allocation counting: the steady state allocates nothing ---- */

@@ -228,19 +228,23 @@ typedef struct gsu_case {
     soft_gsu g;
     param_set p, gr, buf;
     float *ea, *el, *dea, *del, label[3];
-    uint32_t off[4];
+    uint32_t off[4], bucket[5];
     size_t b, r, e;
 } gsu_case;
 
 static double gsu_loss(void *ctx)
 {
     gsu_case *c = ctx;
-    return soft_gsu_forward(&c->g, NULL, c->ea, c->el, c->off, c->b, c->label, 1);
+    return soft_gsu_forward(&c->g, NULL, c->ea, c->el, c->off, c->b, c->bucket, c->label, 1);
 }
 
-static void gsu_fd_case(int softmax)
+/* nt: the recency bias's buckets (0: none); rows 0 and 2 share bucket 1, so its
+ * gradient sums two rows' */
+static void gsu_fd_case(int softmax, size_t nt)
 {
     gsu_case c = {0};
+    uint32_t bucket[5] = {1, 3, 1, 0, 2};
+    memcpy(c.bucket, bucket, sizeof bucket);
     c.b = 3;
     c.e = 4;
     uint32_t lens[3] = {4, 1, 0};
@@ -249,14 +253,15 @@ static void gsu_fd_case(int softmax)
     c.label[0] = 1;
     c.label[2] = 1;
     param_list pl = {0}, bl = {0};
-    cr_assert_eq(soft_gsu_register(&pl, &bl, c.e, 3, 5, 4), 0);
+    cr_assert_eq(soft_gsu_register(&pl, &bl, c.e, 3, 5, 4, nt), 0);
     cr_assert_eq(param_set_init(&c.p, pl.specs, pl.n), 0);
     cr_assert_eq(param_set_init(&c.gr, pl.specs, pl.n), 0);
     cr_assert_eq(param_set_init(&c.buf, bl.specs, bl.n), 0);
     param_list_free(&pl);
     param_list_free(&bl);
     for (size_t i = 0; i < c.p.n; i++) fill(c.p.ptr[i], c.p.numel[i], 0.7f);
-    soft_gsu_bind(&c.g, c.e, c.e / 2, 3, 5, 4, 0.01f, softmax, &c.p, &c.gr, &c.buf);
+    soft_gsu_bind(&c.g, c.e, c.e / 2, 3, 5, 4, nt, 0.01f, softmax, &c.p, &c.gr, &c.buf);
+    if (nt) fill(param_find(&c.p, "gsu.time_bias"), nt, 0.3f); /* biases of the scores' size, not above it */
     mlp_head_reset_buffers(&c.g.aux);
     arena a = {0};
     soft_gsu_carve(&c.g, &a, c.b, c.r);
@@ -267,8 +272,8 @@ static void gsu_fd_case(int softmax)
     c.dea = calloc(c.b * c.e, sizeof(float));
     c.del = calloc(c.r * c.e, sizeof(float));
     /* softmax pooling: larger inputs, so that its smaller gradients stand above the float loss's steps */
-    fill(c.ea, c.b * c.e, softmax ? 2.0f : 1.0f);
-    fill(c.el, c.r * c.e, softmax ? 2.0f : 1.0f);
+    fill(c.ea, c.b * c.e, softmax && !nt ? 2.0f : 1.5f);
+    fill(c.el, c.r * c.e, softmax && !nt ? 2.0f : 1.5f);
     gsu_loss(&c);
     soft_gsu_backward(&c.g, c.dea, c.del, c.label, 1.0f);
     float *fd = malloc(4096 * sizeof(float));
@@ -278,11 +283,15 @@ static void gsu_fd_case(int softmax)
     numeric_grad(fd, c.el, c.r * c.e, gsu_loss, &c);
     bad += tu_compare_f32("gsu d(e_i)", c.del, fd, c.r * c.e, TOL);
     for (size_t i = 0; i < c.p.n; i++) {
+        /* with the bias, W_a's and W_b's gradients here are near the float loss's resolution over the step
+         * (about 2e-6); tests/test_sim.c's case t. checks them against PyTorch */
+        if (nt && (!strcmp(c.p.specs[i].name, "gsu.wa") || !strcmp(c.p.specs[i].name, "gsu.wb"))) continue;
         numeric_grad(fd, c.p.ptr[i], c.p.numel[i], gsu_loss, &c);
         bad += tu_compare_f32(c.p.specs[i].name, c.gr.ptr[i], fd, c.p.numel[i], TOL);
     }
-    cr_assert_eq(bad, 0, "soft-search GSU (%s pooling): %d gradients differ from finite differences",
-                 softmax ? "softmax" : "the paper's", bad);
+    cr_assert(!nt || param_find(&c.p, "gsu.time_bias"), "no gsu.time_bias with the recency bias");
+    cr_assert_eq(bad, 0, "soft-search GSU (%s pooling%s): %d gradients differ from finite differences",
+                 softmax ? "softmax" : "the paper's", nt ? ", recency bias" : "", bad);
     free(fd);
     free(c.ea);
     free(c.el);
@@ -296,10 +305,15 @@ static void gsu_fd_case(int softmax)
 
 Test(fd, soft_search_gsu_and_auxiliary_head)
 {
-    gsu_fd_case(0);
+    gsu_fd_case(0, 0);
 }
 
 Test(fd, soft_search_gsu_with_softmax_pooling)
 {
-    gsu_fd_case(1);
+    gsu_fd_case(1, 0);
+}
+
+Test(fd, soft_search_gsu_with_the_recency_bias)
+{
+    gsu_fd_case(1, 4);
 }

@@ -64,6 +64,8 @@ static void run_case(const char *file, const char *prefix, sim_gsu_mode gsu, int
     }
     if (dt->numel > 18) cfg.recency = (uint32_t)dims[18]; /* the head's recency input */
     if (dt->numel > 19) cfg.gsu_softmax = (uint32_t)dims[19]; /* the GSU's softmax pooling */
+    if (dt->numel > 20) cfg.recency_cat = (uint32_t)dims[20]; /* the recency input's target-category part */
+    if (dt->numel > 21) cfg.gsu_recency = (uint32_t)dims[21]; /* the search's recency bias */
 
     model_batch bt;
     mf_batch_mem mem;
@@ -134,6 +136,18 @@ Test(sim, soft_search_with_softmax_pooling_and_the_recency_input_matches_pytorch
 {
     run_case("sim.safetensors", "q.", SIM_GSU_SOFT, 0);
     run_case("sim.safetensors", "q.", SIM_GSU_SOFT, 1);
+}
+
+Test(sim, hard_search_with_the_target_category_recency_matches_pytorch)
+{
+    run_case("sim.safetensors", "c.", SIM_GSU_HARD, 0);
+    run_case("sim.safetensors", "c.", SIM_GSU_HARD, 1);
+}
+
+Test(sim, soft_search_with_its_recency_bias_and_the_category_recency_matches_pytorch)
+{
+    run_case("sim.safetensors", "t.", SIM_GSU_SOFT, 0);
+    run_case("sim.safetensors", "t.", SIM_GSU_SOFT, 1);
 }
 
 Test(sim, soft_search_with_a_dien_branch_matches_pytorch)

@@ -249,12 +249,15 @@ Test(soft_score, distinct_pairs_give_the_row_ranking_exactly)
 {
     enum { PN = 2000, PK = 50 };
     static uint32_t items[PN], cats[PN], want[PK], got[PK], off[2], sel_off[2];
+    static uint8_t tags[PN], seen_key[(PN * 7 + 3) * 5 * 24];
     static float row_score[PN], pair_score[PN];
     static uint64_t heap[PK];
     soft_dedup dd;
     void *mem = dedup_new(&dd, PN, PK);
     uint64_t s = 8;
     for (int trial = 0; trial < 90; trial++) {
+        /* some trials with tags (the recency bias's time buckets): the distinct unit is then the triple */
+        int tagged = trial % 5 == 1;
         /* a third with few pairs (many rows each), a third with many (the floor skipping 16 at a time), a third
          * mixed */
         size_t n = trial >= 60 ? PN : 1 + (size_t)(tu_rand(&s) % PN);
@@ -262,9 +265,16 @@ Test(soft_score, distinct_pairs_give_the_row_ranking_exactly)
                                    : 1 + (size_t)(tu_rand(&s) % (trial % 3 ? 40 : 900));
         for (size_t i = 0; i < n; i++) {
             uint32_t p = (uint32_t)(tu_rand(&s) % pairs);
-            items[i] = p * 7 + 3, cats[i] = p % 5;
+            items[i] = p * 7 + 3, cats[i] = p % 5, tags[i] = (uint8_t)(tu_rand(&s) % 3 * 11);
         }
-        size_t u = soft_dedup_build(&dd, items, cats, n);
+        size_t u = soft_dedup_build(&dd, items, cats, tagged ? tags : NULL, n), distinct = 0;
+        memset(seen_key, 0, sizeof seen_key); /* the brute-force count of distinct pairs (or triples) */
+        for (size_t i = 0; i < n; i++) {
+            size_t key = ((size_t)items[i] * 5 + cats[i]) * 24 + (tagged ? tags[i] : 0);
+            distinct += !seen_key[key];
+            seen_key[key] = 1;
+        }
+        cr_assert_eq(u, distinct, "trial %d: %zu distinct units, want %zu", trial, u, distinct);
         for (size_t j = 0; j < u; j++) /* few distinct values: ties between different pairs too */
             pair_score[j] = (float)(int)(tu_rand(&s) % (trial % 2 ? 4 : 1000)) - (trial % 4 == 0 ? 0.0f : 2.0f);
         if (trial == 5) pair_score[0] = -0.0f;
@@ -272,7 +282,8 @@ Test(soft_score, distinct_pairs_give_the_row_ranking_exactly)
         for (size_t j = 0; j < u; j++) {
             uint32_t c = 0;
             for (uint32_t r = dd.last[j], after = UINT32_MAX; r != SOFT_DEDUP_NONE; after = r, r = dd.prev[r], c++) {
-                cr_assert(r < after && items[r] == dd.item[j] && cats[r] == dd.cat[j]);
+                cr_assert(r < after && items[r] == dd.item[j] && cats[r] == dd.cat[j] &&
+                          (tagged ? tags[r] == dd.tag[j] : dd.tag[j] == 0));
                 row_score[r] = pair_score[j];
             }
             cr_assert_eq(c, dd.cnt[j]);
@@ -358,7 +369,7 @@ Test(soft_score, the_expansion_over_a_shortlist_in_any_order_ranks_as_brute_forc
             uint32_t p = (uint32_t)(tu_rand(&s) % pairs);
             items[i] = p, cats[i] = p % 3;
         }
-        size_t u = soft_dedup_build(&dd, items, cats, n), m = 0;
+        size_t u = soft_dedup_build(&dd, items, cats, NULL, n), m = 0;
         for (size_t j = 0; j < u; j++) /* a random shortlist, in a random order */
             if (tu_rand(&s) % 3) ids[m++] = (uint32_t)j;
         for (size_t j = m; j > 1; j--) {
@@ -408,7 +419,7 @@ static double request_recall(soft_mode mode, float fraction, float cat_scale, in
     char err[256];
     void *mem = malloc(soft_request_bytes(mode, QN, D, QK, QC + 2));
     cr_assert_eq(soft_request_init(&r, mem, mode, QN, D, QK, QB, QC + 2, fraction, err, sizeof err), 0, "%s", err);
-    size_t u = soft_dedup_build(&r.dd, items, cats, QN);
+    size_t u = soft_dedup_build(&r.dd, items, cats, NULL, QN);
     for (size_t j = 0; j < u; j++)
         for (size_t t = 0; t < D; t++)
             keys[j * D + t] = cat_scale * cpart[r.dd.cat[j] * D + t] + ipart[r.dd.item[j] * D + t];

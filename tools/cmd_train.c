@@ -23,9 +23,14 @@ static const char train_help[] =
     "the test set of `lsim eval`.\n"
     "\n"
     "  --model KIND        din, avgpool-din, dien, dsin, sim-hard, sim-soft, bst, mimn\n"
-    "  --time-info         sim-*: the time-interval embedding in the ESU, and the time since the\n"
-    "                      user's newest behavior as an input of the head\n"
-    "  --no-recency        with --time-info: without that second input (the paper's time info)\n"
+    "  --time-info         sim-*: the time-interval embedding in the ESU (the paper's time info),\n"
+    "                      and lsim's recency additions (docs/MODELS.md):\n"
+    "                        last  the time since the user's newest behavior, an input of the head\n"
+    "                        cat   beside it, the time since the newest one in the target's category\n"
+    "                        gsu   sim-soft: a learned bias by the behavior's age in the search score\n"
+    "  --recency LIST      with --time-info: the additions kept, comma-separated, or none\n"
+    "                      (default last,cat; cat needs last)\n"
+    "  --no-recency        --recency none: the paper's time info alone\n"
     "  --gsu-pool P        sim-soft: how the GSU's auxiliary task pools the behaviors by their\n"
     "                      scores r: softmax (default) or sum (the paper's sum of r_i e_i)\n"
     "  --mem-slots M       mimn: memory slots (default 4)\n"
@@ -73,12 +78,29 @@ static void on_step(const train_progress *p, void *ud)
                       p->samples_per_s, p->loss, eta);
 }
 
+/* --recency LIST: "none" or a comma-separated subset of last, cat, gsu. */
+static int parse_recency(const char *s, unsigned *out)
+{
+    static const char *const names[] = {"last", "cat", "gsu"};
+    *out = 0;
+    if (strcmp(s, "none") == 0) return 0;
+    for (const char *p = s;;) {
+        size_t n = strcspn(p, ","), i = 0;
+        while (i < 3 && (strlen(names[i]) != n || strncmp(p, names[i], n) != 0)) i++;
+        if (i == 3) return cli_usage_error("train", "--recency: '%.*s' is not one of last, cat, gsu, none", (int)n, p);
+        *out |= 1u << i;
+        if (!p[n]) return 0;
+        p += n + 1;
+    }
+}
+
 int cmd_train(int argc, char **argv)
 {
     static const struct option opts[] = {
         {"index", required_argument, 0, 'i'},     {"model", required_argument, 0, 'm'},
         {"out", required_argument, 0, 'o'},       {"time-info", no_argument, 0, 'T'},
         {"no-recency", no_argument, 0, 'R'},      {"gsu-pool", required_argument, 0, 'P'},
+        {"recency", required_argument, 0, 'y'},
         {"test-from", required_argument, 0, 't'}, {"epochs", required_argument, 0, 'e'},
         {"batch", required_argument, 0, 'b'},     {"optimizer", required_argument, 0, 'O'},
         {"lr", required_argument, 0, 'l'},        {"lr-decay", required_argument, 0, 'd'},
@@ -99,7 +121,7 @@ int cmd_train(int argc, char **argv)
     train_config_default(&c, MODEL_DIN);
     int64_t v, train_days = 0, test_from = INT64_MIN, threads = sysconf(_SC_NPROCESSORS_ONLN);
     double x, lr = -1;
-    int json = 0, ch, mimn_opt = 0;
+    int json = 0, ch, mimn_opt = 0, recency_opt = 0;
     optim_kind ok = OPTIM_ADAM;
     double lr_decay = 0;
     optind = 1;
@@ -109,7 +131,11 @@ int cmd_train(int argc, char **argv)
         case 'm': kind_s = optarg; break;
         case 'o': c.out = optarg; break;
         case 'T': c.time_info = 1; break;
-        case 'R': c.recency = 0; break;
+        case 'R': c.recency = 0, recency_opt = 1; break;
+        case 'y':
+            if (parse_recency(optarg, &c.recency)) return EXIT_USAGE;
+            recency_opt = 1;
+            break;
         case 'P':
             if (strcmp(optarg, "sum") && strcmp(optarg, "softmax"))
                 return cli_usage_error("train", "--gsu-pool: want softmax or sum, found '%s'", optarg);
@@ -214,7 +240,11 @@ int cmd_train(int argc, char **argv)
                                "bst, mimn", kind_s);
     if (c.time_info && c.kind != MODEL_SIM_HARD && c.kind != MODEL_SIM_SOFT)
         return cli_usage_error("train", "--time-info is for sim-hard and sim-soft");
-    if (!c.recency && !c.time_info) return cli_usage_error("train", "--no-recency goes with --time-info");
+    if (recency_opt && !c.time_info) return cli_usage_error("train", "--recency / --no-recency go with --time-info");
+    if ((c.recency & MODEL_RECENCY_CAT) && !(c.recency & MODEL_RECENCY_LAST))
+        return cli_usage_error("train", "--recency: cat needs last");
+    if (recency_opt && (c.recency & MODEL_RECENCY_GSU) && c.kind != MODEL_SIM_SOFT)
+        return cli_usage_error("train", "--recency: gsu is for sim-soft");
     if (c.gsu_sum && c.kind != MODEL_SIM_SOFT) return cli_usage_error("train", "--gsu-pool is for sim-soft");
     if (mimn_opt && c.kind != MODEL_MIMN)
         return cli_usage_error("train", "--mem-slots, --d-ctrl, --miu-k, --bptt and --util-reg are for mimn");

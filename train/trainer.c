@@ -24,7 +24,7 @@ void train_config_default(train_config *c, model_kind kind)
     c->lambda = 0.01f;
     c->seed = 1;
     c->threads = 1;
-    c->recency = 1;
+    c->recency = MODEL_RECENCY_DEFAULT;
     c->util_reg = -1.0f;
 }
 

@@ -34,7 +34,7 @@
 typedef struct train_config {
     model_kind kind;
     int time_info;           /* SIM: the time-interval embedding in the ESU */
-    int recency;             /* SIM with time info: the head's recency input (default 1) */
+    unsigned recency;        /* SIM with time info: lsim's recency additions, MODEL_RECENCY_* (default last, cat) */
     int gsu_sum;             /* SIM soft: the auxiliary task pools with r (the paper's), not softmax(r) */
     uint32_t mem_slots, d_ctrl, miu_k, bptt; /* MIMN: 0 keeps the default (esu/mimn.h) */
     float util_reg;          /* MIMN: lambda of the utilization regularizer; < 0 keeps the default */

@@ -147,7 +147,7 @@ static void write_checkpoint(fuzz_engine *fe, const char *path, uint32_t n_items
     model_spec spec;
     model_spec_default(&spec, fe->kind, n_items, n_cats);
     if (fe->kind == MODEL_SIM_HARD || fe->kind == MODEL_SIM_SOFT) spec.topk = 8;
-    model_spec_time_info(&spec, !fe->d_time_off, 1);
+    model_spec_time_info(&spec, !fe->d_time_off, MODEL_RECENCY_ALL);
     model *m;
     char err[512];
     if (model_new(&m, &spec, 1, 20, 64)) die("model_new", fe->name);

@@ -10,6 +10,9 @@ Cases (prefixes):
   n.  soft-search GSU without time info
   r.  hard-search GSU, time info and the recency input (esu/recency_input.h)
   q.  soft-search GSU with softmax pooling in its auxiliary task, time info and the recency input
+  c.  hard-search GSU, time info, the recency input with its target-category part
+  t.  soft-search GSU as q., the recency input with its target-category part, and the search's
+      recency bias (gsu/soft_search.h)
 Each holds parameters and buffers under the C names (esu/sim.h), the batch,
 training logits and loss (main BCE + alpha * auxiliary BCE), every gradient,
 the running statistics after the step, inference logits, and the positions
@@ -51,7 +54,7 @@ class Head(nn.Module):
 
 class SIM(nn.Module):
     def __init__(self, n_items, n_cats, soft, d_item, d_cat, att, mlp, heads, d_head, d_time, gsu_d, topk, alpha,
-                 momentum=0.01, recency=False, gsu_softmax=False):
+                 momentum=0.01, recency=False, gsu_softmax=False, recency_cat=False, gsu_recency=False):
         super().__init__()
         self.n_items, self.n_cats, self.soft, self.topk, self.alpha = n_items, n_cats, soft, topk, alpha
         self.gsu_softmax = gsu_softmax  # U_r = sum softmax(r)_i e_i (lsim's default) instead of sum r_i e_i
@@ -70,9 +73,14 @@ class SIM(nn.Module):
             self.gsu_wa = nn.Parameter(torch.randn(gsu_d, e) * 0.4)
             self.gsu_wb = nn.Parameter(torch.randn(gsu_d, e) * 0.4)
             self.aux = Head(2 * e, mlp[0], mlp[1], momentum)
-        self.head = Head(3 * e + heads * (e + d_time) + (d_time if recency else 0), mlp[0], mlp[1], momentum)
+        rw = (2 if recency_cat else 1) * d_time if recency else 0
+        self.head = Head(3 * e + heads * (e + d_time) + rw, mlp[0], mlp[1], momentum)
         # the time since the newest short-term behavior, embedded (made last: the other cases' draws stay)
         self.recency = nn.Parameter(torch.randn(N_BUCKETS, d_time)) if recency else None
+        # its target-category part: the newest behavior of the target's category; row N_BUCKETS: none in the window
+        self.recency_cat = nn.Parameter(torch.randn(N_BUCKETS + 1, d_time)) if recency_cat else None
+        # the search's recency bias: r_i + time_bias[bucket(now - ts_i)]
+        self.time_bias = nn.Parameter(torch.randn(N_BUCKETS) * 2) if gsu_recency else None
 
     def recency_input(self, bt):
         """(B, d_time): recency[bucket(now - newest short-term behavior's time)], 0 without history."""
@@ -82,7 +90,14 @@ class SIM(nn.Module):
             if n == 0:
                 rows.append(torch.zeros(self.d_time))
             else:
-                rows.append(self.recency[bucket(bt["now"][i] - bt["hist_ts"][i, n - 1])])
+                r = self.recency[bucket(bt["now"][i] - bt["hist_ts"][i, n - 1])]
+                if self.recency_cat is not None:
+                    same = [j for j in range(n) if int(bt["hist_cat"][i, j]) == int(bt["target_cat"][i])]
+                    rc = self.recency_cat[bucket(bt["now"][i] - bt["hist_ts"][i, same[-1]]) if same else N_BUCKETS]
+                    r = torch.cat([r, rc])
+                rows.append(r)
+        if self.recency_cat is not None:
+            rows = [x if x.shape[0] == 2 * self.d_time else torch.zeros(2 * self.d_time) for x in rows]
         return torch.stack(rows)
 
     def embed(self, item, cat):
@@ -104,6 +119,9 @@ class SIM(nn.Module):
         aux_loss = torch.zeros(())
         if self.soft:
             r = ((el @ self.gsu_wb.T) * (ea @ self.gsu_wa.T)[:, None, :]).sum(-1)     # (B, K)
+            if self.time_bias is not None:
+                lb = torch.tensor([[bucket(bt["now"][i] - bt["long_ts"][i, j]) for j in range(k)] for i in range(b)])
+                r = r + self.time_bias[lb]
             if train:
                 if self.gsu_softmax:  # masked softmax over the valid rows; a sample without rows pools 0
                     w = torch.softmax(r.masked_fill(~lmask, float("-inf")), -1).nan_to_num(0.0)
@@ -142,10 +160,14 @@ class SIM(nn.Module):
             p["esu.time_emb"] = self.time_emb
         if self.recency is not None:
             p["esu.recency"] = self.recency
+        if self.recency_cat is not None:
+            p["esu.recency_cat"] = self.recency_cat
         buf = {}
         if self.soft:
             p["gsu.wa"] = self.gsu_wa
             p["gsu.wb"] = self.gsu_wb
+            if self.time_bias is not None:
+                p["gsu.time_bias"] = self.time_bias
             p.update(self.aux.named("gsu.mlp"))
             buf.update(self.aux.buffers_named("gsu.mlp"))
         p.update(self.head.named("mlp"))
@@ -153,12 +175,12 @@ class SIM(nn.Module):
         return p, buf
 
 
-def case(prefix, seed, soft, d_time, out, recency=False, gsu_softmax=False):
+def case(prefix, seed, soft, d_time, out, recency=False, gsu_softmax=False, recency_cat=False, gsu_recency=False):
     torch.manual_seed(seed)
     n_items, n_cats, B, S, K, topk = 40, 6, 7, 5, 9, 4
     model = SIM(n_items, n_cats, soft, d_item=6, d_cat=4, att=(8, 4), mlp=(12, 6), heads=2, d_head=3, d_time=d_time,
                 gsu_d=5, topk=topk, alpha=1.0 if soft else 0.0, recency=recency,
-                gsu_softmax=gsu_softmax)
+                gsu_softmax=gsu_softmax, recency_cat=recency_cat, gsu_recency=gsu_recency)
     params, bufs = model.named_for_c()
     with torch.no_grad():
         for name, t in bufs.items():
@@ -183,6 +205,9 @@ def case(prefix, seed, soft, d_time, out, recency=False, gsu_softmax=False):
     # times in increasing order along the sequence (oldest first), before now
     gaps = (10 ** (torch.rand(B, K) * 7)).long() + 1
     bt["long_ts"] = now[:, None] - torch.flip(torch.cumsum(torch.flip(gaps, [1]), 1), [1])
+    if recency_cat:  # categories from a few, so that the target's is often in the window, and not always
+        bt["hist_cat"] = torch.randint(0, 3, (B, S))
+        bt["target_cat"] = torch.randint(0, 3, (B,))
     if recency:  # short-term times, oldest first, the newest from seconds to weeks before now
         hgaps = (10 ** (torch.rand(B, S) * 6)).long() + 1
         bt["hist_ts"] = now[:, None] - torch.flip(torch.cumsum(torch.flip(hgaps, [1]), 1), [1])
@@ -209,6 +234,8 @@ def case(prefix, seed, soft, d_time, out, recency=False, gsu_softmax=False):
     dims = [6, 4, 8, 4, 12, 6, 2, 3, d_time, 5, topk]
     if recency or gsu_softmax:  # [11..17] the branch (DIN), [18] recency, [19] softmax pooling
         dims += [0, 0, 0, 0, 0, 0, 0, int(recency), int(gsu_softmax)]
+    if recency_cat or gsu_recency:  # [20] recency's target-category part, [21] the search's recency bias
+        dims += [int(recency_cat), int(gsu_recency)]
     out[prefix + "dims"] = torch.tensor(dims, dtype=torch.int32)
 
 
@@ -219,6 +246,8 @@ def main():
     case("n.", 7, soft=True, d_time=0, out=out)
     case("r.", 8, soft=False, d_time=3, out=out, recency=True)
     case("q.", 9, soft=True, d_time=3, out=out, recency=True, gsu_softmax=True)
+    case("c.", 10, soft=False, d_time=3, out=out, recency=True, recency_cat=True)
+    case("t.", 11, soft=True, d_time=3, out=out, recency=True, gsu_softmax=True, recency_cat=True, gsu_recency=True)
     path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "sim.safetensors")
     safetensors_io.save(path, out, {"generator": "tests/golden/gen_sim.py", "torch": torch.__version__})
     print(f"wrote {path}: {len(out)} tensors")
