@@ -334,6 +334,7 @@ Test(cli_usage, train_options_that_do_not_go_together)
         {"train", "--index", "x", "--model", "sim-hard", "--out", "y", "--time-info", "--recency", "last,gsu", NULL,
          "gsu is for sim-soft"},
         {"train", "--index", "x", "--model", "sim-soft", "--out", "y", "--recency", "last", NULL, "--time-info"},
+        {"train", "--index", "x", "--model", "din", "--out", "y", "--alpha-aux", "0", NULL, "--alpha-aux is for dien"},
         {"train", "--index", "x", "--model", "sim-soft", "--out", "y", "--gsu-pool", "max", NULL, "'max'"},
         {"train", "--index", "x", "--model", "sim-soft", "--out", "y", "--no-recency", NULL, "--time-info"},
         {"train", "--index", "x", "--model", "din", "--out", "y", "--time-info", NULL, "sim-hard and sim-soft"},

@@ -33,6 +33,7 @@ static const char train_help[] =
     "  --no-recency        --recency none: the paper's time info alone\n"
     "  --gsu-pool P        sim-soft: how the GSU's auxiliary task pools the behaviors by their\n"
     "                      scores r: softmax (default) or sum (the paper's sum of r_i e_i)\n"
+    "  --alpha-aux X       dien: the weight of the auxiliary loss (default 1; 0: none)\n"
     "  --mem-slots M       mimn: memory slots (default 4)\n"
     "  --d-ctrl H          mimn: the controller GRU's width (default d_item + d_cat, 36)\n"
     "  --miu-k K           mimn: slots the memory induction unit updates per behavior (default 1)\n"
@@ -100,7 +101,7 @@ int cmd_train(int argc, char **argv)
         {"index", required_argument, 0, 'i'},     {"model", required_argument, 0, 'm'},
         {"out", required_argument, 0, 'o'},       {"time-info", no_argument, 0, 'T'},
         {"no-recency", no_argument, 0, 'R'},      {"gsu-pool", required_argument, 0, 'P'},
-        {"recency", required_argument, 0, 'y'},
+        {"recency", required_argument, 0, 'y'},  {"alpha-aux", required_argument, 0, 'X'},
         {"test-from", required_argument, 0, 't'}, {"epochs", required_argument, 0, 'e'},
         {"batch", required_argument, 0, 'b'},     {"optimizer", required_argument, 0, 'O'},
         {"lr", required_argument, 0, 'l'},        {"lr-decay", required_argument, 0, 'd'},
@@ -228,6 +229,10 @@ int cmd_train(int argc, char **argv)
             if (cli_parse_double("--util-reg", optarg, 0, 1e6, &x)) return EXIT_USAGE;
             c.util_reg = (float)x, mimn_opt = 1;
             break;
+        case 'X':
+            if (cli_parse_double("--alpha-aux", optarg, 0, 1e6, &x)) return EXIT_USAGE;
+            c.alpha_aux = (float)x;
+            break;
         case 'h': fputs(train_help, stdout); return EXIT_OK;
         default: return cli_usage_error("train", "unknown option");
         }
@@ -246,6 +251,7 @@ int cmd_train(int argc, char **argv)
     if (recency_opt && (c.recency & MODEL_RECENCY_GSU) && c.kind != MODEL_SIM_SOFT)
         return cli_usage_error("train", "--recency: gsu is for sim-soft");
     if (c.gsu_sum && c.kind != MODEL_SIM_SOFT) return cli_usage_error("train", "--gsu-pool is for sim-soft");
+    if (c.alpha_aux >= 0 && c.kind != MODEL_DIEN) return cli_usage_error("train", "--alpha-aux is for dien");
     if (mimn_opt && c.kind != MODEL_MIMN)
         return cli_usage_error("train", "--mem-slots, --d-ctrl, --miu-k, --bptt and --util-reg are for mimn");
     if (c.kind == MODEL_MIMN && c.miu_k > (c.mem_slots ? c.mem_slots : 4))

@@ -26,6 +26,7 @@ void train_config_default(train_config *c, model_kind kind)
     c->threads = 1;
     c->recency = MODEL_RECENCY_DEFAULT;
     c->util_reg = -1.0f;
+    c->alpha_aux = -1.0f;
 }
 
 void train_samples_for(sample_config *s, const model_spec *spec)
@@ -203,6 +204,7 @@ static void spec_for(model_spec *spec, const train_config *c, uint32_t n_items, 
     if (c->miu_k) spec->miu_k = c->miu_k;
     if (c->bptt) spec->bptt = c->bptt;
     if (c->util_reg >= 0) spec->util_reg = c->util_reg;
+    if (c->alpha_aux >= 0) spec->alpha_aux = c->alpha_aux;
 }
 
 int train_run(lsim_index *ix, const train_config *c, train_progress_fn fn, void *ud, train_progress *final,

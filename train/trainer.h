@@ -38,6 +38,7 @@ typedef struct train_config {
     int gsu_sum;             /* SIM soft: the auxiliary task pools with r (the paper's), not softmax(r) */
     uint32_t mem_slots, d_ctrl, miu_k, bptt; /* MIMN: 0 keeps the default (esu/mimn.h) */
     float util_reg;          /* MIMN: lambda of the utilization regularizer; < 0 keeps the default */
+    float alpha_aux;         /* DIEN (and SIM's DIEN branch): its auxiliary loss's weight; < 0 keeps 1 */
     sample_config samples;   /* split, test_from, batch, lengths, negatives (long_mode is set from kind) */
     optim_config optim;
     uint32_t epochs;         /* passes over the training samples (default 1) */
