@@ -245,6 +245,27 @@ static void *dedup_new(soft_dedup *dd, size_t n, size_t k)
     return mem;
 }
 
+/* The build's stamp (24 bits beside the tag) wraps: the table is cleared, and no slot of an earlier build is
+ * taken for this one's, with or without tags. */
+Test(soft_score, the_dedup_stamp_wraps_cleanly)
+{
+    static const uint32_t items[6] = {5, 5, 7, 5, 9, 7}, cats[6] = {1, 1, 2, 1, 3, 2};
+    static const uint8_t tags[6] = {0, 4, 0, 0, 4, 1};
+    soft_dedup dd;
+    void *mem = dedup_new(&dd, 6, 2);
+    /* each round builds twice; the stamps after each round's builds */
+    static const uint32_t stamps[4][2] = {{1, 2}, {3, 4}, {(1u << 24) - 1, 1}, {2, 3}};
+    for (int round = 0; round < 4; round++) {
+        if (round == 2) dd.gen = (1u << 24) - 2; /* the next build takes the last stamp, the one after wraps */
+        cr_assert_eq(soft_dedup_build(&dd, items, cats, tags, 6), 5, "round %d: (item, cat, tag) triples", round);
+        cr_assert_eq(dd.gen, stamps[round][0]);
+        cr_assert_eq(soft_dedup_build(&dd, items, cats, NULL, 6), 3, "round %d: (item, cat) pairs", round);
+        cr_assert_eq(dd.gen, stamps[round][1]);
+        cr_assert(dd.item[0] == 5 && dd.cnt[0] == 3 && dd.item[1] == 7 && dd.cnt[1] == 2 && dd.cnt[2] == 1);
+    }
+    free(mem);
+}
+
 Test(soft_score, distinct_pairs_give_the_row_ranking_exactly)
 {
     enum { PN = 2000, PK = 50 };
