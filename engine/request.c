@@ -169,9 +169,11 @@ static int soft_search(lsim_ctx *c, size_t n, size_t l0, size_t p, int64_t now)
         embed_row(c->ea, ti, tc, s, c->t_item[b], c->t_cat[b]);
         soft_score_vector(q, wa, E, s->base.d_item, c->ea, D);
     }
-    for (size_t i = 0; i < m; i++) c->litems[i] = c->ev[l0 + i].item, c->lcats[i] = c->ev[l0 + i].cat;
-    for (size_t i = 0; tb && i < m; i++)
-        c->ltags[i] = (uint8_t)esu_time_bucket(now - c->ev[l0 + i].ts, ESU_TIME_BUCKETS);
+    for (size_t i = 0; i < m; i++) {
+        const ubt_event *x = &c->ev[l0 + i];
+        c->litems[i] = x->item, c->lcats[i] = x->cat;
+        if (tb) c->ltags[i] = (uint8_t)esu_time_bucket(now - x->ts, ESU_TIME_BUCKETS);
+    }
     size_t u = soft_dedup_build(&c->sr.dd, c->litems, c->lcats, tb ? c->ltags : NULL, m);
     for (size_t j = 0; j < u; j++) { /* one GSU vector per distinct (item, category[, bucket]) */
         uint32_t it = c->sr.dd.item[j], ct = c->sr.dd.cat[j];

@@ -141,9 +141,9 @@ static void to_sim(sim_config *c, const model_spec *s)
     c->d_head = s->d_head;
     c->d_time = s->d_time;
     c->recency = s->recency;
-    c->recency_cat = s->recency && s->recency_cat;
+    c->recency_cat = s->recency_cat;
     c->gsu_softmax = s->gsu_softmax;
-    c->gsu_recency = s->kind == MODEL_SIM_SOFT && s->gsu_recency;
+    c->gsu_recency = s->gsu_recency;
     c->gsu_d = s->gsu_d;
     c->alpha = s->alpha;
 }

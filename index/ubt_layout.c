@@ -6,40 +6,29 @@
 
 #include "lsim.h"
 #include "storage/block_codec.h"
+#include "storage/byte_order.h"
 #include "storage/varint.h"
 
 #include <string.h>
-
-static void put_u64le(uint8_t *p, uint64_t v)
-{
-    for (int i = 0; i < 8; i++) p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static uint64_t get_u64le(const uint8_t *p)
-{
-    uint64_t v = 0;
-    for (int i = 0; i < 8; i++) v |= (uint64_t)p[i] << (8 * i);
-    return v;
-}
 
 void ubt_counts_encode(uint8_t out[UBT_COUNTS_BYTES], const ubt_counts *c)
 {
     const uint64_t f[7] = {c->users, c->items, c->categories, c->types, c->events, c->blocks,
                            c->appends};
-    for (int i = 0; i < 7; i++) put_u64le(out + 8 * i, f[i]);
+    for (int i = 0; i < 7; i++) le64_put(out + 8 * i, f[i]);
 }
 
 int ubt_counts_decode(ubt_counts *c, const void *buf, size_t len)
 {
     if (len != UBT_COUNTS_BYTES) return LSIM_E_CORRUPT;
     const uint8_t *p = buf;
-    c->users = get_u64le(p);
-    c->items = get_u64le(p + 8);
-    c->categories = get_u64le(p + 16);
-    c->types = get_u64le(p + 24);
-    c->events = get_u64le(p + 32);
-    c->blocks = get_u64le(p + 40);
-    c->appends = get_u64le(p + 48);
+    c->users = le64_get(p);
+    c->items = le64_get(p + 8);
+    c->categories = le64_get(p + 16);
+    c->types = le64_get(p + 24);
+    c->events = le64_get(p + 32);
+    c->blocks = le64_get(p + 40);
+    c->appends = le64_get(p + 48);
     return 0;
 }
 

@@ -5,6 +5,7 @@
 
 #include "index/uic_info.h"
 #include "lsim.h"
+#include "storage/byte_order.h"
 #include "storage/error_detail.h"
 #include "storage/lmdb_check.h"
 #include "storage/lmdb_env.h"
@@ -54,7 +55,7 @@ static int check_schema(MDB_txn *txn, MDB_dbi dbi, const char *dir, char *err, s
     size_t len;
     if (ubt_unseal("schema", 6, v, d.mv_size, &len) || len != 4)
         return err_set(err, errlen, LSIM_E_CORRUPT, "%s: corrupt: the schema record fails its checksum", dir);
-    uint32_t s = ubt_get_u32le(v);
+    uint32_t s = le32_get(v);
     if (s != UBT_SCHEMA_VERSION)
         return err_set(err, errlen, LSIM_E_VERSION, "%s: index schema %u, this lsim reads schema %u", dir, s,
                        UBT_SCHEMA_VERSION);
@@ -98,8 +99,8 @@ int ubt_meta_read(MDB_txn *txn, MDB_dbi dbi, const char *dir, int stamped, ubt_m
     if ((rc = ubt_meta_counts(txn, dbi, dir, &m->counts, err, errlen))) return rc;
     if (get_sealed(txn, dbi, "policy", &v, &len) || len != 8)
         return err_set(err, errlen, LSIM_E_CORRUPT, "%s: corrupt: the chain policy is missing or damaged", dir);
-    m->own_min = ubt_get_u32le(v);
-    m->mixed_max = ubt_get_u32le(v + 4);
+    m->own_min = le32_get(v);
+    m->mixed_max = le32_get(v + 4);
     rc = get_sealed(txn, dbi, UIC_META_KEY, &v, &len);
     if (rc == 0) {
         if (uic_info_decode(&m->uic, v, len))

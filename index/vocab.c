@@ -12,6 +12,7 @@
 #include "index/ubt_layout.h"
 #include "lsim.h"
 #include "storage/block_codec.h"
+#include "storage/byte_order.h"
 #include "storage/error_detail.h"
 #include "storage/lmdb_env.h"
 #include "storage/varint.h"
@@ -286,19 +287,6 @@ static uint32_t block_crc(const uint8_t key[5], const uint8_t *p, size_t len)
     return crc32c(crc32c(crc32c(0, key, 5), p, 4), p + 8, len - 8);
 }
 
-static void put_u32le(uint8_t *p, uint32_t v)
-{
-    p[0] = (uint8_t)v;
-    p[1] = (uint8_t)(v >> 8);
-    p[2] = (uint8_t)(v >> 16);
-    p[3] = (uint8_t)(v >> 24);
-}
-
-static uint32_t get_u32le(const uint8_t *p)
-{
-    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
-
 static int store_block(vocab *v, MDB_txn *txn, MDB_dbi dbi, uint32_t b, uint8_t **raw,
                        size_t *raw_cap, uint8_t **out, size_t *out_cap, char *err, size_t errlen)
 {
@@ -329,7 +317,7 @@ static int store_block(vocab *v, MDB_txn *txn, MDB_dbi dbi, uint32_t b, uint8_t 
         *out_cap = bound;
     }
     uint8_t *p = *out;
-    put_u32le(p, hi - lo);
+    le32_put(p, hi - lo);
     size_t h = 8;
     size_t z = ZSTD_compress(p + h + 11, bound - h - 11, *raw, n, 3);
     int packed = !ZSTD_isError(z) && z < n;
@@ -342,7 +330,7 @@ static int store_block(vocab *v, MDB_txn *txn, MDB_dbi dbi, uint32_t b, uint8_t 
     size_t total = h + z;
     uint8_t key[5];
     vocab_key(key, v->kind, b);
-    put_u32le(p + 4, block_crc(key, p, total));
+    le32_put(p + 4, block_crc(key, p, total));
     MDB_val k = {sizeof key, key}, d = {total, p};
     int rc = mdb_put(txn, dbi, &k, &d, 0);
     if (rc) return lmdb_err(rc, err, errlen, "writing a vocabulary block");
@@ -398,11 +386,11 @@ static int load_block(vocab *v, const uint8_t *p, size_t len, uint32_t b, uint8_
 #define BAD(why) err_set(err, errlen, LSIM_E_CORRUPT, "corrupt %s vocabulary block %u: %s", kind_name(v->kind), b, why)
     if (len < 10) return BAD("too short");
     if (len > VOCAB_BLOCK_MAX_BYTES) return BAD("too long");
-    uint32_t count = get_u32le(p);
+    uint32_t count = le32_get(p);
     if (count == 0 || count > VOCAB_BLOCK_ENTRIES) return BAD("bad entry count");
     uint8_t key[5];
     vocab_key(key, v->kind, b);
-    if (block_crc(key, p, len) != get_u32le(p + 4)) return BAD("checksum mismatch");
+    if (block_crc(key, p, len) != le32_get(p + 4)) return BAD("checksum mismatch");
     const uint8_t *q = p + 9, *end = p + len;
     uint64_t raw_len;
     if (p[8] > 1 || varint_get(&q, end, &raw_len) || raw_len > (uint64_t)count * (LSIM_MAX_ID_LEN + 16))
@@ -450,7 +438,7 @@ static int load_block(vocab *v, const uint8_t *p, size_t len, uint32_t b, uint8_
         memcpy(v->cats + first, cat_tmp, count * sizeof *cat_tmp);
     }
     if (r != rend) return BAD("trailing bytes");
-    return note_crc(v, b, get_u32le(p + 4));
+    return note_crc(v, b, le32_get(p + 4));
 #undef BAD
 }
 
@@ -492,7 +480,7 @@ int vocab_refresh(vocab *v, MDB_txn *txn, MDB_dbi dbi, char *err, size_t errlen)
             break;
         }
         /* a block already loaded whose checksum is unchanged is the same block: skipped undecoded */
-        int same = b < v->n_crcs && d.mv_size >= 8 && get_u32le((const uint8_t *)d.mv_data + 4) == v->crcs[b] &&
+        int same = b < v->n_crcs && d.mv_size >= 8 && le32_get((const uint8_t *)d.mv_data + 4) == v->crcs[b] &&
                    v->n >= (b + 1) * VOCAB_BLOCK_ENTRIES;
         if (!same && (rc = load_block(v, d.mv_data, d.mv_size, b, &raw, &raw_cap, cat_tmp, err, errlen))) break;
         expect++;

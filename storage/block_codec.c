@@ -30,6 +30,7 @@
 #include "storage/block_codec.h"
 
 #include "lsim.h"
+#include "storage/byte_order.h"
 
 #include <limits.h>
 #include <stddef.h>
@@ -248,19 +249,6 @@ static inline int64_t ts_add(int64_t base, uint64_t off)
     return u <= (uint64_t)INT64_MAX ? (int64_t)u : -(int64_t)(~u) - 1;
 }
 
-static inline void put_le32(uint8_t *p, uint32_t v)
-{
-    p[0] = (uint8_t)v;
-    p[1] = (uint8_t)(v >> 8);
-    p[2] = (uint8_t)(v >> 16);
-    p[3] = (uint8_t)(v >> 24);
-}
-
-static inline uint32_t get_le32(const uint8_t *p)
-{
-    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
-
 /* Bits needed for x (0 for 0). */
 static inline unsigned bit_width(uint64_t x)
 {
@@ -410,9 +398,7 @@ HOT void br_refill(bit_reader *r)
 {
     if (r->end - r->p >= 8) {
         /* One 8-byte load; keep the whole bytes that fit (branch-free). */
-        uint64_t w = (uint64_t)r->p[0] | (uint64_t)r->p[1] << 8 | (uint64_t)r->p[2] << 16 |
-                     (uint64_t)r->p[3] << 24 | (uint64_t)r->p[4] << 32 | (uint64_t)r->p[5] << 40 |
-                     (uint64_t)r->p[6] << 48 | (uint64_t)r->p[7] << 56;
+        uint64_t w = le64_get(r->p);
         unsigned nb = r->nb | 56u;
         r->acc = (r->acc | w << r->nb) & ((1ull << nb) - 1u);
         r->p += (63u - r->nb) >> 3;
@@ -791,7 +777,7 @@ static size_t header_put(uint8_t *p, unsigned flags, size_t n, int64_t first, ui
     *q++ = (uint8_t)flags;
     q = varint_put(q, n);
     if (flags & F_TS32) {
-        put_le32(q, (uint32_t)first);
+        le32_put(q, (uint32_t)first);
         q += 4;
     } else {
         q = varint_put(q, zigzag_enc(first));
@@ -814,7 +800,7 @@ static int header_parse(const uint8_t *src, size_t len, hdr *h)
     h->n = (uint32_t)v;
     if (f & F_TS32) {
         if (end - p < 4) return -1;
-        h->first_ts = (int64_t)get_le32(p);
+        h->first_ts = (int64_t)le32_get(p);
         p += 4;
     } else {
         if (varint_get(&p, end, &v) != 0) return -1;
@@ -898,7 +884,7 @@ int block_encode_keyed(block_codec *c, uint8_t *dst, size_t cap, size_t *len, co
     if (cap < total) return LSIM_E_INVAL;
     memcpy(dst, hbuf, hlen);
     memcpy(dst + hlen, payload, plen);
-    put_le32(dst + hlen + plen, crc32c(crc_seed(c, comp, key, key_len), dst, hlen + plen));
+    le32_put(dst + hlen + plen, crc32c(crc_seed(c, comp, key, key_len), dst, hlen + plen));
     *len = total;
     return 0;
 }
@@ -1099,7 +1085,7 @@ int block_decode_keyed(block_codec *c, ubt_event *out, size_t cap, size_t *n, co
     if (header_parse(src, len, &h) != 0) return LSIM_E_CORRUPT;
     unsigned comp = h.flags & F_COMP_MASK;
     if (comp == COMP_ZSTD_DICT && !c->ddict) return LSIM_E_CORRUPT; /* a dictionary block, and no dictionary */
-    if (crc32c(crc_seed(c, comp, key, key_len), src, len - CRC_LEN) != get_le32(src + len - CRC_LEN))
+    if (crc32c(crc_seed(c, comp, key, key_len), src, len - CRC_LEN) != le32_get(src + len - CRC_LEN))
         return LSIM_E_CORRUPT;
     if (cap < h.n) return LSIM_E_INVAL;
 

@@ -19,6 +19,7 @@
  * and crc32c(0, "123456789", 9) == 0xE3069283.
  */
 #include "storage/block_codec.h"
+#include "storage/byte_order.h"
 
 #include <pthread.h>
 #include <stdint.h>
@@ -47,17 +48,12 @@ static void crc_tables_init(void)
     }
 }
 
-static inline uint32_t load_le32(const uint8_t *p)
-{
-    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
-
 static uint32_t crc_portable_run(uint32_t crc, const uint8_t *p, size_t len)
 {
     uint32_t r = ~crc;
     while (len >= 8) {
-        uint32_t lo = r ^ load_le32(p);
-        uint32_t hi = load_le32(p + 4);
+        uint32_t lo = r ^ le32_get(p);
+        uint32_t hi = le32_get(p + 4);
         r = crc_table[7][lo & 0xffu] ^ crc_table[6][(lo >> 8) & 0xffu] ^
             crc_table[5][(lo >> 16) & 0xffu] ^ crc_table[4][lo >> 24] ^
             crc_table[3][hi & 0xffu] ^ crc_table[2][(hi >> 8) & 0xffu] ^

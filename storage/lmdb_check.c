@@ -25,6 +25,7 @@
 
 #include "lsim.h"
 #include "storage/block_codec.h"
+#include "storage/byte_order.h"
 #include "storage/error_detail.h"
 
 #include <errno.h>
@@ -103,15 +104,6 @@ static uint16_t rd16(const uint8_t *p)
     return (uint16_t)(p[0] | p[1] << 8);
 }
 
-static uint32_t rd32(const uint8_t *p)
-{
-    return (uint32_t)rd16(p) | (uint32_t)rd16(p + 2) << 16;
-}
-
-static uint64_t rd64(const uint8_t *p)
-{
-    return (uint64_t)rd32(p) | (uint64_t)rd32(p + 4) << 32;
-}
 
 #if defined(__GNUC__)
 __attribute__((format(printf, 2, 3)))
@@ -132,26 +124,26 @@ static int fail(const checker *c, const char *fmt, ...)
 
 static void read_db(const uint8_t *p, dbrec *d)
 {
-    d->pad = rd32(p);
+    d->pad = le32_get(p);
     d->flags = rd16(p + 4);
     d->depth = rd16(p + 6);
-    d->branch = rd64(p + 8);
-    d->leaf = rd64(p + 16);
-    d->overflow = rd64(p + 24);
-    d->entries = rd64(p + 32);
-    d->root = rd64(p + 40);
+    d->branch = le64_get(p + 8);
+    d->leaf = le64_get(p + 16);
+    d->overflow = le64_get(p + 24);
+    d->entries = le64_get(p + 32);
+    d->root = le64_get(p + 40);
 }
 
 static void read_meta(const uint8_t *p, meta *m)
 {
-    m->magic = rd32(p);
-    m->version = rd32(p + 4);
-    m->address = rd64(p + 8);
-    m->mapsize = rd64(p + 16);
+    m->magic = le32_get(p);
+    m->version = le32_get(p + 4);
+    m->address = le64_get(p + 8);
+    m->mapsize = le64_get(p + 16);
     read_db(p + 24, &m->free);
     read_db(p + 24 + DB_BYTES, &m->main);
-    m->last_pg = rd64(p + 24 + 2 * DB_BYTES);
-    m->txnid = rd64(p + 32 + 2 * DB_BYTES);
+    m->last_pg = le64_get(p + 24 + 2 * DB_BYTES);
+    m->txnid = le64_get(p + 32 + 2 * DB_BYTES);
 }
 
 static int db_empty(const dbrec *d)
@@ -164,7 +156,7 @@ static int cmp_key(const checker *c, const key *a, const key *b)
 {
     if (a->inf || b->inf) return a->inf == b->inf ? 0 : a->inf < b->inf ? -1 : 1;
     if (c->integer_keys) {
-        uint64_t x = rd64(a->p), y = rd64(b->p);
+        uint64_t x = le64_get(a->p), y = le64_get(b->p);
         return (x > y) - (x < y);
     }
     size_t n = a->n < b->n ? a->n : b->n;
@@ -214,7 +206,7 @@ static int check_header(const checker *c, const uint8_t *p, uint64_t pgno, int l
     int leaf = level == depth - 1;
     uint16_t flags = rd16(p + 10), lower = rd16(p + 12);
     *upper = rd16(p + 14);
-    if (rd64(p) != pgno) return fail(c, "page %" PRIu64 " says it is page %" PRIu64, pgno, rd64(p));
+    if (le64_get(p) != pgno) return fail(c, "page %" PRIu64 " says it is page %" PRIu64, pgno, le64_get(p));
     if (flags != (leaf ? P_LEAF : P_BRANCH) || rd16(p + 8) != 0)
         return fail(c, "page %" PRIu64 ": flags 0x%x, not those of a %s page (depth %d of %d)", pgno, flags,
                     leaf ? "leaf" : "branch", level + 1, depth);
@@ -247,13 +239,13 @@ static int leaf_value(checker *c, const uint8_t *nd, const key *k, uint64_t pgno
         *len = dsize;
         return 0;
     }
-    uint64_t op = rd64(nd + NODEHDR + k->n), npages = (PAGEHDR - 1 + (uint64_t)dsize) / c->ps + 1;
+    uint64_t op = le64_get(nd + NODEHDR + k->n), npages = (PAGEHDR - 1 + (uint64_t)dsize) / c->ps + 1;
     const uint8_t *q = NULL;
     int rc = tree_page(c, op, &q);
     if (rc) return rc;
     if (npages > c->last_pg - op + 1)
         return fail(c, "page %" PRIu64 ": node %zu's value of %zu bytes runs past the last page", pgno, i, dsize);
-    if (rd64(q) != op || rd16(q + 8) != 0 || rd16(q + 10) != P_OVERFLOW || rd32(q + 12) != npages)
+    if (le64_get(q) != op || rd16(q + 8) != 0 || rd16(q + 10) != P_OVERFLOW || le32_get(q + 12) != npages)
         return fail(c, "overflow page %" PRIu64 " (of page %" PRIu64 " node %zu): header does not match a value of %zu"
                     " bytes", op, pgno, i, dsize);
     if ((rc = mark(c, op, npages, "overflow"))) return rc;
@@ -334,11 +326,12 @@ static int walk_tree(checker *c, const dbrec *d)
 /* A free-list record: u64 count, then that many page numbers, descending. */
 static int free_record(checker *c, const key *k, const uint8_t *val, size_t len)
 {
-    if (rd64(k->p) > c->txnid) return fail(c, "a record of transaction %" PRIu64 ", after the last", rd64(k->p));
-    if (len < 8 || len % 8 || rd64(val) != len / 8 - 1) return fail(c, "a record of %zu bytes", len);
+    uint64_t txn = le64_get(k->p);
+    if (txn > c->txnid) return fail(c, "a record of transaction %" PRIu64 ", after the last", txn);
+    if (len < 8 || len % 8 || le64_get(val) != len / 8 - 1) return fail(c, "a record of %zu bytes", len);
     uint64_t prev = P_INVALID;
     for (size_t i = 1; i < len / 8; i++) {
-        uint64_t pg = rd64(val + 8 * i);
+        uint64_t pg = le64_get(val + 8 * i);
         if (pg < 2 || pg > c->last_pg || pg >= prev)
             return fail(c, "free page %" PRIu64 ": outside the pages in use, or out of order", pg);
         int rc = mark(c, pg, 1, "free");
@@ -400,9 +393,9 @@ static int stamp_read(const uint8_t *v, size_t len, uint64_t stamp[2])
 {
     if (len != LMDB_STAMP_BYTES) return LSIM_E_CORRUPT;
     uint32_t crc = crc32c(crc32c(0, LMDB_STAMP_KEY, sizeof LMDB_STAMP_KEY - 1), v, LMDB_STAMP_BYTES - 4);
-    if (crc != rd32(v + LMDB_STAMP_BYTES - 4)) return LSIM_E_CORRUPT;
-    stamp[0] = rd64(v);
-    stamp[1] = rd64(v + 8);
+    if (crc != le32_get(v + LMDB_STAMP_BYTES - 4)) return LSIM_E_CORRUPT;
+    stamp[0] = le64_get(v);
+    stamp[1] = le64_get(v + 8);
     return 0;
 }
 
@@ -470,7 +463,7 @@ static int check_meta(checker *c, int slot, meta *m)
 {
     const uint8_t *p = c->map + (size_t)slot * c->ps;
     read_meta(p + PAGEHDR, m);
-    if (rd64(p) != (uint64_t)slot || rd16(p + 8) || rd16(p + 10) != P_META || rd32(p + 12))
+    if (le64_get(p) != (uint64_t)slot || rd16(p + 8) || rd16(p + 10) != P_META || le32_get(p + 12))
         return fail(c, "meta page %d: its page header is damaged", slot);
     if (m->magic != META_MAGIC) return fail(c, "meta page %d: not an LMDB meta page (magic 0x%08x)", slot, m->magic);
     if (m->address) return fail(c, "meta page %d: a fixed map address", slot);
@@ -493,13 +486,13 @@ static int check_file(checker *c, lmdb_check_result *res)
 {
     if (c->size < PAGEHDR + META_BYTES)
         return fail(c, "the file is %zu bytes, shorter than a meta page (truncated)", c->size);
-    c->ps = rd32(c->map + PAGEHDR + 24); /* the free list's pad in meta page 0 */
+    c->ps = le32_get(c->map + PAGEHDR + 24); /* the free list's pad in meta page 0 */
     if (c->ps < 512 || c->ps > 65536 || (c->ps & (c->ps - 1)))
         return fail(c, "meta page 0: page size %zu", c->ps);
     if (c->size < 2 * c->ps)
         return fail(c, "the file is %zu bytes, shorter than its two meta pages (truncated)", c->size);
-    uint32_t v0 = rd32(c->map + PAGEHDR + 4), v1 = rd32(c->map + c->ps + PAGEHDR + 4);
-    if (v0 == v1 && v0 != META_VERSION && rd32(c->map + PAGEHDR) == META_MAGIC)
+    uint32_t v0 = le32_get(c->map + PAGEHDR + 4), v1 = le32_get(c->map + c->ps + PAGEHDR + 4);
+    if (v0 == v1 && v0 != META_VERSION && le32_get(c->map + PAGEHDR) == META_MAGIC)
         return err_set(c->err, c->errlen, LSIM_E_VERSION, "%s: LMDB data version %u; this lsim reads version %u",
                        c->path, v0, META_VERSION);
     if (v0 != META_VERSION || v1 != META_VERSION)

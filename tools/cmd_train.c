@@ -82,14 +82,15 @@ static void on_step(const train_progress *p, void *ud)
 /* --recency LIST: "none" or a comma-separated subset of last, cat, gsu. */
 static int parse_recency(const char *s, unsigned *out)
 {
-    static const char *const names[] = {"last", "cat", "gsu"};
+    static const struct { const char *name; unsigned bit; } parts[] = {
+        {"last", MODEL_RECENCY_LAST}, {"cat", MODEL_RECENCY_CAT}, {"gsu", MODEL_RECENCY_GSU}};
     *out = 0;
     if (strcmp(s, "none") == 0) return 0;
     for (const char *p = s;;) {
         size_t n = strcspn(p, ","), i = 0;
-        while (i < 3 && (strlen(names[i]) != n || strncmp(p, names[i], n) != 0)) i++;
+        while (i < 3 && (strlen(parts[i].name) != n || strncmp(p, parts[i].name, n) != 0)) i++;
         if (i == 3) return cli_usage_error("train", "--recency: '%.*s' is not one of last, cat, gsu, none", (int)n, p);
-        *out |= 1u << i;
+        *out |= parts[i].bit;
         if (!p[n]) return 0;
         p += n + 1;
     }

@@ -46,7 +46,7 @@ struct sample_source {
     uint32_t *all_item, *all_cat, *all_len;
     size_t *all_off, all_n, all_cap;
     uint64_t win_gen;                    /* windows loaded: with (slot, pos) names a history */
-    struct { uint64_t gen; uint32_t slot, pos; int set; } all_last; /* the batch's last copied history */
+    struct { uint64_t gen; uint32_t slot, pos; } all_last; /* the batch's last copied history (sample b > 0) */
 };
 
 void sample_config_default(sample_config *c)
@@ -369,7 +369,7 @@ static int fill_one(sample_source *s, size_t b, const struct sample_ref *r)
         }
     }
     if (c->long_mode == LONG_ALL) { /* every event before t, whatever long_before_short says */
-        if (s->all_last.set && s->all_last.gen == s->win_gen && s->all_last.slot == r->slot && s->all_last.pos == p) {
+        if (b > 0 && s->all_last.gen == s->win_gen && s->all_last.slot == r->slot && s->all_last.pos == p) {
             s->all_off[b] = s->all_off[b - 1]; /* the previous sample's history: one copy (a request's candidates) */
         } else {
             if (grow_all(s, p)) return LSIM_E_NOMEM;
@@ -377,7 +377,6 @@ static int fill_one(sample_source *s, size_t b, const struct sample_ref *r)
             for (size_t j = 0; j < p; j++) s->all_item[s->all_n + j] = e[j].item, s->all_cat[s->all_n + j] = e[j].cat;
             s->all_n += p;
             s->all_last.gen = s->win_gen, s->all_last.slot = r->slot, s->all_last.pos = (uint32_t)p;
-            s->all_last.set = 1;
         }
         s->all_len[b] = (uint32_t)p;
     }
@@ -420,7 +419,6 @@ int sample_source_next(sample_source *s, model_batch *bt, const uint32_t **users
     memset(bt, 0, sizeof *bt);
     size_t b = 0;
     s->all_n = 0;
-    s->all_last.set = 0;
     while (b < s->c.batch) {
         if (s->smp_next == s->smp_n) {
             int rc = load_window(s, err, errlen);
