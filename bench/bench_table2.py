@@ -14,9 +14,13 @@ beside the Bayes-optimal AUC.
 Models: DIN, avg-pooling long DIN, MIMN, SIM hard, SIM soft, SIM soft + time info (SIM's
 Table 2), plus SIM hard + time info, DIEN, DSIN and BST.
 
-    bench/bench_table2.py [--users 800] [--seeds 1,2,3] [--epochs 2] [--models ...]
+    bench/bench_table2.py [--users 800] [--seeds 1,2,3] [--epochs 6] [--models ...]
                           [--build build] [--work bench-out/table2] [--json OUT] [--gen OPTS]
 Extra `lsim train` options can follow `--`.
+
+Six epochs by default: at two, DIEN and SIM soft's learned search were still far from
+where they settle, and DIEN's row depended mostly on the seed (docs/BENCHMARKS.md,
+"Ranking quality").
 """
 import argparse
 import json
@@ -38,7 +42,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--users", type=int, default=800)
     ap.add_argument("--seeds", default="1,2,3")
-    ap.add_argument("--epochs", type=int, default=2)
+    ap.add_argument("--epochs", type=int, default=6)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--models", default=",".join(m[0] for m in MODELS))
     ap.add_argument("--build", default="build")
