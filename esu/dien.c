@@ -99,7 +99,10 @@ void dien_free(dien *m)
 
 void dien_init(dien *m, uint64_t seed)
 {
-    if (m->st.params.block) param_set_randomize(&m->st.params, seed); /* not a view of another's */
+    if (m->st.params.block) { /* not a view of another's */
+        param_set_randomize(&m->st.params, seed);
+        dien_branch_init(&m->branch);
+    }
     mlp_head_reset_buffers(&m->head);
 }
 

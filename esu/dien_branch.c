@@ -70,6 +70,14 @@ void dien_branch_carve(dien_branch *br, arena *a, size_t max_b, size_t max_s)
     br->len = ARENA_U32(a, B);
 }
 
+void dien_branch_init(dien_branch *br)
+{
+    float *w = (float *)br->att_w; /* the branch's own parameter block, bound above */
+    size_t E = br->e;
+    memset(w, 0, E * E * sizeof *w);
+    for (size_t i = 0; i < E; i++) w[i * E + i] = 1.0f;
+}
+
 static float sigmoidf_(float x)
 {
     return 1.0f / (1.0f + expf(-x));

@@ -40,6 +40,11 @@ int dien_branch_register(param_list *p, size_t e);
 void dien_branch_bind(dien_branch *br, size_t e, float alpha_aux, embed_layer *emb, const param_set *p,
                       const param_set *g);
 void dien_branch_carve(dien_branch *br, arena *a, size_t max_b, size_t max_s);
+/* After the parameters are randomized: the attention's W starts as the identity, so that
+ * a_t = softmax_t(<h_t, e_a>) starts as the auxiliary loss's own score (h_t is trained to
+ * predict the next behavior's embedding) instead of a random bilinear form, whose sign
+ * some seeds never recovered from (docs/MODELS.md, DIEN). */
+void dien_branch_init(dien_branch *br);
 static inline size_t dien_branch_width(const dien_branch *br)
 {
     return 3 * br->e;

@@ -201,6 +201,7 @@ void sim_init(sim *m, uint64_t seed)
     if (m->st.params.block) { /* not a view of another model's parameters */
         param_set_randomize(&m->st.params, seed);
         if (m->cfg.branch == SIM_BRANCH_DSIN) dsin_branch_init(&m->dsin, seed);
+        if (m->cfg.branch == SIM_BRANCH_DIEN) dien_branch_init(&m->dien);
         if (m->cfg.gsu == SIM_GSU_SOFT) {
             /* W_b = W_a: r_i = e_i' W' W e_a, E[W' W] proportional to I, so the search starts as a similarity of
              * the shared embeddings (the same item, then the same category rank first) and learns from there */

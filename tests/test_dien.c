@@ -15,6 +15,8 @@
 #include "loaders/safetensors.h"
 #include "lsim.h"
 #include "esu/dien.h"
+#include "esu/sim.h"
+#include "models/params.h"
 #include "models/nn.h"
 #include "tests/model_fixture.h"
 #include "tests/test_util.h"
@@ -120,4 +122,44 @@ Test(dien, shared_history_path_equals_the_general_path)
     cr_assert_eq(tu_compare_f32("shared-history logits", fast, ref, B, 1e-4), 0,
                  "the shared-history path differs from the general path");
     dien_free(m);
+}
+
+/* The attention's W starts as the identity (esu/dien_branch.h), in DIEN and in SIM's DIEN
+ * branch, for every seed; the other weights stay random. */
+static void check_identity(const param_set *p, size_t E, uint64_t seed, const char *what)
+{
+    const float *w = param_find(p, "dien.att.w"), *gw = param_find(p, "dien.gru.w");
+    cr_assert(w && gw);
+    for (size_t i = 0; i < E; i++)
+        for (size_t j = 0; j < E; j++)
+            cr_assert_eq(w[i * E + j], i == j ? 1.0f : 0.0f, "%s, seed %llu: att.w[%zu][%zu] = %g", what,
+                         (unsigned long long)seed, i, j, (double)w[i * E + j]);
+    size_t nonzero = 0;
+    for (size_t i = 0; i < 3 * E * E; i++) nonzero += gw[i] != 0.0f;
+    cr_assert_gt(nonzero, 3 * E * E / 2, "%s, seed %llu: the GRU's weights are not random", what,
+                 (unsigned long long)seed);
+}
+
+Test(dien, init_starts_the_attention_at_the_identity)
+{
+    for (uint64_t seed = 1; seed <= 3; seed++) {
+        dien_config cfg;
+        dien_config_default(&cfg, 50, 7);
+        cfg.base.d_item = 6;
+        cfg.base.d_cat = 4;
+        dien *m;
+        cr_assert_eq(dien_new(&m, &cfg, 4, 5), 0);
+        dien_init(m, seed);
+        check_identity(dien_params(m), 10, seed, "DIEN");
+        dien_free(m);
+
+        sim_config sc;
+        sim_config_default(&sc, 50, 7, SIM_GSU_HARD, 0);
+        sc.branch = SIM_BRANCH_DIEN;
+        sim *s;
+        cr_assert_eq(sim_new(&s, &sc, 4, 5, 3), 0);
+        sim_init(s, seed);
+        check_identity(sim_params(s), sc.base.d_item + sc.base.d_cat, seed, "SIM's DIEN branch");
+        sim_free(s);
+    }
 }
