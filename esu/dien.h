@@ -14,7 +14,7 @@
  *   interest evolution: h'_T = AUGRU(h, a), the state after the last valid step
  *   pool = sum_{t < len} e_t
  *   logit = head([e_a, h'_T, pool, e_a * pool]);  loss = BCE + alpha_aux * L_aux (alpha_aux = 1)
- * Parameters: emb.*, dien.gru.{w (3E, E), u (3E, E), b (3E)}, dien.att.w (E, E),
+ * Parameters: emb.*, dien.gru.{w (3E, E), u (3E, E), b (3E)}, dien.att.w (E, E; starts as I),
  * dien.augru.{w, u, b}, mlp.* (head, input 4E).
  */
 #ifndef LSIM_DIEN_H
